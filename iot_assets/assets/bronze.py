@@ -1,0 +1,215 @@
+"""Bronze: every raw record parsed against an explicit schema; what fails goes to quarantine.
+
+`raw records = bronze rows + quarantine rows` holds for every batch hour: a record either
+becomes a typed reading whose event time lies in its batch hour, or a quarantine row that keeps
+its text (up to 8 KiB) and says why.
+"""
+
+
+import pandera.pyspark as pa
+import pyspark.sql.types as T
+from dagster import AssetExecutionContext, AssetOut, BackfillPolicy, MaterializeResult, multi_asset
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from iot_assets import reasons
+from iot_assets.partitions import hourly_partitions
+from iot_assets.resources.io_managers import RawObject
+from iot_assets.resources.lakehouse import DeltaLakehouse, count_by
+from iot_assets.resources.spark import SparkResource
+from iot_assets.schemas import conform, struct_type, table_schema
+
+NUMERIC_FIELDS = ("temperature", "humidity", "pressure", "vibration", "battery_level", "signal_strength")
+REQUIRED_FIELDS = ("device_id", "timestamp", *NUMERIC_FIELDS, "status")
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+MAX_RECORD_BYTES = 64 * 1024
+KEPT_PAYLOAD_CHARS = 8 * 1024
+
+# One line of a raw batch object, as the raw IO manager writes it: the record exactly as it
+# arrived, plus where it came from.
+ENVELOPE = T.StructType([
+    T.StructField("batch_hour", T.StringType()),
+    T.StructField("record_index", T.LongType()),
+    T.StructField("payload", T.StringType()),
+    T.StructField("payload_b64", T.StringType()),      # set instead of payload when not UTF-8
+    T.StructField("source", T.StringType()),
+    T.StructField("kinesis_shard_id", T.StringType()),
+    T.StructField("kinesis_sequence_number", T.StringType()),
+    T.StructField("kinesis_partition_key", T.StringType()),
+    T.StructField("kinesis_arrival_time", T.StringType()),
+])
+
+# Every field is read as text, so a wrong type yields a precise reason instead of a null.
+_PAYLOAD_TEXT = T.StructType([T.StructField(f, T.StringType()) for f in REQUIRED_FIELDS]
+                             + [T.StructField("_corrupt_record", T.StringType())])
+_EXTRA = T.MapType(T.StringType(), T.StringType())
+
+
+class BronzeReading(pa.DataFrameModel):
+    """A reading that parsed: typed, with a valid device id and an event time in its batch hour."""
+
+    device_id: T.StringType() = pa.Field(nullable=False, str_matches=DEVICE_ID_PATTERN)
+    event_time: T.TimestampType() = pa.Field(nullable=False)
+    temperature: T.DoubleType() = pa.Field(nullable=False, description="degrees Celsius")
+    humidity: T.DoubleType() = pa.Field(nullable=False, description="percent relative humidity")
+    pressure: T.DoubleType() = pa.Field(nullable=False, description="bar")
+    vibration: T.DoubleType() = pa.Field(nullable=False, description="mm/s RMS")
+    battery_level: T.DoubleType() = pa.Field(nullable=False, description="percent")
+    signal_strength: T.DoubleType() = pa.Field(nullable=False, description="dBm")
+    status: T.StringType() = pa.Field(nullable=False)
+    extra_fields: T.StringType() = pa.Field(nullable=True, description="unexpected fields (schema drift), as JSON")
+    source: T.StringType() = pa.Field(nullable=False, isin=["simulator", "kinesis", "s3_landing"])
+    source_object: T.StringType() = pa.Field(nullable=False, description="raw batch object it was read from")
+    record_index: T.LongType() = pa.Field(nullable=False, ge=0, description="position in the raw batch")
+    kinesis_shard_id: T.StringType() = pa.Field(nullable=True)
+    kinesis_sequence_number: T.StringType() = pa.Field(nullable=True)
+    kinesis_partition_key: T.StringType() = pa.Field(nullable=True)
+    kinesis_arrival_time: T.TimestampType() = pa.Field(nullable=True)
+    ingest_time: T.TimestampType() = pa.Field(nullable=False)
+    event_hour: T.TimestampType() = pa.Field(nullable=False, description="partition: event time truncated to the hour")
+
+
+class QuarantinedRecord(pa.DataFrameModel):
+    """A raw record that did not parse, with the reason and its text."""
+
+    batch_hour: T.TimestampType() = pa.Field(nullable=False, description="partition: the raw batch's hour")
+    reason: T.StringType() = pa.Field(nullable=False, isin=list(reasons.QUARANTINE_REASONS))
+    reason_detail: T.StringType() = pa.Field(nullable=True)
+    payload: T.StringType() = pa.Field(nullable=True, description=f"record text, first {KEPT_PAYLOAD_CHARS} characters")
+    payload_bytes: T.LongType() = pa.Field(nullable=False, ge=0)
+    source: T.StringType() = pa.Field(nullable=False)
+    source_object: T.StringType() = pa.Field(nullable=False)
+    record_index: T.LongType() = pa.Field(nullable=False, ge=0)
+    kinesis_shard_id: T.StringType() = pa.Field(nullable=True)
+    kinesis_sequence_number: T.StringType() = pa.Field(nullable=True)
+    kinesis_partition_key: T.StringType() = pa.Field(nullable=True)
+    ingest_time: T.TimestampType() = pa.Field(nullable=False)
+
+
+def _first(conds: list[tuple[Column, str]]) -> Column:
+    """The label of the first true condition, else null."""
+    out = F.lit(None).cast("string")
+    for cond, label in reversed(conds):
+        out = F.when(cond, F.lit(label)).otherwise(out)
+    return out
+
+
+def _parse_timestamp(text: Column) -> Column:
+    """ISO-8601 (any offset; none means UTC) or epoch seconds / milliseconds; null otherwise."""
+    digits = text.rlike(r"^\d{10}(\d{3})?$")
+    return (F.when(digits & (F.length(text) == 13), F.timestamp_millis(text.cast("bigint")))
+            .when(digits, F.timestamp_seconds(text.cast("bigint")))
+            .otherwise(F.expr("try_cast(ts_text as timestamp)")))
+
+
+def parse_raw(envelopes: DataFrame) -> DataFrame:
+    """Parse raw envelopes into typed columns plus `reason`/`reason_detail` (null when valid).
+
+    Needs the envelope columns and `source_object`.
+    """
+    parsed = F.from_json("payload", _PAYLOAD_TEXT, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"})
+    df = (envelopes
+          .withColumn("payload_bytes", F.coalesce(F.octet_length("payload"), F.length("payload_b64") * 3 / 4).cast("long"))
+          .withColumn("p", parsed)
+          .withColumn("batch_hour", F.to_timestamp("batch_hour")))
+    typed = {f: F.expr(f"try_cast(p.{f} as double)") for f in NUMERIC_FIELDS}
+    df = df.withColumn("ts_text", F.trim(F.col("p.timestamp")))
+    df = df.select(
+        "*",
+        *[typed[f].alias(f"_{f}") for f in NUMERIC_FIELDS],
+        _parse_timestamp(F.col("ts_text")).alias("_event_time"),
+    )
+    is_object = F.col("payload").rlike(r"^\s*\{")
+    other_json_value = F.col("payload").rlike(r'^\s*(\[|"|-?\d|true|false|null)')
+    missing = F.concat_ws(",", *[F.when(F.col(f"p.{f}").isNull(), F.lit(f)) for f in REQUIRED_FIELDS])
+    bad_type = F.concat_ws(",", *[
+        F.when(F.col(f"_{f}").isNull() | F.isnan(F.col(f"_{f}")) | (F.abs(F.col(f"_{f}")) == float("inf")),
+               F.concat(F.lit(f + "="), F.substring(F.col(f"p.{f}"), 1, 40)))
+        for f in NUMERIC_FIELDS])
+    hour_of_event = F.date_trunc("hour", F.col("_event_time"))
+    reason = _first([
+        (F.col("payload_b64").isNotNull(), reasons.NOT_UTF8),
+        (F.col("payload_bytes") > MAX_RECORD_BYTES, reasons.RECORD_TOO_LARGE),
+        (~is_object & other_json_value, reasons.NOT_AN_OBJECT),
+        (F.col("payload").isNull() | ~is_object | F.col("p").isNull() | F.col("p._corrupt_record").isNotNull(),
+         reasons.MALFORMED_JSON),
+        (missing != "", reasons.MISSING_FIELD),
+        (bad_type != "", reasons.INVALID_TYPE),
+        (~F.col("p.device_id").rlike(DEVICE_ID_PATTERN), reasons.INVALID_DEVICE_ID),
+        (F.col("_event_time").isNull(), reasons.INVALID_TIMESTAMP),
+        (hour_of_event < F.col("batch_hour"), reasons.LATE_EVENT),
+        (hour_of_event > F.col("batch_hour"), reasons.FUTURE_EVENT),
+    ])
+    detail = (F.when(reason == reasons.MISSING_FIELD, missing)
+              .when(reason == reasons.INVALID_TYPE, bad_type)
+              .when(reason == reasons.INVALID_DEVICE_ID, F.substring(F.col("p.device_id"), 1, 80))
+              .when(reason.isin(reasons.INVALID_TIMESTAMP, reasons.LATE_EVENT, reasons.FUTURE_EVENT),
+                    F.concat(F.lit("timestamp="), F.substring("ts_text", 1, 60)))
+              .when(reason == reasons.RECORD_TOO_LARGE, F.concat(F.lit("bytes="), F.col("payload_bytes").cast("string"))))
+    known = F.array(*[F.lit(f) for f in REQUIRED_FIELDS])
+    extra = F.map_filter(F.from_json("payload", _EXTRA), lambda k, v: ~F.array_contains(known, k))
+    return df.select(
+        "*",
+        reason.alias("reason"),
+        detail.alias("reason_detail"),
+        F.when(F.size(extra) > 0, F.to_json(extra)).alias("extra_fields"),
+        F.current_timestamp().alias("ingest_time"),
+    )
+
+
+def split_bronze(parsed: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(valid readings, quarantined records), each conformed to its layer schema."""
+    good = (parsed.where(F.col("reason").isNull())
+            .select(F.col("p.device_id").alias("device_id"), F.col("_event_time").alias("event_time"),
+                    *[F.col(f"_{f}").alias(f) for f in NUMERIC_FIELDS],
+                    F.lower(F.trim(F.col("p.status"))).alias("status"),
+                    "extra_fields", "source", "source_object", "record_index", "kinesis_shard_id",
+                    "kinesis_sequence_number", "kinesis_partition_key",
+                    F.to_timestamp("kinesis_arrival_time").alias("kinesis_arrival_time"), "ingest_time")
+            .withColumn("event_hour", F.date_trunc("hour", "event_time")))
+    bad = (parsed.where(F.col("reason").isNotNull())
+           .withColumn("payload", F.substring(F.coalesce("payload", "payload_b64"), 1, KEPT_PAYLOAD_CHARS)))
+    return conform(good, BronzeReading), conform(bad, QuarantinedRecord)
+
+
+def read_raw(spark, objects: list[RawObject]) -> DataFrame:
+    """The envelopes of the given raw objects, read with the explicit envelope schema."""
+    uris = [o.uri for o in objects]
+    if not uris:
+        return spark.createDataFrame([], ENVELOPE).withColumn("source_object", F.lit(None).cast("string"))
+    return (spark.read.schema(ENVELOPE).option("mode", "FAILFAST").json(uris)
+            .withColumn("source_object", F.col("_metadata.file_path")))
+
+
+@multi_asset(
+    outs={
+        "bronze_sensor_readings": AssetOut(
+            description="Readings parsed from raw batches with an explicit schema, with their ingestion "
+                        "metadata (source object, ingest time, Kinesis shard, sequence number and key).",
+            metadata={"dagster/column_schema": table_schema(BronzeReading)},
+            kinds={"spark", "delta", "s3"}, group_name="bronze", is_required=True),
+        "bronze_quarantine": AssetOut(
+            description="Raw records that could not become readings, each with a reason and its text.",
+            metadata={"dagster/column_schema": table_schema(QuarantinedRecord)},
+            kinds={"spark", "delta", "s3"}, group_name="bronze", is_required=True),
+    },
+    partitions_def=hourly_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+)
+def bronze(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse,
+           raw_sensor_batches: list[RawObject]):
+    """Parse the hour's raw batch into bronze readings and quarantined records."""
+    window = context.partition_time_window
+    parsed = parse_raw(read_raw(spark.session, raw_sensor_batches)).persist()
+    try:
+        good, bad = split_bronze(parsed)
+        written = lake.write_window(good, "bronze_sensor_readings", "event_hour", window)
+        quarantined = lake.write_window(bad, "bronze_quarantine", "batch_hour", window)
+        reasons_count = count_by(bad, "reason")
+    finally:
+        parsed.unpersist()
+    raw_records = sum(o.records for o in raw_sensor_batches)
+    yield MaterializeResult(asset_key="bronze_sensor_readings", metadata={
+        **written.metadata(), "raw_records": raw_records})
+    yield MaterializeResult(asset_key="bronze_quarantine", metadata={
+        **quarantined.metadata(), "rows_by_reason": reasons_count, "raw_records": raw_records})

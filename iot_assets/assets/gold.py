@@ -1,0 +1,119 @@
+"""Gold: per-device aggregates by hour, by 10-minute window, and by day."""
+
+
+import pandera.pyspark as pa
+import pyspark.sql.types as T
+from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from iot_assets.partitions import daily_partitions, hourly_partitions
+from iot_assets.resources.lakehouse import DeltaLakehouse
+from iot_assets.resources.spark import SparkResource
+from iot_assets.schemas import conform, table_schema
+
+STAT_METRICS = ("temperature", "humidity", "pressure", "vibration", "battery_level", "signal_strength")
+WINDOW_METRICS = ("temperature", "humidity", "pressure", "vibration")
+_D = T.DoubleType()
+
+
+def _stat_fields(prefixes: tuple[str, ...], metrics: tuple[str, ...]) -> dict:
+    return {f"{p}_{m}": _D for m in metrics for p in prefixes}
+
+
+def _model(name: str, doc: str, fields: dict[str, T.DataType], nullable: set[str] = frozenset()) -> type:
+    """A pandera model from a field list, for tables whose columns are generated per metric."""
+    annotations = dict(fields)
+    attrs = {k: pa.Field(nullable=k in nullable) for k in fields}
+    return type(name, (pa.DataFrameModel,), {"__annotations__": annotations, "__doc__": doc, **attrs})
+
+
+_stats = _stat_fields(("avg", "min", "max", "stddev"), STAT_METRICS)
+DeviceHourlyStats = _model("DeviceHourlyStats", "Per device and hour: count and avg/min/max/stddev of each metric.", {
+    "device_id": T.StringType(), "event_hour": T.TimestampType(), "site": T.StringType(),
+    "reading_count": T.LongType(), **_stats,
+}, nullable={k for k in _stats if k.startswith("stddev_")})
+
+_window_stats = _stat_fields(("avg", "min", "max"), WINDOW_METRICS)
+SensorAggregates10Min = _model("SensorAggregates10Min", "Per device and 10-minute window.", {
+    "device_id": T.StringType(), "window_start": T.TimestampType(), "window_end": T.TimestampType(),
+    "device_name": T.StringType(), "record_count": T.LongType(), **_window_stats,
+    "min_battery_level": _D, "high_vibration_count": T.LongType(), "event_hour": T.TimestampType(),
+})
+
+DailyDeviceSummary = _model("DailyDeviceSummary", "Per device and day.", {
+    "device_id": T.StringType(), "event_date": T.DateType(), "device_name": T.StringType(),
+    "site": T.StringType(), "reading_count": T.LongType(), "hours_reporting": T.LongType(),
+    "daily_avg_temperature": _D, "daily_min_temperature": _D, "daily_max_temperature": _D,
+    "daily_avg_humidity": _D, "daily_avg_pressure": _D, "daily_max_vibration": _D,
+    "high_vibration_count": T.LongType(), "daily_min_battery": _D,
+})
+
+
+def hourly_stats(silver: DataFrame) -> DataFrame:
+    aggs = [F.count("*").alias("reading_count"), F.first("site").alias("site")]
+    for m in STAT_METRICS:
+        aggs += [F.avg(m).alias(f"avg_{m}"), F.min(m).alias(f"min_{m}"), F.max(m).alias(f"max_{m}"),
+                 F.stddev_samp(m).alias(f"stddev_{m}")]
+    return conform(silver.groupBy("device_id", "event_hour").agg(*aggs), DeviceHourlyStats)
+
+
+def ten_minute_aggregates(silver: DataFrame) -> DataFrame:
+    aggs = [F.count("*").alias("record_count"), F.first("device_name").alias("device_name"),
+            F.min("battery_level").alias("min_battery_level"),
+            F.sum(F.when(F.col("vibration_category") == "High", 1).otherwise(0)).alias("high_vibration_count")]
+    for m in WINDOW_METRICS:
+        aggs += [F.avg(m).alias(f"avg_{m}"), F.min(m).alias(f"min_{m}"), F.max(m).alias(f"max_{m}")]
+    out = (silver.groupBy("device_id", F.window("event_time", "10 minutes").alias("w")).agg(*aggs)
+           .withColumn("window_start", F.col("w.start")).withColumn("window_end", F.col("w.end"))
+           .withColumn("event_hour", F.date_trunc("hour", "window_start")))
+    return conform(out, SensorAggregates10Min)
+
+
+def daily_summary(silver: DataFrame) -> DataFrame:
+    out = (silver.withColumn("event_date", F.to_date("event_time"))
+           .groupBy("device_id", "event_date")
+           .agg(F.first("device_name").alias("device_name"), F.first("site").alias("site"),
+                F.count("*").alias("reading_count"), F.countDistinct("event_hour").alias("hours_reporting"),
+                F.avg("temperature").alias("daily_avg_temperature"), F.min("temperature").alias("daily_min_temperature"),
+                F.max("temperature").alias("daily_max_temperature"), F.avg("humidity").alias("daily_avg_humidity"),
+                F.avg("pressure").alias("daily_avg_pressure"), F.max("vibration").alias("daily_max_vibration"),
+                F.sum(F.when(F.col("vibration_category") == "High", 1).otherwise(0)).alias("high_vibration_count"),
+                F.min("battery_level").alias("daily_min_battery")))
+    return conform(out, DailyDeviceSummary)
+
+
+def _silver_window(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse) -> DataFrame:
+    w = context.partition_time_window
+    return lake.read_window(spark.session, "silver_sensor_readings", "event_hour", w.start, w.end)
+
+
+_GOLD = dict(group_name="gold", kinds={"spark", "delta", "s3"}, backfill_policy=BackfillPolicy.single_run())
+
+
+@asset(partitions_def=hourly_partitions, deps=[AssetDep("silver_sensor_readings")],
+       metadata={"dagster/column_schema": table_schema(DeviceHourlyStats)}, **_GOLD)
+def device_hourly_stats(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse) -> MaterializeResult:
+    """Per device and hour: reading count, and average, minimum, maximum and standard deviation of each metric."""
+    out = hourly_stats(_silver_window(context, spark, lake))
+    return MaterializeResult(metadata=lake.write_window(out, "device_hourly_stats", "event_hour",
+                                                        context.partition_time_window).metadata())
+
+
+@asset(partitions_def=hourly_partitions, deps=[AssetDep("silver_sensor_readings")],
+       metadata={"dagster/column_schema": table_schema(SensorAggregates10Min)}, **_GOLD)
+def sensor_aggregates_10min(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse) -> MaterializeResult:
+    """Per device and 10-minute window (`window_start`, `window_end`): counts and avg/min/max of each metric."""
+    out = ten_minute_aggregates(_silver_window(context, spark, lake))
+    return MaterializeResult(metadata=lake.write_window(out, "sensor_aggregates_10min", "event_hour",
+                                                        context.partition_time_window).metadata())
+
+
+@asset(partitions_def=daily_partitions, deps=[AssetDep("silver_sensor_readings")],
+       metadata={"dagster/column_schema": table_schema(DailyDeviceSummary)}, **_GOLD)
+def daily_device_summary(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse) -> MaterializeResult:
+    """Per device and day, from the day's 24 hourly silver partitions: averages, extremes, high-vibration count, lowest battery."""
+    w = context.partition_time_window
+    out = daily_summary(_silver_window(context, spark, lake))
+    written = lake.write_window(out, "daily_device_summary", "event_date", w)
+    return MaterializeResult(metadata=written.metadata())

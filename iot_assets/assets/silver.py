@@ -1,0 +1,171 @@
+"""Silver: readings that are fit for analysis, enriched with device metadata.
+
+A bronze reading is rejected, with its reason, when a value is physically impossible, its status
+is not a known one, its device is not in the registry, or it repeats an earlier reading of the
+same device and event time. `bronze rows = silver rows + rejected rows` for every hour.
+"""
+
+
+from datetime import timedelta
+
+import pandera.pyspark as pa
+import pyspark.sql.types as T
+from dagster import AssetDep, AssetExecutionContext, AssetOut, BackfillPolicy, MaterializeResult, multi_asset
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from iot_assets import reasons
+from iot_assets.partitions import HOUR, hourly_partitions
+from iot_assets.resources.lakehouse import DeltaLakehouse, count_by
+from iot_assets.resources.spark import SparkResource
+from iot_assets.schemas import conform, table_schema
+
+ROLLING_METRICS = ("temperature", "humidity", "pressure", "vibration")
+ROLLING_WINDOW = timedelta(minutes=5)
+VALID_STATUSES = ("normal", "warning", "error", "maintenance")
+# Physically possible ranges; a value outside is a broken sensor or payload, not an anomaly.
+PHYSICAL_RANGES = {
+    "temperature": (-60.0, 250.0),
+    "humidity": (0.0, 100.0),
+    "pressure": (0.0, 50.0),
+    "vibration": (0.0, 100.0),
+    "battery_level": (0.0, 100.0),
+    "signal_strength": (-150.0, 0.0),
+}
+# ISO 10816-style velocity bands (mm/s RMS): below 1.8 Low, below 4.5 Medium, else High.
+VIBRATION_BANDS = (1.8, 4.5)
+
+
+def _range_field(name: str, desc: str) -> object:
+    lo, hi = PHYSICAL_RANGES[name]
+    return pa.Field(nullable=False, ge=lo, le=hi, description=desc)
+
+
+class SilverReading(pa.DataFrameModel):
+    """A clean, unique, enriched reading."""
+
+    device_id: T.StringType() = pa.Field(nullable=False)
+    event_time: T.TimestampType() = pa.Field(nullable=False)
+    device_name: T.StringType() = pa.Field(nullable=False)
+    site: T.StringType() = pa.Field(nullable=False)
+    device_type: T.StringType() = pa.Field(nullable=False)
+    latitude: T.DoubleType() = pa.Field(nullable=False)
+    longitude: T.DoubleType() = pa.Field(nullable=False)
+    temperature: T.DoubleType() = _range_field("temperature", "degrees Celsius")
+    humidity: T.DoubleType() = _range_field("humidity", "percent relative humidity")
+    pressure: T.DoubleType() = _range_field("pressure", "bar")
+    vibration: T.DoubleType() = _range_field("vibration", "mm/s RMS")
+    battery_level: T.DoubleType() = _range_field("battery_level", "percent")
+    signal_strength: T.DoubleType() = _range_field("signal_strength", "dBm")
+    status: T.StringType() = pa.Field(nullable=False, isin=list(VALID_STATUSES))
+    temperature_avg_5min: T.DoubleType() = pa.Field(nullable=False, description="trailing 5-minute mean")
+    humidity_avg_5min: T.DoubleType() = pa.Field(nullable=False, description="trailing 5-minute mean")
+    pressure_avg_5min: T.DoubleType() = pa.Field(nullable=False, description="trailing 5-minute mean")
+    vibration_avg_5min: T.DoubleType() = pa.Field(nullable=False, description="trailing 5-minute mean")
+    vibration_category: T.StringType() = pa.Field(nullable=False, isin=["Low", "Medium", "High"])
+    source_object: T.StringType() = pa.Field(nullable=False)
+    record_index: T.LongType() = pa.Field(nullable=False)
+    kinesis_sequence_number: T.StringType() = pa.Field(nullable=True)
+    event_hour: T.TimestampType() = pa.Field(nullable=False, description="partition")
+
+
+class RejectedReading(pa.DataFrameModel):
+    """A bronze reading kept out of silver, with the reason."""
+
+    event_hour: T.TimestampType() = pa.Field(nullable=False, description="partition")
+    reason: T.StringType() = pa.Field(nullable=False, isin=list(reasons.SILVER_REASONS))
+    reason_detail: T.StringType() = pa.Field(nullable=True)
+    device_id: T.StringType() = pa.Field(nullable=False)
+    event_time: T.TimestampType() = pa.Field(nullable=False)
+    temperature: T.DoubleType() = pa.Field(nullable=True)
+    humidity: T.DoubleType() = pa.Field(nullable=True)
+    pressure: T.DoubleType() = pa.Field(nullable=True)
+    vibration: T.DoubleType() = pa.Field(nullable=True)
+    battery_level: T.DoubleType() = pa.Field(nullable=True)
+    signal_strength: T.DoubleType() = pa.Field(nullable=True)
+    status: T.StringType() = pa.Field(nullable=True)
+    source_object: T.StringType() = pa.Field(nullable=False)
+    record_index: T.LongType() = pa.Field(nullable=False)
+
+
+def classify(bronze: DataFrame, registry: DataFrame) -> DataFrame:
+    """Bronze readings with `reason`/`reason_detail` (null when fit for silver) and device metadata."""
+    out_of_range = F.concat_ws(",", *[
+        F.when((F.col(f) < lo) | (F.col(f) > hi), F.concat(F.lit(f + "="), F.col(f).cast("string")))
+        for f, (lo, hi) in PHYSICAL_RANGES.items()])
+    df = (bronze.join(F.broadcast(registry), "device_id", "left")
+          .withColumn("_known", F.col("device_name").isNotNull())
+          .withColumn("_ranges", out_of_range)
+          .withColumn("_status_ok", F.col("status").isin(*VALID_STATUSES)))
+    df = df.withColumn("_eligible", (F.col("_ranges") == "") & F.col("_status_ok") & F.col("_known"))
+    # Of several fit readings of one device at one instant, the first received is kept.
+    df = df.withColumn("_rank", F.row_number().over(
+        Window.partitionBy("device_id", "event_time", "_eligible").orderBy("source_object", "record_index")))
+    reason = (F.when(F.col("_ranges") != "", F.lit(reasons.OUT_OF_RANGE))
+              .when(~F.col("_status_ok"), F.lit(reasons.INVALID_STATUS))
+              .when(~F.col("_known"), F.lit(reasons.UNKNOWN_DEVICE))
+              .when(F.col("_rank") > 1, F.lit(reasons.DUPLICATE)))
+    detail = (F.when(F.col("_ranges") != "", F.col("_ranges"))
+              .when(~F.col("_status_ok"), F.concat(F.lit("status="), F.substring("status", 1, 40))))
+    return df.withColumn("reason", reason).withColumn("reason_detail", detail)
+
+
+def enrich(valid: DataFrame) -> DataFrame:
+    """Add trailing 5-minute averages per device and metric, and the vibration category."""
+    millis = F.unix_millis("event_time")
+    # (t - 5 min, t]: the readings of the five minutes up to and including this one.
+    trailing = Window.partitionBy("device_id").orderBy(millis).rangeBetween(
+        -int(ROLLING_WINDOW.total_seconds() * 1000) + 1, 0)
+    low, high = VIBRATION_BANDS
+    out = valid
+    for m in ROLLING_METRICS:
+        out = out.withColumn(f"{m}_avg_5min", F.avg(m).over(trailing))
+    return out.withColumn(
+        "vibration_category",
+        F.when(F.col("vibration") < low, "Low").when(F.col("vibration") < high, "Medium").otherwise("High"))
+
+
+def to_silver(bronze_with_context: DataFrame, registry: DataFrame, start, end) -> tuple[DataFrame, DataFrame]:
+    """(silver, rejected) for event hours in [start, end).
+
+    `bronze_with_context` may also hold the five minutes before `start`; those rows only seed
+    the rolling averages and are not emitted.
+    """
+    classified = classify(bronze_with_context, registry)
+    in_window = (F.col("event_time") >= F.lit(start)) & (F.col("event_time") < F.lit(end))
+    silver = enrich(classified.where(F.col("reason").isNull())).where(in_window)
+    rejected = classified.where(F.col("reason").isNotNull() & in_window)
+    return conform(silver, SilverReading), conform(rejected, RejectedReading)
+
+
+@multi_asset(
+    outs={
+        "silver_sensor_readings": AssetOut(
+            description="Clean, deduplicated readings enriched with device metadata, trailing 5-minute "
+                        "averages and a vibration category.",
+            metadata={"dagster/column_schema": table_schema(SilverReading)},
+            kinds={"spark", "delta", "s3"}, group_name="silver"),
+        "silver_rejected_readings": AssetOut(
+            description="Bronze readings kept out of silver (impossible value, unknown status or device, "
+                        "duplicate), each with its reason.",
+            metadata={"dagster/column_schema": table_schema(RejectedReading)},
+            kinds={"spark", "delta", "s3"}, group_name="silver"),
+    },
+    deps=[AssetDep("bronze_sensor_readings"), AssetDep("device_registry")],
+    partitions_def=hourly_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+)
+def silver(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse):
+    """Clean, deduplicate and enrich the hour's bronze readings."""
+    window = context.partition_time_window
+    session = spark.session
+    bronze = (lake.read_window(session, "bronze_sensor_readings", "event_hour", window.start - HOUR, window.end)
+              .where(F.col("event_time") >= F.lit(window.start - ROLLING_WINDOW)))
+    registry = lake.read(session, "device_registry")
+    classified_silver, rejected = to_silver(bronze, registry, window.start, window.end)
+    written = lake.write_window(classified_silver, "silver_sensor_readings", "event_hour", window)
+    dropped = lake.write_window(rejected, "silver_rejected_readings", "event_hour", window)
+    yield MaterializeResult(asset_key="silver_sensor_readings", metadata=written.metadata())
+    yield MaterializeResult(asset_key="silver_rejected_readings", metadata={
+        **dropped.metadata(), "rows_by_reason": count_by(lake.read_window(
+            session, "silver_rejected_readings", "event_hour", window.start, window.end), "reason")})

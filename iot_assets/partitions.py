@@ -1,0 +1,60 @@
+"""Partitions, and the one place that spells partition keys, hour bounds and S3 layouts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from dagster import (
+    DailyPartitionsDefinition,
+    HourlyPartitionsDefinition,
+    TimeWindow,
+    TimeWindowPartitionMapping,
+)
+
+from iot_assets import settings
+
+HOUR = timedelta(hours=1)
+START = settings.get("IOT_PARTITIONS_START")
+
+hourly_partitions = HourlyPartitionsDefinition(start_date=START, timezone="UTC")
+daily_partitions = DailyPartitionsDefinition(start_date=START[:10], timezone="UTC")
+
+# A KMeans model for hour H is trained on the 24 hours before H; scoring H uses it.
+TRAILING_DAY = TimeWindowPartitionMapping(start_offset=-24, end_offset=-1)
+
+
+def hour_key(hour: datetime) -> str:
+    """Dagster partition key of the hour starting at `hour` (UTC)."""
+    return hour.astimezone(timezone.utc).strftime("%Y-%m-%d-%H:%M")
+
+
+def parse_hour_key(key: str) -> datetime:
+    return datetime.strptime(key, "%Y-%m-%d-%H:%M").replace(tzinfo=timezone.utc)
+
+
+def hours_in(window: TimeWindow) -> list[datetime]:
+    """Every hour start in a time window, in order."""
+    start = window.start.astimezone(timezone.utc)
+    end = window.end.astimezone(timezone.utc)
+    out = []
+    while start < end:
+        out.append(start)
+        start += HOUR
+    return out
+
+
+def raw_key(prefix: str, hour: datetime) -> str:
+    """S3 key of an hour's raw batch. Built only from a validated prefix and a datetime."""
+    h = hour.astimezone(timezone.utc)
+    return f"{settings.validate_prefix(prefix)}/dt={h:%Y-%m-%d}/hour={h:%H}/batch.jsonl.gz"
+
+
+def last_complete_hours(n: int, now: datetime | None = None) -> list[datetime]:
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    current = now.replace(minute=0, second=0, microsecond=0)
+    return [current - HOUR * i for i in range(n, 0, -1)]
+
+
+def spark_ts(moment: datetime) -> str:
+    """A UTC datetime as a Spark SQL timestamp literal (the session time zone is UTC)."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,27 @@
+"""Why a record left the main path: the reason codes of bronze quarantine and silver drops.
+
+One vocabulary for the transforms that assign reasons, the simulator that predicts them, and
+the checks and tests that reconcile them.
+"""
+
+# bronze_quarantine: the record never became a typed reading.
+MALFORMED_JSON = "malformed_json"
+NOT_AN_OBJECT = "not_a_json_object"
+MISSING_FIELD = "missing_field"           # detail names the field
+INVALID_TYPE = "invalid_type"             # detail names the field and value
+INVALID_DEVICE_ID = "invalid_device_id"
+INVALID_TIMESTAMP = "invalid_timestamp"
+LATE_EVENT = "late_event"                 # event hour before the batch's hour, past the lateness
+FUTURE_EVENT = "future_event"             # event hour after the batch's hour
+RECORD_TOO_LARGE = "record_too_large"
+NOT_UTF8 = "not_utf8"
+
+# silver_rejected_readings: a typed reading that is not fit for analysis.
+OUT_OF_RANGE = "out_of_range"             # detail names the field and value
+INVALID_STATUS = "invalid_status"
+DUPLICATE = "duplicate"
+UNKNOWN_DEVICE = "unknown_device"
+
+QUARANTINE_REASONS = (MALFORMED_JSON, NOT_AN_OBJECT, MISSING_FIELD, INVALID_TYPE, INVALID_DEVICE_ID,
+                      INVALID_TIMESTAMP, LATE_EVENT, FUTURE_EVENT, RECORD_TOO_LARGE, NOT_UTF8)
+SILVER_REASONS = (OUT_OF_RANGE, INVALID_STATUS, DUPLICATE, UNKNOWN_DEVICE)

@@ -1,0 +1,132 @@
+"""The raw IO manager: an hour's batch goes to S3 as gzip JSON lines (and, when simulated, to Kinesis).
+
+Each line is an envelope around one record exactly as it arrived (`payload`, or `payload_b64`
+when it is not UTF-8) with its batch hour, position and Kinesis coordinates. Downstream assets
+receive the S3 locations, never the data itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from botocore.exceptions import ClientError
+from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
+
+from iot_assets import settings
+from iot_assets.partitions import hour_key, parse_hour_key, raw_key
+from iot_assets.resources.aws import AwsResource
+from iot_assets.resources.kinesis import put_all
+
+
+@dataclass
+class RawBatch:
+    """One hour of records as they arrived, with the Kinesis coordinates of each when known."""
+
+    hour: datetime
+    source: str                                   # simulator | kinesis | s3_landing
+    payloads: list[bytes]
+    partition_keys: list[str]
+    kinesis: list[tuple[str, str, str]] | None = None   # (shard, sequence, arrival ISO) per record
+    publish: bool = False                         # publish to Kinesis before backing up to S3
+    ground_truth: list[dict] | None = None        # simulator labels, kept beside the raw data
+    extra_metadata: dict = field(default_factory=dict)
+
+
+@dataclass
+class RawBatches:
+    """The batches of a partition range, produced one hour at a time to bound memory."""
+
+    hours: list[datetime]
+    produce: Callable[[datetime], RawBatch]
+
+    def __iter__(self) -> Iterable[RawBatch]:
+        return (self.produce(h) for h in self.hours)
+
+
+@dataclass(frozen=True)
+class RawObject:
+    """Where an hour's raw batch lives, and how many records it holds."""
+
+    hour: datetime
+    uri: str          # s3a:// for Spark
+    key: str
+    records: int
+
+
+def envelope_lines(batch: RawBatch) -> bytes:
+    hour = batch.hour.astimezone(timezone.utc).isoformat()
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
+        for i, (data, key) in enumerate(zip(batch.payloads, batch.partition_keys)):
+            try:
+                payload, b64 = data.decode("utf-8"), None
+            except UnicodeDecodeError:
+                payload, b64 = None, base64.b64encode(data).decode()
+            shard = seq = arrival = None
+            if batch.kinesis:
+                shard, seq, arrival = batch.kinesis[i]
+            gz.write(json.dumps({
+                "batch_hour": hour, "record_index": i, "payload": payload, "payload_b64": b64,
+                "source": batch.source, "kinesis_shard_id": shard, "kinesis_sequence_number": seq,
+                "kinesis_partition_key": key if batch.kinesis else None, "kinesis_arrival_time": arrival,
+            }, separators=(",", ":")).encode() + b"\n")
+    return buf.getvalue()
+
+
+class S3KinesisRawIOManager(ConfigurableIOManager):
+    """Stores raw batches under `s3://<bucket>/<prefix>/dt=YYYY-MM-DD/hour=HH/`; loads their locations."""
+
+    aws: AwsResource
+    bucket: str = "iot-lakehouse"
+    prefix: str = "raw"
+    truth_prefix: str = "simulator/ground_truth"
+    stream: str = "iot-sensor-readings"
+
+    def handle_output(self, context: OutputContext, obj: RawBatches) -> None:
+        s3 = self.aws.s3
+        per_hour, total, resent = {}, 0, 0
+        for batch in obj:
+            if batch.publish:
+                published, n = put_all(self.aws.kinesis, settings.validate_stream(self.stream),
+                                       batch.payloads, batch.partition_keys)
+                resent += n
+                now = datetime.now(timezone.utc).isoformat()
+                batch.kinesis = [(p.shard_id, p.sequence_number, now) for p in published]
+            key = raw_key(self.prefix, batch.hour)
+            s3.put_object(Bucket=settings.validate_bucket(self.bucket), Key=key, Body=envelope_lines(batch),
+                          ContentType="application/x-ndjson", ContentEncoding="gzip",
+                          Metadata={"records": str(len(batch.payloads)), "source": batch.source})
+            if batch.ground_truth is not None:
+                s3.put_object(Bucket=self.bucket, Key=raw_key(self.truth_prefix, batch.hour).replace("batch.", "labels."),
+                              Body=gzip.compress(json.dumps(batch.ground_truth).encode(), mtime=0))
+            per_hour[hour_key(batch.hour)] = len(batch.payloads)
+            total += len(batch.payloads)
+        context.add_output_metadata({
+            "dagster/row_count": total,
+            "records_per_hour": per_hour,
+            "dagster/uri": MetadataValue.path(f"s3://{self.bucket}/{self.prefix}/"),
+            "kinesis_records_resent": resent,
+        })
+
+    def load_input(self, context: InputContext) -> list[RawObject]:
+        keys = context.asset_partition_keys if context.has_asset_partitions else []
+        s3 = self.aws.s3
+        out = []
+        for pk in keys:
+            hour = parse_hour_key(pk)
+            key = raw_key(self.prefix, hour)
+            try:
+                head = s3.head_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                raise FileNotFoundError(
+                    f"raw batch for partition {pk} is missing at s3://{self.bucket}/{key}; "
+                    "materialise raw_sensor_batches for it first") from exc
+            out.append(RawObject(hour=hour, uri=f"s3a://{self.bucket}/{key}", key=key,
+                                 records=int(head["Metadata"].get("records", -1))))
+        return out

@@ -1,0 +1,122 @@
+"""The Spark resource: one SparkSession per run process, with Delta and s3a configured.
+
+Runs use the in-process executor, so every step of a run shares this session and its JVM.
+The master is a setting (`local[*]` by default); nothing else changes for a cluster.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import PrivateAttr
+from pyspark.sql import SparkSession
+
+from iot_assets import settings
+
+# Versions pinned together: Delta for Spark 4.2 (Scala 2.13), and hadoop-aws matching the Hadoop
+# 3.5.0 client that pyspark 4.2.0 ships, with the AWS SDK v2 bundle and analytics accelerator
+# versions that hadoop-aws 3.5.0 declares (hadoop-project 3.5.0: aws-java-sdk-v2 2.35.4,
+# analyticsaccelerator-s3 1.3.1).
+# The Python package is delta-spark 4.4.1, but its jar delta-spark_4.2_2.13:4.4.1 is not on Maven
+# Central (404; the newest published build for Spark 4.2 is 4.4.0). 4.4.x share one protocol and
+# Python API, so the 4.4.0 jar serves; bump this when 4.4.1 is published.
+DELTA_JAR_VERSION = "4.4.0"
+SPARK_PACKAGES = (
+    f"io.delta:delta-spark_4.2_2.13:{DELTA_JAR_VERSION}",
+    "org.apache.hadoop:hadoop-aws:3.5.0",
+    "software.amazon.awssdk:bundle:2.35.4",
+    "software.amazon.s3.analyticsaccelerator:analyticsaccelerator-s3:1.3.1",
+)
+
+_lock = threading.Lock()
+
+
+def spark_conf(master: str, endpoint: str | None, region: str, shuffle_partitions: int,
+               driver_memory: str, extra_packages: str = "") -> dict[str, str]:
+    """The full Spark configuration; a pure function so tests and deployments can read it."""
+    packages = list(SPARK_PACKAGES) + [p.strip() for p in extra_packages.split(",") if p.strip()]
+    conf = {
+        "spark.master": master,
+        "spark.app.name": "iot_assets",
+        "spark.jars.packages": ",".join(packages),
+        "spark.driver.memory": driver_memory,
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(shuffle_partitions),
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.adaptive.coalescePartitions.enabled": "true",
+        "spark.sql.adaptive.skewJoin.enabled": "true",
+        # Delta replays its log with this many tasks; its default (50) makes every snapshot of a
+        # small table a 50-task job, four times slower here (measured: count 4.8 s -> 1.2 s).
+        "spark.databricks.delta.snapshotPartitions": "2",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.ui.enabled": "false",
+        "spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        "spark.hadoop.fs.s3a.endpoint.region": region,
+        "spark.hadoop.fs.s3a.fast.upload": "true",
+        "spark.hadoop.fs.s3a.attempts.maximum": "3",
+        "spark.hadoop.fs.s3a.retry.limit": "3",
+        "spark.hadoop.fs.s3a.connection.timeout": "30s",
+        "spark.hadoop.fs.s3a.connection.establish.timeout": "15s",
+        "spark.delta.logStore.s3a.impl": "io.delta.storage.S3SingleDriverLogStore",
+    }
+    if endpoint:
+        local = endpoint.startswith("http://")
+        conf.update({
+            "spark.hadoop.fs.s3a.endpoint": endpoint,
+            "spark.hadoop.fs.s3a.path.style.access": "true",
+            "spark.hadoop.fs.s3a.connection.ssl.enabled": "false" if local else "true",
+            # Emulators accept any key; the chain below still prefers real credentials if set.
+            "spark.hadoop.fs.s3a.aws.credentials.provider": (
+                "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider,"
+                "software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider"
+            ),
+        })
+    return conf
+
+
+class SparkResource(ConfigurableResource):
+    """A SparkSession with Delta Lake and s3a, created once per process on first use."""
+
+    master: str = "local[*]"
+    endpoint_url: str = settings.LOCAL_ENDPOINT
+    region: str = "us-east-1"
+    shuffle_partitions: int = 8
+    driver_memory: str = "2g"
+    extra_packages: str = ""
+
+    _session: SparkSession | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._session = None
+
+    @property
+    def session(self) -> SparkSession:
+        if self._session is None:
+            self._session = get_or_create_session(
+                spark_conf(self.master, settings.endpoint_url(self.endpoint_url), self.region,
+                           self.shuffle_partitions, self.driver_memory, self.extra_packages)
+            )
+        return self._session
+
+
+def get_or_create_session(conf: dict[str, str]) -> SparkSession:
+    """Return the process's SparkSession, starting it with `conf` if none is running."""
+    from iot_assets.resources.aws import local_credentials
+
+    with _lock:
+        active = SparkSession.getActiveSession()
+        if active is not None:
+            return active
+        builder = SparkSession.builder
+        for key, value in conf.items():
+            builder = builder.config(key, value)
+        creds = local_credentials() if "spark.hadoop.fs.s3a.endpoint" in conf else None
+        if creds:
+            builder = builder.config("spark.hadoop.fs.s3a.access.key", creds[0])
+            builder = builder.config("spark.hadoop.fs.s3a.secret.key", creds[1])
+        session = builder.getOrCreate()
+        session.sparkContext.setLogLevel("WARN")
+        return session

@@ -1,0 +1,99 @@
+"""Every setting of iot_assets: its environment variable, its default, and what it means.
+
+The defaults serve the embedded local stack (moto on 127.0.0.1:4566, Spark `local[*]`), so a
+fresh clone runs with no configuration at all. Resources receive these values as Dagster
+`EnvVar`s when the variable is set, so the UI shows where a value came from and secrets never
+land in run config. The README's settings table is checked against this list by a test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from dagster import EnvVar
+
+LOCAL_ENDPOINT = "http://127.0.0.1:4566"
+# Values of IOT_AWS_ENDPOINT_URL that mean "use real AWS and its standard credential chain".
+REAL_AWS_VALUES = ("", "aws")
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    default: str
+    doc: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("IOT_AWS_ENDPOINT_URL", LOCAL_ENDPOINT,
+            "AWS endpoint for S3, Kinesis, SNS and CloudWatch. `aws` (or empty) means real AWS "
+            "with the standard credential chain."),
+    Setting("IOT_AWS_REGION", "us-east-1", "AWS region."),
+    Setting("IOT_BUCKET", "iot-lakehouse", "S3 bucket holding raw batches and all Delta tables."),
+    Setting("IOT_LAKE_PREFIX", "lake", "Key prefix under which the Delta tables live."),
+    Setting("IOT_KINESIS_STREAM", "iot-sensor-readings", "Kinesis stream the fleet publishes to."),
+    Setting("IOT_KINESIS_SHARDS", "2", "Shard count used when `iot-assets local-aws` creates the stream."),
+    Setting("IOT_RAW_SOURCE", "simulator",
+            "Where `raw_sensor_batches` gets an hour's records: `simulator` or `kinesis`."),
+    Setting("IOT_ALLOWED_LATENESS_MINUTES", "10",
+            "Records arriving this long after their hour still land in their event hour."),
+    Setting("IOT_DEVICE_COUNT", "50", "Number of simulated devices."),
+    Setting("IOT_READINGS_PER_HOUR", "60", "Readings each simulated device sends per hour."),
+    Setting("IOT_SIMULATOR_SEED", "7", "Seed of the fleet simulator; same seed, same data."),
+    Setting("IOT_PARTITIONS_START", "2026-11-01-00:00", "First hourly partition (UTC), `YYYY-MM-DD-HH:MM`."),
+    Setting("IOT_SPARK_MASTER", "local[*]", "Spark master URL: `local[*]`, `spark://host:7077`, `yarn`, ..."),
+    Setting("IOT_SPARK_SHUFFLE_PARTITIONS", "8", "`spark.sql.shuffle.partitions` (AQE coalesces further)."),
+    Setting("IOT_SPARK_DRIVER_MEMORY", "2g", "`spark.driver.memory` when Spark starts in this process."),
+    Setting("IOT_SPARK_PACKAGES_EXTRA", "", "Extra Maven coordinates appended to `spark.jars.packages`."),
+    Setting("IOT_DELTA_MAX_RECORDS_PER_FILE", "1000000", "Cap on rows per Delta data file."),
+)
+_BY_NAME = {s.env: s for s in SETTINGS}
+
+
+def get(env: str) -> str:
+    """The setting's value from the environment, or its documented default."""
+    return os.environ.get(env, _BY_NAME[env].default)
+
+
+def dagster_value(env: str) -> str | EnvVar:
+    """For a resource field: an `EnvVar` when the variable is set, else the documented default."""
+    return EnvVar(env) if env in os.environ else _BY_NAME[env].default
+
+
+def endpoint_url(value: str | None = None) -> str | None:
+    """The validated endpoint URL, or None for real AWS."""
+    value = (get("IOT_AWS_ENDPOINT_URL") if value is None else value).strip()
+    if value.lower() in REAL_AWS_VALUES:
+        return None
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path not in ("", "/"):
+        raise ValueError(
+            f"IOT_AWS_ENDPOINT_URL must be an http(s) URL with a host and no path, or 'aws'; got {value!r}"
+        )
+    return value.rstrip("/")
+
+
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+_STREAM_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+
+
+def validate_bucket(name: str) -> str:
+    if not _BUCKET_RE.match(name) or ".." in name:
+        raise ValueError(f"not a valid S3 bucket name: {name!r}")
+    return name
+
+
+def validate_prefix(prefix: str) -> str:
+    if not _PREFIX_RE.match(prefix):
+        raise ValueError(f"S3 prefix must be slash-separated [A-Za-z0-9_-] segments: {prefix!r}")
+    return prefix
+
+
+def validate_stream(name: str) -> str:
+    if not _STREAM_RE.match(name):
+        raise ValueError(f"not a valid Kinesis stream name: {name!r}")
+    return name
