@@ -31,6 +31,20 @@ def cmd_local_aws(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_jars(args: argparse.Namespace) -> int:
+    """Start Spark once so the Delta and s3a jars land in the Ivy cache."""
+    import time
+
+    from iot_assets.resources.spark import SPARK_PACKAGES, get_or_create_session, spark_conf
+
+    began = time.monotonic()
+    session = get_or_create_session(spark_conf("local[1]", None, "us-east-1", 1, "512m"))
+    session.range(1).count()
+    session.stop()
+    print(f"Spark jars ready ({', '.join(SPARK_PACKAGES)}) in {time.monotonic() - began:.1f} s")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from iot_assets.demo import run_demo
 
@@ -42,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("local-aws", help="run the local AWS endpoint (moto) on 127.0.0.1 in the foreground") \
         .set_defaults(func=cmd_local_aws)
+    sub.add_parser("jars", help="download the Spark jars into the Ivy cache (first run only)").set_defaults(func=cmd_jars)
     demo = sub.add_parser("demo", help="materialise the last complete hours end to end and print row counts")
     demo.add_argument("--hours", type=int, default=3)
     demo.set_defaults(func=cmd_demo)

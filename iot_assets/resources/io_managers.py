@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import io
 import json
 from collections.abc import Callable, Iterable
@@ -35,6 +36,13 @@ class RawBatch:
     kinesis: list[tuple[str, str, str]] | None = None   # (shard, sequence, arrival ISO) per record
     publish: bool = False                         # publish to Kinesis before backing up to S3
     ground_truth: list[dict] | None = None        # simulator labels, kept beside the raw data
+
+    def checksum(self) -> str:
+        digest = hashlib.sha256()
+        for p in self.payloads:
+            digest.update(len(p).to_bytes(8, "big"))
+            digest.update(p)
+        return digest.hexdigest()
     extra_metadata: dict = field(default_factory=dict)
 
 
@@ -88,29 +96,46 @@ class S3KinesisRawIOManager(ConfigurableIOManager):
     truth_prefix: str = "simulator/ground_truth"
     stream: str = "iot-sensor-readings"
 
+    def _stored_checksum(self, key: str) -> str | None:
+        try:
+            return self.aws.s3.head_object(Bucket=self.bucket, Key=key)["Metadata"].get("checksum")
+        except ClientError:
+            return None
+
     def handle_output(self, context: OutputContext, obj: RawBatches) -> None:
+        """Back up each hour's batch to S3 (publishing simulated ones to Kinesis first).
+
+        An hour whose stored batch has the same records is left as it is: re-materialising does
+        not publish the records again, so the stream sees each record once and bronze keeps the
+        same Kinesis coordinates.
+        """
         s3 = self.aws.s3
-        per_hour, total, resent = {}, 0, 0
+        bucket = settings.validate_bucket(self.bucket)
+        per_hour, unchanged, resent = {}, [], 0
         for batch in obj:
+            key = raw_key(self.prefix, batch.hour)
+            checksum = batch.checksum()
+            per_hour[hour_key(batch.hour)] = len(batch.payloads)
+            if self._stored_checksum(key) == checksum:
+                unchanged.append(hour_key(batch.hour))
+                continue
             if batch.publish:
                 published, n = put_all(self.aws.kinesis, settings.validate_stream(self.stream),
                                        batch.payloads, batch.partition_keys)
                 resent += n
                 now = datetime.now(timezone.utc).isoformat()
                 batch.kinesis = [(p.shard_id, p.sequence_number, now) for p in published]
-            key = raw_key(self.prefix, batch.hour)
-            s3.put_object(Bucket=settings.validate_bucket(self.bucket), Key=key, Body=envelope_lines(batch),
-                          ContentType="application/x-ndjson", ContentEncoding="gzip",
-                          Metadata={"records": str(len(batch.payloads)), "source": batch.source})
             if batch.ground_truth is not None:
-                s3.put_object(Bucket=self.bucket, Key=raw_key(self.truth_prefix, batch.hour).replace("batch.", "labels."),
+                s3.put_object(Bucket=bucket, Key=raw_key(self.truth_prefix, batch.hour).replace("batch.", "labels."),
                               Body=gzip.compress(json.dumps(batch.ground_truth).encode(), mtime=0))
-            per_hour[hour_key(batch.hour)] = len(batch.payloads)
-            total += len(batch.payloads)
+            s3.put_object(Bucket=bucket, Key=key, Body=envelope_lines(batch),
+                          ContentType="application/x-ndjson", ContentEncoding="gzip",
+                          Metadata={"records": str(len(batch.payloads)), "source": batch.source, "checksum": checksum})
         context.add_output_metadata({
-            "dagster/row_count": total,
+            "dagster/row_count": sum(per_hour.values()),
             "records_per_hour": per_hour,
-            "dagster/uri": MetadataValue.path(f"s3://{self.bucket}/{self.prefix}/"),
+            "hours_unchanged": unchanged,
+            "dagster/uri": MetadataValue.path(f"s3://{bucket}/{self.prefix}/"),
             "kinesis_records_resent": resent,
         })
 

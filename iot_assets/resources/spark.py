@@ -29,6 +29,22 @@ SPARK_PACKAGES = (
     "software.amazon.s3.analyticsaccelerator:analyticsaccelerator-s3:1.3.1",
 )
 
+# Transitive dependencies of the packages above that pyspark already ships in a newer version
+# (Hadoop 3.5.0 client, Parquet, Jackson, logging, codecs). Leaving them out keeps one copy of
+# each class on the classpath and takes a session start from ~21 s to ~15 s here.
+SPARK_EXCLUDES = (
+    "org.apache.hadoop:hadoop-client-api", "org.apache.hadoop:hadoop-client-runtime",
+    "org.apache.parquet:parquet-column", "org.apache.parquet:parquet-common",
+    "org.apache.parquet:parquet-encoding", "org.apache.parquet:parquet-format-structures",
+    "org.apache.parquet:parquet-hadoop", "org.apache.parquet:parquet-jackson",
+    "com.fasterxml.jackson.core:jackson-annotations", "com.fasterxml.jackson.core:jackson-core",
+    "com.fasterxml.jackson.core:jackson-databind", "com.fasterxml.jackson.datatype:jackson-datatype-jdk8",
+    "org.apache.logging.log4j:log4j-api", "org.apache.logging.log4j:log4j-core",
+    "org.apache.logging.log4j:log4j-slf4j2-impl", "org.slf4j:slf4j-api",
+    "org.xerial.snappy:snappy-java", "com.github.luben:zstd-jni", "io.airlift:aircompressor",
+    "org.roaringbitmap:RoaringBitmap", "org.roaringbitmap:shims", "commons-logging:commons-logging",
+)
+
 _lock = threading.Lock()
 
 
@@ -40,6 +56,7 @@ def spark_conf(master: str, endpoint: str | None, region: str, shuffle_partition
         "spark.master": master,
         "spark.app.name": "iot_assets",
         "spark.jars.packages": ",".join(packages),
+        "spark.jars.excludes": ",".join(SPARK_EXCLUDES),
         "spark.driver.memory": driver_memory,
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",

@@ -1,0 +1,44 @@
+# iot_assets: `make dev` runs the product, `make test` runs the tests. Both set themselves up.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: install jars dev test test-unit demo local-aws ui clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@rm -f $(VENV)/.installed-* && touch $@
+
+# Resolve the Spark jars into the Ivy cache once (later starts reuse it).
+jars: install
+	$(BIN)/iot-assets jars
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	@mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $@
+
+# Local AWS (moto) + Dagster UI on http://127.0.0.1:3000.
+dev: jars $(DAGSTER_HOME)/dagster.yaml
+	scripts/dev.sh
+
+test: jars
+	$(BIN)/python -m pytest
+
+test-unit: install
+	$(BIN)/python -m pytest -m "not e2e"
+
+# Headless: start local AWS if none runs, materialise the last 3 complete hours, print row counts.
+demo: jars
+	$(BIN)/iot-assets demo --hours 3
+
+local-aws: install
+	$(BIN)/iot-assets local-aws
+
+clean:
+	rm -rf $(VENV) .dagster_home .dev
