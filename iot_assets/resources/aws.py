@@ -25,9 +25,8 @@ def is_local(endpoint: str | None) -> bool:
     return bool(endpoint) and urlparse(endpoint).hostname in _LOOPBACK
 
 
-def local_credentials(endpoint: str | None = None) -> tuple[str, str] | None:
+def local_credentials(endpoint: str | None) -> tuple[str, str] | None:
     """Placeholder credentials for a loopback emulator, or None to use the standard chain."""
-    endpoint = settings.endpoint_url() if endpoint is None else endpoint
     return (PLACEHOLDER_KEY, PLACEHOLDER_KEY) if is_local(endpoint) else None
 
 

@@ -130,7 +130,7 @@ def get_or_create_session(conf: dict[str, str]) -> SparkSession:
         builder = SparkSession.builder
         for key, value in conf.items():
             builder = builder.config(key, value)
-        creds = local_credentials() if "spark.hadoop.fs.s3a.endpoint" in conf else None
+        creds = local_credentials(conf.get("spark.hadoop.fs.s3a.endpoint"))
         if creds:
             builder = builder.config("spark.hadoop.fs.s3a.access.key", creds[0])
             builder = builder.config("spark.hadoop.fs.s3a.secret.key", creds[1])

@@ -1,0 +1,63 @@
+"""Silver transforms on small hand-made frames with known answers."""
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from iot_assets import reasons
+from iot_assets.assets.bronze import BronzeReading
+from iot_assets.assets.registry import DeviceRecord
+from iot_assets.assets.silver import to_silver
+from iot_assets.schemas import struct_type
+
+T0 = datetime(2026, 11, 21, 10, 0, 0)
+
+
+def bronze_row(i, dev="dev-0001", minute=0.0, temperature=50.0, status="normal", vibration=1.0, humidity=40.0):
+    t = T0 + timedelta(minutes=minute)
+    return (dev, t, temperature, humidity, 2.0, vibration, 80.0, -60.0, status, None, "simulator", "s3a://b/raw",
+            i, None, None, None, None, t, t.replace(minute=0, second=0, microsecond=0))
+
+
+@pytest.fixture(scope="module")
+def registry(spark):
+    return spark.createDataFrame([("dev-0001", "pump-1", "plant", "pump", 50.0, 5.0),
+                                  ("dev-0002", "pump-2", "plant", "pump", 50.0, 5.0)], struct_type(DeviceRecord))
+
+
+def run(spark, registry, rows):
+    df = spark.createDataFrame(rows, struct_type(BronzeReading))
+    silver, rejected = to_silver(df, registry, T0, T0 + timedelta(hours=1))
+    return silver.orderBy("device_id", "event_time").collect(), rejected.orderBy("record_index").collect()
+
+
+def test_rejections_have_reasons(spark, registry):
+    rows = [bronze_row(0), bronze_row(1, minute=1, humidity=140.0), bronze_row(2, minute=2, status="bogus"),
+            bronze_row(3, dev="dev-9999", minute=3), bronze_row(4, minute=0), bronze_row(5, minute=4)]
+    silver, rejected = run(spark, registry, rows)
+    assert [(r["record_index"], r["reason"]) for r in rejected] == [
+        (1, reasons.OUT_OF_RANGE), (2, reasons.INVALID_STATUS), (3, reasons.UNKNOWN_DEVICE), (4, reasons.DUPLICATE)]
+    assert rejected[0]["reason_detail"] == "humidity=140.0"
+    assert [r["record_index"] for r in silver] == [0, 5]
+    assert len(silver) + len(rejected) == len(rows)
+
+
+def test_duplicate_of_a_rejected_reading_is_kept(spark, registry):
+    silver, rejected = run(spark, registry, [bronze_row(0, status="bogus"), bronze_row(1)])
+    assert [r["record_index"] for r in silver] == [1] and rejected[0]["reason"] == reasons.INVALID_STATUS
+
+
+def test_rolling_average_and_vibration_category(spark, registry):
+    rows = [bronze_row(i, minute=m, temperature=t, vibration=v)
+            for i, (m, t, v) in enumerate([(0, 10.0, 1.0), (2, 20.0, 2.0), (4, 30.0, 5.0), (7, 40.0, 1.7)])]
+    silver, _ = run(spark, registry, rows)
+    assert [r["temperature_avg_5min"] for r in silver] == [10.0, 15.0, 20.0, 35.0]
+    assert [r["vibration_category"] for r in silver] == ["Low", "Medium", "High", "Low"]
+    assert silver[0]["device_name"] == "pump-1" and silver[0]["site"] == "plant"
+
+
+def test_previous_hour_tail_seeds_rolling_but_is_not_emitted(spark, registry):
+    rows = [bronze_row(0, minute=-2, temperature=10.0), bronze_row(1, minute=1, temperature=30.0)]
+    silver, rejected = run(spark, registry, rows)
+    assert [r["record_index"] for r in silver] == [1] and not rejected
+    assert silver[0]["temperature_avg_5min"] == 20.0
