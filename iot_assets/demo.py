@@ -20,20 +20,21 @@ LAYER_TABLES = (
 
 
 def materialize_hours(first: datetime, last: datetime, instance: DagsterInstance | None = None,
-                      resources: dict | None = None, include_registry: bool = True):
+                      resources: dict | None = None, include_registry: bool = True, selection=None,
+                      run_config: dict | None = None):
     """One run over the hour range [first, last], following the assets' single-run backfill policy."""
     from iot_assets.definitions import defs
     from iot_assets.jobs import HOURLY_PIPELINE
 
     graph = defs.get_repository_def().asset_graph
-    keys = HOURLY_PIPELINE.resolve(graph)
+    keys = (selection or HOURLY_PIPELINE).resolve(graph)
     assets = [defs.get_assets_def(k) for k in keys]
     if include_registry:
         materialize([defs.get_assets_def("device_registry")], instance=instance,
                     resources=resources or defs.resources, run_config=QUIET)
     return materialize(
         list({id(a): a for a in assets}.values()), instance=instance, resources=resources or defs.resources,
-        run_config=QUIET,
+        run_config={**QUIET, **(run_config or {})},
         tags={"dagster/asset_partition_range_start": hour_key(first),
               "dagster/asset_partition_range_end": hour_key(last)},
     )

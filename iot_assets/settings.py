@@ -43,11 +43,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("IOT_DEVICE_COUNT", "50", "Number of simulated devices."),
     Setting("IOT_READINGS_PER_HOUR", "60", "Readings each simulated device sends per hour."),
     Setting("IOT_SIMULATOR_SEED", "7", "Seed of the fleet simulator; same seed, same data."),
+    Setting("IOT_SIMULATOR_ANOMALY_RATE", "0.04", "Chance that a simulated device-hour carries one injected anomaly."),
+    Setting("IOT_SIMULATOR_MALFORMED_RATE", "0.01", "Share of simulated readings replaced by a malformed record."),
     Setting("IOT_PARTITIONS_START", "2026-11-01-00:00", "First hourly partition (UTC), `YYYY-MM-DD-HH:MM`."),
     Setting("IOT_SPARK_MASTER", "local[*]", "Spark master URL: `local[*]`, `spark://host:7077`, `yarn`, ..."),
     Setting("IOT_SPARK_SHUFFLE_PARTITIONS", "8", "`spark.sql.shuffle.partitions` (AQE coalesces further)."),
     Setting("IOT_SPARK_DRIVER_MEMORY", "2g", "`spark.driver.memory` when Spark starts in this process."),
+    Setting("IOT_SPARK_PYTHON", "",
+            "Python for Spark's Python workers (`spark.pyspark.python`); empty means this process's interpreter. "
+            "On a cluster, a Python with this project's dependencies on every worker."),
     Setting("IOT_SPARK_PACKAGES_EXTRA", "", "Extra Maven coordinates appended to `spark.jars.packages`."),
+    Setting("IOT_THRESHOLD_RULES", "",
+            "JSON list of `{\"metric\", \"op\": \">\"|\"<\", \"limit\"}` replacing the default threshold rules."),
+    Setting("IOT_ZSCORE_LIMIT", "3.0", "z-score limit, in standard deviations of the trailing 24-hour baseline."),
+    Setting("IOT_KMEANS_K", "3", "Clusters per device model."),
+    Setting("IOT_KMEANS_DISTANCE_PERCENTILE", "99.5",
+            "Percentile of a device's training distances that, times the margin, sets its threshold."),
+    Setting("IOT_KMEANS_THRESHOLD_MARGIN", "1.5", "Multiplier on that percentile."),
     Setting("IOT_DELTA_MAX_RECORDS_PER_FILE", "1000000", "Cap on rows per Delta data file."),
 )
 _BY_NAME = {s.env: s for s in SETTINGS}

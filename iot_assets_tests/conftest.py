@@ -27,6 +27,7 @@ os.environ.update({
     "IOT_DEVICE_COUNT": "12",
     "IOT_READINGS_PER_HOUR": "30",
     "IOT_SPARK_SHUFFLE_PARTITIONS": "4",
+    "IOT_SIMULATOR_ANOMALY_RATE": "0.25",
 })
 
 

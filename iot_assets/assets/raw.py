@@ -20,12 +20,15 @@ class RawSource(ConfigurableResource):
     device_count: int = 50
     readings_per_hour: int = 60
     seed: int = 7
+    anomaly_rate: float = 0.04
+    malformed_rate: float = 0.01
     allowed_lateness_minutes: int = 10
     stream: str = "iot-sensor-readings"
 
     @property
     def fleet(self) -> FleetConfig:
-        return FleetConfig(device_count=self.device_count, readings_per_hour=self.readings_per_hour, seed=self.seed)
+        return FleetConfig(device_count=self.device_count, readings_per_hour=self.readings_per_hour, seed=self.seed,
+                           anomaly_rate=self.anomaly_rate, malformed_rate=self.malformed_rate)
 
     @property
     def lateness(self) -> timedelta:

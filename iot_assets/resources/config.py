@@ -1,9 +1,13 @@
 """Resources for the current environment, built from settings (EnvVar when set, else defaults)."""
 
+import json
+
 from iot_assets.settings import dagster_value as v
 
 
 def build_resources() -> dict:
+    from iot_assets.assets.anomalies import DEFAULT_RULES, ThresholdRule, ThresholdRules
+    from iot_assets.assets.models import AnomalyModelConfig
     from iot_assets.assets.raw import RawSource
     from iot_assets.resources.aws import AwsResource
     from iot_assets.resources.io_managers import S3KinesisRawIOManager
@@ -11,20 +15,30 @@ def build_resources() -> dict:
     from iot_assets.resources.spark import SparkResource
 
     aws = AwsResource(endpoint_url=v("IOT_AWS_ENDPOINT_URL"), region=v("IOT_AWS_REGION"))
+    rules_json = v_plain("IOT_THRESHOLD_RULES").strip()
+    rules = [ThresholdRule(**r) for r in (json.loads(rules_json) if rules_json else DEFAULT_RULES)]
     return {
         "aws": aws,
         "spark": SparkResource(
             master=v("IOT_SPARK_MASTER"), endpoint_url=v("IOT_AWS_ENDPOINT_URL"), region=v("IOT_AWS_REGION"),
             shuffle_partitions=int(v_plain("IOT_SPARK_SHUFFLE_PARTITIONS")),
-            driver_memory=v("IOT_SPARK_DRIVER_MEMORY"), extra_packages=v("IOT_SPARK_PACKAGES_EXTRA")),
+            driver_memory=v("IOT_SPARK_DRIVER_MEMORY"), extra_packages=v("IOT_SPARK_PACKAGES_EXTRA"),
+            python=v("IOT_SPARK_PYTHON")),
         "lake": DeltaLakehouse(bucket=v("IOT_BUCKET"), prefix=v("IOT_LAKE_PREFIX"),
                                max_records_per_file=int(v_plain("IOT_DELTA_MAX_RECORDS_PER_FILE"))),
         "raw_io_manager": S3KinesisRawIOManager(aws=aws, bucket=v("IOT_BUCKET"), stream=v("IOT_KINESIS_STREAM")),
         "raw_source": RawSource(
             source=v("IOT_RAW_SOURCE"), device_count=int(v_plain("IOT_DEVICE_COUNT")),
             readings_per_hour=int(v_plain("IOT_READINGS_PER_HOUR")), seed=int(v_plain("IOT_SIMULATOR_SEED")),
+            anomaly_rate=float(v_plain("IOT_SIMULATOR_ANOMALY_RATE")),
+            malformed_rate=float(v_plain("IOT_SIMULATOR_MALFORMED_RATE")),
             allowed_lateness_minutes=int(v_plain("IOT_ALLOWED_LATENESS_MINUTES")),
             stream=v("IOT_KINESIS_STREAM")),
+        "threshold_rules": ThresholdRules(rules=rules),
+        "anomaly_config": AnomalyModelConfig(
+            k=int(v_plain("IOT_KMEANS_K")), zscore_limit=float(v_plain("IOT_ZSCORE_LIMIT")),
+            distance_percentile=float(v_plain("IOT_KMEANS_DISTANCE_PERCENTILE")),
+            threshold_margin=float(v_plain("IOT_KMEANS_THRESHOLD_MARGIN"))),
     }
 
 

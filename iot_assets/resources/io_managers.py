@@ -102,40 +102,46 @@ class S3KinesisRawIOManager(ConfigurableIOManager):
         except ClientError:
             return None
 
-    def handle_output(self, context: OutputContext, obj: RawBatches) -> None:
-        """Back up each hour's batch to S3 (publishing simulated ones to Kinesis first).
+    def store(self, batch: RawBatch) -> tuple[bool, int]:
+        """Back up one hour's batch to S3, publishing simulated ones to Kinesis first.
 
         An hour whose stored batch has the same records is left as it is: re-materialising does
         not publish the records again, so the stream sees each record once and bronze keeps the
-        same Kinesis coordinates.
+        same Kinesis coordinates. Returns (stored, records resent to Kinesis).
         """
-        s3 = self.aws.s3
         bucket = settings.validate_bucket(self.bucket)
+        key = raw_key(self.prefix, batch.hour)
+        checksum = batch.checksum()
+        if self._stored_checksum(key) == checksum:
+            return False, 0
+        resent = 0
+        if batch.publish:
+            published, resent = put_all(self.aws.kinesis, settings.validate_stream(self.stream),
+                                        batch.payloads, batch.partition_keys)
+            now = datetime.now(timezone.utc).isoformat()
+            batch.kinesis = [(p.shard_id, p.sequence_number, now) for p in published]
+        if batch.ground_truth is not None:
+            self.aws.s3.put_object(Bucket=bucket, Key=raw_key(self.truth_prefix, batch.hour).replace("batch.", "labels."),
+                                   Body=gzip.compress(json.dumps(batch.ground_truth).encode(), mtime=0))
+        self.aws.s3.put_object(Bucket=bucket, Key=key, Body=envelope_lines(batch),
+                               ContentType="application/x-ndjson", ContentEncoding="gzip",
+                               Metadata={"records": str(len(batch.payloads)), "source": batch.source,
+                                         "checksum": checksum})
+        return True, resent
+
+    def handle_output(self, context: OutputContext, obj: RawBatches) -> None:
         per_hour, unchanged, resent = {}, [], 0
         for batch in obj:
-            key = raw_key(self.prefix, batch.hour)
-            checksum = batch.checksum()
             per_hour[hour_key(batch.hour)] = len(batch.payloads)
-            if self._stored_checksum(key) == checksum:
+            stored, n = self.store(batch)
+            resent += n
+            if not stored:
                 unchanged.append(hour_key(batch.hour))
-                continue
-            if batch.publish:
-                published, n = put_all(self.aws.kinesis, settings.validate_stream(self.stream),
-                                       batch.payloads, batch.partition_keys)
-                resent += n
-                now = datetime.now(timezone.utc).isoformat()
-                batch.kinesis = [(p.shard_id, p.sequence_number, now) for p in published]
-            if batch.ground_truth is not None:
-                s3.put_object(Bucket=bucket, Key=raw_key(self.truth_prefix, batch.hour).replace("batch.", "labels."),
-                              Body=gzip.compress(json.dumps(batch.ground_truth).encode(), mtime=0))
-            s3.put_object(Bucket=bucket, Key=key, Body=envelope_lines(batch),
-                          ContentType="application/x-ndjson", ContentEncoding="gzip",
-                          Metadata={"records": str(len(batch.payloads)), "source": batch.source, "checksum": checksum})
         context.add_output_metadata({
             "dagster/row_count": sum(per_hour.values()),
             "records_per_hour": per_hour,
             "hours_unchanged": unchanged,
-            "dagster/uri": MetadataValue.path(f"s3://{bucket}/{self.prefix}/"),
+            "dagster/uri": MetadataValue.path(f"s3://{self.bucket}/{self.prefix}/"),
             "kinesis_records_resent": resent,
         })
 

@@ -6,6 +6,8 @@ The master is a setting (`local[*]` by default); nothing else changes for a clus
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 
 from dagster import ConfigurableResource, InitResourceContext
@@ -49,7 +51,7 @@ _lock = threading.Lock()
 
 
 def spark_conf(master: str, endpoint: str | None, region: str, shuffle_partitions: int,
-               driver_memory: str, extra_packages: str = "") -> dict[str, str]:
+               driver_memory: str, extra_packages: str = "", python: str = "") -> dict[str, str]:
     """The full Spark configuration; a pure function so tests and deployments can read it."""
     packages = list(SPARK_PACKAGES) + [p.strip() for p in extra_packages.split(",") if p.strip()]
     conf = {
@@ -58,6 +60,8 @@ def spark_conf(master: str, endpoint: str | None, region: str, shuffle_partition
         "spark.jars.packages": ",".join(packages),
         "spark.jars.excludes": ",".join(SPARK_EXCLUDES),
         "spark.driver.memory": driver_memory,
+        # Python workers (grouped model training) need this project's packages.
+        "spark.pyspark.python": python or sys.executable,
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.session.timeZone": "UTC",
@@ -103,6 +107,7 @@ class SparkResource(ConfigurableResource):
     shuffle_partitions: int = 8
     driver_memory: str = "2g"
     extra_packages: str = ""
+    python: str = ""
 
     _session: SparkSession | None = PrivateAttr(default=None)
 
@@ -114,7 +119,7 @@ class SparkResource(ConfigurableResource):
         if self._session is None:
             self._session = get_or_create_session(
                 spark_conf(self.master, settings.endpoint_url(self.endpoint_url), self.region,
-                           self.shuffle_partitions, self.driver_memory, self.extra_packages)
+                           self.shuffle_partitions, self.driver_memory, self.extra_packages, self.python)
             )
         return self._session
 
@@ -130,6 +135,8 @@ def get_or_create_session(conf: dict[str, str]) -> SparkSession:
         builder = SparkSession.builder
         for key, value in conf.items():
             builder = builder.config(key, value)
+        # PySpark reads the worker Python from the environment, not from spark.pyspark.python.
+        os.environ.setdefault("PYSPARK_PYTHON", conf["spark.pyspark.python"])
         creds = local_credentials(conf.get("spark.hadoop.fs.s3a.endpoint"))
         if creds:
             builder = builder.config("spark.hadoop.fs.s3a.access.key", creds[0])

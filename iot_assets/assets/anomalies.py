@@ -1,0 +1,247 @@
+"""The anomaly log: one row per anomalous reading, metric and method.
+
+Three methods, each configurable and versioned:
+- `threshold`: fixed limits from configuration (defaults from the seed pipelines);
+- `zscore`: |z| above 3 (by default) against the device's *trailing* 24-hour baseline from gold,
+  never the hour's own statistics, so a large anomaly cannot hide itself;
+- `kmeans`: distance to the nearest centroid of the device's model trained on the previous 24 hours.
+"""
+
+import hashlib
+import json
+
+import pandera.pyspark as pa
+import pyspark.sql.types as T
+from dagster import (
+    AssetDep,
+    AssetExecutionContext,
+    BackfillPolicy,
+    Config,
+    ConfigurableResource,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from iot_assets.assets.models import FEATURES, AnomalyModelConfig, with_features
+from iot_assets.partitions import HOUR, TRAILING_DAY, hourly_partitions, hours_in
+from iot_assets.resources.lakehouse import DeltaLakehouse
+from iot_assets.resources.spark import SparkResource
+from iot_assets.schemas import conform, table_schema
+
+METHODS = ("threshold", "zscore", "kmeans")
+SEVERITIES = ("low", "medium", "high", "critical")
+# Severity from how far past its limit a score goes, as a fraction of the limit.
+SEVERITY_BANDS = (0.25, 1.0, 3.0)
+ZSCORE_METRICS = ("temperature", "humidity", "pressure", "vibration")
+
+
+class ThresholdRule(Config):
+    metric: str
+    op: str          # ">" or "<"
+    limit: float
+
+
+# The seeds' limits: temperature above 80 °C or below 5 °C, pressure above 4 bar, vibration above
+# 4.5 mm/s, humidity above 85 %, battery below 20 %.
+DEFAULT_RULES = [
+    {"metric": "temperature", "op": ">", "limit": 80.0},
+    {"metric": "temperature", "op": "<", "limit": 5.0},
+    {"metric": "pressure", "op": ">", "limit": 4.0},
+    {"metric": "vibration", "op": ">", "limit": 4.5},
+    {"metric": "humidity", "op": ">", "limit": 85.0},
+    {"metric": "battery_level", "op": "<", "limit": 20.0},
+]
+
+
+class ThresholdRules(ConfigurableResource):
+    """Fixed limits per metric; set `IOT_THRESHOLD_RULES` to a JSON list to replace them."""
+
+    rules: list[ThresholdRule] = DEFAULT_RULES
+
+    @property
+    def parsed(self) -> list[ThresholdRule]:
+        return [r if isinstance(r, ThresholdRule) else ThresholdRule(**r) for r in self.rules]
+
+    @property
+    def version(self) -> str:
+        text = json.dumps([r.model_dump() for r in self.parsed], sort_keys=True)
+        return "rules-" + hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+class AnomalyRecord(pa.DataFrameModel):
+    """One anomalous reading, metric and method."""
+
+    device_id: T.StringType() = pa.Field(nullable=False)
+    event_time: T.TimestampType() = pa.Field(nullable=False)
+    metric: T.StringType() = pa.Field(nullable=False)
+    value: T.DoubleType() = pa.Field(nullable=True)
+    method: T.StringType() = pa.Field(nullable=False, isin=list(METHODS))
+    score: T.DoubleType() = pa.Field(nullable=False, description="value, |z|, or centroid distance")
+    limit: T.DoubleType() = pa.Field(nullable=False, description="the limit the score crossed")
+    severity: T.StringType() = pa.Field(nullable=False, isin=list(SEVERITIES))
+    model_version: T.StringType() = pa.Field(nullable=False)
+    event_hour: T.TimestampType() = pa.Field(nullable=False, description="partition")
+
+
+def severity(excess: Column) -> Column:
+    low, medium, high = SEVERITY_BANDS
+    return (F.when(excess < low, "low").when(excess < medium, "medium").when(excess < high, "high")
+            .otherwise("critical"))
+
+
+def threshold_anomalies(readings: DataFrame, rules: list[ThresholdRule], version: str) -> DataFrame:
+    parts = []
+    for r in rules:
+        crossed = F.col(r.metric) > r.limit if r.op == ">" else F.col(r.metric) < r.limit
+        excess = F.abs(F.col(r.metric) - F.lit(r.limit)) / F.lit(max(abs(r.limit), 1.0))
+        parts.append(readings.where(crossed).select(
+            "device_id", "event_time", "event_hour", F.lit(r.metric).alias("metric"), F.col(r.metric).alias("value"),
+            F.col(r.metric).alias("score"), F.lit(r.limit).alias("limit"), severity(excess).alias("severity")))
+    return _union(parts).withColumn("method", F.lit("threshold")).withColumn("model_version", F.lit(version))
+
+
+def trailing_baseline(hourly_stats: DataFrame, hours: list) -> DataFrame:
+    """Per device and target hour H, a robust baseline of each metric over the gold hours [H-24h, H).
+
+    The centre is the median of the hourly means. The spread is
+    sqrt(median within-hour variance + (1.4826 * MAD of the hourly means)^2). Medians keep a few
+    anomalous hours (a dropout to zero, a level shift) from inflating the baseline and hiding the
+    next anomaly. The hour itself never contributes to its own baseline.
+    """
+    targets = hourly_stats.sparkSession.createDataFrame([(h.replace(tzinfo=None),) for h in hours], "target timestamp")
+    rows = (hourly_stats.join(F.broadcast(targets), (F.col("event_hour") >= F.col("target") - F.expr("INTERVAL 24 HOURS"))
+                              & (F.col("event_hour") < F.col("target")))
+            .withColumnRenamed("target", "baseline_hour"))
+    keys = ["device_id", "baseline_hour"]
+    centre = rows.groupBy(*keys).agg(
+        F.sum("reading_count").alias("baseline_n"),
+        *[F.median(f"avg_{m}").alias(f"mean_{m}") for m in ZSCORE_METRICS],
+        *[F.median(F.coalesce(F.col(f"stddev_{m}"), F.lit(0.0)) ** 2).alias(f"_wvar_{m}") for m in ZSCORE_METRICS])
+    mad = rows.join(centre, keys).groupBy(*keys).agg(
+        *[F.median(F.abs(F.col(f"avg_{m}") - F.col(f"mean_{m}"))).alias(f"_mad_{m}") for m in ZSCORE_METRICS])
+    out = centre.join(mad, keys)
+    for m in ZSCORE_METRICS:
+        out = out.withColumn(f"std_{m}", F.sqrt(F.col(f"_wvar_{m}") + (1.4826 * F.col(f"_mad_{m}")) ** 2))
+    return out.select(F.col("device_id"), F.col("baseline_hour").alias("event_hour"), "baseline_n",
+                      *[c for m in ZSCORE_METRICS for c in (f"mean_{m}", f"std_{m}")])
+
+
+def zscore_anomalies(readings: DataFrame, baseline: DataFrame, limit: float, min_readings: int) -> DataFrame:
+    usable = baseline.where((F.col("baseline_n") >= min_readings))
+    joined = readings.join(F.broadcast(usable), ["device_id", "event_hour"])
+    parts = []
+    for m in ZSCORE_METRICS:
+        std = F.col(f"std_{m}")
+        z = (F.col(m) - F.col(f"mean_{m}")) / std
+        side = F.when(z > 0, F.col(f"mean_{m}") + std * limit).otherwise(F.col(f"mean_{m}") - std * limit)
+        parts.append(joined.where((std > 1e-9) & (F.abs(z) > limit)).select(
+            "device_id", "event_time", "event_hour", F.lit(m).alias("metric"), F.col(m).alias("value"),
+            F.abs(z).alias("score"), side.alias("limit"), severity(F.abs(z) / limit - 1).alias("severity")))
+    version = f"zscore-{limit:g}sigma-24h"
+    return _union(parts).withColumn("method", F.lit("zscore")).withColumn("model_version", F.lit(version))
+
+
+def kmeans_anomalies(featured: DataFrame, models: DataFrame) -> DataFrame:
+    """Score each reading against its device's model; native Spark expressions, no Python UDF."""
+    names = F.array(*[F.lit(f) for f in FEATURES])
+    trained = models.where("status = 'trained'").select(
+        "device_id", "event_hour", "centroids", "feature_means", "feature_stds", "distance_threshold", "model_version")
+    df = (featured.where(F.col("temperature_log_spread").isNotNull())
+          .join(F.broadcast(trained), ["device_id", "event_hour"])
+          .withColumn("_x", F.array(*[F.col(f) for f in FEATURES]))
+          .withColumn("_z", F.expr("transform(_x, (x, i) -> (x - feature_means[i]) / feature_stds[i])"))
+          .withColumn("_d", F.expr("transform(centroids, c -> sqrt(aggregate(zip_with(_z, c, (a, b) -> (a - b) * (a - b)), 0D, (acc, v) -> acc + v)))"))
+          .withColumn("_dist", F.array_min("_d"))
+          .where(F.col("_dist") > F.col("distance_threshold"))
+          .withColumn("_c", F.element_at("centroids", F.array_position("_d", F.col("_dist")).cast("int")))
+          .withColumn("_gap", F.expr("transform(zip_with(_z, _c, (a, b) -> abs(a - b)), v -> v)"))
+          .withColumn("_top", F.array_position("_gap", F.array_max("_gap")).cast("int")))
+    return df.select(
+        "device_id", "event_time", "event_hour",
+        F.concat(F.lit("multivariate:"), F.element_at(names, F.col("_top"))).alias("metric"),
+        F.element_at("_x", F.col("_top")).alias("value"),
+        F.col("_dist").alias("score"), F.col("distance_threshold").alias("limit"),
+        severity(F.col("_dist") / F.col("distance_threshold") - 1).alias("severity"),
+        F.lit("kmeans").alias("method"), "model_version")
+
+
+def _union(parts: list[DataFrame]) -> DataFrame:
+    out = parts[0]
+    for p in parts[1:]:
+        out = out.unionByName(p)
+    return out
+
+
+def detect(readings: DataFrame, featured: DataFrame, baseline: DataFrame, models: DataFrame,
+           rules: ThresholdRules, cfg: AnomalyModelConfig) -> DataFrame:
+    """Every method's anomalies for the readings, conformed to the anomaly log schema."""
+    found = (threshold_anomalies(readings, rules.parsed, rules.version)
+             .unionByName(zscore_anomalies(readings, baseline, cfg.zscore_limit, cfg.min_baseline_readings))
+             .unionByName(kmeans_anomalies(featured, models)))
+    return conform(found, AnomalyRecord)
+
+
+def summary(log: DataFrame, top: int = 5) -> dict:
+    """Counts by method and severity, and the most anomalous devices, as plain Python types."""
+    rows = log.groupBy("method", "severity").count().collect()
+    by_method = {m: 0 for m in METHODS}
+    by_severity = {s: 0 for s in SEVERITIES}
+    for r in rows:
+        by_method[r["method"]] += int(r["count"])
+        by_severity[r["severity"]] += int(r["count"])
+    rank = F.when(F.col("severity") == "critical", 4).when(F.col("severity") == "high", 3) \
+        .when(F.col("severity") == "medium", 2).otherwise(1)
+    devices = (log.groupBy("device_id").agg(F.count("*").alias("anomalies"), F.max(rank).alias("_r"),
+                                            F.collect_set("method").alias("methods"))
+               .orderBy(F.desc("_r"), F.desc("anomalies"), "device_id").limit(top).collect())
+    return {"by_method": by_method, "by_severity": by_severity,
+            "top_devices": [{"device_id": d["device_id"], "anomalies": int(d["anomalies"]),
+                             "max_severity": SEVERITIES[int(d["_r"]) - 1], "methods": sorted(d["methods"])}
+                            for d in devices]}
+
+
+@asset(
+    partitions_def=hourly_partitions,
+    deps=[AssetDep("silver_sensor_readings"), AssetDep("device_anomaly_models"),
+          AssetDep("device_hourly_stats", partition_mapping=TRAILING_DAY)],
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="anomalies",
+    kinds={"spark", "delta", "s3"},
+    metadata={"dagster/column_schema": table_schema(AnomalyRecord)},
+)
+def anomaly_log(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse,
+                threshold_rules: ThresholdRules, anomaly_config: AnomalyModelConfig) -> MaterializeResult:
+    """One row per anomalous reading, metric and method (threshold, z-score, KMeans), with score,
+    the limit it crossed, severity and model version. Re-materialising an hour replaces its rows.
+    """
+    w = context.partition_time_window
+    session = spark.session
+    silver = lake.read_window(session, "silver_sensor_readings", "event_hour", w.start - HOUR, w.end) \
+        .where(F.col("event_time") >= F.lit(w.start - HOUR / 6))
+    featured = with_features(silver).where(F.col("event_time") >= F.lit(w.start))
+    readings = silver.where(F.col("event_time") >= F.lit(w.start))
+    models = lake.read_window(session, "device_anomaly_models", "event_hour", w.start, w.end)
+    stats = lake.read_window(session, "device_hourly_stats", "event_hour", w.start - HOUR * 24, w.end - HOUR)
+    baseline = trailing_baseline(stats, hours_in(w)).persist()
+    log = detect(readings, featured, baseline, models, threshold_rules, anomaly_config).persist()
+    try:
+        written = lake.write_window(log, "anomaly_log", "event_hour", w)
+        info = summary(log)
+        scored = baseline.where(F.col("baseline_n") >= anomaly_config.min_baseline_readings)
+        no_baseline = sorted({r["device_id"] for r in readings.select("device_id", "event_hour").distinct()
+                              .join(scored, ["device_id", "event_hour"], "left_anti").collect()})
+    finally:
+        log.unpersist()
+        baseline.unpersist()
+    return MaterializeResult(metadata={
+        **written.metadata(),
+        "anomaly_summary": MetadataValue.json(info),
+        "anomalies_by_method": MetadataValue.json(info["by_method"]),
+        "anomalies_by_severity": MetadataValue.json(info["by_severity"]),
+        "critical_anomalies": info["by_severity"]["critical"],
+        "devices_without_zscore_baseline": MetadataValue.json(no_baseline),
+        "threshold_rules_version": threshold_rules.version,
+    })

@@ -1,0 +1,222 @@
+"""Per-device KMeans anomaly models, trained on each device's trailing 24 hours of silver.
+
+The model of hour H is trained on hours H-24 .. H-1 and scores hour H, so no reading is
+scored by a model that saw it. Training is one grouped Spark job (`applyInPandas` per device),
+not a loop of Spark jobs; each device's KMeans is a few milliseconds of numpy.
+"""
+
+import hashlib
+import json
+import time
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+import pandera.pyspark as pa
+import pyspark.sql.types as T
+from dagster import (
+    AssetDep,
+    AssetExecutionContext,
+    BackfillPolicy,
+    ConfigurableResource,
+    MaterializeResult,
+    asset,
+)
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from iot_assets.partitions import HOUR, TRAILING_DAY, hours_in, hourly_partitions
+from iot_assets.resources.aws import AwsResource
+from iot_assets.resources.lakehouse import DeltaLakehouse, count_by
+from iot_assets.resources.spark import SparkResource
+from iot_assets.schemas import conform, table_schema
+
+FEATURE_METRICS = ("temperature", "humidity", "pressure", "vibration")
+ROLLING_READINGS = 5
+# Per reading: the four metrics, and the log of each metric's spread over its last five
+# readings, which collapses when a sensor freezes (a stuck sensor reads normal values).
+FEATURES = FEATURE_METRICS + tuple(f"{m}_log_spread" for m in FEATURE_METRICS)
+TRAINING_HOURS = 24
+
+
+class AnomalyModelConfig(ConfigurableResource):
+    """KMeans and z-score settings (all also run config)."""
+
+    k: int = 3
+    min_training_rows: int = 120
+    distance_percentile: float = 99.5
+    threshold_margin: float = 1.5
+    max_iterations: int = 25
+    seed: int = 11
+    zscore_limit: float = 3.0
+    min_baseline_readings: int = 30
+
+    @property
+    def version_tag(self) -> str:
+        params = json.dumps([self.k, self.min_training_rows, self.distance_percentile, self.threshold_margin,
+                             self.max_iterations, self.seed, FEATURES])
+        return "kmeans-" + hashlib.sha1(params.encode()).hexdigest()[:8]
+
+
+class DeviceAnomalyModel(pa.DataFrameModel):
+    """One device's KMeans model for one hour, or why it has none."""
+
+    device_id: T.StringType() = pa.Field(nullable=False)
+    event_hour: T.TimestampType() = pa.Field(nullable=False, description="partition: the hour this model scores")
+    model_version: T.StringType() = pa.Field(nullable=False)
+    status: T.StringType() = pa.Field(nullable=False, isin=["trained", "insufficient_data"])
+    k: T.IntegerType() = pa.Field(nullable=False, ge=0)
+    centroids: T.ArrayType(T.ArrayType(T.DoubleType())) = pa.Field(nullable=True, description="in standardised space")
+    feature_means: T.ArrayType(T.DoubleType()) = pa.Field(nullable=True)
+    feature_stds: T.ArrayType(T.DoubleType()) = pa.Field(nullable=True)
+    distance_threshold: T.DoubleType() = pa.Field(nullable=True, ge=0)
+    training_rows: T.LongType() = pa.Field(nullable=False, ge=0)
+    training_start: T.TimestampType() = pa.Field(nullable=False)
+    training_end: T.TimestampType() = pa.Field(nullable=False)
+    trained_at: T.TimestampType() = pa.Field(nullable=False)
+    artifact_uri: T.StringType() = pa.Field(nullable=True)
+
+
+def with_features(silver: DataFrame) -> DataFrame:
+    """Silver readings with the feature columns; rows without five readings of history get null spreads."""
+    w = Window.partitionBy("device_id").orderBy("event_time").rowsBetween(-(ROLLING_READINGS - 1), 0)
+    df = silver.withColumn("_n", F.count("*").over(w))
+    for m in FEATURE_METRICS:
+        spread = F.log10(F.stddev_samp(m).over(w) + F.lit(1e-3))
+        df = df.withColumn(f"{m}_log_spread", F.when(F.col("_n") >= ROLLING_READINGS, spread))
+    return df.drop("_n")
+
+
+def kmeans(x: np.ndarray, k: int, iterations: int, seed: int) -> np.ndarray:
+    """Lloyd's algorithm with k-means++ seeding; deterministic for a seed."""
+    rng = np.random.default_rng(seed)
+    centroids = [x[rng.integers(len(x))]]
+    for _ in range(1, k):
+        d = np.min(((x[:, None, :] - np.array(centroids)[None]) ** 2).sum(-1), axis=1)
+        centroids.append(x[rng.choice(len(x), p=d / d.sum())] if d.sum() > 0 else x[rng.integers(len(x))])
+    c = np.array(centroids)
+    for _ in range(iterations):
+        labels = np.argmin(((x[:, None, :] - c[None]) ** 2).sum(-1), axis=1)
+        new = np.array([x[labels == j].mean(0) if np.any(labels == j) else c[j] for j in range(k)])
+        if np.allclose(new, c):
+            break
+        c = new
+    return c
+
+
+def train_device(x: np.ndarray, cfg: dict) -> dict:
+    """Standardise, cluster, and set the distance threshold for one device's training rows."""
+    if len(x) < cfg["min_training_rows"]:
+        return {"status": "insufficient_data", "k": 0, "centroids": None, "feature_means": None,
+                "feature_stds": None, "distance_threshold": None}
+    means, stds = x.mean(0), x.std(0)
+    stds = np.where(stds < 1e-9, 1.0, stds)
+    z = (x - means) / stds
+    k = min(cfg["k"], len(x))
+    c = kmeans(z, k, cfg["max_iterations"], cfg["seed"])
+    dist = np.sqrt(np.min(((z[:, None, :] - c[None]) ** 2).sum(-1), axis=1))
+    threshold = float(np.percentile(dist, cfg["distance_percentile"]) * cfg["threshold_margin"])
+    return {"status": "trained", "k": int(k), "centroids": c.tolist(), "feature_means": means.tolist(),
+            "feature_stds": stds.tolist(), "distance_threshold": threshold}
+
+
+_TRAIN_OUT = T.StructType([
+    T.StructField("device_id", T.StringType()), T.StructField("event_hour", T.TimestampType()),
+    T.StructField("status", T.StringType()), T.StructField("k", T.IntegerType()),
+    T.StructField("centroids", T.ArrayType(T.ArrayType(T.DoubleType()))),
+    T.StructField("feature_means", T.ArrayType(T.DoubleType())),
+    T.StructField("feature_stds", T.ArrayType(T.DoubleType())),
+    T.StructField("distance_threshold", T.DoubleType()), T.StructField("training_rows", T.LongType()),
+])
+
+
+def train_models(featured: DataFrame, devices: DataFrame, model_hours: list[datetime],
+                 cfg: AnomalyModelConfig) -> DataFrame:
+    """One row per (device, model hour): each model hour H trains on featured rows in [H-24h, H).
+
+    Every device in `devices` gets a row, `insufficient_data` when it has too few readings.
+    """
+    params = {"k": cfg.k, "min_training_rows": cfg.min_training_rows, "max_iterations": cfg.max_iterations,
+              "seed": cfg.seed, "distance_percentile": cfg.distance_percentile,
+              "threshold_margin": cfg.threshold_margin}
+    spark = featured.sparkSession
+    hours = spark.createDataFrame([(h.replace(tzinfo=None),) for h in model_hours], "model_hour timestamp")
+    rows = (featured.where(F.col("temperature_log_spread").isNotNull())
+            .join(F.broadcast(hours), (F.col("event_time") >= F.col("model_hour") - F.expr(f"INTERVAL {TRAINING_HOURS} HOURS"))
+                  & (F.col("event_time") < F.col("model_hour")))
+            .select("device_id", "model_hour", *FEATURES))
+    devices = devices.select("device_id").distinct().crossJoin(F.broadcast(hours))
+
+    def fit(pdf: pd.DataFrame) -> pd.DataFrame:
+        x = pdf[list(FEATURES)].to_numpy(dtype=float)
+        out = train_device(x, params)
+        return pd.DataFrame([{"device_id": pdf["device_id"].iloc[0], "event_hour": pdf["model_hour"].iloc[0],
+                              **out, "training_rows": len(x)}])
+
+    trained = rows.groupBy("device_id", "model_hour").applyInPandas(fit, schema=_TRAIN_OUT)
+    # Devices with no training rows at all for an hour still get a row saying so.
+    missing = (devices.join(trained.select("device_id", F.col("event_hour").alias("model_hour")),
+                            ["device_id", "model_hour"], "left_anti")
+               .select("device_id", F.col("model_hour").alias("event_hour"), F.lit("insufficient_data").alias("status"),
+                       F.lit(0).alias("k"), F.lit(None).alias("centroids"), F.lit(None).alias("feature_means"),
+                       F.lit(None).alias("feature_stds"), F.lit(None).cast("double").alias("distance_threshold"),
+                       F.lit(0).cast("long").alias("training_rows")))
+    return (trained.unionByName(missing, allowMissingColumns=True)
+            .withColumn("model_version", F.concat(F.lit(cfg.version_tag + "@"),
+                                                  F.date_format("event_hour", "yyyy-MM-dd'T'HH")))
+            .withColumn("training_start", F.col("event_hour") - F.expr(f"INTERVAL {TRAINING_HOURS} HOURS"))
+            .withColumn("training_end", F.col("event_hour"))
+            .withColumn("trained_at", F.current_timestamp()))
+
+
+@asset(
+    partitions_def=hourly_partitions,
+    deps=[AssetDep("silver_sensor_readings", partition_mapping=TRAILING_DAY), AssetDep("device_registry")],
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="anomalies",
+    kinds={"spark", "delta", "s3"},
+    metadata={"dagster/column_schema": table_schema(DeviceAnomalyModel)},
+)
+def device_anomaly_models(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse,
+                          anomaly_config: AnomalyModelConfig, aws: AwsResource) -> MaterializeResult:
+    """One KMeans model per device for each hour, trained on the device's previous 24 hours of silver.
+
+    Devices with too little data are recorded as `insufficient_data`. Each hour's models are also
+    written to S3 as a versioned JSON artefact.
+    """
+    began = time.monotonic()
+    window = context.partition_time_window
+    hours = hours_in(window)
+    session = spark.session
+    silver = lake.read_window(session, "silver_sensor_readings", "event_hour",
+                              window.start - HOUR * TRAINING_HOURS, window.end - HOUR)
+    registry = lake.read(session, "device_registry")
+    models = train_models(with_features(silver), registry, hours, anomaly_config).persist()
+    try:
+        artifacts = _write_artifacts(models, hours, lake.bucket, anomaly_config.version_tag, aws)
+        with_uri = models.join(F.broadcast(session.createDataFrame(list(artifacts.items()), "event_hour timestamp, artifact_uri string")),
+                               "event_hour", "left")
+        written = lake.write_window(conform(with_uri, DeviceAnomalyModel), "device_anomaly_models", "event_hour", window)
+        status = count_by(models, "status")
+    finally:
+        models.unpersist()
+    return MaterializeResult(metadata={**written.metadata(), "models_by_status": status,
+                                       "model_version": anomaly_config.version_tag,
+                                       "training_seconds": round(time.monotonic() - began, 2)})
+
+
+def _write_artifacts(models: DataFrame, hours: list[datetime], bucket: str, tag: str, aws: AwsResource) -> dict:
+    """Write each hour's trained models as one JSON artefact; returns {hour: s3 uri}."""
+    by_hour: dict[datetime, list] = {h.replace(tzinfo=None): [] for h in hours}
+    for r in models.where("status = 'trained'").toLocalIterator():
+        by_hour.setdefault(r["event_hour"], []).append({
+            "device_id": r["device_id"], "k": r["k"], "centroids": r["centroids"],
+            "feature_means": r["feature_means"], "feature_stds": r["feature_stds"],
+            "distance_threshold": r["distance_threshold"], "features": list(FEATURES)})
+    out = {}
+    for hour, items in by_hour.items():
+        key = f"models/{tag}/dt={hour:%Y-%m-%d}/hour={hour:%H}/models.json"
+        aws.s3.put_object(Bucket=bucket, Key=key, Body=json.dumps({"version": tag, "hour": hour.replace(
+            tzinfo=timezone.utc).isoformat(), "models": items}).encode())
+        out[hour] = f"s3://{bucket}/{key}"
+    return out

@@ -1,0 +1,79 @@
+"""Anomaly detection end to end: 24 hours of history, then models and the anomaly log for the next hours."""
+
+from datetime import datetime, timezone
+
+import pytest
+from pyspark.sql import functions as F
+
+from iot_assets.demo import materialize_hours
+from iot_assets.jobs import ANOMALY_DETECTION
+from iot_assets.partitions import HOUR
+from iot_assets.resources.config import resolved
+from iot_assets.simulator import simulate_hour
+
+pytestmark = pytest.mark.e2e
+
+START = datetime(2026, 11, 5, 0, tzinfo=timezone.utc)
+SCORED = [START + HOUR * 24, START + HOUR * 25]
+
+
+@pytest.fixture(scope="module")
+def scored(resources, spark):
+    assert materialize_hours(START, SCORED[-1], include_registry=True).success
+    assert materialize_hours(START, START, include_registry=False, selection=ANOMALY_DETECTION).success
+    result = materialize_hours(SCORED[0], SCORED[-1], include_registry=False, selection=ANOMALY_DETECTION)
+    assert result.success
+    return result
+
+
+def test_first_hour_has_no_history(scored, spark):
+    lake = resolved("lake")
+    first = lake.read_window(spark, "device_anomaly_models", "event_hour", START, START + HOUR).collect()
+    assert first and {r["status"] for r in first} == {"insufficient_data"}
+    assert all(r["training_rows"] == 0 and r["centroids"] is None for r in first)
+
+
+def test_models_trained_on_previous_day_only(scored, spark):
+    lake = resolved("lake")
+    models = lake.read_window(spark, "device_anomaly_models", "event_hour", SCORED[0], SCORED[-1] + HOUR).collect()
+    assert len(models) == 2 * resolved("raw_source").device_count
+    trained = [m for m in models if m["status"] == "trained"]
+    assert len(trained) >= len(models) - 2
+    for m in trained:
+        assert m["training_end"] == m["event_hour"].replace(tzinfo=None)
+        assert (m["training_end"] - m["training_start"]).total_seconds() == 24 * 3600
+        assert m["k"] == 3 and len(m["centroids"]) == 3 and m["distance_threshold"] > 0
+        assert m["artifact_uri"].startswith("s3://")
+
+
+def test_injected_anomalies_are_found(scored, spark):
+    lake = resolved("lake")
+    log = lake.read_window(spark, "anomaly_log", "event_hour", SCORED[0], SCORED[-1] + HOUR)
+    flagged = {(r["device_id"], r["event_time"].replace(tzinfo=None)) for r in log.select("device_id", "event_time").collect()}
+    fleet = resolved("raw_source").fleet
+    events: dict[str, set] = {}
+    for hour in SCORED:
+        for label in simulate_hour(hour, fleet).labels:
+            t = datetime.strptime(label.event_time, "%Y-%m-%dT%H:%M:%S.%fZ")
+            events.setdefault(label.event_id, set()).add((label.device_id, t))
+    assert len(events) >= 3
+    hit = [e for e, pts in events.items() if pts & flagged]
+    assert len(hit) / len(events) >= 0.8, (sorted(set(events) - set(hit)))
+    assert set(r["method"] for r in log.select("method").distinct().collect()) <= {"threshold", "zscore", "kmeans"}
+
+
+def test_summary_metadata(scored):
+    mats = scored.asset_materializations_for_node("anomaly_log")
+    summary = mats[0].metadata["anomaly_summary"].value
+    assert set(summary["by_method"]) == {"threshold", "zscore", "kmeans"}
+    assert sum(summary["by_method"].values()) == sum(summary["by_severity"].values()) > 0
+    assert summary["top_devices"] and summary["top_devices"][0]["anomalies"] > 0
+
+
+def test_rematerialising_replaces_the_hours_rows(scored, spark):
+    lake = resolved("lake")
+    before = lake.read_window(spark, "anomaly_log", "event_hour", SCORED[0], SCORED[0] + HOUR).count()
+    assert materialize_hours(SCORED[0], SCORED[0], include_registry=False, selection=ANOMALY_DETECTION).success
+    after = lake.read_window(spark, "anomaly_log", "event_hour", SCORED[0], SCORED[0] + HOUR)
+    assert after.count() == before
+    assert after.groupBy("device_id", "event_time", "metric", "method").count().where(F.col("count") > 1).count() == 0
