@@ -5,15 +5,19 @@ from dataclasses import asdict
 
 import pandera.pyspark as pa
 import pyspark.sql.types as T
+from botocore.exceptions import ClientError
 from dagster import MaterializeResult, asset
+from pyspark.sql import DataFrame
 
 from iot_assets.assets.raw import RawSource
+from iot_assets.resources.aws import AwsResource
 from iot_assets.resources.lakehouse import DeltaLakehouse
 from iot_assets.resources.spark import SparkResource
 from iot_assets.schemas import struct_type, table_schema
 from iot_assets.simulator import device_registry as fleet_registry
 
 TABLE = "device_registry"
+REFERENCE_KEY = "reference/devices.jsonl"
 
 
 class DeviceRecord(pa.DataFrameModel):
@@ -25,10 +29,29 @@ class DeviceRecord(pa.DataFrameModel):
     longitude: T.DoubleType() = pa.Field(nullable=False, ge=-180, le=180)
 
 
+def registered_devices(spark, aws: AwsResource, bucket: str, simulated: list[dict]) -> DataFrame:
+    """The simulated fleet plus the devices listed in `s3://<bucket>/reference/devices.jsonl`.
+
+    A listed device replaces a simulated one with the same id.
+    """
+    fleet = spark.createDataFrame(simulated, struct_type(DeviceRecord))
+    try:
+        aws.s3.head_object(Bucket=bucket, Key=REFERENCE_KEY)
+    except ClientError:
+        return fleet
+    listed = spark.read.schema(struct_type(DeviceRecord)).option("mode", "FAILFAST").json(f"s3a://{bucket}/{REFERENCE_KEY}")
+    return fleet.join(listed.select("device_id"), "device_id", "left_anti").unionByName(listed)
+
+
 @asset(group_name="reference", kinds={"spark", "delta", "s3"},
        metadata={"dagster/column_schema": table_schema(DeviceRecord)})
-def device_registry(spark: SparkResource, lake: DeltaLakehouse, raw_source: RawSource) -> MaterializeResult:
-    """Every known device with its name, site, type and location; silver joins readings to it."""
-    rows = [asdict(d) for d in fleet_registry(raw_source.fleet)]
-    df = spark.session.createDataFrame(rows, struct_type(DeviceRecord))
-    return MaterializeResult(metadata=lake.overwrite(df, TABLE).metadata())
+def device_registry(spark: SparkResource, lake: DeltaLakehouse, raw_source: RawSource,
+                    aws: AwsResource) -> MaterializeResult:
+    """Every known device with its name, site, type and location; silver joins readings to it.
+
+    The simulated fleet, plus any devices listed as JSON lines in `s3://<bucket>/reference/devices.jsonl`.
+    """
+    simulated = [asdict(d) for d in fleet_registry(raw_source.fleet)]
+    df = registered_devices(spark.session, aws, lake.bucket, simulated)
+    written = lake.overwrite(df, TABLE)
+    return MaterializeResult(metadata={**written.metadata(), "simulated_devices": len(simulated)})

@@ -80,8 +80,9 @@ class DeltaLakehouse(ConfigurableResource):
 
     def write_window(self, df: DataFrame, table: str, column: str, window: TimeWindow) -> WriteResult:
         """Replace the rows of `table` whose `column` lies in the window with `df`."""
-        return self._write(df, table, "overwrite", window_predicate(column, window.start, window.end), column,
-                           window.start, window.end)
+        # One writer per partition value: a range backfill writes one file per hour, not one per task.
+        return self._write(df.repartition(column), table, "overwrite",
+                           window_predicate(column, window.start, window.end), column, window.start, window.end)
 
     def overwrite(self, df: DataFrame, table: str) -> WriteResult:
         """Replace a whole (unpartitioned) table."""

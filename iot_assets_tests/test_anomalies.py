@@ -1,0 +1,109 @@
+"""Each anomaly method on small hand-made series with known answers, and the evaluation scorer."""
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import pytest
+from pyspark.sql import functions as F
+
+from iot_assets.assets.anomalies import (
+    ThresholdRule,
+    kmeans_anomalies,
+    threshold_anomalies,
+    trailing_baseline,
+    zscore_anomalies,
+)
+from iot_assets.assets.models import FEATURES, train_device
+from iot_assets.evaluation import Flag, score
+
+H = datetime(2026, 11, 21, 10)
+
+
+def readings(spark, rows):
+    cols = ["device_id", "event_time", "temperature", "humidity", "pressure", "vibration", "battery_level"]
+    return spark.createDataFrame(rows, cols).withColumn("event_hour", F.date_trunc("hour", "event_time"))
+
+
+def test_threshold_rules_and_severity(spark):
+    df = readings(spark, [("d1", H, 85.0, 50.0, 2.0, 1.0, 90.0), ("d1", H + timedelta(minutes=1), 60.0, 50.0, 2.0, 1.0, 10.0),
+                          ("d1", H + timedelta(minutes=2), 0.0, 50.0, 2.0, 1.0, 90.0)])
+    rules = [ThresholdRule(metric="temperature", op=">", limit=80.0), ThresholdRule(metric="temperature", op="<", limit=5.0),
+             ThresholdRule(metric="battery_level", op="<", limit=20.0)]
+    got = {(r["metric"], r["value"]): (r["severity"], r["limit"]) for r in threshold_anomalies(df, rules, "v").collect()}
+    assert got == {("temperature", 85.0): ("low", 80.0), ("battery_level", 10.0): ("medium", 20.0),
+                   ("temperature", 0.0): ("high", 5.0)}
+
+
+def hourly(spark, rows):
+    cols = ["device_id", "event_hour", "reading_count", *[f"{p}_{m}" for m in ("temperature", "humidity", "pressure", "vibration")
+                                                           for p in ("avg", "stddev")]]
+    return spark.createDataFrame(rows, cols)
+
+
+def test_baseline_is_trailing_and_robust(spark):
+    rows = [("d1", H - timedelta(hours=i), 60, 50.0, 1.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1) for i in range(1, 25)]
+    rows[3] = ("d1", H - timedelta(hours=4), 60, 0.0, 20.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1)   # a dropout hour
+    rows.append(("d1", H, 60, 500.0, 100.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1))               # the hour itself
+    base = trailing_baseline(hourly(spark, rows), [H]).collect()[0]
+    assert base["baseline_n"] == 24 * 60
+    assert base["mean_temperature"] == 50.0
+    assert base["std_temperature"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_zscore_flags_past_three_sigma_only(spark):
+    base = spark.createDataFrame([("d1", H, 1440, 50.0, 1.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1)],
+                                 ["device_id", "event_hour", "baseline_n", "mean_temperature", "std_temperature",
+                                  "mean_humidity", "std_humidity", "mean_pressure", "std_pressure",
+                                  "mean_vibration", "std_vibration"])
+    df = readings(spark, [("d1", H, 52.9, 40.0, 2.0, 1.0, 90.0), ("d1", H + timedelta(minutes=1), 56.0, 40.0, 2.0, 1.0, 90.0),
+                          ("d2", H, 99.0, 40.0, 2.0, 1.0, 90.0)])
+    got = zscore_anomalies(df, base, 3.0, 30).collect()
+    assert [(r["device_id"], r["metric"], r["score"], r["limit"]) for r in got] == [("d1", "temperature", 6.0, 53.0)]
+    assert got[0]["severity"] == "high"
+
+
+def test_zscore_needs_a_baseline(spark):
+    base = spark.createDataFrame([("d1", H, 10, 50.0, 1.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1)],
+                                 ["device_id", "event_hour", "baseline_n", "mean_temperature", "std_temperature",
+                                  "mean_humidity", "std_humidity", "mean_pressure", "std_pressure",
+                                  "mean_vibration", "std_vibration"])
+    assert zscore_anomalies(readings(spark, [("d1", H, 99.0, 40.0, 2.0, 1.0, 90.0)]), base, 3.0, 30).count() == 0
+
+
+def test_kmeans_training_and_scoring(spark):
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0] * len(FEATURES), [5.0] * len(FEATURES)])
+    x = np.vstack([c + rng.normal(0, 0.2, (200, len(FEATURES))) for c in centres])
+    model = train_device(x, {"k": 2, "min_training_rows": 50, "max_iterations": 25, "seed": 1,
+                             "distance_percentile": 99.5, "threshold_margin": 1.5})
+    assert model["status"] == "trained" and model["k"] == 2
+    got = sorted(np.round(np.array(model["centroids"]) * np.array(model["feature_stds"]) + np.array(model["feature_means"]))[:, 0])
+    assert got == [0.0, 5.0]
+    models = spark.createDataFrame([("d1", H, "trained", model["centroids"], model["feature_means"], model["feature_stds"],
+                                     model["distance_threshold"], "m1")],
+                                   "device_id string, event_hour timestamp, status string, centroids array<array<double>>, "
+                                   "feature_means array<double>, feature_stds array<double>, distance_threshold double, "
+                                   "model_version string")
+    normal, odd = [0.1] * len(FEATURES), [2.5] * len(FEATURES)
+    odd[2] = 40.0
+    feats = spark.createDataFrame([("d1", H, H, *normal), ("d1", H + timedelta(minutes=1), H, *odd)],
+                                  ["device_id", "event_time", "event_hour", *FEATURES])
+    flagged = kmeans_anomalies(feats, models).collect()
+    assert len(flagged) == 1 and flagged[0]["metric"] == f"multivariate:{FEATURES[2]}" and flagged[0]["value"] == 40.0
+
+
+def test_too_little_data_is_reported():
+    assert train_device(np.zeros((10, len(FEATURES))), {"k": 3, "min_training_rows": 120})["status"] == "insufficient_data"
+
+
+def test_score():
+    t = [H + timedelta(minutes=i) for i in range(10)]
+    events = {"e1": {("d1", t[0]), ("d1", t[1])}, "e2": {("d2", t[5])}}
+    flags = [Flag("d1", t[0], "threshold"), Flag("d1", t[1], "kmeans"), Flag("d1", t[8], "zscore"),
+             Flag("d1", t[9], "zscore"), Flag("d3", t[2], "zscore")]
+    got = score(flags, events, device_days=2.0, gap=timedelta(minutes=5))
+    assert got["combined"]["precision"] == pytest.approx(2 / 5, abs=1e-3)
+    assert got["combined"]["recall"] == pytest.approx(2 / 3, abs=1e-3)
+    assert got["combined"]["event_recall"] == 0.5
+    assert got["combined"]["false_alarms_per_device_day"] == 1.0    # two runs (d1 t8-t9, d3 t2) over 2 device-days
+    assert got["zscore"]["precision"] == 0.0 and got["threshold"]["recall"] == pytest.approx(1 / 3, abs=1e-3)
