@@ -22,10 +22,10 @@ from dagster import (
     MetadataValue,
     asset,
 )
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from iot_assets.assets.models import FEATURES, AnomalyModelConfig, with_features
+from iot_assets.assets.models import FEATURES, N_VALUE_FEATURES, AnomalyModelConfig, with_features
 from iot_assets.partitions import HOUR, TRAILING_DAY, hourly_partitions, hours_in
 from iot_assets.resources.lakehouse import DeltaLakehouse
 from iot_assets.resources.spark import SparkResource
@@ -103,28 +103,37 @@ def threshold_anomalies(readings: DataFrame, rules: list[ThresholdRule], version
     return _union(parts).withColumn("method", F.lit("threshold")).withColumn("model_version", F.lit(version))
 
 
-def trailing_baseline(hourly_stats: DataFrame, hours: list) -> DataFrame:
-    """Per device and target hour H, a robust baseline of each metric over the gold hours [H-24h, H).
+# An hour whose within-hour variance exceeds this multiple of the day's median is left out.
+BASELINE_OUTLIER_VARIANCE = 4.0
 
-    The centre is the median of the hourly means. The spread is
-    sqrt(median within-hour variance + (1.4826 * MAD of the hourly means)^2). Medians keep a few
-    anomalous hours (a dropout to zero, a level shift) from inflating the baseline and hiding the
-    next anomaly. The hour itself never contributes to its own baseline.
+
+def trailing_baseline(hourly_stats: DataFrame, hours: list) -> DataFrame:
+    """Per device and target hour H, a trimmed baseline of each metric over the gold hours [H-24h, H).
+
+    For each metric, hours whose within-hour variance exceeds BASELINE_OUTLIER_VARIANCE times the
+    median hour's are left out (a spike, level shift, drift or dropout inflates it far more); the
+    rest give the mean,
+    and the variance as mean within-hour variance + variance of the hourly means. Earlier anomalies
+    therefore cannot inflate the baseline and hide the next one, while the daily cycle and load
+    swings still count in full (trimming hours by their mean would cut off each day's warmest
+    hours and flag them the next day). The hour itself never contributes to its own baseline.
     """
     targets = hourly_stats.sparkSession.createDataFrame([(h.replace(tzinfo=None),) for h in hours], "target timestamp")
+    keys = ["device_id", "baseline_hour"]
     rows = (hourly_stats.join(F.broadcast(targets), (F.col("event_hour") >= F.col("target") - F.expr("INTERVAL 24 HOURS"))
                               & (F.col("event_hour") < F.col("target")))
             .withColumnRenamed("target", "baseline_hour"))
-    keys = ["device_id", "baseline_hour"]
-    centre = rows.groupBy(*keys).agg(
-        F.sum("reading_count").alias("baseline_n"),
-        *[F.median(f"avg_{m}").alias(f"mean_{m}") for m in ZSCORE_METRICS],
-        *[F.median(F.coalesce(F.col(f"stddev_{m}"), F.lit(0.0)) ** 2).alias(f"_wvar_{m}") for m in ZSCORE_METRICS])
-    mad = rows.join(centre, keys).groupBy(*keys).agg(
-        *[F.median(F.abs(F.col(f"avg_{m}") - F.col(f"mean_{m}"))).alias(f"_mad_{m}") for m in ZSCORE_METRICS])
-    out = centre.join(mad, keys)
+    out = rows.groupBy(*keys).agg(F.sum("reading_count").alias("baseline_n"))
+    by_hour = Window.partitionBy(*keys)
     for m in ZSCORE_METRICS:
-        out = out.withColumn(f"std_{m}", F.sqrt(F.col(f"_wvar_{m}") + (1.4826 * F.col(f"_mad_{m}")) ** 2))
+        avg, var = F.col(f"avg_{m}"), F.coalesce(F.col(f"stddev_{m}"), F.lit(0.0)) ** 2
+        kept = (rows.select(*keys, avg.alias("a"), var.alias("v"))
+                .withColumn("_median_v", F.percentile_approx("v", 0.5).over(by_hour))
+                .where(F.col("v") <= F.col("_median_v") * BASELINE_OUTLIER_VARIANCE))
+        stats = kept.groupBy(*keys).agg(
+            F.avg("a").alias(f"mean_{m}"),
+            F.sqrt(F.avg("v") + F.coalesce(F.var_pop("a"), F.lit(0.0))).alias(f"std_{m}"))
+        out = out.join(stats, keys, "left")
     return out.select(F.col("device_id"), F.col("baseline_hour").alias("event_hour"), "baseline_n",
                       *[c for m in ZSCORE_METRICS for c in (f"mean_{m}", f"std_{m}")])
 
@@ -152,7 +161,9 @@ def kmeans_anomalies(featured: DataFrame, models: DataFrame) -> DataFrame:
     df = (featured.where(F.col("temperature_log_spread").isNotNull())
           .join(F.broadcast(trained), ["device_id", "event_hour"])
           .withColumn("_x", F.array(*[F.col(f) for f in FEATURES]))
-          .withColumn("_z", F.expr("transform(_x, (x, i) -> (x - feature_means[i]) / feature_stds[i])"))
+          .withColumn("_z", F.expr(f"transform(_x, (x, i) -> CASE WHEN i >= {N_VALUE_FEATURES} "
+                                   "THEN least((x - feature_means[i]) / feature_stds[i], 0D) "
+                                   "ELSE (x - feature_means[i]) / feature_stds[i] END)"))
           .withColumn("_d", F.expr("transform(centroids, c -> sqrt(aggregate(zip_with(_z, c, (a, b) -> (a - b) * (a - b)), 0D, (acc, v) -> acc + v)))"))
           .withColumn("_dist", F.array_min("_d"))
           .where(F.col("_dist") > F.col("distance_threshold"))

@@ -36,6 +36,7 @@ ROLLING_READINGS = 5
 # Per reading: the four metrics, and the log of each metric's spread over its last five
 # readings, which collapses when a sensor freezes (a stuck sensor reads normal values).
 FEATURES = FEATURE_METRICS + tuple(f"{m}_log_spread" for m in FEATURE_METRICS)
+N_VALUE_FEATURES = len(FEATURE_METRICS)
 TRAINING_HOURS = 24
 
 
@@ -104,6 +105,15 @@ def kmeans(x: np.ndarray, k: int, iterations: int, seed: int) -> np.ndarray:
     return c
 
 
+def standardise(x: np.ndarray, means: np.ndarray, stds: np.ndarray) -> np.ndarray:
+    """Per-feature z-scores. A spread feature counts only when it collapses (a frozen sensor):
+    above-normal spread is clipped to 0, since the value features already see what caused it, and
+    a spike would otherwise echo in the next readings' spread."""
+    z = (x - means) / stds
+    z[:, N_VALUE_FEATURES:] = np.minimum(z[:, N_VALUE_FEATURES:], 0.0)
+    return z
+
+
 def train_device(x: np.ndarray, cfg: dict) -> dict:
     """Standardise, cluster, and set the distance threshold for one device's training rows."""
     if len(x) < cfg["min_training_rows"]:
@@ -111,7 +121,7 @@ def train_device(x: np.ndarray, cfg: dict) -> dict:
                 "feature_stds": None, "distance_threshold": None}
     means, stds = x.mean(0), x.std(0)
     stds = np.where(stds < 1e-9, 1.0, stds)
-    z = (x - means) / stds
+    z = standardise(x, means, stds)
     k = min(cfg["k"], len(x))
     c = kmeans(z, k, cfg["max_iterations"], cfg["seed"])
     dist = np.sqrt(np.min(((z[:, None, :] - c[None]) ** 2).sum(-1), axis=1))
