@@ -34,7 +34,7 @@ test-unit: install
 	$(BIN)/python -m pytest -m "not e2e"
 
 # Headless: start local AWS if none runs, materialise the last 3 complete hours, print row counts.
-demo: jars
+demo: jars $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/iot-assets demo --hours 3
 
 local-aws: install

@@ -32,11 +32,17 @@ def cmd_local_aws(args: argparse.Namespace) -> int:
 
 
 def cmd_jars(args: argparse.Namespace) -> int:
-    """Start Spark once so the Delta and s3a jars land in the Ivy cache."""
+    """Start Spark once so the Delta and s3a jars land in the Ivy cache (skipped when they are there)."""
     import time
+    from pathlib import Path
 
     from iot_assets.resources.spark import SPARK_PACKAGES, get_or_create_session, spark_conf
 
+    cache = Path.home() / ".ivy2.5.2" / "jars"
+    wanted = [cache / "{}_{}-{}.jar".format(*p.split(":")) for p in SPARK_PACKAGES]
+    if all(w.exists() for w in wanted):
+        print(f"Spark jars already in the Ivy cache ({cache})")
+        return 0
     began = time.monotonic()
     session = get_or_create_session(spark_conf("local[1]", None, "us-east-1", 1, "512m"))
     session.range(1).count()

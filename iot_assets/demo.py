@@ -27,13 +27,12 @@ def materialize_hours(first: datetime, last: datetime, instance: DagsterInstance
     from iot_assets.jobs import HOURLY_PIPELINE
 
     graph = defs.get_repository_def().asset_graph
-    keys = (selection or HOURLY_PIPELINE).resolve(graph)
-    assets = [defs.get_assets_def(k) for k in keys]
+    every = list({id(a): a for a in (defs.get_assets_def(k) for k in graph.get_all_asset_keys())}.values())
     if include_registry:
-        materialize([defs.get_assets_def("device_registry")], instance=instance,
+        materialize(every, selection=["device_registry"], instance=instance,
                     resources=resources or defs.resources, run_config=QUIET)
     return materialize(
-        list({id(a): a for a in assets}.values()), instance=instance, resources=resources or defs.resources,
+        every, selection=selection or HOURLY_PIPELINE, instance=instance, resources=resources or defs.resources,
         run_config={**QUIET, **(run_config or {})},
         tags={"dagster/asset_partition_range_start": hour_key(first),
               "dagster/asset_partition_range_end": hour_key(last)},

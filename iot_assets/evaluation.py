@@ -137,7 +137,8 @@ def evaluate_nab(nab_dir: Path | None = None, progress=print) -> dict:
     from iot_assets.demo import materialize_hours
     from iot_assets.jobs import ANOMALY_DETECTION, HOURLY_PIPELINE
     from iot_assets.resources.config import resolved
-    from iot_assets.resources.io_managers import RawBatch
+    from iot_assets import settings
+    from iot_assets.resources.io_managers import RawBatch, S3KinesisRawIOManager
 
     nab_dir = nab_dir or default_nab_dir()
     windows = [(datetime.strptime(a[:19], "%Y-%m-%d %H:%M:%S"), datetime.strptime(b[:19], "%Y-%m-%d %H:%M:%S"))
@@ -145,7 +146,8 @@ def evaluate_nab(nab_dir: Path | None = None, progress=print) -> dict:
     batches = nab_batches(nab_dir / NAB_FILE)
     hours = sorted(batches)
     began = time.monotonic()
-    aws, lake, raw_io = resolved("aws"), resolved("lake"), resolved("raw_io_manager")
+    aws, lake = resolved("aws"), resolved("lake")
+    raw_io = S3KinesisRawIOManager(aws=aws, bucket=lake.bucket, stream=settings.get("IOT_KINESIS_STREAM"))
     aws.s3.put_object(Bucket=lake.bucket, Key=REFERENCE_KEY, Body=json.dumps({
         "device_id": NAB_DEVICE, "device_name": "nab-ambient-temperature", "site": "nab-office",
         "device_type": "ambient-sensor", "latitude": 0.0, "longitude": 0.0}).encode() + b"\n")
