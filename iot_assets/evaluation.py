@@ -144,7 +144,10 @@ def evaluate_nab(nab_dir: Path | None = None, progress=print) -> dict:
     windows = [(datetime.strptime(a[:19], "%Y-%m-%d %H:%M:%S"), datetime.strptime(b[:19], "%Y-%m-%d %H:%M:%S"))
                for a, b in json.loads((nab_dir / "anomaly_windows.json").read_text())[NAB_FILE]]
     batches = nab_batches(nab_dir / NAB_FILE)
-    hours = sorted(batches)
+    # NAB has gaps; an hour in which nothing arrived is an empty raw batch, not a missing one.
+    first, last = min(batches), max(batches)
+    hours = [first + timedelta(hours=i) for i in range(int((last - first).total_seconds() // 3600) + 1)]
+    batches = {h: batches.get(h, []) for h in hours}
     began = time.monotonic()
     aws, lake = resolved("aws"), resolved("lake")
     raw_io = S3KinesisRawIOManager(aws=aws, bucket=lake.bucket, stream=settings.get("IOT_KINESIS_STREAM"))
