@@ -131,6 +131,8 @@ def evaluate_nab(nab_dir: Path | None = None, progress=print) -> dict:
     NAB is hourly (one reading an hour), so the minimum training rows and baseline readings are
     lowered to 20 for this replay: 24 hours hold 24 readings, not 1,440.
     """
+    from dagster import AssetSelection
+
     from iot_assets.assets.models import AnomalyModelConfig
     from iot_assets.assets.registry import REFERENCE_KEY
     from iot_assets.definitions import defs
@@ -160,7 +162,7 @@ def evaluate_nab(nab_dir: Path | None = None, progress=print) -> dict:
             progress(f"  nab: raw batches {i}/{len(hours)} ({time.monotonic() - began:.0f} s)")
     progress(f"nab: {len(hours)} hourly raw batches on S3, {hours[0]:%Y-%m-%d} .. {hours[-1]:%Y-%m-%d} "
              f"({time.monotonic() - began:.0f} s)")
-    no_raw = HOURLY_PIPELINE - HOURLY_PIPELINE.__class__.assets("raw_sensor_batches")
+    no_raw = HOURLY_PIPELINE - AssetSelection.assets("raw_sensor_batches")
     assert materialize_hours(hours[0], hours[-1], selection=no_raw).success
     progress(f"  nab: bronze, silver and gold done ({time.monotonic() - began:.0f} s)")
     hourly_cfg = AnomalyModelConfig(min_training_rows=20, min_baseline_readings=20)

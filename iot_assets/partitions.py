@@ -43,10 +43,11 @@ def hours_in(window: TimeWindow) -> list[datetime]:
     return out
 
 
-def raw_key(prefix: str, hour: datetime) -> str:
-    """S3 key of an hour's raw batch. Built only from a validated prefix and a datetime."""
+def raw_key(prefix: str, hour: datetime, name: str = "batch.jsonl.gz") -> str:
+    """S3 key of an hour's object under `prefix` (the raw batch by default). Built only from a
+    validated prefix, a datetime and a fixed file name."""
     h = hour.astimezone(timezone.utc)
-    return f"{settings.validate_prefix(prefix)}/dt={h:%Y-%m-%d}/hour={h:%H}/batch.jsonl.gz"
+    return f"{settings.validate_prefix(prefix)}/dt={h:%Y-%m-%d}/hour={h:%H}/{name}"
 
 
 def last_complete_hours(n: int, now: datetime | None = None) -> list[datetime]:

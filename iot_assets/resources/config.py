@@ -3,6 +3,7 @@
 import json
 
 from iot_assets.settings import dagster_value as v
+from iot_assets.settings import get
 
 
 def build_resources() -> dict:
@@ -15,37 +16,31 @@ def build_resources() -> dict:
     from iot_assets.resources.spark import SparkResource
 
     aws = AwsResource(endpoint_url=v("IOT_AWS_ENDPOINT_URL"), region=v("IOT_AWS_REGION"))
-    rules_json = v_plain("IOT_THRESHOLD_RULES").strip()
+    rules_json = get("IOT_THRESHOLD_RULES").strip()
     rules = [ThresholdRule(**r) for r in (json.loads(rules_json) if rules_json else DEFAULT_RULES)]
     return {
         "aws": aws,
         "spark": SparkResource(
             master=v("IOT_SPARK_MASTER"), endpoint_url=v("IOT_AWS_ENDPOINT_URL"), region=v("IOT_AWS_REGION"),
-            shuffle_partitions=int(v_plain("IOT_SPARK_SHUFFLE_PARTITIONS")),
+            shuffle_partitions=int(get("IOT_SPARK_SHUFFLE_PARTITIONS")),
             driver_memory=v("IOT_SPARK_DRIVER_MEMORY"), extra_packages=v("IOT_SPARK_PACKAGES_EXTRA"),
             python=v("IOT_SPARK_PYTHON")),
         "lake": DeltaLakehouse(bucket=v("IOT_BUCKET"), prefix=v("IOT_LAKE_PREFIX"),
-                               max_records_per_file=int(v_plain("IOT_DELTA_MAX_RECORDS_PER_FILE"))),
+                               max_records_per_file=int(get("IOT_DELTA_MAX_RECORDS_PER_FILE"))),
         "raw_io_manager": S3KinesisRawIOManager(aws=aws, bucket=v("IOT_BUCKET"), stream=v("IOT_KINESIS_STREAM")),
         "raw_source": RawSource(
-            source=v("IOT_RAW_SOURCE"), device_count=int(v_plain("IOT_DEVICE_COUNT")),
-            readings_per_hour=int(v_plain("IOT_READINGS_PER_HOUR")), seed=int(v_plain("IOT_SIMULATOR_SEED")),
-            anomaly_rate=float(v_plain("IOT_SIMULATOR_ANOMALY_RATE")),
-            malformed_rate=float(v_plain("IOT_SIMULATOR_MALFORMED_RATE")),
-            allowed_lateness_minutes=int(v_plain("IOT_ALLOWED_LATENESS_MINUTES")),
+            source=v("IOT_RAW_SOURCE"), device_count=int(get("IOT_DEVICE_COUNT")),
+            readings_per_hour=int(get("IOT_READINGS_PER_HOUR")), seed=int(get("IOT_SIMULATOR_SEED")),
+            anomaly_rate=float(get("IOT_SIMULATOR_ANOMALY_RATE")),
+            malformed_rate=float(get("IOT_SIMULATOR_MALFORMED_RATE")),
+            allowed_lateness_minutes=int(get("IOT_ALLOWED_LATENESS_MINUTES")),
             stream=v("IOT_KINESIS_STREAM")),
         "threshold_rules": ThresholdRules(rules=rules),
         "anomaly_config": AnomalyModelConfig(
-            k=int(v_plain("IOT_KMEANS_K")), zscore_limit=float(v_plain("IOT_ZSCORE_LIMIT")),
-            distance_percentile=float(v_plain("IOT_KMEANS_DISTANCE_PERCENTILE")),
-            threshold_margin=float(v_plain("IOT_KMEANS_THRESHOLD_MARGIN"))),
+            k=int(get("IOT_KMEANS_K")), zscore_limit=float(get("IOT_ZSCORE_LIMIT")),
+            distance_percentile=float(get("IOT_KMEANS_DISTANCE_PERCENTILE")),
+            threshold_margin=float(get("IOT_KMEANS_THRESHOLD_MARGIN"))),
     }
-
-
-def v_plain(env: str) -> str:
-    from iot_assets.settings import get
-
-    return get(env)
 
 
 def resolved(name: str):

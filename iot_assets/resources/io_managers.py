@@ -121,7 +121,7 @@ class S3KinesisRawIOManager(ConfigurableIOManager):
             now = datetime.now(timezone.utc).isoformat()
             batch.kinesis = [(p.shard_id, p.sequence_number, now) for p in published]
         if batch.ground_truth is not None:
-            self.aws.s3.put_object(Bucket=bucket, Key=raw_key(self.truth_prefix, batch.hour).replace("batch.", "labels."),
+            self.aws.s3.put_object(Bucket=bucket, Key=raw_key(self.truth_prefix, batch.hour, "labels.jsonl.gz"),
                                    Body=gzip.compress(json.dumps(batch.ground_truth).encode(), mtime=0))
         self.aws.s3.put_object(Bucket=bucket, Key=key, Body=envelope_lines(batch),
                                ContentType="application/x-ndjson", ContentEncoding="gzip",
