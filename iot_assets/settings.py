@@ -61,6 +61,16 @@ SETTINGS: tuple[Setting, ...] = (
             "Percentile of a device's training distances that, times the margin, sets its threshold."),
     Setting("IOT_KMEANS_THRESHOLD_MARGIN", "1.5", "Multiplier on that percentile."),
     Setting("IOT_DELTA_MAX_RECORDS_PER_FILE", "1000000", "Cap on rows per Delta data file."),
+    Setting("IOT_DAGSTER_UI_URL", "http://127.0.0.1:3000", "Base URL of the Dagster UI; alerts link to `<url>/runs/<run id>`."),
+    Setting("IOT_ALERT_SNS_TOPIC", "iot-alerts",
+            "SNS topic for alerts: a topic ARN, or on a local endpoint a topic name (`iot-assets local-aws` "
+            "creates it). Empty disables SNS."),
+    Setting("IOT_ALERT_METRICS_NAMESPACE", "IotAssets",
+            "CloudWatch namespace for check row counts, check failures and anomaly counts. Empty disables metrics."),
+    Setting("IOT_ALERT_SLACK_WEBHOOK_URL", "",
+            "Slack incoming-webhook URL (a secret: set it in the environment only). Empty disables Slack."),
+    Setting("IOT_ALERT_CRITICAL_ANOMALIES", "1",
+            "An `anomaly_log` run with at least this many critical anomalies raises an alert; 0 disables it."),
 )
 _BY_NAME = {s.env: s for s in SETTINGS}
 
