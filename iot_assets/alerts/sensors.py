@@ -191,6 +191,13 @@ def anomaly_burst_alert_sensor(context: SensorEvaluationContext, alert_sinks: Al
                    delivery.error)
 
 
+def _root_message(error) -> str | None:
+    """The user's own exception, not Dagster's wrapper around it."""
+    while error is not None and error.cause is not None:
+        error = error.cause
+    return error.message if error is not None else None
+
+
 @run_failure_sensor(default_status=ALERT_SENSOR_STATUS)
 def run_failure_alert_sensor(context: RunFailureSensorContext, alert_sinks: AlertSinks) -> None:
     """Sends each failed run of this code location, with its failing step and error, to every sink.
@@ -200,7 +207,7 @@ def run_failure_alert_sensor(context: RunFailureSensorContext, alert_sinks: Aler
     the other sinks still get the alert.
     """
     run = context.dagster_run
-    steps = {e.step_key: (e.step_failure_data.error.message if e.step_failure_data.error else e.message or "")
+    steps = {e.step_key: _root_message(e.step_failure_data.error) or e.message or ""
              for e in context.get_step_failure_events()}
     alert = run_failure_alert(job=run.job_name, run_id=run.run_id, partition=run_partition(context.instance, run.run_id),
                               failed_steps=steps, error=context.failure_event.message, ui_url=alert_sinks.ui_url)
