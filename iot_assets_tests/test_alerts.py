@@ -59,6 +59,24 @@ def check_toy_readings_in_range(context) -> AssetCheckResult:
     return AssetCheckResult(passed=not failed, severity=AssetCheckSeverity.ERROR, metadata=meta)
 
 
+@asset(partitions_def=hourly, group_name="test", kinds={"python"})
+def slow_readings() -> MaterializeResult:
+    """A stand-in asset whose check, for hour 01, waits until the test lets it finish."""
+    return MaterializeResult()
+
+
+CHECK_STARTED, CHECK_RELEASE = threading.Event(), threading.Event()
+
+
+@asset_check(asset=slow_readings, partitions_def=hourly)
+def check_slow_readings(context) -> AssetCheckResult:
+    hour = int(context.partition_key[-5:-3])
+    if hour == 1:
+        CHECK_STARTED.set()
+        assert CHECK_RELEASE.wait(60), "the test never released the check"
+    return AssetCheckResult(passed=False, metadata={"failed_rows": hour, "passed_rows": 10})
+
+
 CRITICAL = {"n": 3}
 
 
@@ -136,7 +154,8 @@ def tick(sensor_def, instance, defs, sinks, cursor):
 
 
 def toy_defs(sinks):
-    return Definitions(assets=[toy_readings, fake_anomaly_log], asset_checks=[check_toy_readings_in_range],
+    return Definitions(assets=[toy_readings, slow_readings, fake_anomaly_log],
+                       asset_checks=[check_toy_readings_in_range, check_slow_readings],
                        jobs=[flaky_job], sensors=alert_sensors, resources={"alert_sinks": sinks})
 
 
@@ -178,6 +197,28 @@ def test_each_failed_check_is_alerted_exactly_once(instance, sinks, alert_queue)
     again = alert_queue()
     assert [a["MessageAttributes"]["partition"]["Value"] for a in again] == ["2026-11-02-05:00"]
     assert "Failed rows: 5" in again[0]["Message"]
+
+
+def test_a_check_still_running_is_not_skipped_by_later_ones(instance, sinks, alert_queue):
+    """The early run's execution row is planned first but evaluated last; it must still be alerted."""
+    defs = toy_defs(sinks)
+    cursor, _ = tick(asset_check_alert_sensor, instance, defs, sinks, None)
+    CHECK_STARTED.clear()
+    CHECK_RELEASE.clear()
+    slow = threading.Thread(target=materialize, args=([slow_readings, check_slow_readings],),
+                            kwargs={"instance": instance, "partition_key": "2026-11-02-01:00"})
+    slow.start()
+    try:
+        assert CHECK_STARTED.wait(60)
+        materialize([slow_readings, check_slow_readings], instance=instance, partition_key="2026-11-02-03:00")
+        cursor, _ = tick(asset_check_alert_sensor, instance, defs, sinks, cursor)
+        assert [a["MessageAttributes"]["partition"]["Value"] for a in alert_queue()] == ["2026-11-02-03:00"]
+    finally:
+        CHECK_RELEASE.set()
+        slow.join(60)
+    cursor, _ = tick(asset_check_alert_sensor, instance, defs, sinks, cursor)
+    tick(asset_check_alert_sensor, instance, defs, sinks, cursor)
+    assert [a["MessageAttributes"]["partition"]["Value"] for a in alert_queue()] == ["2026-11-02-01:00"]
 
 
 def test_passing_checks_send_metrics_but_no_alert(instance, sinks, alert_queue):
