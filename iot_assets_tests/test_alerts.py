@@ -334,12 +334,18 @@ def test_an_anomaly_burst_is_alerted_once_per_run(instance, sinks, alert_queue):
     assert metric_sum(sinks, "AnomalyCount", {"Asset": "anomaly_log", "Method": "zscore"}) == (14, 2)
 
 
-def test_the_code_location_runs_the_alert_sensors_by_default():
+def test_the_code_location_runs_the_alert_sensors_with_its_own_resources(instance, local_aws):
     from dagster import DefaultSensorStatus
 
     from iot_assets.definitions import defs
 
     names = {s.name: s for s in defs.sensors}
     for s in alert_sensors:
-        assert names[s.name].default_status == DefaultSensorStatus.RUNNING
-    assert "alert_sinks" in defs.resources
+        sensor_def = names[s.name]
+        assert sensor_def.default_status == DefaultSensorStatus.RUNNING
+        cursor = None
+        for _ in range(2):  # the first tick starts the cursor, the second reads after it
+            with build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
+                                      resources=defs.resources) as context:
+                cursor = sensor_def.evaluate_tick(context).cursor
+            assert cursor

@@ -40,6 +40,8 @@ HISTORY_PAGE = 100
 MAX_HISTORY_PAGES = 20
 # A planned check whose run ended at least this long before the query will never be evaluated.
 RUN_END_GRACE_SECONDS = 2.0
+# A check planned this long ago in a run that never ended (a lost process) stops holding the cursor.
+MAX_PLANNED_WAIT_SECONDS = 24 * 3600
 RECENT_RUNS_KEPT = 200
 ANOMALY_ASSET = AssetKey("anomaly_log")
 # Run tags Dagster sets for a single partition and for a single-run range backfill.
@@ -88,9 +90,14 @@ def _executions_after(storage, keys, after: int, log):
                         "older ones are skipped")
 
 
-def _never_evaluated(instance: DagsterInstance, run_id: str, queried_at: float) -> bool:
-    record = instance.get_run_record_by_id(run_id)
+def _never_evaluated(instance: DagsterInstance, row, queried_at: float, log) -> bool:
+    record = instance.get_run_record_by_id(row.run_id)
     if record is None:
+        return True
+    if row.create_timestamp < queried_at - MAX_PLANNED_WAIT_SECONDS:
+        log.warning(f"check execution {row.id} ({row.key.to_user_string()}) was planned more than "
+                    f"{MAX_PLANNED_WAIT_SECONDS // 3600} h ago in run {row.run_id} and never evaluated; "
+                    "no longer waiting for it")
         return True
     return (record.dagster_run.is_finished and record.end_time is not None
             and record.end_time < queried_at - RUN_END_GRACE_SECONDS)
@@ -128,7 +135,10 @@ def asset_check_alert_sensor(context: SensorEvaluationContext, alert_sinks: Aler
         if row.id in done:
             continue
         if row.status == AssetCheckExecutionRecordStatus.PLANNED:
-            (handled.add if _never_evaluated(context.instance, row.run_id, queried_at) else waiting.append)(row.id)
+            if _never_evaluated(context.instance, row, queried_at, context.log):
+                handled.add(row.id)
+            else:
+                waiting.append(row.id)
         elif len(items) < MAX_ITEMS_PER_TICK:
             items.append(_check_item(row, context.instance, alert_sinks))
         else:
