@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import cached_property
 from urllib.parse import urlparse
 
@@ -167,7 +167,7 @@ class AlertSinks(ConfigurableResource):
                     self._send(sink, item)
                 except Exception as exc:  # noqa: BLE001 - any refusal stops delivery at this item
                     out.partial = {item.key: accepted} if accepted else {}
-                    out.error = f"{sink}: {exc if isinstance(exc, SinkError) else type(exc).__name__ + ': ' + str(exc)}"
+                    out.error = _describe(sink, exc)
                     return out
                 accepted.append(sink)
             out.done.append(item.key)
@@ -180,10 +180,11 @@ class AlertSinks(ConfigurableResource):
         for sink in self.sinks_for(item):
             try:
                 self._send(sink, item)
-            except Exception as exc:  # noqa: BLE001
-                errors.append(f"{sink}: {exc if isinstance(exc, SinkError) else type(exc).__name__}")
+            except Exception as exc:  # noqa: BLE001 - the other sinks still get the alert
+                errors.append(_describe(sink, exc))
         return errors
 
 
-def now() -> datetime:
-    return datetime.now(timezone.utc)
+def _describe(sink: str, exc: Exception) -> str:
+    """A refusal for logs and tick messages. Slack's errors are SinkErrors, which never quote the URL."""
+    return f"{sink}: {exc}" if isinstance(exc, SinkError) else f"{sink}: {type(exc).__name__}: {exc}"
