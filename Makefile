@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install jars dev test test-unit demo local-aws ui clean
+.PHONY: install jars dev test test-unit demo bench local-aws ui clean
 
 install: $(STAMP)
 
@@ -36,6 +36,13 @@ test-unit: install
 # Headless: start local AWS if none runs, materialise the last 3 complete hours, print row counts.
 demo: jars $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/iot-assets demo --hours 3
+
+# Benchmarks with targets (not part of the tests): SCALE=small finishes in minutes, SCALE=full is
+# the 1,000-device scale. Results: benchmarks/results/latest.json and the README's table.
+SCALE ?= full
+ONLY ?=
+bench: jars
+	$(BIN)/python -m benchmarks.run --scale $(SCALE) $(if $(ONLY),--only $(ONLY),)
 
 local-aws: install
 	$(BIN)/iot-assets local-aws

@@ -77,7 +77,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if "simulator" in args.source:
         results["simulator"] = evaluate_simulator(eval_hours=args.hours)
     if "nab" in args.source:
-        results["nab"] = evaluate_nab(Path(args.nab_dir) if args.nab_dir else None)
+        results["nab"] = evaluate_nab(Path(args.nab_dir) if args.nab_dir else None, speedup=args.nab_speedup)
     print_table(results)
     if args.out:
         with open(args.out, "w") as f:
@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--source", default="simulator,nab", help="simulator, nab, or both (comma-separated)")
     ev.add_argument("--hours", type=int, default=6, help="simulator hours scored (after 24 hours of history)")
     ev.add_argument("--nab-dir", help="folder with the NAB csv and anomaly_windows.json (default ../shared/data/nab)")
+    ev.add_argument("--nab-speedup", type=int, default=60,
+                    help="replay NAB this many times faster than real time (60: each hourly reading becomes a minute)")
     ev.add_argument("--out", help="write the figures as JSON to this file")
     ev.set_defaults(func=cmd_evaluate)
     args = parser.parse_args(argv)

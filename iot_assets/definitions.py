@@ -1,16 +1,40 @@
 """The one place that assembles the iot_assets code location."""
 
-from dagster import Definitions, in_process_executor, load_assets_from_modules
+import warnings
 
+from dagster import (
+    DefaultSensorStatus,
+    Definitions,
+    SupersessionWarning,
+    build_sensor_for_freshness_checks,
+    build_time_partition_freshness_checks,
+    in_process_executor,
+    load_assets_from_modules,
+)
+
+from iot_assets import settings
 from iot_assets.alerts.sensors import alert_sensors
 from iot_assets.assets import anomalies, bronze, gold, models, raw, registry, silver
 from iot_assets.jobs import anomaly_detection_job, hourly_pipeline_job
 from iot_assets.resources.config import build_resources
 
+# The newest complete hour must be in silver and in the anomaly log by this minute past the hour.
+# These are asset checks (not FreshnessPolicy, which Dagster now prefers) because a failed check
+# takes the same alert path as every other check.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", SupersessionWarning)
+    freshness_checks = build_time_partition_freshness_checks(
+        assets=["silver_sensor_readings", "anomaly_log"],
+        deadline_cron=f"{int(settings.get('IOT_FRESHNESS_DEADLINE_MINUTE'))} * * * *",
+    )
+    freshness_sensor = build_sensor_for_freshness_checks(freshness_checks=freshness_checks,
+                                                         default_status=DefaultSensorStatus.RUNNING)
+
 defs = Definitions(
     assets=load_assets_from_modules([raw, registry, bronze, silver, gold, models, anomalies]),
+    asset_checks=freshness_checks,
     jobs=[hourly_pipeline_job, anomaly_detection_job],
-    sensors=[*alert_sensors],
+    sensors=[freshness_sensor, *alert_sensors],
     resources=build_resources(),
     # Every step of a run shares one process, so one SparkSession (one JVM) serves the whole run.
     executor=in_process_executor,

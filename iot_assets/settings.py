@@ -61,6 +61,14 @@ SETTINGS: tuple[Setting, ...] = (
             "Percentile of a device's training distances that, times the margin, sets its threshold."),
     Setting("IOT_KMEANS_THRESHOLD_MARGIN", "1.5", "Multiplier on that percentile."),
     Setting("IOT_DELTA_MAX_RECORDS_PER_FILE", "1000000", "Cap on rows per Delta data file."),
+    Setting("IOT_MAX_QUARANTINE_RATE", "0.05",
+            "`check_quarantine_rate` warns when an hour quarantines a larger share of its raw records."),
+    Setting("IOT_ANOMALY_SPIKE_FACTOR", "3.0",
+            "`check_anomaly_rate_spike` warns when an hour's share of confirmed anomalous readings exceeds this "
+            "multiple of the trailing 24 hours' share ..."),
+    Setting("IOT_ANOMALY_SPIKE_FLOOR", "0.01", "... and this share."),
+    Setting("IOT_FRESHNESS_DEADLINE_MINUTE", "30",
+            "Freshness checks fail when the previous hour's partition is missing this many minutes past the hour."),
     Setting("IOT_DAGSTER_UI_URL", "http://127.0.0.1:3000", "Base URL of the Dagster UI; alerts link to `<url>/runs/<run id>`."),
     Setting("IOT_ALERT_SNS_TOPIC", "iot-alerts",
             "SNS topic for alerts: a topic ARN, or on a local endpoint a topic name (`iot-assets local-aws` "

@@ -23,6 +23,14 @@ def test_check_alert_reads_the_row_count_contract():
     assert alert.attributes()["severity"] == "WARN"
 
 
+def test_check_alert_over_a_range_names_the_failing_hours():
+    hours = [f"2026-11-21-{h:02d}:00" for h in range(14)]
+    alert = check_alert(asset="silver_sensor_readings", check="check_silver_schema",
+                        partition="2026-11-21-00:00..2026-11-21-23:00", severity="ERROR", description=None,
+                        run_id="r", ui_url=UI, metadata={"failing_partitions": MetadataValue.json(hours)})
+    assert "Failing partitions: 2026-11-21-00:00, " in alert.text() and "2026-11-21-11:00 (+2 more)" in alert.text()
+
+
 def test_check_alert_without_counts_still_says_what_failed():
     alert = check_alert(asset="a", check="c", partition=None, severity="ERROR", metadata={}, description="no rows",
                         run_id="r", ui_url=UI)

@@ -11,6 +11,7 @@ from iot_assets.assets.anomalies import (
     kmeans_anomalies,
     threshold_anomalies,
     trailing_baseline,
+    with_verdict,
     zscore_anomalies,
 )
 from iot_assets.assets.models import FEATURES, train_device
@@ -102,8 +103,31 @@ def test_score():
     flags = [Flag("d1", t[0], "threshold"), Flag("d1", t[1], "kmeans"), Flag("d1", t[8], "zscore"),
              Flag("d1", t[9], "zscore"), Flag("d3", t[2], "zscore")]
     got = score(flags, events, device_days=2.0, gap=timedelta(minutes=5))
-    assert got["combined"]["precision"] == pytest.approx(2 / 5, abs=1e-3)
-    assert got["combined"]["recall"] == pytest.approx(2 / 3, abs=1e-3)
-    assert got["combined"]["event_recall"] == 0.5
-    assert got["combined"]["false_alarms_per_device_day"] == 1.0    # two runs (d1 t8-t9, d3 t2) over 2 device-days
+    assert got["any_method"]["precision"] == pytest.approx(2 / 5, abs=1e-3)
+    assert got["any_method"]["recall"] == pytest.approx(2 / 3, abs=1e-3)
+    assert got["any_method"]["event_recall"] == 0.5
+    assert got["any_method"]["false_alarms_per_device_day"] == 1.0    # two runs (d1 t8-t9, d3 t2) over 2 device-days
     assert got["zscore"]["precision"] == 0.0 and got["threshold"]["recall"] == pytest.approx(1 / 3, abs=1e-3)
+    # The combined verdict counts only confirmed readings.
+    unconfirmed = [Flag(f.device_id, f.event_time, f.method, confirmed=f.method != "zscore") for f in flags]
+    got = score(unconfirmed, events, device_days=2.0, gap=timedelta(minutes=5))
+    assert got["combined"]["precision"] == 1.0 and got["combined"]["false_alarms_per_device_day"] == 0.0
+
+
+def test_verdict_confirms_readings_not_rows(spark):
+    rows = [("d1", H, "zscore", "low"),                               # a z-score just past 3 sigma, alone
+            ("d1", H + timedelta(minutes=1), "zscore", "low"),         # ... joined by a KMeans hit on the same reading
+            ("d1", H + timedelta(minutes=1), "kmeans", "low"),
+            ("d1", H + timedelta(minutes=2), "zscore", "medium"),      # a strong z-score confirms itself
+            ("d2", H, "threshold", "low")]
+    # d3: weak z-scores on one metric every 2 minutes; from the fifth within 10 minutes they persist.
+    rows += [("d3", H + timedelta(minutes=2 * i), "zscore", "low") for i in range(6)]
+    got = {(r["device_id"], r["event_time"], r["method"]): r["confirmed"] for r in
+           with_verdict(spark.createDataFrame([(d, t, m, "temperature", s) for d, t, m, s in rows],
+                                              "device_id string, event_time timestamp, method string, metric string, "
+                                              "severity string")).collect()}
+    assert {k: v for k, v in got.items() if k[0] != "d3"} == {
+        ("d1", H, "zscore"): False, ("d1", H + timedelta(minutes=1), "zscore"): True,
+        ("d1", H + timedelta(minutes=1), "kmeans"): True, ("d1", H + timedelta(minutes=2), "zscore"): True,
+        ("d2", H, "threshold"): True}
+    assert [got[("d3", H + timedelta(minutes=2 * i), "zscore")] for i in range(6)] == [False] * 4 + [True] * 2

@@ -40,11 +40,33 @@ def lake(resources):
 
 
 @pytest.fixture(scope="module")
-def two_hours(resources, spark, lake):
+def runs(resources, spark, lake):
+    out = {}
     for hour in (H1, H2):
-        assert materialize_hours(hour, hour, include_registry=hour == H1).success
+        out[hour] = materialize_hours(hour, hour, include_registry=hour == H1)
+        assert out[hour].success
+    return out
+
+
+@pytest.fixture(scope="module")
+def two_hours(runs):
     raw = resolved("raw_source")
     return {h: simulate_hour(h, raw.fleet) for h in (H1, H2)}
+
+
+def test_every_check_passes_on_clean_hours_and_is_logged(runs, spark, lake):
+    for hour, result in runs.items():
+        evaluations = result.get_asset_check_evaluations()
+        failed = [(e.asset_key.to_user_string(), e.check_name, e.description) for e in evaluations if not e.passed]
+        assert not failed
+        names = {e.check_name for e in evaluations}
+        assert {"check_bronze_reconciles_raw", "check_silver_schema", "check_silver_unique_readings",
+                "check_silver_reconciles_bronze", "check_device_hourly_stats_reconciles_silver"} <= names
+        recon = next(e for e in evaluations if e.check_name == "check_silver_reconciles_bronze")
+        assert recon.metadata["failed_rows"].value == 0 and recon.metadata["passed_rows"].value > 0
+        log = lake.read(spark, "data_quality_log").where(F.col("run_id") == result.run_id)
+        assert log.where("status = 'failed'").count() == 0
+        assert log.select("check_name").distinct().count() == len(names)
 
 
 @pytest.mark.parametrize("hour", [H1, H2], ids=["h1", "h2"])

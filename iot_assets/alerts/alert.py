@@ -15,6 +15,7 @@ from typing import Any
 MAX_EXAMPLES = 5
 MAX_EXAMPLE_CHARS = 400
 MAX_ERROR_CHARS = 1500
+MAX_FAILING_PARTITIONS = 12
 
 
 def plain(value: Any) -> Any:
@@ -118,9 +119,17 @@ def check_alert(*, asset: str, check: str, partition: str | None, severity: str,
     what = f"check `{check}` on {where} failed{badly}"
     if description:
         what += f". {description}"
+    # A check over a range run names the hours that failed (the quality checks' `failing_partitions`).
+    failing = plain(metadata.get("failing_partitions"))
+    details = ()
+    if isinstance(failing, list) and failing:
+        shown = ", ".join(map(str, failing[:MAX_FAILING_PARTITIONS]))
+        details = (("Failing partitions", shown + (f" (+{len(failing) - MAX_FAILING_PARTITIONS} more)"
+                                                    if len(failing) > MAX_FAILING_PARTITIONS else "")),)
     return Alert(kind="asset_check", title=f"Asset check failed: {asset} / {check}", what=what, severity=severity,
                  run_id=run_id, run_url=run_url(ui_url, run_id), asset=asset, partition=partition, check=check,
-                 failed_rows=failed, passed_rows=passed, examples=_examples(metadata.get("examples")))
+                 failed_rows=failed, passed_rows=passed, examples=_examples(metadata.get("examples")),
+                 details=details)
 
 
 def run_failure_alert(*, job: str, run_id: str, partition: str | None, failed_steps: Mapping[str, str],

@@ -9,6 +9,7 @@ Three methods, each configurable and versioned:
 
 import hashlib
 import json
+from datetime import timedelta
 
 import pandera.pyspark as pa
 import pyspark.sql.types as T
@@ -25,6 +26,7 @@ from dagster import (
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from iot_assets import quality
 from iot_assets.assets.models import FEATURES, N_VALUE_FEATURES, AnomalyModelConfig, with_features
 from iot_assets.partitions import HOUR, TRAILING_DAY, hourly_partitions, hours_in
 from iot_assets.resources.lakehouse import DeltaLakehouse
@@ -83,6 +85,7 @@ class AnomalyRecord(pa.DataFrameModel):
     limit: T.DoubleType() = pa.Field(nullable=False, description="the limit the score crossed")
     severity: T.StringType() = pa.Field(nullable=False, isin=list(SEVERITIES))
     model_version: T.StringType() = pa.Field(nullable=False)
+    confirmed: T.BooleanType() = pa.Field(nullable=False, description="the combined verdict on this reading")
     event_hour: T.TimestampType() = pa.Field(nullable=False, description="partition")
 
 
@@ -186,29 +189,57 @@ def _union(parts: list[DataFrame]) -> DataFrame:
     return out
 
 
+# A z-score flag just past the limit confirms a reading only when it persists: at least this many
+# z-score flags on the same device and metric within the trailing window.
+PERSISTENT_FLAGS = 5
+PERSISTENCE_WINDOW = timedelta(minutes=10)
+
+
+def with_verdict(found: DataFrame) -> DataFrame:
+    """Add `confirmed`: the combined verdict on each reading, shared by all of its rows.
+
+    A reading is confirmed when a threshold rule or its device's KMeans model flags it, when a
+    z-score on it is at least of medium severity (1.25x the limit: 3.75 sigma by default), or when
+    its z-score flag persists (PERSISTENT_FLAGS flags of that metric within PERSISTENCE_WINDOW).
+    A lone z-score just past 3 sigma stays in the log, unconfirmed: on a signal whose load swings,
+    that is where the normal signal's own tails lie (about 3 readings in 1,000 per metric for a
+    Gaussian), while a real fault that is only just past the limit lasts.
+    """
+    is_z = F.col("method") == "zscore"
+    trailing = Window.partitionBy("device_id", "metric").orderBy(F.unix_millis("event_time")).rangeBetween(
+        -int(PERSISTENCE_WINDOW.total_seconds() * 1000) + 1, 0)
+    persistent = F.sum(F.when(is_z, 1).otherwise(0)).over(trailing) >= PERSISTENT_FLAGS
+    strong = ~is_z | (F.col("severity") != "low") | persistent
+    reading = Window.partitionBy("device_id", "event_time")
+    return found.withColumn("_strong", strong).withColumn("confirmed", F.max("_strong").over(reading)).drop("_strong")
+
+
 def detect(readings: DataFrame, featured: DataFrame, baseline: DataFrame, models: DataFrame,
            rules: ThresholdRules, cfg: AnomalyModelConfig) -> DataFrame:
-    """Every method's anomalies for the readings, conformed to the anomaly log schema."""
+    """Every method's anomalies for the readings, with the combined verdict, conformed to the log schema."""
     found = (threshold_anomalies(readings, rules.parsed, rules.version)
              .unionByName(zscore_anomalies(readings, baseline, cfg.zscore_limit, cfg.min_baseline_readings))
              .unionByName(kmeans_anomalies(featured, models)))
-    return conform(found, AnomalyRecord)
+    return conform(with_verdict(found), AnomalyRecord)
 
 
 def summary(log: DataFrame, top: int = 5) -> dict:
-    """Counts by method and severity, and the most anomalous devices, as plain Python types."""
+    """Counts by method and severity, confirmed readings, and the most anomalous devices, as plain
+    Python types. Devices rank by their worst confirmed severity, then by confirmed readings."""
     rows = log.groupBy("method", "severity").count().collect()
     by_method = {m: 0 for m in METHODS}
     by_severity = {s: 0 for s in SEVERITIES}
     for r in rows:
         by_method[r["method"]] += int(r["count"])
         by_severity[r["severity"]] += int(r["count"])
+    confirmed = log.where("confirmed")
+    readings = confirmed.select("device_id", "event_time").distinct().count()
     rank = F.when(F.col("severity") == "critical", 4).when(F.col("severity") == "high", 3) \
         .when(F.col("severity") == "medium", 2).otherwise(1)
-    devices = (log.groupBy("device_id").agg(F.count("*").alias("anomalies"), F.max(rank).alias("_r"),
-                                            F.collect_set("method").alias("methods"))
+    devices = (confirmed.groupBy("device_id").agg(F.countDistinct("event_time").alias("anomalies"),
+                                                  F.max(rank).alias("_r"), F.collect_set("method").alias("methods"))
                .orderBy(F.desc("_r"), F.desc("anomalies"), "device_id").limit(top).collect())
-    return {"by_method": by_method, "by_severity": by_severity,
+    return {"by_method": by_method, "by_severity": by_severity, "confirmed_readings": readings,
             "top_devices": [{"device_id": d["device_id"], "anomalies": int(d["anomalies"]),
                              "max_severity": SEVERITIES[int(d["_r"]) - 1], "methods": sorted(d["methods"])}
                             for d in devices]}
@@ -222,9 +253,17 @@ def summary(log: DataFrame, top: int = 5) -> dict:
     group_name="anomalies",
     kinds={"spark", "delta", "s3"},
     metadata={"dagster/column_schema": table_schema(AnomalyRecord)},
+    check_specs=[
+        quality.spec("anomaly_log", "check_anomaly_log_schema",
+                     "Columns, types, methods and severities agree with the AnomalyRecord pandera model."),
+        quality.spec("anomaly_log", "check_anomaly_rate_spike",
+                     "The share of readings confirmed anomalous stays under IOT_ANOMALY_SPIKE_FACTOR times the "
+                     "trailing 24 hours' share (at least IOT_ANOMALY_SPIKE_FLOOR) (WARN)."),
+    ],
 )
 def anomaly_log(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse,
-                threshold_rules: ThresholdRules, anomaly_config: AnomalyModelConfig) -> MaterializeResult:
+                threshold_rules: ThresholdRules, anomaly_config: AnomalyModelConfig,
+                quality_config: quality.DataQualityConfig):
     """One row per anomalous reading, metric and method (threshold, z-score, KMeans), with score,
     the limit it crossed, severity and model version. Re-materialising an hour replaces its rows.
     """
@@ -247,12 +286,39 @@ def anomaly_log(context: AssetExecutionContext, spark: SparkResource, lake: Delt
     finally:
         log.unpersist()
         baseline.unpersist()
-    return MaterializeResult(metadata={
+    yield MaterializeResult(metadata={
         **written.metadata(),
         "anomaly_summary": MetadataValue.json(info),
         "anomalies_by_method": MetadataValue.json(info["by_method"]),
         "anomalies_by_severity": MetadataValue.json(info["by_severity"]),
         "critical_anomalies": info["by_severity"]["critical"],
+        "confirmed_anomalous_readings": info["confirmed_readings"],
         "devices_without_zscore_baseline": MetadataValue.json(no_baseline),
         "threshold_rules_version": threshold_rules.version,
     })
+    trailing = (lake.read_window(session, "anomaly_log", "event_hour", w.start - HOUR * 24, w.start),
+                stats.where(F.col("event_hour") < F.lit(w.start)))
+    yield from quality.report(context, session, lake, anomaly_checks(
+        lake.read_window(session, "anomaly_log", "event_hour", w.start, w.end), readings, *trailing, quality_config))
+
+
+def confirmed_readings(log: DataFrame) -> DataFrame:
+    return log.where("confirmed").select("device_id", "event_time", "event_hour").distinct()
+
+
+def anomaly_checks(log: DataFrame, readings: DataFrame, trailing_log: DataFrame, trailing_stats: DataFrame,
+                   cfg: quality.DataQualityConfig) -> list[quality.Evaluation]:
+    """Schema conformance, and the confirmed-anomaly rate against the trailing 24 hours' rate."""
+    past = confirmed_readings(trailing_log).count()
+    seen = trailing_stats.agg(F.sum("reading_count")).first()[0] or 0
+    baseline = past / seen if seen else 0.0
+    limit = max(cfg.anomaly_spike_factor * baseline, cfg.anomaly_spike_floor)
+    spike = quality.check_rate(quality.counts_by(confirmed_readings(log), "event_hour"),
+                               quality.counts_by(readings, "event_hour"), limit, "anomaly_log",
+                               "check_anomaly_rate_spike", "confirmed anomalous readings")
+    spike.detail["trailing_rate"] = round(baseline, 5)
+    return [
+        quality.check_schema(log, AnomalyRecord, "anomaly_log", "check_anomaly_log_schema", "event_hour",
+                             ["device_id", "event_time", "metric", "method"]),
+        spike,
+    ]

@@ -12,12 +12,12 @@ from dagster import AssetExecutionContext, AssetOut, BackfillPolicy, Materialize
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from iot_assets import reasons
+from iot_assets import quality, reasons
 from iot_assets.partitions import hourly_partitions
 from iot_assets.resources.io_managers import RawObject
 from iot_assets.resources.lakehouse import DeltaLakehouse, count_by
 from iot_assets.resources.spark import SparkResource
-from iot_assets.schemas import conform, struct_type, table_schema
+from iot_assets.schemas import conform, table_schema
 
 NUMERIC_FIELDS = ("temperature", "humidity", "pressure", "vibration", "battery_level", "signal_strength")
 REQUIRED_FIELDS = ("device_id", "timestamp", *NUMERIC_FIELDS, "status")
@@ -195,9 +195,19 @@ def read_raw(spark, objects: list[RawObject]) -> DataFrame:
     },
     partitions_def=hourly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
+    check_specs=[
+        quality.spec("bronze_sensor_readings", "check_bronze_schema",
+                     "Columns, types, ranges and nulls agree with the BronzeReading pandera model."),
+        quality.spec("bronze_sensor_readings", "check_bronze_reconciles_raw",
+                     "Every raw record is a bronze row or a quarantine row: raw = bronze + quarantine, per hour."),
+        quality.spec("bronze_quarantine", "check_quarantine_schema",
+                     "Columns, types and reasons agree with the QuarantinedRecord pandera model."),
+        quality.spec("bronze_quarantine", "check_quarantine_rate",
+                     "The share of raw records quarantined stays under IOT_MAX_QUARANTINE_RATE (WARN)."),
+    ],
 )
 def bronze(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse,
-           raw_sensor_batches: list[RawObject]):
+           quality_config: quality.DataQualityConfig, raw_sensor_batches: list[RawObject]):
     """Parse the hour's raw batch into bronze readings and quarantined records."""
     window = context.partition_time_window
     parsed = parse_raw(read_raw(spark.session, raw_sensor_batches)).persist()
@@ -213,3 +223,24 @@ def bronze(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLake
         **written.metadata(), "raw_records": raw_records})
     yield MaterializeResult(asset_key="bronze_quarantine", metadata={
         **quarantined.metadata(), "rows_by_reason": reasons_count, "raw_records": raw_records})
+    yield from quality.report(context, spark.session, lake, bronze_checks(
+        lake.read_window(spark.session, "bronze_sensor_readings", "event_hour", window.start, window.end),
+        lake.read_window(spark.session, "bronze_quarantine", "batch_hour", window.start, window.end),
+        raw_sensor_batches, quality_config.max_quarantine_rate))
+
+
+def bronze_checks(readings: DataFrame, quarantine: DataFrame, raw: list[RawObject],
+                  max_quarantine_rate: float) -> list[quality.Evaluation]:
+    """The bronze checks on the partition as written."""
+    raw_by_hour = {o.hour: o.records for o in raw}
+    good, bad = quality.counts_by(readings, "event_hour"), quality.counts_by(quarantine, "batch_hour")
+    return [
+        quality.check_schema(readings, BronzeReading, "bronze_sensor_readings", "check_bronze_schema",
+                             "event_hour", ["device_id", "event_time", "source_object", "record_index"]),
+        quality.check_reconciles(raw_by_hour, {"bronze": good, "quarantine": bad}, "bronze_sensor_readings",
+                                 "check_bronze_reconciles_raw", "raw records = bronze rows + quarantine rows"),
+        quality.check_schema(quarantine, QuarantinedRecord, "bronze_quarantine", "check_quarantine_schema",
+                             "batch_hour", ["source_object", "record_index", "reason"]),
+        quality.check_rate(bad, raw_by_hour, max_quarantine_rate, "bronze_quarantine", "check_quarantine_rate",
+                           "quarantined"),
+    ]

@@ -7,6 +7,7 @@ from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, Materialize
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from iot_assets import quality
 from iot_assets.partitions import daily_partitions, hourly_partitions
 from iot_assets.resources.lakehouse import DeltaLakehouse
 from iot_assets.resources.spark import SparkResource
@@ -88,32 +89,64 @@ def _silver_window(context: AssetExecutionContext, spark: SparkResource, lake: D
     return lake.read_window(spark.session, "silver_sensor_readings", "event_hour", w.start, w.end)
 
 
+def gold_checks(asset: str, table: DataFrame, model: type, partition_col: str, count_col: str,
+                silver: DataFrame) -> list[quality.Evaluation]:
+    """Schema conformance, and every silver reading counted exactly once in the aggregate."""
+    silver_part = F.to_date("event_time").alias(partition_col) if partition_col == "event_date" else F.col(partition_col)
+    counted = table.groupBy(partition_col).agg(F.sum(count_col).alias("n")).collect()
+    return [
+        quality.check_schema(table, model, asset, f"check_{asset}_schema", partition_col, ["device_id"]),
+        quality.check_reconciles(quality.counts_by(silver.select(silver_part), partition_col),
+                                 {count_col: {quality.partition_value(r[partition_col]): int(r["n"]) for r in counted}},
+                                 asset, f"check_{asset}_reconciles_silver", f"silver rows = sum of {count_col}"),
+    ]
+
+
+def _gold_specs(asset: str, count_col: str) -> list:
+    return [quality.spec(asset, f"check_{asset}_schema", "Columns, types and nulls agree with the pandera model."),
+            quality.spec(asset, f"check_{asset}_reconciles_silver",
+                         f"Every silver reading of the window is counted once: silver rows = sum of {count_col}.")]
+
+
 _GOLD = dict(group_name="gold", kinds={"spark", "delta", "s3"}, backfill_policy=BackfillPolicy.single_run())
 
 
 @asset(partitions_def=hourly_partitions, deps=[AssetDep("silver_sensor_readings")],
-       metadata={"dagster/column_schema": table_schema(DeviceHourlyStats)}, **_GOLD)
-def device_hourly_stats(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse) -> MaterializeResult:
+       metadata={"dagster/column_schema": table_schema(DeviceHourlyStats)},
+       check_specs=_gold_specs("device_hourly_stats", "reading_count"), **_GOLD)
+def device_hourly_stats(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse):
     """Per device and hour: reading count, and average, minimum, maximum and standard deviation of each metric."""
-    out = hourly_stats(_silver_window(context, spark, lake))
-    return MaterializeResult(metadata=lake.write_window(out, "device_hourly_stats", "event_hour",
-                                                        context.partition_time_window).metadata())
+    yield from _hourly_gold(context, spark, lake, "device_hourly_stats", hourly_stats, DeviceHourlyStats, "reading_count")
 
 
 @asset(partitions_def=hourly_partitions, deps=[AssetDep("silver_sensor_readings")],
-       metadata={"dagster/column_schema": table_schema(SensorAggregates10Min)}, **_GOLD)
-def sensor_aggregates_10min(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse) -> MaterializeResult:
+       metadata={"dagster/column_schema": table_schema(SensorAggregates10Min)},
+       check_specs=_gold_specs("sensor_aggregates_10min", "record_count"), **_GOLD)
+def sensor_aggregates_10min(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse):
     """Per device and 10-minute window (`window_start`, `window_end`): counts and avg/min/max of each metric."""
-    out = ten_minute_aggregates(_silver_window(context, spark, lake))
-    return MaterializeResult(metadata=lake.write_window(out, "sensor_aggregates_10min", "event_hour",
-                                                        context.partition_time_window).metadata())
+    yield from _hourly_gold(context, spark, lake, "sensor_aggregates_10min", ten_minute_aggregates,
+                            SensorAggregates10Min, "record_count")
+
+
+def _hourly_gold(context, spark, lake, table, transform, model, count_col):
+    w = context.partition_time_window
+    silver = _silver_window(context, spark, lake)
+    written = lake.write_window(transform(silver), table, "event_hour", w)
+    yield MaterializeResult(metadata=written.metadata())
+    yield from quality.report(context, spark.session, lake, gold_checks(
+        table, lake.read_window(spark.session, table, "event_hour", w.start, w.end), model, "event_hour",
+        count_col, silver))
 
 
 @asset(partitions_def=daily_partitions, deps=[AssetDep("silver_sensor_readings")],
-       metadata={"dagster/column_schema": table_schema(DailyDeviceSummary)}, **_GOLD)
-def daily_device_summary(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse) -> MaterializeResult:
+       metadata={"dagster/column_schema": table_schema(DailyDeviceSummary)},
+       check_specs=_gold_specs("daily_device_summary", "reading_count"), **_GOLD)
+def daily_device_summary(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse):
     """Per device and day, from the day's 24 hourly silver partitions: averages, extremes, high-vibration count, lowest battery."""
     w = context.partition_time_window
-    out = daily_summary(_silver_window(context, spark, lake))
-    written = lake.write_window(out, "daily_device_summary", "event_date", w)
-    return MaterializeResult(metadata=written.metadata())
+    silver = _silver_window(context, spark, lake)
+    written = lake.write_window(daily_summary(silver), "daily_device_summary", "event_date", w)
+    yield MaterializeResult(metadata=written.metadata())
+    yield from quality.report(context, spark.session, lake, gold_checks(
+        "daily_device_summary", lake.read_window(spark.session, "daily_device_summary", "event_date", w.start, w.end),
+        DailyDeviceSummary, "event_date", "reading_count", silver))

@@ -25,6 +25,7 @@ from dagster import (
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from iot_assets import quality
 from iot_assets.partitions import HOUR, TRAILING_DAY, hours_in, hourly_partitions
 from iot_assets.resources.aws import AwsResource
 from iot_assets.resources.lakehouse import DeltaLakehouse, count_by
@@ -186,9 +187,15 @@ def train_models(featured: DataFrame, devices: DataFrame, model_hours: list[date
     group_name="anomalies",
     kinds={"spark", "delta", "s3"},
     metadata={"dagster/column_schema": table_schema(DeviceAnomalyModel)},
+    check_specs=[
+        quality.spec("device_anomaly_models", "check_models_schema",
+                     "Columns, types and statuses agree with the DeviceAnomalyModel pandera model."),
+        quality.spec("device_anomaly_models", "check_models_cover_registry",
+                     "Every registered device has exactly one model row (trained or insufficient_data) per hour."),
+    ],
 )
 def device_anomaly_models(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse,
-                          anomaly_config: AnomalyModelConfig, aws: AwsResource) -> MaterializeResult:
+                          anomaly_config: AnomalyModelConfig, aws: AwsResource):
     """One KMeans model per device for each hour, trained on the device's previous 24 hours of silver.
 
     Devices with too little data are recorded as `insufficient_data`. Each hour's models are also
@@ -210,9 +217,22 @@ def device_anomaly_models(context: AssetExecutionContext, spark: SparkResource, 
         status = count_by(models, "status")
     finally:
         models.unpersist()
-    return MaterializeResult(metadata={**written.metadata(), "models_by_status": status,
-                                       "model_version": anomaly_config.version_tag,
-                                       "training_seconds": round(time.monotonic() - began, 2)})
+    yield MaterializeResult(metadata={**written.metadata(), "models_by_status": status,
+                                      "model_version": anomaly_config.version_tag,
+                                      "training_seconds": round(time.monotonic() - began, 2)})
+    devices = registry.select("device_id").distinct().count()
+    yield from quality.report(context, session, lake, model_checks(
+        lake.read_window(session, "device_anomaly_models", "event_hour", window.start, window.end), devices, hours))
+
+
+def model_checks(models: DataFrame, devices: int, hours: list[datetime]) -> list[quality.Evaluation]:
+    return [
+        quality.check_schema(models, DeviceAnomalyModel, "device_anomaly_models", "check_models_schema",
+                             "event_hour", ["device_id", "event_hour", "status"]),
+        quality.check_reconciles({h: devices for h in hours}, {"models": quality.counts_by(models, "event_hour")},
+                                 "device_anomaly_models", "check_models_cover_registry",
+                                 "registered devices = model rows, per hour"),
+    ]
 
 
 def _write_artifacts(models: DataFrame, hours: list[datetime], bucket: str, tag: str, aws: AwsResource) -> dict:

@@ -6,9 +6,10 @@ from dataclasses import asdict
 import pandera.pyspark as pa
 import pyspark.sql.types as T
 from botocore.exceptions import ClientError
-from dagster import MaterializeResult, asset
+from dagster import AssetExecutionContext, MaterializeResult, asset
 from pyspark.sql import DataFrame
 
+from iot_assets import quality
 from iot_assets.assets.raw import RawSource
 from iot_assets.resources.aws import AwsResource
 from iot_assets.resources.lakehouse import DeltaLakehouse
@@ -44,9 +45,14 @@ def registered_devices(spark, aws: AwsResource, bucket: str, simulated: list[dic
 
 
 @asset(group_name="reference", kinds={"spark", "delta", "s3"},
-       metadata={"dagster/column_schema": table_schema(DeviceRecord)})
-def device_registry(spark: SparkResource, lake: DeltaLakehouse, raw_source: RawSource,
-                    aws: AwsResource) -> MaterializeResult:
+       metadata={"dagster/column_schema": table_schema(DeviceRecord)},
+       check_specs=[
+           quality.spec("device_registry", "check_registry_schema",
+                        "Every device has a name, site, type and a valid location (DeviceRecord pandera model)."),
+           quality.spec("device_registry", "check_registry_unique_devices",
+                        "Each device_id is listed once; a repeated id would duplicate its readings in silver."),
+       ])
+def device_registry(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse, raw_source: RawSource, aws: AwsResource):
     """Every known device with its name, site, type and location; silver joins readings to it.
 
     The simulated fleet, plus any devices listed as JSON lines in `s3://<bucket>/reference/devices.jsonl`.
@@ -54,4 +60,9 @@ def device_registry(spark: SparkResource, lake: DeltaLakehouse, raw_source: RawS
     simulated = [asdict(d) for d in fleet_registry(raw_source.fleet)]
     df = registered_devices(spark.session, aws, lake.bucket, simulated)
     written = lake.overwrite(df, TABLE)
-    return MaterializeResult(metadata={**written.metadata(), "simulated_devices": len(simulated)})
+    yield MaterializeResult(metadata={**written.metadata(), "simulated_devices": len(simulated)})
+    table = lake.read(spark.session, TABLE)
+    yield from quality.report(context, spark.session, lake, [
+        quality.check_schema(table, DeviceRecord, TABLE, "check_registry_schema", None, ["device_id"]),
+        quality.check_unique(table, ["device_id"], TABLE, "check_registry_unique_devices", None),
+    ])

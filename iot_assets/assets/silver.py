@@ -14,7 +14,7 @@ from dagster import AssetDep, AssetExecutionContext, AssetOut, BackfillPolicy, M
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from iot_assets import reasons
+from iot_assets import quality, reasons
 from iot_assets.partitions import HOUR, hourly_partitions
 from iot_assets.resources.lakehouse import DeltaLakehouse, count_by
 from iot_assets.resources.spark import SparkResource
@@ -154,6 +154,20 @@ def to_silver(bronze_with_context: DataFrame, registry: DataFrame, start, end) -
     deps=[AssetDep("bronze_sensor_readings"), AssetDep("device_registry")],
     partitions_def=hourly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
+    # Blocking with ERROR severity: a failed silver check fails this step, so gold, the models
+    # and the anomaly log of the same run do not run on bad silver.
+    check_specs=[
+        quality.spec("silver_sensor_readings", "check_silver_schema",
+                     "Columns, types, physical ranges, statuses and nulls agree with the SilverReading pandera model.",
+                     blocking=True),
+        quality.spec("silver_sensor_readings", "check_silver_unique_readings",
+                     "No two silver rows share (device_id, event_time).", blocking=True),
+        quality.spec("silver_sensor_readings", "check_silver_reconciles_bronze",
+                     "Every bronze reading is in silver or rejected with a reason: bronze = silver + rejected, per hour.",
+                     blocking=True),
+        quality.spec("silver_rejected_readings", "check_rejected_schema",
+                     "Columns, types and reasons agree with the RejectedReading pandera model."),
+    ],
 )
 def silver(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse):
     """Clean, deduplicate and enrich the hour's bronze readings."""
@@ -166,6 +180,27 @@ def silver(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLake
     written = lake.write_window(classified_silver, "silver_sensor_readings", "event_hour", window)
     dropped = lake.write_window(rejected, "silver_rejected_readings", "event_hour", window)
     yield MaterializeResult(asset_key="silver_sensor_readings", metadata=written.metadata())
+    written_rejected = lake.read_window(session, "silver_rejected_readings", "event_hour", window.start, window.end)
     yield MaterializeResult(asset_key="silver_rejected_readings", metadata={
-        **dropped.metadata(), "rows_by_reason": count_by(lake.read_window(
-            session, "silver_rejected_readings", "event_hour", window.start, window.end), "reason")})
+        **dropped.metadata(), "rows_by_reason": count_by(written_rejected, "reason")})
+    yield from quality.report(context, session, lake, silver_checks(
+        bronze.where(F.col("event_time") >= F.lit(window.start)),
+        lake.read_window(session, "silver_sensor_readings", "event_hour", window.start, window.end),
+        written_rejected))
+
+
+def silver_checks(bronze: DataFrame, silver: DataFrame, rejected: DataFrame) -> list[quality.Evaluation]:
+    """The silver checks on the partition as written, against the window's bronze rows."""
+    keys = ["device_id", "event_time", "source_object", "record_index"]
+    return [
+        quality.check_schema(silver, SilverReading, "silver_sensor_readings", "check_silver_schema", "event_hour", keys),
+        quality.check_unique(silver, ["device_id", "event_time"], "silver_sensor_readings",
+                             "check_silver_unique_readings", "event_hour"),
+        quality.check_reconciles(quality.counts_by(bronze, "event_hour"),
+                                 {"silver": quality.counts_by(silver, "event_hour"),
+                                  "rejected": quality.counts_by(rejected, "event_hour")},
+                                 "silver_sensor_readings", "check_silver_reconciles_bronze",
+                                 "bronze rows = silver rows + rejected rows"),
+        quality.check_schema(rejected, RejectedReading, "silver_rejected_readings", "check_rejected_schema",
+                             "event_hour", keys + ["reason"]),
+    ]

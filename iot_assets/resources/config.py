@@ -11,6 +11,7 @@ def build_resources() -> dict:
     from iot_assets.assets.anomalies import DEFAULT_RULES, ThresholdRule, ThresholdRules
     from iot_assets.assets.models import AnomalyModelConfig
     from iot_assets.assets.raw import RawSource
+    from iot_assets.quality import DataQualityConfig
     from iot_assets.resources.aws import AwsResource
     from iot_assets.resources.io_managers import S3KinesisRawIOManager
     from iot_assets.resources.lakehouse import DeltaLakehouse
@@ -37,6 +38,10 @@ def build_resources() -> dict:
             allowed_lateness_minutes=int(get("IOT_ALLOWED_LATENESS_MINUTES")),
             stream=v("IOT_KINESIS_STREAM")),
         "threshold_rules": ThresholdRules(rules=rules),
+        "quality_config": DataQualityConfig(
+            max_quarantine_rate=float(get("IOT_MAX_QUARANTINE_RATE")),
+            anomaly_spike_factor=float(get("IOT_ANOMALY_SPIKE_FACTOR")),
+            anomaly_spike_floor=float(get("IOT_ANOMALY_SPIKE_FLOOR"))),
         "anomaly_config": AnomalyModelConfig(
             k=int(get("IOT_KMEANS_K")), zscore_limit=float(get("IOT_ZSCORE_LIMIT")),
             distance_percentile=float(get("IOT_KMEANS_DISTANCE_PERCENTILE")),

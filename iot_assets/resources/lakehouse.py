@@ -66,7 +66,10 @@ class DeltaLakehouse(ConfigurableResource):
                start=None, end=None) -> WriteResult:
         began = time.monotonic()
         uri = self.uri(table)
-        writer = df.write.format("delta").mode(mode).option("maxRecordsPerFile", self.max_records_per_file)
+        # Columns only ever come from the pandera models (schemas.conform), so a column added to a
+        # model is added to an existing table; nothing else can reach it.
+        writer = (df.write.format("delta").mode(mode).option("maxRecordsPerFile", self.max_records_per_file)
+                  .option("mergeSchema", "true"))
         if predicate:
             writer = writer.option("replaceWhere", predicate)
         if partition_by:

@@ -1,0 +1,310 @@
+"""Data-quality checks: how a layer's partition is judged, reported to Dagster, and logged.
+
+Each layer file declares its checks (`AssetCheckSpec`s on its asset) and calls these helpers on
+the partition it has just written, read back from Delta. Every evaluation counts passed and
+failed rows for each hour of the run's window, so one range run still gives one history row per
+check and hour in the `data_quality_log` Delta table (like the event log of Delta Live Tables),
+and the check result in the UI carries the counts and a few failing rows.
+
+The value rules come from the layer's pandera model, the single statement of its columns, types
+and ranges. pandera.pyspark validates the schema (columns and types); the rules it would check
+one Spark job at a time (`filter(~rule).limit(1).count()`, with no counts) are evaluated here in
+one aggregation that also counts failures per rule and per hour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from functools import reduce
+
+import pandera.pyspark as pa
+import pyspark.sql.types as T
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, ConfigurableResource, MetadataValue
+from pandera.config import ValidationDepth, config_context
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from iot_assets.schemas import struct_type
+
+DQ_TABLE = "data_quality_log"
+EXAMPLES = 5
+WARN, ERROR = AssetCheckSeverity.WARN, AssetCheckSeverity.ERROR
+
+
+class DataQualityConfig(ConfigurableResource):
+    """Limits of the rate checks."""
+
+    max_quarantine_rate: float = 0.05
+    anomaly_spike_factor: float = 3.0
+    anomaly_spike_floor: float = 0.01
+
+
+@dataclass
+class Evaluation:
+    """One check over one window: rows passed and failed per partition (hour or day)."""
+
+    asset: str
+    check: str
+    severity: AssetCheckSeverity
+    passed: bool
+    by_partition: dict[datetime | date | str, tuple[int, int]]   # partition -> (passed rows, failed rows)
+    description: str
+    detail: dict = field(default_factory=dict)
+
+    @property
+    def passed_rows(self) -> int:
+        return sum(p for p, _ in self.by_partition.values())
+
+    @property
+    def failed_rows(self) -> int:
+        return sum(f for _, f in self.by_partition.values())
+
+    def result(self, window=None) -> AssetCheckResult:
+        failing = sorted(_partition_key(k) for k, (_, f) in self.by_partition.items() if f)
+        where = {"partition_start": window.start.isoformat(), "partition_end": window.end.isoformat()} if window else {}
+        return AssetCheckResult(
+            asset_key=self.asset, check_name=self.check, passed=self.passed, severity=self.severity,
+            description=self.description,
+            metadata={"failed_rows": self.failed_rows, "passed_rows": self.passed_rows, **where,
+                      "failing_partitions": MetadataValue.json(failing[:50]),
+                      **{k: (MetadataValue.json(v) if isinstance(v, (dict, list)) else v)
+                         for k, v in self.detail.items()}})
+
+
+def spec(asset: str, check: str, description: str, blocking: bool = False) -> AssetCheckSpec:
+    return AssetCheckSpec(check, asset=asset, description=description, blocking=blocking)
+
+
+# --- rules from a pandera model ------------------------------------------------------------
+
+def _predicate(column: str, check) -> Column:
+    c, s = F.col(column), check.statistics
+    match check.name:
+        case "greater_than_or_equal_to":
+            return c >= s["min_value"]
+        case "less_than_or_equal_to":
+            return c <= s["max_value"]
+        case "greater_than":
+            return c > s["min_value"]
+        case "less_than":
+            return c < s["max_value"]
+        case "in_range":
+            lo = c >= s["min_value"] if s.get("include_min", True) else c > s["min_value"]
+            hi = c <= s["max_value"] if s.get("include_max", True) else c < s["max_value"]
+            return lo & hi
+        case "isin":
+            return c.isin(list(s["allowed_values"]))
+        case "notin":
+            return ~c.isin(list(s["forbidden_values"]))
+        case "str_matches":
+            pattern = s["pattern"]
+            return c.rlike(pattern if isinstance(pattern, str) else pattern.pattern)
+    raise ValueError(f"no Spark rule for pandera check {check.name!r} on {column}")
+
+
+def rules(model: type[pa.DataFrameModel]) -> dict[str, Column]:
+    """Rule name -> a Column that is true when a row keeps the rule; nulls keep value rules,
+    and break `not_null` rules on non-nullable columns."""
+    out = {}
+    for name, col in model.to_schema().columns.items():
+        if not col.nullable:
+            out[f"{name}:not_null"] = F.col(name).isNotNull()
+        for check in col.checks:
+            out[f"{name}:{check.name}"] = F.col(name).isNull() | _predicate(name, check)
+    return out
+
+
+def schema_problems(df: DataFrame, model: type[pa.DataFrameModel]) -> list[str]:
+    """Missing, unexpected and mistyped columns, as pandera.pyspark reports them (schema-level only)."""
+    with config_context(validation_depth=ValidationDepth.SCHEMA_ONLY):
+        validated = model.validate(df)
+    problems = []
+    for level in (validated.pandera.errors or {}).values():
+        for kind, errors in level.items():
+            problems += [f"{kind}: {e.get('column', '')}: {e.get('error', '')}".strip() for e in errors]
+    expected = set(struct_type(model).fieldNames())
+    problems += [f"COLUMN_NOT_IN_SCHEMA: {c}" for c in df.columns if c not in expected]
+    return problems
+
+
+UNPARTITIONED = "all"
+
+
+def _by(partition_col: str | None) -> list[str]:
+    return [partition_col] if partition_col else []
+
+
+def _key(row, partition_col: str | None):
+    return partition_value(row[partition_col]) if partition_col else UNPARTITIONED
+
+
+def partition_value(v) -> datetime | date:
+    if isinstance(v, datetime):
+        return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v
+    return v
+
+
+def check_schema(df: DataFrame, model: type[pa.DataFrameModel], asset: str, check: str, partition_col: str,
+                 key_cols: list[str], severity=ERROR) -> Evaluation:
+    """Schema conformance, value ranges and null rates, from the layer's pandera model.
+
+    Fails when pandera finds a schema problem or any row breaks a rule; the metadata gives
+    failures per rule, null rates, and a few failing rows.
+    """
+    problems = schema_problems(df, model)
+    # Value rules run only on columns that are there with the model's type; the others are
+    # schema problems already, and comparing a string with a number would fail the job.
+    actual = dict(df.dtypes)
+    present = {f.name for f in struct_type(model).fields if actual.get(f.name) == f.dataType.simpleString()}
+    named = {k: v for k, v in rules(model).items() if k.split(":")[0] in present}
+    ok_all = reduce(lambda a, b: a & b, named.values(), F.lit(True))
+    aggs = [F.count("*").alias("_rows"), F.sum(F.when(~ok_all, 1).otherwise(0)).alias("_failed")]
+    aggs += [F.sum(F.when(~rule, 1).otherwise(0)).alias(f"r{i}") for i, rule in enumerate(named.values())]
+    nullable = [f.name for f in struct_type(model).fields if f.nullable and f.name in present]
+    aggs += [F.sum(F.when(F.col(c).isNull(), 1).otherwise(0)).alias(f"n{i}") for i, c in enumerate(nullable)]
+    rows = df.groupBy(*_by(partition_col)).agg(*aggs).collect()
+    by_partition = {_key(r, partition_col): (int(r["_rows"]) - int(r["_failed"] or 0), int(r["_failed"] or 0))
+                    for r in rows if r["_rows"]}
+    per_rule = {name: sum(int(r[f"r{i}"] or 0) for r in rows) for i, name in enumerate(named)}
+    total = sum(int(r["_rows"]) for r in rows)
+    null_rates = {c: round(sum(int(r[f"n{i}"] or 0) for r in rows) / total, 4) if total else 0.0
+                  for i, c in enumerate(nullable)}
+    failed = sum(f for _, f in by_partition.values())
+    detail = {"failures_by_rule": {k: v for k, v in per_rule.items() if v}, "null_rates": null_rates,
+              "rules_checked": len(named), "schema_problems": problems}
+    if failed:
+        cols = [c for c in key_cols if c in df.columns]
+        broken = F.array_compact(F.array(*[F.when(~rule, F.lit(name)) for name, rule in named.items()]))
+        detail["examples"] = [{k: _plain(v) for k, v in r.asDict().items()} for r in
+                              df.where(~ok_all).select(*cols, broken.alias("broken_rules")).limit(EXAMPLES).collect()]
+    passed = not problems and failed == 0
+    text = (f"{failed} of {total} rows break a rule of {model.__name__}" if failed else
+            f"{total} rows keep all {len(named)} rules of {model.__name__}")
+    if problems:
+        text = f"schema differs from {model.__name__}: {'; '.join(problems[:3])}. " + text
+    return Evaluation(asset, check, severity, passed, by_partition, text, detail)
+
+
+def check_unique(df: DataFrame, keys: list[str], asset: str, check: str, partition_col: str,
+                 severity=ERROR) -> Evaluation:
+    """No two rows share the key; failed rows are the surplus copies."""
+    counted = df.groupBy(*_by(partition_col), *keys).count()
+    rows = counted.groupBy(*_by(partition_col)).agg(F.sum("count").alias("rows"),
+                                                    F.sum(F.col("count") - 1).alias("surplus")).collect()
+    by_partition = {_key(r, partition_col): (int(r["rows"]) - int(r["surplus"] or 0), int(r["surplus"] or 0))
+                    for r in rows if r["rows"]}
+    surplus = sum(f for _, f in by_partition.values())
+    detail = {"key": keys}
+    if surplus:
+        detail["examples"] = [{k: _plain(v) for k, v in r.asDict().items()} for r in
+                              counted.where("count > 1").orderBy(F.desc("count")).limit(EXAMPLES).collect()]
+    text = f"{surplus} duplicate rows on ({', '.join(keys)})" if surplus else f"({', '.join(keys)}) is unique"
+    return Evaluation(asset, check, severity, surplus == 0, by_partition, text, detail)
+
+
+def check_reconciles(expected: dict, parts: dict[str, dict], asset: str, check: str, identity: str,
+                     severity=ERROR) -> Evaluation:
+    """`expected[p] == sum(part[p] for part in parts)` for every partition p.
+
+    A partition's passed rows are the accounted ones and its failed rows the difference, so a lost
+    record and an invented one both count.
+    """
+    keys = set(expected) | {k for counts in parts.values() for k in counts}
+    by_partition, mismatches = {}, []
+    for k in sorted(keys):
+        want = int(expected.get(k, 0))
+        got = sum(int(counts.get(k, 0)) for counts in parts.values())
+        by_partition[k] = (min(want, got), abs(want - got))
+        if want != got:
+            mismatches.append({"partition": _partition_key(k), "expected": want,
+                               **{name: int(counts.get(k, 0)) for name, counts in parts.items()}})
+    totals = {name: sum(int(v) for v in counts.values()) for name, counts in parts.items()}
+    want_total = sum(int(v) for v in expected.values())
+    text = (f"{identity}: {want_total} = {' + '.join(f'{v} {k}' for k, v in totals.items())}" if not mismatches
+            else f"{identity} fails in {len(mismatches)} partition(s)")
+    return Evaluation(asset, check, severity, not mismatches, by_partition, text,
+                      {"identity": identity, "expected_total": want_total, **{f"{k}_total": v for k, v in totals.items()},
+                       "examples": mismatches[:EXAMPLES]})
+
+
+def check_rate(numerator: dict, denominator: dict, limit: float, asset: str, check: str, what: str,
+               severity=WARN) -> Evaluation:
+    """numerator / denominator at most `limit` in every partition; failed rows are the numerator's."""
+    by_partition, over = {}, []
+    for k in sorted(set(denominator) | set(numerator)):
+        num, den = int(numerator.get(k, 0)), int(denominator.get(k, 0))
+        rate = num / den if den else 0.0
+        by_partition[k] = (den - num, num) if rate > limit else (den, 0)
+        if rate > limit:
+            over.append({"partition": _partition_key(k), what: num, "of": den, "rate": round(rate, 4)})
+    num_t, den_t = sum(numerator.values()), sum(denominator.values())
+    rate_t = num_t / den_t if den_t else 0.0
+    text = (f"{what} rate {rate_t:.2%} (limit {limit:.2%})" if not over else
+            f"{what} rate above {limit:.2%} in {len(over)} partition(s)")
+    return Evaluation(asset, check, severity, not over, by_partition, text,
+                      {"rate": round(rate_t, 4), "limit": limit, "examples": over[:EXAMPLES]})
+
+
+def counts_by(df: DataFrame, column: str) -> dict:
+    return {partition_value(r[0]): int(r[1]) for r in df.groupBy(column).count().collect()}
+
+
+def _plain(v):
+    if isinstance(v, (datetime, date)):
+        return v.isoformat()
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    return v
+
+
+# --- the data-quality log ------------------------------------------------------------------
+
+class DataQualityRecord(pa.DataFrameModel):
+    """One check, for one partition, at one evaluation."""
+
+    evaluated_at: T.TimestampType() = pa.Field(nullable=False)
+    run_id: T.StringType() = pa.Field(nullable=False)
+    asset: T.StringType() = pa.Field(nullable=False)
+    check_name: T.StringType() = pa.Field(nullable=False)
+    partition: T.StringType() = pa.Field(nullable=False, description="hour (YYYY-MM-DD-HH:MM) or day")
+    status: T.StringType() = pa.Field(nullable=False, isin=["passed", "failed"])
+    severity: T.StringType() = pa.Field(nullable=False, isin=["ERROR", "WARN"])
+    passed_rows: T.LongType() = pa.Field(nullable=False, ge=0)
+    failed_rows: T.LongType() = pa.Field(nullable=False, ge=0)
+    description: T.StringType() = pa.Field(nullable=True)
+    evaluation_date: T.DateType() = pa.Field(nullable=False, description="table partition")
+
+
+def _partition_key(k: datetime | date | str) -> str:
+    if isinstance(k, datetime):
+        return k.strftime("%Y-%m-%d-%H:%M")
+    return k.strftime("%Y-%m-%d") if isinstance(k, date) else str(k)
+
+
+def log_rows(evaluations: list[Evaluation], run_id: str, now: datetime | None = None) -> list[tuple]:
+    now = (now or datetime.now(timezone.utc)).replace(tzinfo=None)
+    rows = []
+    for e in evaluations:
+        for k, (ok, bad) in sorted(e.by_partition.items()):
+            rows.append((now, run_id, e.asset, e.check, _partition_key(k), "failed" if bad or not e.passed else "passed",
+                         e.severity.value, int(ok), int(bad), e.description[:1000], now.date()))
+    return rows
+
+
+def write_log(spark, lake, evaluations: list[Evaluation], run_id: str) -> int:
+    """Append one row per check and partition to `data_quality_log`; returns the rows written."""
+    rows = log_rows(evaluations, run_id)
+    if rows:
+        df = spark.createDataFrame(rows, struct_type(DataQualityRecord))
+        df.coalesce(1).write.format("delta").mode("append").option("mergeSchema", "true") \
+            .partitionBy("evaluation_date").save(lake.uri(DQ_TABLE))
+    return len(rows)
+
+
+def report(context, spark, lake, evaluations: list[Evaluation]):
+    """Log the evaluations and yield their check results for the run's window."""
+    window = context.partition_time_window if context.has_partition_key or context.has_partition_key_range else None
+    write_log(spark, lake, evaluations, context.run.run_id)
+    for e in evaluations:
+        yield e.result(window)
