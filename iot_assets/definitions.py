@@ -13,6 +13,7 @@ from dagster import (
 )
 
 from iot_assets import settings
+from iot_assets.alerts.sensors import alert_sensors
 from iot_assets.assets import anomalies, bronze, gold, models, raw, registry, silver
 from iot_assets.jobs import anomaly_detection_job, hourly_pipeline_job
 from iot_assets.resources.config import build_resources
@@ -33,7 +34,7 @@ defs = Definitions(
     assets=load_assets_from_modules([raw, registry, bronze, silver, gold, models, anomalies]),
     asset_checks=freshness_checks,
     jobs=[hourly_pipeline_job, anomaly_detection_job],
-    sensors=[freshness_sensor],
+    sensors=[freshness_sensor, *alert_sensors],
     resources=build_resources(),
     # Every step of a run shares one process, so one SparkSession (one JVM) serves the whole run.
     executor=in_process_executor,

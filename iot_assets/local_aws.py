@@ -1,4 +1,4 @@
-"""The embedded local AWS endpoint: a moto server on 127.0.0.1 with the bucket and stream created."""
+"""The embedded local AWS endpoint: a moto server on 127.0.0.1 with the bucket, stream and alert topic created."""
 
 from __future__ import annotations
 
@@ -36,8 +36,9 @@ def start_server(port: int):
     return server
 
 
-def ensure_resources(endpoint: str | None, region: str, bucket: str, stream: str, shards: int) -> None:
-    """Create the bucket and the Kinesis stream if missing; harmless when they exist."""
+def ensure_resources(endpoint: str | None, region: str, bucket: str, stream: str, shards: int,
+                     alert_topic: str = "") -> None:
+    """Create the bucket, the Kinesis stream and the alert topic if missing; harmless when they exist."""
     s3 = make_client("s3", endpoint, region)
     try:
         kwargs = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
@@ -52,11 +53,15 @@ def ensure_resources(endpoint: str | None, region: str, bucket: str, stream: str
         if exc.response["Error"]["Code"] != "ResourceInUseException":
             raise
     kinesis.get_waiter("stream_exists").wait(StreamName=stream, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50})
+    if alert_topic and not alert_topic.startswith("arn:"):
+        # A bare topic name is the local form (see IOT_ALERT_SNS_TOPIC); create_topic is idempotent.
+        make_client("sns", endpoint, region).create_topic(Name=alert_topic)
 
 
 def ensure_from_settings() -> None:
     ensure_resources(settings.endpoint_url(), settings.get("IOT_AWS_REGION"), settings.get("IOT_BUCKET"),
-                     settings.get("IOT_KINESIS_STREAM"), int(settings.get("IOT_KINESIS_SHARDS")))
+                     settings.get("IOT_KINESIS_STREAM"), int(settings.get("IOT_KINESIS_SHARDS")),
+                     settings.get("IOT_ALERT_SNS_TOPIC").strip())
 
 
 def local_port() -> int:

@@ -69,6 +69,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("IOT_ANOMALY_SPIKE_FLOOR", "0.01", "... and this share."),
     Setting("IOT_FRESHNESS_DEADLINE_MINUTE", "30",
             "Freshness checks fail when the previous hour's partition is missing this many minutes past the hour."),
+    Setting("IOT_DAGSTER_UI_URL", "http://127.0.0.1:3000", "Base URL of the Dagster UI; alerts link to `<url>/runs/<run id>`."),
+    Setting("IOT_ALERT_SNS_TOPIC", "iot-alerts",
+            "SNS topic for alerts: a topic ARN, or on a local endpoint a topic name (`iot-assets local-aws` "
+            "creates it). Empty disables SNS."),
+    Setting("IOT_ALERT_METRICS_NAMESPACE", "IotAssets",
+            "CloudWatch namespace for check row counts, check failures and anomaly counts. Empty disables metrics."),
+    Setting("IOT_ALERT_SLACK_WEBHOOK_URL", "",
+            "Slack incoming-webhook URL (a secret: set it in the environment only). Empty disables Slack."),
+    Setting("IOT_ALERT_CRITICAL_ANOMALIES", "1",
+            "An `anomaly_log` run with at least this many critical anomalies raises an alert; 0 disables it."),
 )
 _BY_NAME = {s.env: s for s in SETTINGS}
 

@@ -7,6 +7,7 @@ from iot_assets.settings import get
 
 
 def build_resources() -> dict:
+    from iot_assets.alerts.sinks import AlertSinks
     from iot_assets.assets.anomalies import DEFAULT_RULES, ThresholdRule, ThresholdRules
     from iot_assets.assets.models import AnomalyModelConfig
     from iot_assets.assets.raw import RawSource
@@ -45,6 +46,10 @@ def build_resources() -> dict:
             k=int(get("IOT_KMEANS_K")), zscore_limit=float(get("IOT_ZSCORE_LIMIT")),
             distance_percentile=float(get("IOT_KMEANS_DISTANCE_PERCENTILE")),
             threshold_margin=float(get("IOT_KMEANS_THRESHOLD_MARGIN"))),
+        "alert_sinks": AlertSinks(
+            aws=aws, sns_topic=v("IOT_ALERT_SNS_TOPIC"), metrics_namespace=v("IOT_ALERT_METRICS_NAMESPACE"),
+            slack_webhook_url=v("IOT_ALERT_SLACK_WEBHOOK_URL"), ui_url=v("IOT_DAGSTER_UI_URL"),
+            critical_anomalies=int(get("IOT_ALERT_CRITICAL_ANOMALIES"))),
     }
 
 

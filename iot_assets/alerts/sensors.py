@@ -1,0 +1,229 @@
+"""Alert sensors: failed asset checks, critical anomaly bursts and failed runs go to `AlertSinks`.
+
+Asset checks are read from the event log's asset-check executions (indexed across runs in every
+storage, including the run-sharded SQLite of `make dev`). An execution row is created when its
+check is planned and completed when it is evaluated, so rows complete out of id order: the cursor
+holds a watermark below which everything is handled, plus the handled ids above it.
+
+Delivery: each item goes to each sink once. The cursor advances only past what every sink
+accepted; when a sink refuses an item, the tick stops there, records which sinks already took it,
+and reports the refusal in the tick's skip reason and log (a raised error would throw the
+progress away and repeat what was already sent). The next tick resends the item only to the
+sinks that missed it. The one remaining repeat is a crash between a send and the tick's commit:
+every message carries a stable `alert_id` attribute for that, and a FIFO topic drops the repeat.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterInstance,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    SensorEvaluationContext,
+    SensorResult,
+    run_failure_sensor,
+    sensor,
+)
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+from iot_assets.alerts.alert import anomaly_burst_alert, as_int, check_alert, plain, run_failure_alert
+from iot_assets.alerts.sinks import AlertSinks, Outgoing, SinkError, anomaly_metrics, check_metrics
+
+MAX_ITEMS_PER_TICK = 100
+HISTORY_PAGE = 100
+MAX_HISTORY_PAGES = 20
+# A planned check whose run ended at least this long before the query will never be evaluated.
+RUN_END_GRACE_SECONDS = 2.0
+# A check planned this long ago in a run that never ended (a lost process) stops holding the cursor.
+MAX_PLANNED_WAIT_SECONDS = 24 * 3600
+RECENT_RUNS_KEPT = 200
+ANOMALY_ASSET = AssetKey("anomaly_log")
+# Run tags Dagster sets for a single partition and for a single-run range backfill.
+PARTITION_TAG = "dagster/partition"
+RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+
+# Alerts should flow in `make dev` without a click in the UI: the sensors only read the event log
+# and write to the configured sinks (local ones by default), and start no runs.
+ALERT_SENSOR_STATUS = DefaultSensorStatus.RUNNING
+
+
+def run_partition(instance: DagsterInstance, run_id: str) -> str | None:
+    """The run's partition, or its range as `start..end`, from the run's tags."""
+    run = instance.get_run_by_id(run_id)
+    tags = run.tags if run else {}
+    if PARTITION_TAG in tags:
+        return tags[PARTITION_TAG]
+    start, end = (tags.get(t) for t in RANGE_TAGS)
+    return (start if start == end else f"{start}..{end}") if start else None
+
+
+def _timestamp(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+def _finish(context: SensorEvaluationContext, cursor: dict, summary: str, error: str | None) -> SensorResult:
+    if error:
+        context.log.error(f"alert delivery refused ({error}); {summary}; the rest is retried next tick")
+        summary = f"delivery refused, retried next tick: {error}; {summary}"
+    return SensorResult(cursor=json.dumps(cursor, sort_keys=True), skip_reason=summary)
+
+
+def _executions_after(storage, keys, after: int, log):
+    """Every execution row with id > after, newest pages first, per check key."""
+    for key in keys:
+        before = None
+        for _ in range(MAX_HISTORY_PAGES):
+            page = storage.get_asset_check_execution_history(key, limit=HISTORY_PAGE, cursor=before)
+            fresh = [r for r in page if r.id > after]
+            yield from fresh
+            if len(fresh) < len(page) or len(page) < HISTORY_PAGE:
+                break
+            before = page[-1].id
+        else:
+            log.warning(f"more than {HISTORY_PAGE * MAX_HISTORY_PAGES} new executions of {key.to_user_string()}; "
+                        "older ones are skipped")
+
+
+def _never_evaluated(instance: DagsterInstance, row, queried_at: float, log) -> bool:
+    record = instance.get_run_record_by_id(row.run_id)
+    if record is None:
+        return True
+    if row.create_timestamp < queried_at - MAX_PLANNED_WAIT_SECONDS:
+        log.warning(f"check execution {row.id} ({row.key.to_user_string()}) was planned more than "
+                    f"{MAX_PLANNED_WAIT_SECONDS // 3600} h ago in run {row.run_id} and never evaluated; "
+                    "no longer waiting for it")
+        return True
+    return (record.dagster_run.is_finished and record.end_time is not None
+            and record.end_time < queried_at - RUN_END_GRACE_SECONDS)
+
+
+def _check_item(row, instance: DagsterInstance, sinks: AlertSinks) -> Outgoing:
+    ev = row.evaluation
+    asset, meta = ev.asset_key.to_user_string(), ev.metadata
+    failed_rows, passed_rows = as_int(meta.get("failed_rows")), as_int(meta.get("passed_rows"))
+    alert = None
+    if not ev.passed:
+        alert = check_alert(asset=asset, check=ev.check_name, severity=ev.severity.value, metadata=meta,
+                            partition=ev.partition or row.partition or run_partition(instance, row.run_id),
+                            description=ev.description, run_id=row.run_id, ui_url=sinks.ui_url)
+    metrics = check_metrics(asset, ev.check_name, ev.passed, failed_rows, passed_rows, _timestamp(row.event.timestamp))
+    return Outgoing(key=str(row.id), alert=alert, metrics=metrics)
+
+
+@sensor(minimum_interval_seconds=30, default_status=ALERT_SENSOR_STATUS)
+def asset_check_alert_sensor(context: SensorEvaluationContext, alert_sinks: AlertSinks) -> SensorResult:
+    """Sends each failed asset check once to SNS (and Slack), and every check's row counts to CloudWatch."""
+    storage = context.instance.event_log_storage
+    keys = sorted(context.repository_def.asset_graph.asset_check_keys, key=lambda k: k.to_user_string())
+    if not context.cursor:
+        latest = storage.get_latest_asset_check_execution_by_key(keys)
+        start = max((r.id for r in latest.values()), default=0)
+        return _finish(context, {"after": start, "done": [], "partial": {}},
+                       f"started: alerting on check executions after {start}", None)
+    state = json.loads(context.cursor)
+    after, done = state["after"], set(state["done"])
+    queried_at = time.time()
+    rows = sorted(_executions_after(storage, keys, after, context.log), key=lambda r: r.id)
+    items, waiting, handled = [], [], set()
+    for row in rows:
+        if row.id in done:
+            continue
+        if row.status == AssetCheckExecutionRecordStatus.PLANNED:
+            if _never_evaluated(context.instance, row, queried_at, context.log):
+                handled.add(row.id)
+            else:
+                waiting.append(row.id)
+        elif len(items) < MAX_ITEMS_PER_TICK:
+            items.append(_check_item(row, context.instance, alert_sinks))
+        else:
+            waiting.append(row.id)
+    delivery = alert_sinks.deliver(items, state["partial"])
+    handled |= {int(k) for k in delivery.done}
+    pending = waiting + [int(i.key) for i in items if int(i.key) not in handled]
+    new_after = min(pending) - 1 if pending else max([after] + [r.id for r in rows])
+    cursor = {"after": new_after, "done": sorted(i for i in done | handled if i > new_after),
+              "partial": delivery.partial}
+    summary = f"{delivery.alerts_sent} failed checks alerted, {len(delivery.done)} evaluations recorded"
+    return _finish(context, cursor, summary, delivery.error)
+
+
+def _burst_item(run_id: str, records: list, instance: DagsterInstance, sinks: AlertSinks) -> Outgoing:
+    meta = records[0].asset_materialization.metadata
+    by_severity = plain(meta.get("anomalies_by_severity")) or {}
+    by_method = plain(meta.get("anomalies_by_method")) or {}
+    critical = as_int(meta.get("critical_anomalies"))
+    critical = int(by_severity.get("critical", 0)) if critical is None else critical
+    alert = None
+    if sinks.critical_anomalies > 0 and critical >= sinks.critical_anomalies:
+        partitions = sorted({r.partition_key for r in records if r.partition_key})
+        alert = anomaly_burst_alert(asset=ANOMALY_ASSET.to_user_string(), partitions=partitions, critical=critical,
+                                    summary=plain(meta.get("anomaly_summary")) or {}, run_id=run_id,
+                                    ui_url=sinks.ui_url)
+    metrics = anomaly_metrics(ANOMALY_ASSET.to_user_string(), by_severity, by_method, _timestamp(records[0].timestamp))
+    return Outgoing(key=run_id, alert=alert, metrics=metrics)
+
+
+@sensor(minimum_interval_seconds=30, default_status=ALERT_SENSOR_STATUS)
+def anomaly_burst_alert_sensor(context: SensorEvaluationContext, alert_sinks: AlertSinks) -> SensorResult:
+    """Sends anomaly counts to CloudWatch, and alerts once per run that finds critical anomalies.
+
+    A range run materialises every hour of the range with the same (whole-run) summary, so the
+    unit here is the run, not the partition.
+    """
+    instance = context.instance
+    if not context.cursor:
+        latest = instance.fetch_materializations(AssetRecordsFilter(asset_key=ANOMALY_ASSET), limit=1).records
+        start = latest[0].storage_id if latest else 0
+        return _finish(context, {"after": start, "runs": [], "partial": {}},
+                       f"started: reading anomaly_log materialisations after {start}", None)
+    state = json.loads(context.cursor)
+    recent = list(state["runs"])
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=ANOMALY_ASSET, after_storage_id=state["after"]),
+        limit=MAX_ITEMS_PER_TICK, ascending=True).records
+    by_run: dict[str, list] = {}
+    for r in records:
+        if r.run_id not in recent:
+            by_run.setdefault(r.run_id, []).append(r)
+    delivery = alert_sinks.deliver([_burst_item(run_id, rs, instance, alert_sinks) for run_id, rs in by_run.items()],
+                                   state["partial"])
+    recent = (recent + delivery.done)[-RECENT_RUNS_KEPT:]
+    undone = [r.storage_id for r in records if r.run_id in by_run and r.run_id not in delivery.done]
+    new_after = min(undone) - 1 if undone else max([state["after"]] + [r.storage_id for r in records])
+    summary = f"{delivery.alerts_sent} anomaly bursts alerted, {len(delivery.done)} runs recorded"
+    return _finish(context, {"after": new_after, "runs": recent, "partial": delivery.partial}, summary,
+                   delivery.error)
+
+
+def _root_message(error) -> str | None:
+    """The user's own exception, not Dagster's wrapper around it."""
+    while error is not None and error.cause is not None:
+        error = error.cause
+    return error.message if error is not None else None
+
+
+@run_failure_sensor(default_status=ALERT_SENSOR_STATUS)
+def run_failure_alert_sensor(context: RunFailureSensorContext, alert_sinks: AlertSinks) -> None:
+    """Sends each failed run of this code location, with its failing step and error, to every sink.
+
+    Dagster's run-status sensors move past a run even when this function raises (so side effects
+    are not repeated): a sink that refuses is reported on the failed tick and not retried, while
+    the other sinks still get the alert.
+    """
+    run = context.dagster_run
+    steps = {e.step_key: _root_message(e.step_failure_data.error) or e.message or ""
+             for e in context.get_step_failure_events()}
+    alert = run_failure_alert(job=run.job_name, run_id=run.run_id, partition=run_partition(context.instance, run.run_id),
+                              failed_steps=steps, error=context.failure_event.message, ui_url=alert_sinks.ui_url)
+    errors = alert_sinks.send_everywhere(Outgoing(key=f"run:{run.run_id}", alert=alert))
+    if errors:
+        raise SinkError("alert delivery refused: " + "; ".join(errors))
+
+
+alert_sensors = [asset_check_alert_sensor, anomaly_burst_alert_sensor, run_failure_alert_sensor]
