@@ -287,7 +287,9 @@ def log_rows(evaluations: list[Evaluation], run_id: str, now: datetime | None = 
     rows = []
     for e in evaluations:
         for k, (ok, bad) in sorted(e.by_partition.items()):
-            rows.append((now, run_id, e.asset, e.check, _partition_key(k), "failed" if bad or not e.passed else "passed",
+            # A partition fails by its own rows; a failure no row explains (a schema problem) fails them all.
+            failed = bad > 0 or (not e.passed and e.failed_rows == 0)
+            rows.append((now, run_id, e.asset, e.check, _partition_key(k), "failed" if failed else "passed",
                          e.severity.value, int(ok), int(bad), e.description[:1000], now.date()))
     return rows
 

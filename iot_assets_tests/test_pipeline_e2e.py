@@ -66,7 +66,9 @@ def test_every_check_passes_on_clean_hours_and_is_logged(runs, spark, lake):
         assert recon.metadata["failed_rows"].value == 0 and recon.metadata["passed_rows"].value > 0
         log = lake.read(spark, "data_quality_log").where(F.col("run_id") == result.run_id)
         assert log.where("status = 'failed'").count() == 0
-        assert log.select("check_name").distinct().count() == len(names)
+        # Every check of ours is logged (Dagster's own freshness check is not ours to log).
+        ours = {n for n in names if n.startswith("check_")}
+        assert {r[0] for r in log.select("check_name").distinct().collect()} == ours
 
 
 @pytest.mark.parametrize("hour", [H1, H2], ids=["h1", "h2"])

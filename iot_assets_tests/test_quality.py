@@ -86,3 +86,6 @@ def test_log_rows_one_per_check_and_partition():
     rows = quality.log_rows([e], "run-1", now=datetime(2026, 11, 21, 12, 5))
     assert [(r[4], r[5], r[7], r[8]) for r in rows] == [("2026-11-21-10:00", "passed", 10, 0),
                                                         ("2026-11-21-11:00", "failed", 8, 2)]
+    drift = quality.Evaluation("silver_sensor_readings", "check_x", AssetCheckSeverity.ERROR, False,
+                               {H: (10, 0), h2: (10, 0)}, "schema differs")
+    assert {r[5] for r in quality.log_rows([drift], "run-2")} == {"failed"}
