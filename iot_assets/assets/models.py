@@ -165,9 +165,9 @@ def train_models(featured: DataFrame, devices: DataFrame, model_hours: list[date
                               **out, "training_rows": len(x)}])
 
     trained = rows.groupBy("device_id", "model_hour").applyInPandas(fit, schema=_TRAIN_OUT)
-    # Devices with no training rows at all for an hour still get a row saying so.
-    missing = (devices.join(trained.select("device_id", F.col("event_hour").alias("model_hour")),
-                            ["device_id", "model_hour"], "left_anti")
+    # Devices with no training rows at all for an hour still get a row saying so. They are found
+    # from the input rows, not from `trained`, which would run every fit a second time.
+    missing = (devices.join(rows.select("device_id", "model_hour").distinct(), ["device_id", "model_hour"], "left_anti")
                .select("device_id", F.col("model_hour").alias("event_hour"), F.lit("insufficient_data").alias("status"),
                        F.lit(0).alias("k"), F.lit(None).alias("centroids"), F.lit(None).alias("feature_means"),
                        F.lit(None).alias("feature_stds"), F.lit(None).cast("double").alias("distance_threshold"),
