@@ -7,6 +7,7 @@ from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, Materialize
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from iot_assets.conditions import FOLLOW_UPSTREAM
 from iot_assets.partitions import daily_partitions, hourly_partitions
 from iot_assets.resources.lakehouse import DeltaLakehouse
 from iot_assets.resources.spark import SparkResource
@@ -88,7 +89,9 @@ def _silver_window(context: AssetExecutionContext, spark: SparkResource, lake: D
     return lake.read_window(spark.session, "silver_sensor_readings", "event_hour", w.start, w.end)
 
 
-_GOLD = dict(group_name="gold", kinds={"spark", "delta", "s3"}, backfill_policy=BackfillPolicy.single_run())
+# A day's summary needs all 24 of its silver hours: eager() waits until none is missing.
+_GOLD = dict(group_name="gold", kinds={"spark", "delta", "s3"}, backfill_policy=BackfillPolicy.single_run(),
+             automation_condition=FOLLOW_UPSTREAM)
 
 
 @asset(partitions_def=hourly_partitions, deps=[AssetDep("silver_sensor_readings")],

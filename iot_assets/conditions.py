@@ -1,0 +1,30 @@
+"""How gold, the models and the anomaly log follow their upstream, with no one starting a run.
+
+`eager()` requests the latest partition when an upstream partition updates (or when the
+partition first appears), once no upstream is missing or running. Two assets read a trailing
+window of 24 upstream hours: there a missing hour must not hold the asset back (a new deployment
+has no history yet), so missing partitions of that trailing dependency are ignored, and the
+asset records what it lacked (`insufficient_data`, `devices_without_zscore_baseline`).
+"""
+
+from dagster import AssetSelection, AutomationCondition, AutomationConditionSensorDefinition, DefaultSensorStatus
+
+from iot_assets import settings
+
+FOLLOW_UPSTREAM = AutomationCondition.eager()
+
+
+def follow_upstream_despite_gaps_in(*trailing: str) -> AutomationCondition:
+    """eager(), except that missing partitions of the `trailing` dependencies do not hold it back."""
+    return AutomationCondition.eager().replace(
+        "any_deps_missing", AutomationCondition.any_deps_missing().ignore(AssetSelection.assets(*trailing)),
+    ).with_label(f"eager, despite gaps in {', '.join(trailing)}")
+
+
+automation_condition_sensor = AutomationConditionSensorDefinition(
+    "automation_condition_sensor",
+    target=AssetSelection.all(),
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=int(settings.get("IOT_AUTOMATION_INTERVAL_SECONDS")),
+    description="Evaluates the assets' automation conditions: gold, models and the anomaly log follow silver.",
+)
