@@ -46,14 +46,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from iot_assets import settings
     from iot_assets.resources.aws import make_client
     from iot_assets.simulator import FleetConfig
-    from iot_assets.simulator.live import produce
+    from iot_assets.partitions import last_complete_hours
+    from iot_assets.simulator.live import land_hours, produce
 
     fleet = FleetConfig(device_count=args.devices, readings_per_hour=args.rate,
                         seed=int(settings.get("IOT_SIMULATOR_SEED")),
                         anomaly_rate=float(settings.get("IOT_SIMULATOR_ANOMALY_RATE")),
                         malformed_rate=float(settings.get("IOT_SIMULATOR_MALFORMED_RATE")))
     stream = settings.validate_stream(settings.get("IOT_KINESIS_STREAM"))
-    client = make_client("kinesis", settings.endpoint_url(), settings.get("IOT_AWS_REGION"))
+    endpoint, region = settings.endpoint_url(), settings.get("IOT_AWS_REGION")
+    if args.land_hours:
+        landed = land_hours(make_client("s3", endpoint, region), settings.get("IOT_BUCKET"),
+                            settings.get("IOT_LANDING_PREFIX"), fleet, last_complete_hours(args.land_hours))
+        print(f"landed {len(landed)} past hours under s3://{settings.get('IOT_BUCKET')}/"
+              f"{settings.get('IOT_LANDING_PREFIX')}/ for the S3 sensor", flush=True)
+    client = make_client("kinesis", endpoint, region)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):  # stop between sends, never in the middle of one
         signal.signal(sig, lambda *_: stop.set())
@@ -144,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="readings each device sends per hour (default IOT_READINGS_PER_HOUR)")
     sim.add_argument("--duration", type=parse_duration, default=0.0,
                      help="how long to run: 90, 90s, 15m or 2h; 0 (default) runs until Ctrl-C")
+    sim.add_argument("--land-hours", type=int, default=0,
+                     help="first land the last N complete hours as files under IOT_LANDING_PREFIX (default 0)")
     sim.set_defaults(func=cmd_simulate)
     demo = sub.add_parser("demo", help="materialise the last complete hours end to end and print row counts")
     demo.add_argument("--hours", type=int, default=3)

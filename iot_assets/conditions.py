@@ -13,6 +13,11 @@ from iot_assets import settings
 
 FOLLOW_UPSTREAM = AutomationCondition.eager()
 
+# eager() only reacts to a partition that *becomes* missing, never to one missing from the start;
+# the registry must exist before silver can run, so it is built whenever it is missing.
+BUILD_WHEN_MISSING = (AutomationCondition.missing() & ~AutomationCondition.in_progress()
+                      & ~AutomationCondition.execution_failed()).with_label("build when missing")
+
 
 def follow_upstream_despite_gaps_in(*trailing: str) -> AutomationCondition:
     """eager(), except that missing partitions of the `trailing` dependencies do not hold it back."""

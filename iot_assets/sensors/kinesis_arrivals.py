@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta, timezone
 
-from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
+from dagster import AssetKey, DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from iot_assets import partitions, settings
 from iot_assets.assets.raw import RawSource
@@ -40,6 +40,14 @@ class KinesisCursor:
     @classmethod
     def decode(cls, text: str | None) -> KinesisCursor:
         return cls(**json.loads(text)) if text else cls()
+
+
+REGISTRY = AssetKey("device_registry")
+REGISTRY_WAIT = "waiting for device_registry (silver needs it; the automation sensor builds it when missing)"
+
+
+def registry_missing(instance) -> bool:
+    return instance.get_latest_materialization_event(REGISTRY) is None
 
 
 def parents(shard: dict) -> list[str]:
@@ -130,6 +138,8 @@ def scan_stream(client, stream: str, cursor: KinesisCursor, lateness: timedelta,
 def kinesis_arrival_sensor(context: SensorEvaluationContext, raw_source: RawSource, aws: AwsResource):
     if raw_source.source != "kinesis":
         return SkipReason(f"the raw source is {raw_source.source!r}; set IOT_RAW_SOURCE=kinesis to drain the stream")
+    if registry_missing(context.instance):
+        return SkipReason(REGISTRY_WAIT)
     cursor = KinesisCursor.decode(context.cursor)
     stream = settings.validate_stream(raw_source.stream)
     scan = scan_stream(aws.kinesis, stream, cursor, raw_source.lateness)

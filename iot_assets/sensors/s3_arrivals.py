@@ -25,6 +25,7 @@ from iot_assets.assets.raw import RawSource
 from iot_assets.jobs import hourly_pipeline_job
 from iot_assets.partitions import complete_hours, hour_key, hourly_partitions
 from iot_assets.resources.landing import LandedObject, LandingZone, hour_of_key
+from iot_assets.sensors.kinesis_arrivals import REGISTRY_WAIT, registry_missing
 
 LANDING_RUN_CONFIG = {"resources": {"raw_source": {"config": {"source": "s3_landing"}}}}
 
@@ -68,6 +69,8 @@ def objects_digest(objects: list[LandedObject]) -> str:
                 "rewritten files, once the hour is complete.",
 )
 def s3_landing_sensor(context: SensorEvaluationContext, landing: LandingZone, raw_source: RawSource):
+    if registry_missing(context.instance):
+        return SkipReason(REGISTRY_WAIT)
     cursor = LandingCursor.decode(context.cursor)
     listed = landing.objects()
     overlap = timedelta(seconds=int(settings.get("IOT_S3_SENSOR_OVERLAP_SECONDS")))

@@ -8,12 +8,14 @@ simulator hold for live traffic too.
 
 from __future__ import annotations
 
+import gzip
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from iot_assets import settings
 from iot_assets.resources.kinesis import put_all
 from iot_assets.simulator.fleet import FleetConfig, SimulatedHour, simulate_hour
 
@@ -75,3 +77,17 @@ def produce(client, stream: str, fleet: FleetConfig, duration: float | None, sto
             break
     stats.stopped = clock()
     return stats
+
+
+def land_hours(s3, bucket: str, prefix: str, fleet: FleetConfig, hours: list[datetime]) -> list[str]:
+    """Land whole simulated hours as files, the way a Firehose delivery stream would (`YYYY/MM/DD/HH/`).
+
+    The same hour always gives the same bytes, so landing it again changes nothing downstream.
+    """
+    keys = []
+    for hour in hours:
+        key = f"{settings.validate_prefix(prefix)}/{hour:%Y/%m/%d/%H}/iot-assets-simulate-{hour:%Y-%m-%d-%H}.jsonl.gz"
+        body = gzip.compress("".join(r + "\n" for r in simulate_hour(hour, fleet).records).encode(), mtime=0)
+        s3.put_object(Bucket=settings.validate_bucket(bucket), Key=key, Body=body)
+        keys.append(key)
+    return keys
