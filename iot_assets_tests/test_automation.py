@@ -60,13 +60,15 @@ def test_one_new_raw_partition_flows_to_the_anomaly_log(instance):
     assert requested(third) == {}
 
 
-def test_models_do_not_wait_for_history_a_new_deployment_lacks(instance):
+@pytest.mark.parametrize("silver_hours,expected", [(1, [hour_key(H + HOUR)]), (0, None)], ids=["one-hour", "none"])
+def test_models_do_not_wait_for_history_a_new_deployment_lacks(instance, silver_hours, expected):
     at = H + HOUR + timedelta(minutes=1)
     first = evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=at)
-    report(instance, "silver_sensor_readings", H)         # the only hour there is
-    report(instance, "device_hourly_stats", H)
+    if silver_hours:
+        report(instance, "silver_sensor_readings", H)     # the only hour there is
+        report(instance, "device_hourly_stats", H)
     nxt = evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=at + HOUR, cursor=first.cursor)
-    assert requested(nxt).get("device_anomaly_models") == [hour_key(H + HOUR)]
+    assert requested(nxt).get("device_anomaly_models") == expected
 
 
 @pytest.mark.parametrize("missing_hour,expected", [(None, ["2026-11-21"]), (5, [])])
