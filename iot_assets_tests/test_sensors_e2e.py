@@ -14,11 +14,12 @@ import uuid
 from datetime import datetime, timezone
 
 import pytest
-from dagster import AssetMaterialization, DagsterInstance, build_sensor_context
+from dagster import AssetMaterialization, DagsterInstance, build_sensor_context, materialize
 from pyspark.sql import functions as F
 
 from iot_assets import partitions
 from iot_assets.assets.raw import RawSource
+from iot_assets.assets.registry import device_registry
 from iot_assets.demo import materialize_hours
 from iot_assets.partitions import HOUR, hour_key, hour_of, parse_hour_key
 from iot_assets.resources.aws import AwsResource, make_client
@@ -50,6 +51,8 @@ def test_kinesis_records_reach_gold(stream, resources, spark, local_aws, monkeyp
     # Unreadable, much later or future timestamps go to their arrival hour, where bronze quarantines them.
     in_hour = sum(event_hour_of(r.encode()) == hour for r in sim.records)
 
+    run_resources = {**resources, "raw_source": source}
+    assert materialize([device_registry], resources=run_resources).success    # as in a running deployment
     with DagsterInstance.ephemeral() as instance:
         instance.report_runless_asset_event(AssetMaterialization("device_registry"))
         sensor_resources = {"raw_source": source, "aws": AwsResource(endpoint_url=local_aws)}
@@ -66,7 +69,7 @@ def test_kinesis_records_reach_gold(stream, resources, spark, local_aws, monkeyp
         assert json.loads(tick.cursor)["pending"] == [hour_key(hour + HOUR)]
 
         requested = parse_hour_key(request.partition_key)
-        result = materialize_hours(requested, requested, resources={**resources, "raw_source": source})
+        result = materialize_hours(requested, requested, resources=run_resources, include_registry=False)
         assert result.success
     lake = resolved("lake")
     gold = lake.read_window(spark, "device_hourly_stats", "event_hour", hour, hour + HOUR)
