@@ -31,6 +31,48 @@ def cmd_local_aws(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_duration(text: str) -> float:
+    """Seconds from `90`, `90s`, `15m` or `2h`; 0 means until stopped."""
+    text = text.strip().lower()
+    scale = {"s": 1, "m": 60, "h": 3600}.get(text[-1:], None)
+    value = float(text[:-1] if scale else text) * (scale or 1)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"duration must not be negative: {text!r}")
+    return value
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Send the simulated fleet's readings to Kinesis as they happen, until Ctrl-C or --duration."""
+    from iot_assets import settings
+    from iot_assets.resources.aws import make_client
+    from iot_assets.simulator import FleetConfig
+    from iot_assets.partitions import last_complete_hours
+    from iot_assets.simulator.live import land_hours, produce
+
+    fleet = FleetConfig(device_count=args.devices, readings_per_hour=args.rate,
+                        seed=int(settings.get("IOT_SIMULATOR_SEED")),
+                        anomaly_rate=float(settings.get("IOT_SIMULATOR_ANOMALY_RATE")),
+                        malformed_rate=float(settings.get("IOT_SIMULATOR_MALFORMED_RATE")))
+    stream = settings.validate_stream(settings.get("IOT_KINESIS_STREAM"))
+    endpoint, region = settings.endpoint_url(), settings.get("IOT_AWS_REGION")
+    if args.land_hours:
+        landed = land_hours(make_client("s3", endpoint, region), settings.get("IOT_BUCKET"),
+                            settings.get("IOT_LANDING_PREFIX"), fleet, last_complete_hours(args.land_hours))
+        print(f"landed {len(landed)} past hours under s3://{settings.get('IOT_BUCKET')}/"
+              f"{settings.get('IOT_LANDING_PREFIX')}/ for the S3 sensor", flush=True)
+    client = make_client("kinesis", endpoint, region)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # stop between sends, never in the middle of one
+        signal.signal(sig, lambda *_: stop.set())
+    until = f"for {args.duration:.0f} s" if args.duration else "until Ctrl-C"
+    print(f"sending {fleet.device_count} devices x {fleet.readings_per_hour} readings/hour "
+          f"(~{fleet.device_count * fleet.readings_per_hour / 3600:.1f} records/s) to {stream} {until}", flush=True)
+    stats = produce(client, stream, fleet, args.duration or None, stop, report=lambda line: print(line, flush=True))
+    print(f"sent {stats.records} records in {stats.stopped - stats.started:.0f} s "
+          f"({stats.resent} resent after throttling)", flush=True)
+    return 0
+
+
 def cmd_jars(args: argparse.Namespace) -> int:
     """Start Spark once so the Delta and s3a jars land in the Ivy cache (skipped when they are there)."""
     import time
@@ -100,6 +142,18 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("local-aws", help="run the local AWS endpoint (moto) on 127.0.0.1 in the foreground") \
         .set_defaults(func=cmd_local_aws)
     sub.add_parser("jars", help="download the Spark jars into the Ivy cache (first run only)").set_defaults(func=cmd_jars)
+    from iot_assets import settings
+
+    sim = sub.add_parser("simulate", help="send the simulated fleet's readings to Kinesis continuously")
+    sim.add_argument("--devices", type=int, default=int(settings.get("IOT_DEVICE_COUNT")),
+                     help="number of devices (default IOT_DEVICE_COUNT)")
+    sim.add_argument("--rate", type=int, default=int(settings.get("IOT_READINGS_PER_HOUR")),
+                     help="readings each device sends per hour (default IOT_READINGS_PER_HOUR)")
+    sim.add_argument("--duration", type=parse_duration, default=0.0,
+                     help="how long to run: 90, 90s, 15m or 2h; 0 (default) runs until Ctrl-C")
+    sim.add_argument("--land-hours", type=int, default=0,
+                     help="first land the last N complete hours as files under IOT_LANDING_PREFIX (default 0)")
+    sim.set_defaults(func=cmd_simulate)
     demo = sub.add_parser("demo", help="materialise the last complete hours end to end and print row counts")
     demo.add_argument("--hours", type=int, default=3)
     demo.set_defaults(func=cmd_demo)

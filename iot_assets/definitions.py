@@ -15,8 +15,12 @@ from dagster import (
 from iot_assets import settings
 from iot_assets.alerts.sensors import alert_sensors
 from iot_assets.assets import anomalies, bronze, gold, models, raw, registry, silver
+from iot_assets.conditions import automation_condition_sensor
 from iot_assets.jobs import anomaly_detection_job, hourly_pipeline_job
 from iot_assets.resources.config import build_resources
+from iot_assets.schedules import hourly_pipeline_schedule
+from iot_assets.sensors.kinesis_arrivals import kinesis_arrival_sensor
+from iot_assets.sensors.s3_arrivals import s3_landing_sensor
 
 # The newest complete hour must be in silver and in the anomaly log by this minute past the hour.
 # These are asset checks (not FreshnessPolicy, which Dagster now prefers) because a failed check
@@ -34,7 +38,8 @@ defs = Definitions(
     assets=load_assets_from_modules([raw, registry, bronze, silver, gold, models, anomalies]),
     asset_checks=freshness_checks,
     jobs=[hourly_pipeline_job, anomaly_detection_job],
-    sensors=[freshness_sensor, *alert_sensors],
+    sensors=[freshness_sensor, *alert_sensors, kinesis_arrival_sensor, s3_landing_sensor, automation_condition_sensor],
+    schedules=[hourly_pipeline_schedule],
     resources=build_resources(),
     # Every step of a run shares one process, so one SparkSession (one JVM) serves the whole run.
     executor=in_process_executor,

@@ -5,9 +5,14 @@ from dagster import AssetSelection, define_asset_job
 HOURLY_PIPELINE = AssetSelection.groups("raw", "bronze", "silver") | AssetSelection.assets(
     "device_hourly_stats", "sensor_aggregates_10min")
 
+# dagster.yaml lets one run with this tag write at a time: two first writes to a new Delta table
+# conflict (ProtocolChangedException), and sensors may request several hours at once.
+LAKE_WRITER_TAG = {"iot/lake-writer": "hourly-pipeline"}
+
 hourly_pipeline_job = define_asset_job(
     "hourly_pipeline_job",
     selection=HOURLY_PIPELINE,
+    tags=LAKE_WRITER_TAG,
     description="Raw batch to bronze, silver and hourly gold for one hour (or a range, as one run).",
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 
 from dagster import (
@@ -50,8 +51,30 @@ def raw_key(prefix: str, hour: datetime, name: str = "batch.jsonl.gz") -> str:
     return f"{settings.validate_prefix(prefix)}/dt={h:%Y-%m-%d}/hour={h:%H}/{name}"
 
 
+def utc_now() -> datetime:
+    """The clock that decides when an hour is complete (sensors, schedule, raw asset); tests move it."""
+    return datetime.now(timezone.utc)
+
+
+def hour_of(moment: datetime) -> datetime:
+    """The start of the UTC hour holding `moment`."""
+    return moment.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+def ready_at(hour: datetime, lateness: timedelta) -> datetime:
+    """When an hour's partition is complete: its end plus the allowed lateness."""
+    return hour + HOUR + lateness
+
+
+def complete_hours(keys: Iterable[str], now: datetime, lateness: timedelta) -> tuple[list[str], list[str]]:
+    """Split hour partition keys into (complete at `now`, still open), each sorted."""
+    keys = sorted(set(keys))
+    ready = [k for k in keys if now >= ready_at(parse_hour_key(k), lateness)]
+    return ready, [k for k in keys if k not in ready]
+
+
 def last_complete_hours(n: int, now: datetime | None = None) -> list[datetime]:
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    now = (now or utc_now()).astimezone(timezone.utc)
     current = now.replace(minute=0, second=0, microsecond=0)
     return [current - HOUR * i for i in range(n, 0, -1)]
 

@@ -39,7 +39,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("IOT_RAW_SOURCE", "simulator",
             "Where `raw_sensor_batches` gets an hour's records: `simulator` or `kinesis`."),
     Setting("IOT_ALLOWED_LATENESS_MINUTES", "10",
-            "Records arriving this long after their hour still land in their event hour."),
+            "Records arriving this long after their hour still land in their event hour. The Kinesis "
+            "sensor requests an hour once it has ended and this much more time has passed."),
+    Setting("IOT_LANDING_PREFIX", "landing",
+            "Key prefix where producers land files themselves (Firehose-style), watched by `s3_landing_sensor`."),
+    Setting("IOT_KINESIS_SENSOR_INTERVAL_SECONDS", "30", "Seconds between ticks of `kinesis_arrival_sensor`."),
+    Setting("IOT_S3_SENSOR_INTERVAL_SECONDS", "30", "Seconds between ticks of `s3_landing_sensor`."),
+    Setting("IOT_S3_SENSOR_OVERLAP_SECONDS", "300",
+            "How far behind its newest LastModified `s3_landing_sensor` still looks for objects it has not seen "
+            "(same-second objects, slow uploads that appear late)."),
+    Setting("IOT_SCHEDULE_MINUTE", "20",
+            "Minute past each hour at which `hourly_pipeline_schedule` runs the previous hour, when no sensor "
+            "has. Keep it above the allowed lateness."),
+    Setting("IOT_AUTOMATION_INTERVAL_SECONDS", "30",
+            "Seconds between evaluations of the assets' automation conditions (gold, models, anomaly log)."),
     Setting("IOT_DEVICE_COUNT", "50", "Number of simulated devices."),
     Setting("IOT_READINGS_PER_HOUR", "60", "Readings each simulated device sends per hour."),
     Setting("IOT_SIMULATOR_SEED", "7", "Seed of the fleet simulator; same seed, same data."),

@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# make dev: the local AWS endpoint in the background, then the Dagster UI in the foreground.
-# Ctrl-C stops both.
+# make dev: the local AWS endpoint and the live producer in the background, then the Dagster UI in
+# the foreground. Ctrl-C stops all three.
+#
+# The product runs itself here: the producer sends the simulated fleet to Kinesis, and the raw
+# source is Kinesis, so `kinesis_arrival_sensor` starts a run for each hour once it has ended
+# (plus a short allowed lateness). So that runs appear within minutes rather than at the next
+# hour, the producer first lands the last two hours as files, which `s3_landing_sensor` picks up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
+export IOT_RAW_SOURCE="${IOT_RAW_SOURCE:-kinesis}"
+export IOT_ALLOWED_LATENESS_MINUTES="${IOT_ALLOWED_LATENESS_MINUTES:-2}"
 mkdir -p .dev
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -17,5 +24,9 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 echo "local AWS: $(tail -n 1 .dev/local-aws.log)"
+
+$BIN/iot-assets simulate --land-hours 2 >.dev/simulate.log 2>&1 &
+pids+=($!)
+echo "live producer: .dev/simulate.log (raw source: $IOT_RAW_SOURCE, allowed lateness: $IOT_ALLOWED_LATENESS_MINUTES min)"
 echo "Dagster UI: http://127.0.0.1:${DAGSTER_PORT:-3000}  (Ctrl-C stops everything)"
 $BIN/dagster dev -w workspace.yaml -h 127.0.0.1 -p "${DAGSTER_PORT:-3000}"

@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 
 from iot_assets import quality
 from iot_assets.assets.models import FEATURES, N_VALUE_FEATURES, AnomalyModelConfig, with_features
+from iot_assets.conditions import follow_upstream_despite_gaps_in
 from iot_assets.partitions import HOUR, TRAILING_DAY, hourly_partitions, hours_in
 from iot_assets.resources.lakehouse import DeltaLakehouse
 from iot_assets.resources.spark import SparkResource
@@ -250,6 +251,7 @@ def summary(log: DataFrame, top: int = 5) -> dict:
     deps=[AssetDep("silver_sensor_readings"), AssetDep("device_anomaly_models"),
           AssetDep("device_hourly_stats", partition_mapping=TRAILING_DAY)],
     backfill_policy=BackfillPolicy.single_run(),
+    automation_condition=follow_upstream_despite_gaps_in("device_hourly_stats"),
     group_name="anomalies",
     kinds={"spark", "delta", "s3"},
     metadata={"dagster/column_schema": table_schema(AnomalyRecord)},

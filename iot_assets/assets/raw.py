@@ -2,19 +2,21 @@
 
 
 from dataclasses import asdict
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from dagster import AssetExecutionContext, BackfillPolicy, ConfigurableResource, asset
 
-from iot_assets.partitions import HOUR, hours_in, hourly_partitions
+from iot_assets import partitions
+from iot_assets.partitions import hours_in, hourly_partitions, ready_at
 from iot_assets.resources.aws import AwsResource
 from iot_assets.resources.io_managers import RawBatch, RawBatches
 from iot_assets.resources.kinesis import assigned_hour, read_arrivals
+from iot_assets.resources.landing import LandingZone
 from iot_assets.simulator import FleetConfig, simulate_hour
 
 
 class RawSource(ConfigurableResource):
-    """Where raw batches come from: `simulator` (default) or `kinesis`."""
+    """Where raw batches come from: `simulator` (default), `kinesis`, or `s3_landing` (files landed by producers)."""
 
     source: str = "simulator"
     device_count: int = 50
@@ -45,16 +47,22 @@ def simulated_batch(hour: datetime, fleet: FleetConfig) -> RawBatch:
 def kinesis_batch(hour: datetime, kinesis, stream: str, lateness: timedelta,
                   now: datetime | None = None) -> RawBatch:
     """The records that belong to `hour`: those arriving in it, plus late ones within the lateness."""
-    ready_at = hour + HOUR + lateness
-    now = now or datetime.now(timezone.utc)
-    if now < ready_at:
-        raise RuntimeError(f"hour {hour:%Y-%m-%d %H:00} is not complete until {ready_at:%H:%M} UTC "
+    complete = ready_at(hour, lateness)
+    now = now or partitions.utc_now()
+    if now < complete:
+        raise RuntimeError(f"hour {hour:%Y-%m-%d %H:00} is not complete until {complete:%H:%M} UTC "
                            f"(allowed lateness {lateness}); materialise it after that")
-    records = [r for r in read_arrivals(kinesis, stream, hour, ready_at) if assigned_hour(r, lateness) == hour]
+    records = [r for r in read_arrivals(kinesis, stream, hour, complete) if assigned_hour(r, lateness) == hour]
     records.sort(key=lambda r: (r.shard_id, int(r.sequence_number)))
     return RawBatch(hour=hour, source="kinesis", payloads=[r.data for r in records],
                     partition_keys=[r.partition_key for r in records],
                     kinesis=[(r.shard_id, r.sequence_number, r.arrival.isoformat()) for r in records])
+
+
+def landing_batch(hour: datetime, landing: LandingZone) -> RawBatch:
+    """Every record in the files landed for `hour`, in key order."""
+    payloads = [line for o in landing.objects_for_hour(hour) for line in landing.records(o.key)]
+    return RawBatch(hour=hour, source="s3_landing", payloads=payloads, partition_keys=[""] * len(payloads))
 
 
 @asset(
@@ -64,12 +72,14 @@ def kinesis_batch(hour: datetime, kinesis, stream: str, lateness: timedelta,
     group_name="raw",
     kinds={"s3", "kinesis"},
 )
-def raw_sensor_batches(context: AssetExecutionContext, raw_source: RawSource, aws: AwsResource) -> RawBatches:
+def raw_sensor_batches(context: AssetExecutionContext, raw_source: RawSource, aws: AwsResource,
+                       landing: LandingZone) -> RawBatches:
     """The hour's sensor records exactly as they arrived, backed up to S3 as gzip JSON lines.
 
     Simulated hours are also published to Kinesis. With `IOT_RAW_SOURCE=kinesis` the hour is
     drained from the stream instead: the records that arrived in it, and late ones within the
-    allowed lateness.
+    allowed lateness. Runs started by `s3_landing_sensor` read the files landed under the landing
+    prefix (`source: s3_landing`).
     """
     hours = hours_in(context.partition_time_window)
     if raw_source.source == "simulator":
@@ -77,4 +87,6 @@ def raw_sensor_batches(context: AssetExecutionContext, raw_source: RawSource, aw
         return RawBatches(hours, lambda h: simulated_batch(h, fleet))
     if raw_source.source == "kinesis":
         return RawBatches(hours, lambda h: kinesis_batch(h, aws.kinesis, raw_source.stream, raw_source.lateness))
-    raise ValueError(f"unknown raw source {raw_source.source!r}; use 'simulator' or 'kinesis'")
+    if raw_source.source == "s3_landing":
+        return RawBatches(hours, lambda h: landing_batch(h, landing))
+    raise ValueError(f"unknown raw source {raw_source.source!r}; use 'simulator', 'kinesis' or 's3_landing'")

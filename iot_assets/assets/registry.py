@@ -11,6 +11,7 @@ from pyspark.sql import DataFrame
 
 from iot_assets import quality
 from iot_assets.assets.raw import RawSource
+from iot_assets.conditions import BUILD_WHEN_MISSING
 from iot_assets.resources.aws import AwsResource
 from iot_assets.resources.lakehouse import DeltaLakehouse
 from iot_assets.resources.spark import SparkResource
@@ -44,7 +45,7 @@ def registered_devices(spark, aws: AwsResource, bucket: str, simulated: list[dic
     return fleet.join(listed.select("device_id"), "device_id", "left_anti").unionByName(listed)
 
 
-@asset(group_name="reference", kinds={"spark", "delta", "s3"},
+@asset(group_name="reference", kinds={"spark", "delta", "s3"}, automation_condition=BUILD_WHEN_MISSING,
        metadata={"dagster/column_schema": table_schema(DeviceRecord)},
        check_specs=[
            quality.spec("device_registry", "check_registry_schema",

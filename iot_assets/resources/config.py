@@ -15,6 +15,7 @@ def build_resources() -> dict:
     from iot_assets.resources.aws import AwsResource
     from iot_assets.resources.io_managers import S3KinesisRawIOManager
     from iot_assets.resources.lakehouse import DeltaLakehouse
+    from iot_assets.resources.landing import LandingZone
     from iot_assets.resources.spark import SparkResource
 
     aws = AwsResource(endpoint_url=v("IOT_AWS_ENDPOINT_URL"), region=v("IOT_AWS_REGION"))
@@ -37,6 +38,7 @@ def build_resources() -> dict:
             malformed_rate=float(get("IOT_SIMULATOR_MALFORMED_RATE")),
             allowed_lateness_minutes=int(get("IOT_ALLOWED_LATENESS_MINUTES")),
             stream=v("IOT_KINESIS_STREAM")),
+        "landing": LandingZone(aws=aws, bucket=v("IOT_BUCKET"), prefix=v("IOT_LANDING_PREFIX")),
         "threshold_rules": ThresholdRules(rules=rules),
         "quality_config": DataQualityConfig(
             max_quarantine_rate=float(get("IOT_MAX_QUARANTINE_RATE")),

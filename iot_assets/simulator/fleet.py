@@ -60,6 +60,7 @@ class SimulatedHour:
     records: list[str]                       # one JSON text per record, as a device sends it
     partition_keys: list[str]                # the sending device of each record
     labels: list[AnomalyLabel]
+    send_times: list[float] = field(default_factory=list)          # epoch seconds each record is sent
     malformed: Counter = field(default_factory=Counter)            # kind -> count
     expected_quarantine: Counter = field(default_factory=Counter)  # bronze reason -> count
     expected_rejected: Counter = field(default_factory=Counter)    # silver reason -> count
@@ -247,11 +248,13 @@ def simulate_device_hour(config: FleetConfig, index: int, hour: datetime, out: S
         if not malformed[i]:
             out.records.append(json.dumps(rec, separators=(",", ":")))
             out.partition_keys.append(dev)
+            out.send_times.append(float(t[i]))
             continue
         kind = MALFORMED_KINDS[kinds[i]]
         texts, quarantine, rejected = _malform(kind, rec, rng)
         out.records.extend(texts)
         out.partition_keys.extend([dev] * len(texts))
+        out.send_times.extend([float(t[i])] * len(texts))  # a late or future timestamp is still sent now
         out.malformed[kind] += 1
         if quarantine:
             out.expected_quarantine[quarantine] += 1
