@@ -16,6 +16,7 @@ import pytest
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
+    AssetCheckSpec,
     BackfillPolicy,
     DagsterInstance,
     Definitions,
@@ -96,6 +97,19 @@ def fake_anomaly_log(context) -> MaterializeResult:
     })
 
 
+@asset(group_name="test", kinds={"python"},
+       check_specs=[AssetCheckSpec("check_gate", asset="gated_readings", blocking=True)])
+def gated_readings():
+    """A stand-in for silver: written, then its blocking check fails."""
+    yield MaterializeResult()
+    yield AssetCheckResult(check_name="check_gate", passed=False, metadata={"failed_rows": 4, "passed_rows": 6})
+
+
+@asset(deps=[gated_readings], group_name="test", kinds={"python"})
+def gated_summary() -> None:
+    """A stand-in for gold; never runs after the failed gate."""
+
+
 @op
 def broken_step():
     raise RuntimeError("sensor feed went away")
@@ -154,7 +168,7 @@ def tick(sensor_def, instance, defs, sinks, cursor):
 
 
 def toy_defs(sinks):
-    return Definitions(assets=[toy_readings, slow_readings, fake_anomaly_log],
+    return Definitions(assets=[toy_readings, slow_readings, fake_anomaly_log, gated_readings, gated_summary],
                        asset_checks=[check_toy_readings_in_range, check_slow_readings],
                        jobs=[flaky_job], sensors=alert_sensors, resources={"alert_sinks": sinks})
 
@@ -309,6 +323,19 @@ def test_a_failed_run_is_alerted_once(instance, sinks, alert_queue):
     for part in ("Run failed: flaky_job", "broken_step", "sensor feed went away",
                  f"http://dagster.test:3000/runs/{result.run_id}"):
         assert part in text, part
+
+
+def test_a_run_stopped_by_a_blocking_check_is_alerted_once_as_the_check(instance, sinks, alert_queue):
+    defs = toy_defs(sinks)
+    check_cursor, _ = tick(asset_check_alert_sensor, instance, defs, sinks, None)
+    run_cursor, _ = tick(run_failure_alert_sensor, instance, defs, sinks, None)
+    result = materialize([gated_readings, gated_summary], instance=instance, raise_on_error=False)
+    assert not result.success
+
+    tick(asset_check_alert_sensor, instance, defs, sinks, check_cursor)
+    tick(run_failure_alert_sensor, instance, defs, sinks, run_cursor)
+    alerts = alert_queue()
+    assert len(alerts) == 1 and "check_gate" in alerts[0]["Message"]
 
 
 def test_an_anomaly_burst_is_alerted_once_per_run(instance, sinks, alert_queue):

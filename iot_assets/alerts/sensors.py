@@ -208,6 +208,11 @@ def _root_message(error) -> str | None:
     return error.message if error is not None else None
 
 
+def _stopped_by_blocking_check(event) -> bool:
+    error = event.step_failure_data.error if event.step_failure_data else None
+    return error is not None and error.cls_name == "DagsterAssetCheckFailedError"
+
+
 @run_failure_sensor(default_status=ALERT_SENSOR_STATUS)
 def run_failure_alert_sensor(context: RunFailureSensorContext, alert_sinks: AlertSinks) -> None:
     """Sends each failed run of this code location, with its failing step and error, to every sink.
@@ -217,8 +222,12 @@ def run_failure_alert_sensor(context: RunFailureSensorContext, alert_sinks: Aler
     the other sinks still get the alert.
     """
     run = context.dagster_run
-    steps = {e.step_key: _root_message(e.step_failure_data.error) or e.message or ""
-             for e in context.get_step_failure_events()}
+    failures = context.get_step_failure_events()
+    if failures and all(_stopped_by_blocking_check(e) for e in failures):
+        # The failed checks are alerted by asset_check_alert_sensor: one alert per failure.
+        context.log.info(f"run {run.run_id} stopped at a blocking check; alerted as the check")
+        return
+    steps = {e.step_key: _root_message(e.step_failure_data.error) or e.message or "" for e in failures}
     alert = run_failure_alert(job=run.job_name, run_id=run.run_id, partition=run_partition(context.instance, run.run_id),
                               failed_steps=steps, error=context.failure_event.message, ui_url=alert_sinks.ui_url)
     errors = alert_sinks.send_everywhere(Outgoing(key=f"run:{run.run_id}", alert=alert))
