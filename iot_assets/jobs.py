@@ -8,11 +8,13 @@ HOURLY_PIPELINE = AssetSelection.groups("raw", "bronze", "silver") | AssetSelect
 # dagster.yaml lets one run with this tag write at a time: two first writes to a new Delta table
 # conflict (ProtocolChangedException), and sensors may request several hours at once.
 LAKE_WRITER_TAG = {"iot/lake-writer": "hourly-pipeline"}
+# Every run starts a Spark driver; deployments/production/dagster.yaml caps how many run at once.
+SPARK_TAG = {"iot/spark": "true"}
 
 hourly_pipeline_job = define_asset_job(
     "hourly_pipeline_job",
     selection=HOURLY_PIPELINE,
-    tags=LAKE_WRITER_TAG,
+    tags={**LAKE_WRITER_TAG, **SPARK_TAG},
     description="Raw batch to bronze, silver and hourly gold for one hour (or a range, as one run).",
 )
 
@@ -21,5 +23,6 @@ ANOMALY_DETECTION = AssetSelection.assets("device_anomaly_models", "anomaly_log"
 anomaly_detection_job = define_asset_job(
     "anomaly_detection_job",
     selection=ANOMALY_DETECTION,
+    tags=SPARK_TAG,
     description="Train each device's KMeans model on its previous 24 hours and write the hour's anomaly log.",
 )

@@ -30,7 +30,7 @@ from iot_assets import quality
 from iot_assets.assets.models import FEATURES, N_VALUE_FEATURES, AnomalyModelConfig, with_features
 from iot_assets.conditions import follow_upstream_despite_gaps_in
 from iot_assets.partitions import HOUR, TRAILING_DAY, hourly_partitions, hours_in
-from iot_assets.resources.lakehouse import DeltaLakehouse
+from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
 from iot_assets.resources.spark import SparkResource
 from iot_assets.schemas import conform, table_schema
 
@@ -254,6 +254,7 @@ def summary(log: DataFrame, top: int = 5) -> dict:
     automation_condition=follow_upstream_despite_gaps_in("device_hourly_stats"),
     group_name="anomalies",
     kinds={"spark", "delta", "s3"},
+    pool=LAKE_WRITER_POOL,
     metadata={"dagster/column_schema": table_schema(AnomalyRecord)},
     check_specs=[
         quality.spec("anomaly_log", "check_anomaly_log_schema",

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from iot_assets import quality, reasons
 from iot_assets.partitions import hourly_partitions
 from iot_assets.resources.io_managers import RawObject
-from iot_assets.resources.lakehouse import DeltaLakehouse, count_by
+from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse, count_by
 from iot_assets.resources.spark import SparkResource
 from iot_assets.schemas import conform, table_schema
 
@@ -195,6 +195,7 @@ def read_raw(spark, objects: list[RawObject]) -> DataFrame:
     },
     partitions_def=hourly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
+    pool=LAKE_WRITER_POOL,
     check_specs=[
         quality.spec("bronze_sensor_readings", "check_bronze_schema",
                      "Columns, types, ranges and nulls agree with the BronzeReading pandera model."),

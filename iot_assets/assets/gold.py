@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 from iot_assets import quality
 from iot_assets.conditions import FOLLOW_UPSTREAM
 from iot_assets.partitions import daily_partitions, hourly_partitions
-from iot_assets.resources.lakehouse import DeltaLakehouse
+from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
 from iot_assets.resources.spark import SparkResource
 from iot_assets.schemas import conform, table_schema
 
@@ -111,7 +111,7 @@ def _gold_specs(asset: str, count_col: str) -> list:
 
 # A day's summary needs all 24 of its silver hours: eager() waits until none is missing.
 _GOLD = dict(group_name="gold", kinds={"spark", "delta", "s3"}, backfill_policy=BackfillPolicy.single_run(),
-             automation_condition=FOLLOW_UPSTREAM)
+             automation_condition=FOLLOW_UPSTREAM, pool=LAKE_WRITER_POOL)
 
 
 @asset(partitions_def=hourly_partitions, deps=[AssetDep("silver_sensor_readings")],

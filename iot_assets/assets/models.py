@@ -29,7 +29,7 @@ from iot_assets import quality
 from iot_assets.conditions import follow_upstream_despite_gaps_in
 from iot_assets.partitions import HOUR, TRAILING_DAY, hours_in, hourly_partitions
 from iot_assets.resources.aws import AwsResource
-from iot_assets.resources.lakehouse import DeltaLakehouse, count_by
+from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse, count_by
 from iot_assets.resources.spark import SparkResource
 from iot_assets.schemas import conform, table_schema
 
@@ -188,6 +188,7 @@ def train_models(featured: DataFrame, devices: DataFrame, model_hours: list[date
     automation_condition=follow_upstream_despite_gaps_in("silver_sensor_readings"),
     group_name="anomalies",
     kinds={"spark", "delta", "s3"},
+    pool=LAKE_WRITER_POOL,
     metadata={"dagster/column_schema": table_schema(DeviceAnomalyModel)},
     check_specs=[
         quality.spec("device_anomaly_models", "check_models_schema",

@@ -21,6 +21,13 @@ from iot_assets.partitions import spark_ts
 
 _TABLE_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
+# Every step that commits to a Delta table takes a slot of this Dagster concurrency pool. Delta's
+# default S3 log store (S3SingleDriverLogStore) is safe for one driver only: two runs committing
+# the same version of one table (every step also appends to data_quality_log) can lose a commit.
+# The instance gives the pool one slot (dagster.yaml `concurrency.pools.default_limit`); with the
+# DynamoDB log store (deployments/production/) it may have more.
+LAKE_WRITER_POOL = "delta_lake_writers"
+
 
 @dataclass(frozen=True)
 class WriteResult:
