@@ -47,15 +47,27 @@ SPARK_EXCLUDES = (
     "org.roaringbitmap:RoaringBitmap", "org.roaringbitmap:shims", "commons-logging:commons-logging",
 )
 
+# Delta's S3 log stores. `s3` (S3SingleDriverLogStore) is safe for one writing driver at a time,
+# which the `delta_lake_writers` pool enforces; `dynamodb` commits through a DynamoDB table with a
+# conditional put, so several drivers may write one table (deployments/production/README.md).
+LOG_STORES = {"s3": "io.delta.storage.S3SingleDriverLogStore", "dynamodb": "io.delta.storage.S3DynamoDBLogStore"}
+DYNAMODB_LOG_STORE_PACKAGE = f"io.delta:delta-storage-s3-dynamodb:{DELTA_JAR_VERSION}"
+
 _lock = threading.Lock()
 
 
 def spark_conf(master: str, endpoint: str | None, region: str, shuffle_partitions: int,
-               driver_memory: str, extra_packages: str = "", python: str = "") -> dict[str, str]:
+               driver_memory: str, extra_packages: str = "", python: str = "", log_store: str = "s3",
+               dynamodb_table: str = "delta_log") -> dict[str, str]:
     """The full Spark configuration; a pure function so tests and deployments can read it."""
+    if log_store not in LOG_STORES:
+        raise ValueError(f"IOT_DELTA_LOG_STORE must be one of {sorted(LOG_STORES)}; got {log_store!r}")
     packages = list(SPARK_PACKAGES) + [p.strip() for p in extra_packages.split(",") if p.strip()]
+    if log_store == "dynamodb" and DYNAMODB_LOG_STORE_PACKAGE not in packages:
+        packages.append(DYNAMODB_LOG_STORE_PACKAGE)
     conf = {
-        "spark.master": master,
+        # `submit`: keep the master that spark-submit chose (EMR, YARN, Kubernetes cluster mode).
+        **({} if master == "submit" else {"spark.master": master}),
         "spark.app.name": "iot_assets",
         "spark.jars.packages": ",".join(packages),
         "spark.jars.excludes": ",".join(SPARK_EXCLUDES),
@@ -81,8 +93,13 @@ def spark_conf(master: str, endpoint: str | None, region: str, shuffle_partition
         "spark.hadoop.fs.s3a.retry.limit": "3",
         "spark.hadoop.fs.s3a.connection.timeout": "30s",
         "spark.hadoop.fs.s3a.connection.establish.timeout": "15s",
-        "spark.delta.logStore.s3a.impl": "io.delta.storage.S3SingleDriverLogStore",
+        "spark.delta.logStore.s3a.impl": LOG_STORES[log_store],
     }
+    if log_store == "dynamodb":
+        conf.update({
+            "spark.io.delta.storage.S3DynamoDBLogStore.ddb.tableName": dynamodb_table,
+            "spark.io.delta.storage.S3DynamoDBLogStore.ddb.region": region,
+        })
     if endpoint:
         local = endpoint.startswith("http://")
         conf.update({
@@ -108,6 +125,8 @@ class SparkResource(ConfigurableResource):
     driver_memory: str = "2g"
     extra_packages: str = ""
     python: str = ""
+    log_store: str = "s3"
+    dynamodb_table: str = "delta_log"
 
     _session: SparkSession | None = PrivateAttr(default=None)
 
@@ -119,7 +138,8 @@ class SparkResource(ConfigurableResource):
         if self._session is None:
             self._session = get_or_create_session(
                 spark_conf(self.master, settings.endpoint_url(self.endpoint_url), self.region,
-                           self.shuffle_partitions, self.driver_memory, self.extra_packages, self.python)
+                           self.shuffle_partitions, self.driver_memory, self.extra_packages, self.python,
+                           self.log_store, self.dynamodb_table)
             )
         return self._session
 

@@ -1,0 +1,108 @@
+"""Static checks of deployments/: what cannot run here (Docker, Kubernetes) is at least well-formed.
+
+The instance files are validated by Dagster's own instance schema; the compose file by the rules
+this project relies on; every IOT_ variable a deployment sets must be a setting. The production
+instance and the Spark cluster also run for real (test_production_instance.py, test_spark_cluster.py).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from dagster._core.instance.config import dagster_instance_config
+
+from iot_assets.settings import SETTINGS
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOYMENTS = ROOT / "deployments"
+TARGETS = ("local", "production", "compose", "kubernetes", "aws")
+SETTING_NAMES = {s.env for s in SETTINGS}
+
+
+def _iot_variables(text: str) -> set[str]:
+    return set(re.findall(r"\bIOT_[A-Z0-9_]+\b", text))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_each_target_has_a_readme_naming_only_real_settings(target):
+    readme = DEPLOYMENTS / target / "README.md"
+    assert readme.is_file()
+    assert _iot_variables(readme.read_text()) <= SETTING_NAMES
+
+
+@pytest.mark.parametrize("path", ["dagster.yaml", "deployments/production/dagster.yaml"])
+def test_instance_files_pass_dagsters_schema(path, tmp_path):
+    (tmp_path / "dagster.yaml").write_text((ROOT / path).read_text())
+    config, _ = dagster_instance_config(str(tmp_path))
+    assert config["concurrency"]["pools"]["default_limit"] == 1
+    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+
+
+def test_production_instance_takes_its_connection_from_the_environment():
+    storage = yaml.safe_load((DEPLOYMENTS / "production/dagster.yaml").read_text())["storage"]
+    db = storage["postgres"]["postgres_db"]
+    assert set(db) == {"hostname", "port", "username", "password", "db_name"}
+    assert all(set(v) == {"env"} and v["env"].startswith("DAGSTER_POSTGRES_") for v in db.values())
+
+
+def test_compose_file_is_consistent():
+    compose_dir = DEPLOYMENTS / "compose"
+    text = (compose_dir / "docker-compose.yml").read_text()
+    doc = yaml.safe_load(text)
+    services = doc["services"]
+    assert {"postgres", "webserver", "daemon", "user-code", "spark-master", "spark-worker"} <= set(services)
+    for name, svc in services.items():
+        assert "image" in svc, name
+        if "build" in svc:
+            context = (compose_dir / svc["build"]["context"]).resolve()
+            assert context == ROOT and (context / svc["build"]["dockerfile"]).is_file(), name
+        deps = svc.get("depends_on", [])
+        assert set(deps) <= set(services), name
+        for port in svc.get("ports", []):
+            assert port.startswith("127.0.0.1:"), (name, port)
+        env = svc.get("environment", {})
+        for key, value in (env.items() if isinstance(env, dict) else []):
+            if "PASSWORD" in key:
+                assert str(value).startswith("${"), f"{name}: {key} must come from the environment"
+    assert services["spark-worker"]["deploy"]["replicas"] == 2
+    assert _iot_variables(text) <= SETTING_NAMES
+    workspace = yaml.safe_load((compose_dir / "workspace.yaml").read_text())
+    assert workspace["load_from"][0]["grpc_server"]["host"] == "user-code"
+    dockerfile = (compose_dir / "Dockerfile").read_text()
+    for copied in re.findall(r"^COPY (\S+)", dockerfile, re.M):
+        assert (ROOT / copied).exists(), copied
+
+
+def test_helm_values_set_only_real_settings():
+    text = (DEPLOYMENTS / "kubernetes/values.yaml").read_text()
+    values = yaml.safe_load(text)
+    [deployment] = values["dagster-user-deployments"]["deployments"]
+    assert deployment["dagsterApiGrpcArgs"] == ["--module-name", "iot_assets.definitions"]
+    assert {e["name"] for e in deployment["env"]} <= SETTING_NAMES
+    assert values["postgresql"]["enabled"] is False and "postgresqlPassword" not in values["postgresql"]
+    assert values["concurrency"]["pools"]["defaultLimit"] == 1
+
+
+def test_aws_code_location_loads_and_sends_the_lakes_settings_to_emr(monkeypatch):
+    from types import SimpleNamespace
+
+    from dagster import Definitions
+
+    from iot_assets.deployments import emr_serverless
+
+    Definitions.validate_loadable(emr_serverless.defs)
+    workspace = yaml.safe_load((DEPLOYMENTS / "aws/workspace.yaml").read_text())
+    assert workspace["load_from"][0]["python_module"]["module_name"] == emr_serverless.__name__
+    job = emr_serverless.defs.get_repository_def().get_job("hourly_pipeline_job")
+    assert "hourly_pipeline_on_emr_serverless" in {n.name for n in job.graph.node_defs}
+
+    monkeypatch.setenv("IOT_EMR_APPLICATION_ID", "app-1")
+    monkeypatch.setenv("IOT_EMR_VENV_ARCHIVE", "s3://b/venv.tar.gz#environment")
+    params = emr_serverless.start_job_run_params(SimpleNamespace(run=SimpleNamespace(run_id="abcdef0123")))
+    assert params["applicationId"] == "app-1" and params["name"] == "iot-hourly-abcdef01"
+    submit = params["jobDriver"]["sparkSubmit"]["sparkSubmitParameters"]
+    assert "spark.archives=s3://b/venv.tar.gz#environment" in submit
+    assert "driverEnv.IOT_SPARK_MASTER=submit" in submit and "driverEnv.IOT_BUCKET=iot-test-lake" in submit

@@ -1,0 +1,136 @@
+"""Spark on a cluster for real: a standalone master and two workers on 127.0.0.1, from pyspark's own jars.
+
+The cluster run happens in a fresh process (a process has one SparkSession, and the test session
+is `local[*]`), configured only by settings: IOT_SPARK_MASTER=spark://..., a distinct
+IOT_LAKE_PREFIX, the same local S3. The same hour is materialised here in local mode, and the
+silver and gold rows of both lakes must be the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyspark
+import pytest
+
+from iot_assets.demo import materialize_hours
+from iot_assets.partitions import HOUR
+from iot_assets.resources.config import resolved
+from iot_assets.resources.lakehouse import DeltaLakehouse
+
+pytestmark = pytest.mark.e2e
+
+SPARK_HOME = Path(pyspark.__file__).parent
+H = datetime(2026, 11, 13, 5, tzinfo=timezone.utc)
+TABLES = (("silver_sensor_readings", "event_hour"), ("silver_rejected_readings", "event_hour"),
+          ("device_hourly_stats", "event_hour"), ("sensor_aggregates_10min", "event_hour"))
+VOLATILE = ("ingest_time",)
+CLUSTER_RUN = """
+import sys
+from datetime import datetime
+from iot_assets.demo import materialize_hours
+from iot_assets.resources.config import resolved
+hour = datetime.fromisoformat(sys.argv[1])
+result = materialize_hours(hour, hour)
+sc = resolved("spark").session.sparkContext
+print("MASTER", sc.master, "EXECUTORS", sc._jsc.sc().getExecutorMemoryStatus().size() - 1, flush=True)
+sys.exit(0 if result.success else 1)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _spark_class(log: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": "127.0.0.1",
+           "SPARK_DAEMON_MEMORY": "512m"}
+    with open(log, "w") as out:
+        return subprocess.Popen([str(SPARK_HOME / "bin/spark-class"), *args], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _master_state(web_port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/json/", timeout=5) as r:
+        return json.load(r)
+
+
+def _wait(what: str, ready, seconds: float = 120):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if ready():
+                return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"{what} not ready after {seconds:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def standalone_cluster(tmp_path_factory):
+    logs = tmp_path_factory.mktemp("spark-standalone")
+    port, web = _free_port(), _free_port()
+    url = f"spark://127.0.0.1:{port}"
+    procs = [_spark_class(logs / "master.log", "org.apache.spark.deploy.master.Master",
+                          "--host", "127.0.0.1", "--port", str(port), "--webui-port", str(web))]
+    try:
+        _wait("Spark master", lambda: _master_state(web)["status"] == "ALIVE")
+        for i in range(2):
+            procs.append(_spark_class(logs / f"worker{i}.log", "org.apache.spark.deploy.worker.Worker", url,
+                                      "--host", "127.0.0.1", "--cores", "1", "--memory", "1g",
+                                      "--webui-port", str(_free_port()), "--work-dir", str(logs / f"work{i}")))
+        _wait("two Spark workers",
+              lambda: sum(w["state"] == "ALIVE" for w in _master_state(web)["workers"]) == 2)
+        yield url, web
+    finally:
+        for p in procs:
+            os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
+def rows(spark, lake, table, column):
+    df = lake.read_window(spark, table, column, H, H + HOUR)
+    keep = [c for c in df.columns if c not in VOLATILE]
+    return sorted(tuple(r) for r in df.select(keep).collect())
+
+
+def test_cluster_run_matches_local_mode(standalone_cluster, resources, spark):
+    url, web = standalone_cluster
+    prefix = f"cluster{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "IOT_SPARK_MASTER": url, "IOT_LAKE_PREFIX": prefix, "IOT_SPARK_DRIVER_MEMORY": "1g",
+           "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
+    began = time.monotonic()
+    run = subprocess.run([sys.executable, "-c", CLUSTER_RUN, H.isoformat()], env=env, capture_output=True,
+                         text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
+    assert f"MASTER {url} EXECUTORS 2" in run.stdout
+    cluster_seconds = time.monotonic() - began
+    [app] = _master_state(web)["completedapps"]
+    assert app["name"] == "iot_assets" and app["state"] == "FINISHED"
+
+    assert materialize_hours(H, H).success  # local[*], in this process, under the default prefix
+    local = resolved("lake")
+    cluster = DeltaLakehouse(bucket=local.bucket, prefix=prefix)
+    assert local.prefix != prefix
+    for table, column in TABLES:
+        here, there = rows(spark, local, table, column), rows(spark, cluster, table, column)
+        assert here and here == there, f"{table}: local mode and the cluster differ"
+    print(f"cluster run (incl. JVM start) {cluster_seconds:.0f} s")
