@@ -2,18 +2,20 @@
 
 Delta's default S3 log store is safe for one writer only, so every Delta-writing step takes a slot
 of the `delta_lake_writers` pool, which the instance (like dagster.yaml) gives one slot. The two
-runs share this process's SparkSession from two threads; the pool, held in the instance's storage,
-is what keeps their writing steps apart, exactly as it does for runs in separate processes.
+runs are two processes, each with its own Spark driver, as the daemon launches them: two
+`materialize` calls on threads of one process hung in Dagster before their first step, and one
+process has one SparkSession anyway. The pool lives in the instance's storage (SQLite here).
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import os
+import subprocess
+import sys
 from datetime import datetime, timezone
 
 import pytest
-from dagster import AssetSelection, DagsterEventType, EventRecordsFilter
-from dagster._core.test_utils import instance_for_test
+from dagster import AssetSelection, DagsterEventType, DagsterInstance, EventRecordsFilter
 
 from iot_assets.demo import materialize_hours
 from iot_assets.partitions import HOUR
@@ -46,24 +48,44 @@ def _writer_intervals(instance, run_id: str) -> list[tuple[float, float]]:
     return [(min(t), max(t)) for t in times.values()]
 
 
-def test_two_concurrent_runs_on_one_table_both_land(resources, spark, lake_prefix):
-    lake = DeltaLakehouse(bucket=resources["lake"].bucket, prefix=lake_prefix)
-    res = {**resources, "lake": lake}
-    overrides = {"concurrency": {"pools": {"default_limit": 1}}}
-    with instance_for_test(overrides=overrides) as instance:
-        def run(hour):
-            return materialize_hours(hour, hour, instance=instance, resources=res, include_registry=False,
-                                     selection=SELECTION)
+RUN_ONE_HOUR = """
+import sys
+from datetime import datetime
+from dagster import AssetSelection, DagsterInstance
+from iot_assets.demo import materialize_hours
+hour = datetime.fromisoformat(sys.argv[1])
+result = materialize_hours(hour, hour, instance=DagsterInstance.get(), include_registry=False,
+                           selection=AssetSelection.groups("raw", "bronze"))
+print("RUN", result.run_id, flush=True)
+sys.exit(0 if result.success else 1)
+"""
 
-        assert run(FIRST).success  # now the tables exist
+
+def test_two_concurrent_runs_on_one_table_both_land(resources, spark, lake_prefix, tmp_path):
+    lake = DeltaLakehouse(bucket=resources["lake"].bucket, prefix=lake_prefix)
+    (tmp_path / "dagster.yaml").write_text("telemetry: {enabled: false}\nconcurrency: {pools: {default_limit: 1}}\n")
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        first = materialize_hours(FIRST, FIRST, instance=instance, resources={**resources, "lake": lake},
+                                  include_registry=False, selection=SELECTION)
+        assert first.success  # now the tables exist
+
+        env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "IOT_LAKE_PREFIX": lake_prefix,
+               "IOT_SPARK_DRIVER_MEMORY": "1g"}
         hours = (FIRST + HOUR, FIRST + 2 * HOUR)
-        with ThreadPoolExecutor(2) as pool:
-            results = list(pool.map(run, hours))
-        assert all(r.success for r in results)
+        procs = [subprocess.Popen([sys.executable, "-c", RUN_ONE_HOUR, h.isoformat()], env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for h in hours]
+        try:
+            outs = [p.communicate(timeout=600)[0] for p in procs]
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+        assert all(p.returncode == 0 for p in procs), "\n".join(o[-3000:] for o in outs)
+        run_ids = [next(line.split()[1] for line in o.splitlines() if line.startswith("RUN ")) for o in outs]
         assert instance.event_log_storage.get_concurrency_info(LAKE_WRITER_POOL).slot_count == 1
 
         # The writing steps of the two runs never overlapped.
-        a, b = (_writer_intervals(instance, r.run_id) for r in results)
+        a, b = (_writer_intervals(instance, run_id) for run_id in run_ids)
         assert len(a) == len(b) == 1  # bronze
         assert not [(x, y) for x in a for y in b if x[0] < y[1] and y[0] < x[1]]
 
