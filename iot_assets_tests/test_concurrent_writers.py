@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 import pytest
 from dagster import AssetSelection, DagsterEventType, DagsterInstance, EventRecordsFilter
 
+from iot_assets import settings
 from iot_assets.demo import materialize_hours
 from iot_assets.partitions import HOUR
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
@@ -52,6 +53,7 @@ RUN_ONE_HOUR = """
 import sys
 from datetime import datetime
 from dagster import AssetSelection, DagsterInstance
+from iot_assets import settings
 from iot_assets.demo import materialize_hours
 hour = datetime.fromisoformat(sys.argv[1])
 result = materialize_hours(hour, hour, instance=DagsterInstance.get(), include_registry=False,
@@ -62,7 +64,7 @@ sys.exit(0 if result.success else 1)
 
 
 def test_two_concurrent_runs_on_one_table_both_land(resources, spark, lake_prefix, tmp_path):
-    lake = DeltaLakehouse(bucket=resources["lake"].bucket, prefix=lake_prefix)
+    lake = DeltaLakehouse(bucket=settings.get("IOT_BUCKET"), prefix=lake_prefix)
     (tmp_path / "dagster.yaml").write_text("telemetry: {enabled: false}\nconcurrency: {pools: {default_limit: 1}}\n")
     with DagsterInstance.from_config(str(tmp_path)) as instance:
         first = materialize_hours(FIRST, FIRST, instance=instance, resources={**resources, "lake": lake},
