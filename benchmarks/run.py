@@ -38,7 +38,9 @@ def measurement(name: str, scale: str, figures: dict, ratio: float | None, targe
     return {"name": name, "scale": scale, "figures": figures, "ratio": None if ratio is None else round(ratio, 2),
             "target": target, "met": met, "notes": notes,
             "measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "machine": f"{os.cpu_count()} cores, {platform.system()} {platform.machine()}, Python {platform.python_version()}"}
+            "machine": f"{os.cpu_count()} cores, {platform.system()} {platform.machine()}, Python {platform.python_version()}",
+            # Other work on the machine skews absolute times (the ratios hold up better).
+            "load_average_1m_after": round(os.getloadavg()[0], 2)}
 
 
 def bench_training(scale: str, progress=print) -> dict:

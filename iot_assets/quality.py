@@ -304,9 +304,22 @@ def write_log(spark, lake, evaluations: list[Evaluation], run_id: str) -> int:
     return len(rows)
 
 
+def partitions_of(keys: list[str]) -> list[datetime | date]:
+    """Hourly (`YYYY-MM-DD-HH:MM`) or daily (`YYYY-MM-DD`) partition keys as the checks key them."""
+    return [datetime.strptime(k, "%Y-%m-%d").date() if len(k) == 10
+            else datetime.strptime(k, "%Y-%m-%d-%H:%M").replace(tzinfo=timezone.utc) for k in keys]
+
+
 def report(context, spark, lake, evaluations: list[Evaluation]):
-    """Log the evaluations and yield their check results for the run's window."""
-    window = context.partition_time_window if context.has_partition_key or context.has_partition_key_range else None
+    """Log the evaluations and yield their check results for the run's window.
+
+    Every partition of the run appears in the log, with zero rows when a table has none for it
+    (an hour without rejected readings still shows that its check ran)."""
+    partitioned = context.has_partition_key or context.has_partition_key_range
+    window = context.partition_time_window if partitioned else None
+    for e in evaluations:
+        for k in (partitions_of(context.partition_keys) if partitioned else [UNPARTITIONED]):
+            e.by_partition.setdefault(k, (0, 0))
     write_log(spark, lake, evaluations, context.run.run_id)
     for e in evaluations:
         yield e.result(window)

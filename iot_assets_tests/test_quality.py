@@ -89,3 +89,9 @@ def test_log_rows_one_per_check_and_partition():
     drift = quality.Evaluation("silver_sensor_readings", "check_x", AssetCheckSeverity.ERROR, False,
                                {H: (10, 0), h2: (10, 0)}, "schema differs")
     assert {r[5] for r in quality.log_rows([drift], "run-2")} == {"failed"}
+
+
+def test_partition_keys_become_the_checks_keys():
+    from datetime import date
+
+    assert quality.partitions_of(["2026-11-21-10:00", "2026-11-21"]) == [H, date(2026, 11, 21)]
