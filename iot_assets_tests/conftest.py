@@ -7,8 +7,12 @@ test takes exactly the path it takes in production: EnvVar-driven resources, rea
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +23,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+ROOT = Path(__file__).resolve().parents[1]
 _PORT = _free_port()
 os.environ.update({
     "IOT_AWS_ENDPOINT_URL": f"http://127.0.0.1:{_PORT}",
@@ -59,3 +64,18 @@ def resources(local_aws):
 def lake_prefix(resources, monkeypatch):
     """A fresh table prefix, so a test's Delta tables start empty."""
     return f"t{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL server on 127.0.0.1 (Debian's package, installed if missing); yields its DAGSTER_POSTGRES_* variables."""
+    root = tempfile.mkdtemp(prefix="iot-pg-")
+    os.chmod(root, 0o755)  # as root, the server runs as `postgres`, which must reach its directory
+    data = f"{root}/pg"
+    started = subprocess.run([ROOT / "scripts/postgres_local.sh", "start", data, str(_free_port())],
+                             capture_output=True, text=True, timeout=900)
+    assert started.returncode == 0, f"could not install or start PostgreSQL:\n{started.stderr}"
+    env = dict(line.removeprefix("export ").split("=", 1) for line in started.stdout.split("\n") if line)
+    yield env
+    subprocess.run([ROOT / "scripts/postgres_local.sh", "stop", data], capture_output=True, timeout=120)
+    shutil.rmtree(root, ignore_errors=True)

@@ -1,18 +1,21 @@
 """Two runs at once on different hours of existing Delta tables: both land, one writer at a time.
 
 Delta's default S3 log store is safe for one writer only, so every Delta-writing step takes a slot
-of the `delta_lake_writers` pool, which the instance (like dagster.yaml) gives one slot. The two
-runs are two processes, each with its own Spark driver, as the daemon launches them: two
-`materialize` calls on threads of one process hung in Dagster before their first step, and one
-process has one SparkSession anyway. The pool lives in the instance's storage (SQLite here).
+of the `delta_lake_writers` pool, which the instance gives one slot. The two runs are two
+processes, each with its own Spark driver, as the daemon launches them. The instance is the
+production one (deployments/production/dagster.yaml) on PostgreSQL: slots are claimed with row
+locks, which SQLite does not have (two runs claiming in the same instant on SQLite can both get
+the slot, which is why the local dagster.yaml runs one run at a time).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from dagster import AssetSelection, DagsterEventType, DagsterInstance, EventRecordsFilter
@@ -23,6 +26,8 @@ from iot_assets.partitions import HOUR
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
 
 pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[1]
 
 FIRST = datetime(2026, 11, 14, 1, tzinfo=timezone.utc)
 # Raw to bronze is enough to show it (two Delta tables, plus data_quality_log) and keeps this test short.
@@ -55,17 +60,21 @@ from datetime import datetime
 from dagster import AssetSelection, DagsterInstance
 from iot_assets import settings
 from iot_assets.demo import materialize_hours
+from iot_assets.resources.config import resolved
 hour = datetime.fromisoformat(sys.argv[1])
 result = materialize_hours(hour, hour, instance=DagsterInstance.get(), include_registry=False,
                            selection=AssetSelection.groups("raw", "bronze"))
 print("RUN", result.run_id, flush=True)
+resolved("spark").session.stop()  # the JVM exits with this process
 sys.exit(0 if result.success else 1)
 """
 
 
-def test_two_concurrent_runs_on_one_table_both_land(resources, spark, lake_prefix, tmp_path):
+def test_two_concurrent_runs_on_one_table_both_land(resources, spark, lake_prefix, tmp_path, postgres, monkeypatch):
     lake = DeltaLakehouse(bucket=settings.get("IOT_BUCKET"), prefix=lake_prefix)
-    (tmp_path / "dagster.yaml").write_text("telemetry: {enabled: false}\nconcurrency: {pools: {default_limit: 1}}\n")
+    for key, value in postgres.items():
+        monkeypatch.setenv(key, value)
+    shutil.copy(ROOT / "deployments/production/dagster.yaml", tmp_path / "dagster.yaml")
     with DagsterInstance.from_config(str(tmp_path)) as instance:
         first = materialize_hours(FIRST, FIRST, instance=instance, resources={**resources, "lake": lake},
                                   include_registry=False, selection=SELECTION)
@@ -74,14 +83,18 @@ def test_two_concurrent_runs_on_one_table_both_land(resources, spark, lake_prefi
         env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "IOT_LAKE_PREFIX": lake_prefix,
                "IOT_SPARK_DRIVER_MEMORY": "1g"}
         hours = (FIRST + HOUR, FIRST + 2 * HOUR)
-        procs = [subprocess.Popen([sys.executable, "-c", RUN_ONE_HOUR, h.isoformat()], env=env, text=True,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for h in hours]
+        logs = [tmp_path / f"run-{i}.log" for i in range(len(hours))]
+        # Output to files, not pipes: a pipe stays open while any child (the JVM) lives.
+        procs = [subprocess.Popen([sys.executable, "-c", RUN_ONE_HOUR, h.isoformat()], env=env,
+                                  stdout=log.open("w"), stderr=subprocess.STDOUT) for h, log in zip(hours, logs)]
         try:
-            outs = [p.communicate(timeout=600)[0] for p in procs]
+            for p in procs:
+                p.wait(timeout=600)
         finally:
             for p in procs:
                 if p.poll() is None:
                     p.kill()
+        outs = [log.read_text() for log in logs]
         assert all(p.returncode == 0 for p in procs), "\n".join(o[-3000:] for o in outs)
         run_ids = [next(line.split()[1] for line in o.splitlines() if line.startswith("RUN ")) for o in outs]
         assert instance.event_log_storage.get_concurrency_info(LAKE_WRITER_POOL).slot_count == 1

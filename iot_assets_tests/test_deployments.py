@@ -8,6 +8,7 @@ instance and the Spark cluster also run for real (test_production_instance.py, t
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,27 @@ def test_compose_file_is_consistent():
     dockerfile = (compose_dir / "Dockerfile").read_text()
     for copied in re.findall(r"^COPY (\S+)", dockerfile, re.M):
         assert (ROOT / copied).exists(), copied
+
+
+def _docker_compose_config(compose_file: Path) -> subprocess.CompletedProcess:
+    """`docker-compose config`: Compose's own parser and schema, which needs no Docker engine."""
+    tool = subprocess.run([ROOT / "scripts/ensure_debian.sh", "docker-compose", "docker-compose"],
+                          capture_output=True, text=True, timeout=600)
+    assert tool.returncode == 0, tool.stderr
+    return subprocess.run([tool.stdout.strip(), "-f", str(compose_file), "config", "-q"], capture_output=True,
+                          text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "POSTGRES_PASSWORD": "unused"})
+
+
+def test_compose_file_passes_composes_own_validation(tmp_path):
+    compose_file = DEPLOYMENTS / "compose/docker-compose.yml"
+    checked = _docker_compose_config(compose_file)
+    assert checked.returncode == 0, checked.stderr
+    # The validator is not a rubber stamp: a misspelt service key fails it.
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(compose_file.read_text().replace("depends_on:", "depend_on:", 1))
+    assert "depend_on" in broken.read_text()
+    rejected = _docker_compose_config(broken)
+    assert rejected.returncode != 0 and "depend_on" in rejected.stderr
 
 
 def test_helm_values_set_only_real_settings():

@@ -44,6 +44,7 @@ hour = datetime.fromisoformat(sys.argv[1])
 result = materialize_hours(hour, hour)
 sc = resolved("spark").session.sparkContext
 print("MASTER", sc.master, "EXECUTORS", sc._jsc.sc().getExecutorMemoryStatus().size() - 1, flush=True)
+resolved("spark").session.stop()  # the application finishes, and the JVM exits with this process
 sys.exit(0 if result.success else 1)
 """
 
@@ -118,16 +119,20 @@ def rows(spark, lake, table, column):
     return sorted(tuple(_plain(v) for v in r) for r in df.select(keep).collect())
 
 
-def test_cluster_run_matches_local_mode(standalone_cluster, resources, spark):
+def test_cluster_run_matches_local_mode(standalone_cluster, resources, spark, tmp_path):
     url, web = standalone_cluster
     prefix = f"cluster{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "IOT_SPARK_MASTER": url, "IOT_LAKE_PREFIX": prefix, "IOT_SPARK_DRIVER_MEMORY": "1g",
            "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
     began = time.monotonic()
-    run = subprocess.run([sys.executable, "-c", CLUSTER_RUN, H.isoformat()], env=env, capture_output=True,
-                         text=True, timeout=900)
-    assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
-    assert f"MASTER {url} EXECUTORS 2" in run.stdout
+    log = tmp_path / "cluster-run.log"
+    # Output to a file, not a pipe: a pipe stays open while any child (the JVM) lives.
+    with log.open("w") as out:
+        run = subprocess.run([sys.executable, "-c", CLUSTER_RUN, H.isoformat()], env=env, stdout=out,
+                             stderr=subprocess.STDOUT, timeout=900)
+    output = log.read_text()
+    assert run.returncode == 0, output[-8000:]
+    assert f"MASTER {url} EXECUTORS 2" in output
     cluster_seconds = time.monotonic() - began
     [app] = _master_state(web)["completedapps"]
     assert app["name"] == "iot_assets" and app["state"] == "FINISHED"
