@@ -61,3 +61,15 @@ def test_s3_sensor_skips_and_keeps_its_cursor(silent, instance):
     assert isinstance(result, SkipReason) and "s3 endpoint " + silent.url in result.skip_message
     assert after == cursor
     assert silent.conns and seconds < 20
+
+
+def test_every_spark_asset_retries_by_the_settings():
+    from iot_assets.definitions import defs
+    from iot_assets.resources.spark import SPARK_RETRY_POLICY
+
+    graph = defs.get_repository_def().asset_graph
+    spark_assets = {defs.get_assets_def(k) for k in graph.get_all_asset_keys()
+                    if "spark" in graph.get(k).kinds}
+    assert len(spark_assets) >= 7
+    assert {a.op.name: a.op.retry_policy for a in spark_assets} == {a.op.name: SPARK_RETRY_POLICY for a in spark_assets}
+    assert SPARK_RETRY_POLICY.max_retries == 2 and SPARK_RETRY_POLICY.delay == 1   # conftest: 1 s in tests
