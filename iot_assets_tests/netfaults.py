@@ -1,8 +1,8 @@
 """Network faults on real 127.0.0.1 sockets: an endpoint that goes away, and one that never answers.
 
 `TcpProxy` forwards a port of its own to the local AWS endpoint; `stop()` closes its listener and
-resets every open connection, which is what clients see when S3 goes down (a stopped moto server
-would keep serving its open keep-alive connections). `SilentServer` accepts connections and
+resets every open connection at once, which is what clients see when S3 goes down, including on
+pooled keep-alive connections, and it can come back on the same port. `SilentServer` accepts connections and
 never answers, so clients hit their read timeouts. Both are bounded: every wait has a timeout,
 and `stop()` joins their threads.
 """

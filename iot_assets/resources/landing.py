@@ -62,7 +62,7 @@ def split_records(body: bytes) -> ObjectRecords:
             body = gzip.decompress(body)
         except (OSError, EOFError, zlib.error) as exc:
             return ObjectRecords([body[:KEPT_BAD_OBJECT_BYTES]],
-                                 f"{reasons.CORRUPT_GZIP}: {type(exc).__name__} in {size} bytes")
+                                 f"{reasons.CORRUPT_GZIP}: {size} bytes do not decompress ({exc})")
     lines = [line for line in body.split(b"\n") if line.strip()]
     if not lines:
         return ObjectRecords([body[:KEPT_BAD_OBJECT_BYTES]], f"{reasons.EMPTY_OBJECT}: {size} bytes, no records")
