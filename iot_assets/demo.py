@@ -21,7 +21,7 @@ LAYER_TABLES = (
 
 def materialize_hours(first: datetime, last: datetime, instance: DagsterInstance | None = None,
                       resources: dict | None = None, include_registry: bool = True, selection=None,
-                      run_config: dict | None = None):
+                      run_config: dict | None = None, raise_on_error: bool = True):
     """One run over the hour range [first, last], following the assets' single-run backfill policy."""
     from iot_assets.definitions import defs
     from iot_assets.jobs import HOURLY_PIPELINE
@@ -36,6 +36,7 @@ def materialize_hours(first: datetime, last: datetime, instance: DagsterInstance
         run_config={**QUIET, **(run_config or {})},
         tags={"dagster/asset_partition_range_start": hour_key(first),
               "dagster/asset_partition_range_end": hour_key(last)},
+        raise_on_error=raise_on_error,
     )
 
 

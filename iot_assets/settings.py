@@ -86,6 +86,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("IOT_EMR_ENTRY_POINT", "", "S3 URI of `deployments/aws/emr_entry.py`."),
     Setting("IOT_EMR_VENV_ARCHIVE", "",
             "S3 URI of the packed virtualenv with this project, with `#environment` (see deployments/aws/)."),
+    Setting("IOT_SPARK_STEP_RETRIES", "2",
+            "Retries of a failed Spark asset step (S3 or Spark briefly unavailable). Failed blocking checks are "
+            "not retried."),
+    Setting("IOT_SPARK_STEP_RETRY_DELAY_SECONDS", "20", "Wait before the first retry; it doubles for each further one."),
     Setting("IOT_MAX_QUARANTINE_RATE", "0.05",
             "`check_quarantine_rate` warns when an hour quarantines a larger share of its raw records."),
     Setting("IOT_ANOMALY_SPIKE_FACTOR", "3.0",
@@ -152,3 +156,13 @@ def validate_stream(name: str) -> str:
     if not _STREAM_RE.match(name):
         raise ValueError(f"not a valid Kinesis stream name: {name!r}")
     return name
+
+
+def validate_link_base(url: str) -> str:
+    """A base URL that alerts put in front of `/runs/<id>`: http(s), a host, no credentials, query or fragment."""
+    parsed = urlparse(url)
+    if (parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.username or parsed.password
+            or parsed.query or parsed.fragment):
+        raise ValueError("IOT_DAGSTER_UI_URL must be an http(s) URL with a host and no credentials, query or "
+                         f"fragment; got scheme {parsed.scheme!r} host {parsed.hostname!r}")
+    return url

@@ -33,6 +33,8 @@ os.environ.update({
     "IOT_READINGS_PER_HOUR": "30",
     "IOT_SPARK_SHUFFLE_PARTITIONS": "4",
     "IOT_SIMULATOR_ANOMALY_RATE": "0.25",
+    # A retried Spark step waits this long in tests (20 s by default), so a fault test stays short.
+    "IOT_SPARK_STEP_RETRY_DELAY_SECONDS": "1",
 })
 
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from iot_assets import settings
+
 MAX_EXAMPLES = 5
 MAX_EXAMPLE_CHARS = 400
 MAX_ERROR_CHARS = 1500
@@ -34,7 +36,7 @@ def as_int(value: Any) -> int | None:
 
 
 def run_url(ui_url: str, run_id: str) -> str:
-    return f"{ui_url.rstrip('/')}/runs/{run_id}"
+    return f"{settings.validate_link_base(ui_url).rstrip('/')}/runs/{run_id}"
 
 
 @dataclass(frozen=True)

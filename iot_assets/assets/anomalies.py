@@ -31,7 +31,7 @@ from iot_assets.assets.models import FEATURES, N_VALUE_FEATURES, AnomalyModelCon
 from iot_assets.conditions import follow_upstream_despite_gaps_in
 from iot_assets.partitions import HOUR, TRAILING_DAY, hourly_partitions, hours_in
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
-from iot_assets.resources.spark import SparkResource
+from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
 from iot_assets.schemas import conform, table_schema
 
 METHODS = ("threshold", "zscore", "kmeans")
@@ -251,6 +251,7 @@ def summary(log: DataFrame, top: int = 5) -> dict:
     deps=[AssetDep("silver_sensor_readings"), AssetDep("device_anomaly_models"),
           AssetDep("device_hourly_stats", partition_mapping=TRAILING_DAY)],
     backfill_policy=BackfillPolicy.single_run(),
+    retry_policy=SPARK_RETRY_POLICY,
     automation_condition=follow_upstream_despite_gaps_in("device_hourly_stats"),
     group_name="anomalies",
     kinds={"spark", "delta", "s3"},

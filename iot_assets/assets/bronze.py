@@ -16,7 +16,7 @@ from iot_assets import quality, reasons
 from iot_assets.partitions import hourly_partitions
 from iot_assets.resources.io_managers import RawObject
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse, count_by
-from iot_assets.resources.spark import SparkResource
+from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
 from iot_assets.schemas import conform, table_schema
 
 NUMERIC_FIELDS = ("temperature", "humidity", "pressure", "vibration", "battery_level", "signal_strength")
@@ -37,6 +37,7 @@ ENVELOPE = T.StructType([
     T.StructField("kinesis_sequence_number", T.StringType()),
     T.StructField("kinesis_partition_key", T.StringType()),
     T.StructField("kinesis_arrival_time", T.StringType()),
+    T.StructField("object_problem", T.StringType()),   # "<reason>: <detail>" for a landed file without records
 ])
 
 # Every field is read as text, so a wrong type yields a precise reason instead of a null.
@@ -86,20 +87,28 @@ class QuarantinedRecord(pa.DataFrameModel):
     ingest_time: T.TimestampType() = pa.Field(nullable=False)
 
 
-def _first(conds: list[tuple[Column, str]]) -> Column:
+def _first(conds: list[tuple[Column, str | Column]]) -> Column:
     """The label of the first true condition, else null."""
     out = F.lit(None).cast("string")
     for cond, label in reversed(conds):
-        out = F.when(cond, F.lit(label)).otherwise(out)
+        out = F.when(cond, label if isinstance(label, Column) else F.lit(label)).otherwise(out)
     return out
 
 
+# RFC 2822 / HTTP dates ("Tue, 10 Nov 2026 12:21:00 +0000" or "... GMT"), sent by some gateways;
+# the weekday is dropped because Spark parses no day-of-week names.
+_RFC2822 = [rf"try_to_timestamp(regexp_replace(ts_text, '^[A-Za-z]{{3}},\\s*', ''), 'd MMM yyyy HH:mm:ss {z}')"
+            for z in ("Z", "z")]
+
+
 def _parse_timestamp(text: Column) -> Column:
-    """ISO-8601 (any offset; none means UTC) or epoch seconds / milliseconds; null otherwise."""
-    digits = text.rlike(r"^\d{10}(\d{3})?$")
-    return (F.when(digits & (F.length(text) == 13), F.timestamp_millis(text.cast("bigint")))
-            .when(digits, F.timestamp_seconds(text.cast("bigint")))
-            .otherwise(F.expr("try_cast(ts_text as timestamp)")))
+    """ISO-8601 (any offset, `+0100` or a zone name; none means UTC), RFC 2822, or epoch seconds
+    (with a fraction) / milliseconds; null otherwise. Needs the column `ts_text`."""
+    # A JSON number reaches us as text, a fractional one in Jackson's notation ("1.79431320025E9").
+    number = F.expr("try_cast(ts_text as decimal(20,6))")
+    return (F.when(text.rlike(r"^\d{13}$"), F.timestamp_millis(F.expr("try_cast(ts_text as bigint)")))
+            .when((number >= 1e9) & (number < 1e10), F.timestamp_seconds(number))
+            .otherwise(F.coalesce(F.expr("try_cast(ts_text as timestamp)"), *[F.expr(e) for e in _RFC2822])))
 
 
 def parse_raw(envelopes: DataFrame) -> DataFrame:
@@ -128,6 +137,7 @@ def parse_raw(envelopes: DataFrame) -> DataFrame:
         for f in NUMERIC_FIELDS])
     hour_of_event = F.date_trunc("hour", F.col("_event_time"))
     reason = _first([
+        (F.col("object_problem").isNotNull(), F.substring_index("object_problem", ":", 1)),
         (F.col("payload_b64").isNotNull(), reasons.NOT_UTF8),
         (F.col("payload_bytes") > MAX_RECORD_BYTES, reasons.RECORD_TOO_LARGE),
         (~is_object & other_json_value, reasons.NOT_AN_OBJECT),
@@ -140,7 +150,8 @@ def parse_raw(envelopes: DataFrame) -> DataFrame:
         (hour_of_event < F.col("batch_hour"), reasons.LATE_EVENT),
         (hour_of_event > F.col("batch_hour"), reasons.FUTURE_EVENT),
     ])
-    detail = (F.when(reason == reasons.MISSING_FIELD, missing)
+    detail = (F.when(F.col("object_problem").isNotNull(), F.col("object_problem"))
+              .when(reason == reasons.MISSING_FIELD, missing)
               .when(reason == reasons.INVALID_TYPE, bad_type)
               .when(reason == reasons.INVALID_DEVICE_ID, F.substring(F.col("p.device_id"), 1, 80))
               .when(reason.isin(reasons.INVALID_TIMESTAMP, reasons.LATE_EVENT, reasons.FUTURE_EVENT),
@@ -196,6 +207,7 @@ def read_raw(spark, objects: list[RawObject]) -> DataFrame:
     partitions_def=hourly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     pool=LAKE_WRITER_POOL,
+    retry_policy=SPARK_RETRY_POLICY,
     check_specs=[
         quality.spec("bronze_sensor_readings", "check_bronze_schema",
                      "Columns, types, ranges and nulls agree with the BronzeReading pandera model."),

@@ -11,7 +11,7 @@ from iot_assets import quality
 from iot_assets.conditions import FOLLOW_UPSTREAM
 from iot_assets.partitions import daily_partitions, hourly_partitions
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
-from iot_assets.resources.spark import SparkResource
+from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
 from iot_assets.schemas import conform, table_schema
 
 STAT_METRICS = ("temperature", "humidity", "pressure", "vibration", "battery_level", "signal_strength")
@@ -111,7 +111,7 @@ def _gold_specs(asset: str, count_col: str) -> list:
 
 # A day's summary needs all 24 of its silver hours: eager() waits until none is missing.
 _GOLD = dict(group_name="gold", kinds={"spark", "delta", "s3"}, backfill_policy=BackfillPolicy.single_run(),
-             automation_condition=FOLLOW_UPSTREAM, pool=LAKE_WRITER_POOL)
+             automation_condition=FOLLOW_UPSTREAM, pool=LAKE_WRITER_POOL, retry_policy=SPARK_RETRY_POLICY)
 
 
 @asset(partitions_def=hourly_partitions, deps=[AssetDep("silver_sensor_readings")],

@@ -30,7 +30,7 @@ from iot_assets.conditions import follow_upstream_despite_gaps_in
 from iot_assets.partitions import HOUR, TRAILING_DAY, hours_in, hourly_partitions
 from iot_assets.resources.aws import AwsResource
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse, count_by
-from iot_assets.resources.spark import SparkResource
+from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
 from iot_assets.schemas import conform, table_schema
 
 FEATURE_METRICS = ("temperature", "humidity", "pressure", "vibration")
@@ -185,6 +185,7 @@ def train_models(featured: DataFrame, devices: DataFrame, model_hours: list[date
     partitions_def=hourly_partitions,
     deps=[AssetDep("silver_sensor_readings", partition_mapping=TRAILING_DAY), AssetDep("device_registry")],
     backfill_policy=BackfillPolicy.single_run(),
+    retry_policy=SPARK_RETRY_POLICY,
     automation_condition=follow_upstream_despite_gaps_in("silver_sensor_readings"),
     group_name="anomalies",
     kinds={"spark", "delta", "s3"},

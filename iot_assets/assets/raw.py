@@ -11,7 +11,7 @@ from iot_assets.partitions import hours_in, hourly_partitions, ready_at
 from iot_assets.resources.aws import AwsResource
 from iot_assets.resources.io_managers import RawBatch, RawBatches
 from iot_assets.resources.kinesis import assigned_hour, read_arrivals
-from iot_assets.resources.landing import LandingZone
+from iot_assets.resources.landing import LandingZone, ObjectRecords
 from iot_assets.simulator import FleetConfig, simulate_hour
 
 
@@ -59,10 +59,19 @@ def kinesis_batch(hour: datetime, kinesis, stream: str, lateness: timedelta,
                     kinesis=[(r.shard_id, r.sequence_number, r.arrival.isoformat()) for r in records])
 
 
+def objects_batch(hour: datetime, source: str, objects: list[ObjectRecords]) -> RawBatch:
+    """One batch of the records of several objects, in order; an unreadable object is one marked record."""
+    payloads, problems = [], []
+    for got in objects:
+        payloads += got.records
+        problems += [got.problem] * len(got.records)
+    return RawBatch(hour=hour, source=source, payloads=payloads, partition_keys=[""] * len(payloads),
+                    problems=problems if any(problems) else None)
+
+
 def landing_batch(hour: datetime, landing: LandingZone) -> RawBatch:
     """Every record in the files landed for `hour`, in key order."""
-    payloads = [line for o in landing.objects_for_hour(hour) for line in landing.records(o.key)]
-    return RawBatch(hour=hour, source="s3_landing", payloads=payloads, partition_keys=[""] * len(payloads))
+    return objects_batch(hour, "s3_landing", [landing.records(o.key) for o in landing.objects_for_hour(hour)])
 
 
 @asset(

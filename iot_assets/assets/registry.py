@@ -14,7 +14,7 @@ from iot_assets.assets.raw import RawSource
 from iot_assets.conditions import BUILD_WHEN_MISSING
 from iot_assets.resources.aws import AwsResource
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
-from iot_assets.resources.spark import SparkResource
+from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
 from iot_assets.schemas import struct_type, table_schema
 from iot_assets.simulator import device_registry as fleet_registry
 
@@ -47,6 +47,7 @@ def registered_devices(spark, aws: AwsResource, bucket: str, simulated: list[dic
 
 @asset(group_name="reference", kinds={"spark", "delta", "s3"}, automation_condition=BUILD_WHEN_MISSING,
        pool=LAKE_WRITER_POOL,
+       retry_policy=SPARK_RETRY_POLICY,
        metadata={"dagster/column_schema": table_schema(DeviceRecord)},
        check_specs=[
            quality.spec("device_registry", "check_registry_schema",

@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from iot_assets import quality, reasons
 from iot_assets.partitions import HOUR, hourly_partitions
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse, count_by
-from iot_assets.resources.spark import SparkResource
+from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
 from iot_assets.schemas import conform, table_schema
 
 ROLLING_METRICS = ("temperature", "humidity", "pressure", "vibration")
@@ -155,6 +155,7 @@ def to_silver(bronze_with_context: DataFrame, registry: DataFrame, start, end) -
     partitions_def=hourly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     pool=LAKE_WRITER_POOL,
+    retry_policy=SPARK_RETRY_POLICY,
     # Blocking with ERROR severity: a failed silver check fails this step, so gold, the models
     # and the anomaly log of the same run do not run on bad silver.
     check_specs=[

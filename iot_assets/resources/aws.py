@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError
 from dagster import ConfigurableResource
 
 from iot_assets import settings
@@ -30,14 +31,20 @@ def local_credentials(endpoint: str | None) -> tuple[str, str] | None:
     return (PLACEHOLDER_KEY, PLACEHOLDER_KEY) if is_local(endpoint) else None
 
 
-def make_client(service: str, endpoint_url: str | None, region: str):
+def make_client(service: str, endpoint_url: str | None, region: str, connect_timeout: float = 5,
+                read_timeout: float = 30, max_attempts: int = 3):
     creds = local_credentials(endpoint_url)
     kwargs = dict(region_name=region, endpoint_url=endpoint_url,
-                  config=Config(retries={"max_attempts": 3, "mode": "standard"},
-                                connect_timeout=5, read_timeout=30))
+                  config=Config(retries={"max_attempts": max_attempts, "mode": "standard"},
+                                connect_timeout=connect_timeout, read_timeout=read_timeout))
     if creds:
         kwargs.update(aws_access_key_id=creds[0], aws_secret_access_key=creds[1])
     return boto3.session.Session().client(service, **kwargs)
+
+
+def unreachable(service: str, endpoint: str | None, exc: BotoCoreError) -> str:
+    """Why a sensor skips when its endpoint does not answer (timeouts, refused or dropped connections)."""
+    return f"{service} endpoint {endpoint or 'AWS'} did not answer ({type(exc).__name__}); cursor left where it was"
 
 
 class AwsResource(ConfigurableResource):
@@ -45,13 +52,17 @@ class AwsResource(ConfigurableResource):
 
     endpoint_url: str = settings.LOCAL_ENDPOINT
     region: str = "us-east-1"
+    connect_timeout: float = 5
+    read_timeout: float = 30
+    max_attempts: int = 3
 
     @property
     def endpoint(self) -> str | None:
         return settings.endpoint_url(self.endpoint_url)
 
     def client(self, service: str):
-        return make_client(service, self.endpoint, self.region)
+        return make_client(service, self.endpoint, self.region, self.connect_timeout, self.read_timeout,
+                           self.max_attempts)
 
     @cached_property
     def s3(self):

@@ -36,14 +36,17 @@ class RawBatch:
     kinesis: list[tuple[str, str, str]] | None = None   # (shard, sequence, arrival ISO) per record
     publish: bool = False                         # publish to Kinesis before backing up to S3
     ground_truth: list[dict] | None = None        # simulator labels, kept beside the raw data
+    problems: list[str | None] | None = None      # per record: why its landed file gave no records
+    extra_metadata: dict = field(default_factory=dict)
 
     def checksum(self) -> str:
         digest = hashlib.sha256()
-        for p in self.payloads:
+        for i, p in enumerate(self.payloads):
             digest.update(len(p).to_bytes(8, "big"))
             digest.update(p)
+            if self.problems and self.problems[i]:
+                digest.update(self.problems[i].encode())
         return digest.hexdigest()
-    extra_metadata: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -79,10 +82,15 @@ def envelope_lines(batch: RawBatch) -> bytes:
             shard = seq = arrival = None
             if batch.kinesis:
                 shard, seq, arrival = batch.kinesis[i]
+            problem = batch.problems[i] if batch.problems else None
+            if problem:
+                # The bytes of an unreadable file are kept as base64, whatever they hold.
+                payload, b64 = None, base64.b64encode(data).decode()
             gz.write(json.dumps({
                 "batch_hour": hour, "record_index": i, "payload": payload, "payload_b64": b64,
                 "source": batch.source, "kinesis_shard_id": shard, "kinesis_sequence_number": seq,
                 "kinesis_partition_key": key if batch.kinesis else None, "kinesis_arrival_time": arrival,
+                "object_problem": problem,
             }, separators=(",", ":")).encode() + b"\n")
     return buf.getvalue()
 

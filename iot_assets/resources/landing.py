@@ -4,18 +4,23 @@ An object belongs to the hour its key names, either `dt=YYYY-MM-DD/hour=HH/` (ou
 Firehose's default `YYYY/MM/DD/HH/` (its arrival hour). Each object holds JSON lines, plain or
 gzip. The S3 arrival sensor watches the prefix; the raw asset reads an hour's objects when a run
 uses `source: s3_landing`.
+
+An object that yields no records (0 bytes, only blank lines, a gzip that does not decompress)
+still becomes one raw record, marked with the problem, so bronze quarantines it with a reason
+instead of the file vanishing between landing and bronze.
 """
 
 from __future__ import annotations
 
 import gzip
 import re
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from dagster import ConfigurableResource
 
-from iot_assets import settings
+from iot_assets import reasons, settings
 from iot_assets.partitions import raw_key
 from iot_assets.resources.aws import AwsResource
 
@@ -35,6 +40,33 @@ def hour_of_key(key: str) -> datetime | None:
             except ValueError:
                 return None
     return None
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+KEPT_BAD_OBJECT_BYTES = 4096   # what an unreadable object's quarantine row keeps of it
+
+
+@dataclass(frozen=True)
+class ObjectRecords:
+    """The records of one landed object, or, when it has none to give, why (and its first bytes)."""
+
+    records: list[bytes]
+    problem: str | None = None     # "<reason>: <detail>", a reason from iot_assets.reasons
+
+
+def split_records(body: bytes) -> ObjectRecords:
+    """An object's JSON lines (gunzipped when it starts with the gzip magic), without blank lines."""
+    size = len(body)
+    if body[:2] == GZIP_MAGIC:
+        try:
+            body = gzip.decompress(body)
+        except (OSError, EOFError, zlib.error) as exc:
+            return ObjectRecords([body[:KEPT_BAD_OBJECT_BYTES]],
+                                 f"{reasons.CORRUPT_GZIP}: {size} bytes do not decompress ({exc})")
+    lines = [line for line in body.split(b"\n") if line.strip()]
+    if not lines:
+        return ObjectRecords([body[:KEPT_BAD_OBJECT_BYTES]], f"{reasons.EMPTY_OBJECT}: {size} bytes, no records")
+    return ObjectRecords(lines)
 
 
 @dataclass(frozen=True)
@@ -68,9 +100,7 @@ class LandingZone(ConfigurableResource):
         found = self.objects(ours) + self.objects(f"{h:%Y/%m/%d/%H}/")
         return sorted(found, key=lambda o: o.key)
 
-    def records(self, key: str) -> list[bytes]:
-        """The object's lines (gunzipped when gzip), without empty ones."""
+    def records(self, key: str) -> ObjectRecords:
+        """The object's records (see `split_records`)."""
         body = self.aws.s3.get_object(Bucket=settings.validate_bucket(self.bucket), Key=key)["Body"].read()
-        if body[:2] == b"\x1f\x8b":
-            body = gzip.decompress(body)
-        return [line for line in body.split(b"\n") if line.strip()]
+        return split_records(body)

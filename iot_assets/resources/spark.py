@@ -10,7 +10,7 @@ import os
 import sys
 import threading
 
-from dagster import ConfigurableResource, InitResourceContext
+from dagster import Backoff, ConfigurableResource, InitResourceContext, RetryPolicy
 from pydantic import PrivateAttr
 from pyspark.sql import SparkSession
 
@@ -54,6 +54,12 @@ LOG_STORES = {"s3": "io.delta.storage.S3SingleDriverLogStore", "dynamodb": "io.d
 DYNAMODB_LOG_STORE_PACKAGE = f"io.delta:delta-storage-s3-dynamodb:{DELTA_JAR_VERSION}"
 
 _lock = threading.Lock()
+
+# Every Spark asset step retries: a write that fails (S3 unreachable, executor lost) commits nothing
+# to its Delta table, and each write replaces its whole window, so running the step again is safe.
+SPARK_RETRY_POLICY = RetryPolicy(max_retries=int(settings.get("IOT_SPARK_STEP_RETRIES")),
+                                 delay=float(settings.get("IOT_SPARK_STEP_RETRY_DELAY_SECONDS")),
+                                 backoff=Backoff.EXPONENTIAL)
 
 
 def spark_conf(master: str, endpoint: str | None, region: str, shuffle_partitions: int,

@@ -14,13 +14,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta, timezone
 
+from botocore.exceptions import BotoCoreError
 from dagster import AssetKey, DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from iot_assets import partitions, settings
 from iot_assets.assets.raw import RawSource
 from iot_assets.jobs import hourly_pipeline_job
 from iot_assets.partitions import complete_hours, hour_key, hourly_partitions, parse_hour_key
-from iot_assets.resources.aws import AwsResource
+from iot_assets.resources.aws import AwsResource, unreachable
 from iot_assets.resources.kinesis import StreamRecord, assigned_hour, list_all_shards
 
 MAX_CALLS_PER_TICK = 300   # GetRecords calls; the rest is read on the next tick
@@ -142,7 +143,11 @@ def kinesis_arrival_sensor(context: SensorEvaluationContext, raw_source: RawSour
         return SkipReason(REGISTRY_WAIT)
     cursor = KinesisCursor.decode(context.cursor)
     stream = settings.validate_stream(raw_source.stream)
-    scan = scan_stream(aws.kinesis, stream, cursor, raw_source.lateness)
+    try:
+        scan = scan_stream(aws.kinesis, stream, cursor, raw_source.lateness)
+    except BotoCoreError as exc:
+        # No SensorResult, so the stored cursor stays as it was: the next tick reads from there.
+        return SkipReason(unreachable("kinesis", aws.endpoint, exc))
     first = hourly_partitions.start.astimezone(timezone.utc)
     ready, cursor.pending = complete_hours(set(cursor.pending) | scan.hours, partitions.utc_now(), raw_source.lateness)
     requests = [RunRequest(run_key=f"kinesis:{key}", partition_key=key, tags={"iot/trigger": "kinesis"})

@@ -18,12 +18,14 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from botocore.exceptions import BotoCoreError
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from iot_assets import partitions, settings
 from iot_assets.assets.raw import RawSource
 from iot_assets.jobs import hourly_pipeline_job
 from iot_assets.partitions import complete_hours, hour_key, hourly_partitions
+from iot_assets.resources.aws import unreachable
 from iot_assets.resources.landing import LandedObject, LandingZone, hour_of_key
 from iot_assets.sensors.kinesis_arrivals import REGISTRY_WAIT, registry_missing
 
@@ -72,7 +74,11 @@ def s3_landing_sensor(context: SensorEvaluationContext, landing: LandingZone, ra
     if registry_missing(context.instance):
         return SkipReason(REGISTRY_WAIT)
     cursor = LandingCursor.decode(context.cursor)
-    listed = landing.objects()
+    try:
+        listed = landing.objects()
+    except BotoCoreError as exc:
+        # No SensorResult, so the stored cursor stays as it was.
+        return SkipReason(unreachable("s3", landing.aws.endpoint, exc))
     overlap = timedelta(seconds=int(settings.get("IOT_S3_SENSOR_OVERLAP_SECONDS")))
     new, cursor = new_objects(listed, cursor, overlap)
     hours = {hour_of_key(o.key) for o in new}
