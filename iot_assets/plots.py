@@ -81,7 +81,8 @@ def anomaly_chart(readings: pd.DataFrame, anomalies: pd.DataFrame, devices: list
 def distance_chart(distances: pd.DataFrame, title: str) -> bytes:
     """Training distances to the nearest centroid, as multiples of each device's threshold.
 
-    `distances`: device_id, distance, threshold (one row per training reading). Pooling the ratio
+    `distances`: device_id, distance, threshold (rows: distance quantiles of each device's
+    training readings). Pooling the ratio
     lets one chart show every device: the threshold is the line at 1, and readings beyond it in
     the next hour are the KMeans anomalies.
     """
@@ -90,11 +91,14 @@ def distance_chart(distances: pd.DataFrame, title: str) -> bytes:
         ax.text(0.5, 0.5, "no trained models", ha="center", va="center", transform=ax.transAxes)
     else:
         ratio = (distances["distance"] / distances["threshold"]).to_numpy()
-        ax.hist(ratio, bins=np.linspace(0, max(1.2, float(ratio.max()) * 1.05), 40), color="#1f77b4")
+        # Each row stands for an equal share of its device's readings (quantiles), so the bars are
+        # percentages of training readings, every device weighing the same.
+        ax.hist(ratio, bins=np.linspace(0, max(1.2, float(ratio.max()) * 1.05), 40), color="#1f77b4",
+                weights=np.full(len(ratio), 100.0 / len(ratio)))
         ax.axvline(1.0, color="#d62728", linestyle="--", label="threshold")
         beyond = float((ratio > 1).mean())
         ax.set_xlabel("training distance / device threshold", fontsize=8)
-        ax.set_ylabel("training readings", fontsize=8)
+        ax.set_ylabel("% of training readings", fontsize=8)
         ax.legend(fontsize=7, title=f"{distances['device_id'].nunique()} devices, {beyond:.2%} beyond",
                   title_fontsize=7)
         ax.tick_params(labelsize=7)
