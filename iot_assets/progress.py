@@ -60,15 +60,26 @@ def watch_run(instance: DagsterInstance, tag: tuple[str, str], progress: Progres
     """While the block runs, poll the instance for the tagged run's materialisations and report them."""
     stop = threading.Event()
 
+    def count() -> int | None:
+        try:
+            return materialized_in_run(instance, tag)
+        except Exception as e:  # progress is a courtesy: it must never fail the run it reports on
+            progress.write(f"[{progress.label}] progress unavailable: {e!r}")
+            stop.set()
+            return None
+
     def poll_loop() -> None:
         while not stop.wait(poll):
-            progress.update(done=materialized_in_run(instance, tag))
+            done = count()
+            if done is not None:
+                progress.update(done=done)
 
     thread = threading.Thread(target=poll_loop, name="progress", daemon=True)
     thread.start()
     try:
         yield progress
     finally:
+        failed = stop.is_set()
         stop.set()
         thread.join(timeout=poll + 5)
-        progress.update(done=materialized_in_run(instance, tag), force=True)
+        progress.update(done=None if failed else count(), force=True)

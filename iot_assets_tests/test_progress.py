@@ -30,3 +30,26 @@ def test_records_only_line_for_open_ended_work():
     clock.now = 5.0
     p.update(records=0)
     assert lines == ["[simulate] 0 records, 5 s"]
+
+
+def test_watch_run_counts_the_tagged_runs_materialisations():
+    from dagster import DagsterInstance, asset, materialize
+
+    from iot_assets.progress import watch_run
+
+    @asset
+    def first():
+        return 1
+
+    @asset
+    def second(first):
+        return first + 1
+
+    lines = []
+    instance = DagsterInstance.ephemeral()
+    progress = Progress("run", total=2, unit="asset partitions", interval=3600, write=lines.append)
+    with watch_run(instance, ("iot/progress", "t"), progress, poll=0.05):
+        materialize([first, second], instance=instance, tags={"iot/progress": "t"})
+        materialize([first], instance=instance, tags={"iot/progress": "other"})
+    assert progress.done == 2
+    assert lines[-1].startswith("[run] 2/2 asset partitions, ")
