@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install jars dev test test-unit demo bench local-aws ui clean
+.PHONY: install jars chromium dev test test-unit demo bench local-aws ui clean
 
 install: $(STAMP)
 
@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml
 # Resolve the Spark jars into the Ivy cache once (later starts reuse it).
 jars: install
 	$(BIN)/iot-assets jars
+
+# Headless Chromium and its driver for the UI browser test (Debian packages; the test also runs this).
+chromium:
+	scripts/ensure_chromium.sh
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	@mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $@

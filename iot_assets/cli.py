@@ -47,6 +47,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from iot_assets.resources.aws import make_client
     from iot_assets.simulator import FleetConfig
     from iot_assets.partitions import last_complete_hours
+    from iot_assets.progress import Progress
     from iot_assets.simulator.live import land_hours, produce
 
     fleet = FleetConfig(device_count=args.devices, readings_per_hour=args.rate,
@@ -67,7 +68,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     until = f"for {args.duration:.0f} s" if args.duration else "until Ctrl-C"
     print(f"sending {fleet.device_count} devices x {fleet.readings_per_hour} readings/hour "
           f"(~{fleet.device_count * fleet.readings_per_hour / 3600:.1f} records/s) to {stream} {until}", flush=True)
-    stats = produce(client, stream, fleet, args.duration or None, stop, report=lambda line: print(line, flush=True))
+    progress = Progress(f"simulate -> {stream}", unit=None)
+    stats = produce(client, stream, fleet, args.duration or None, stop,
+                    report=lambda running: progress.update(records=running.records))
     print(f"sent {stats.records} records in {stats.stopped - stats.started:.0f} s "
           f"({stats.resent} resent after throttling)", flush=True)
     return 0

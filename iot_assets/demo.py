@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from datetime import datetime
 
-from dagster import DagsterInstance, materialize
+from dagster import AssetSelection, DagsterInstance, materialize
 
 from iot_assets import local_aws, settings
 from iot_assets.partitions import HOUR, hour_key, last_complete_hours
+from iot_assets.progress import Progress, watch_run
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 LAYER_TABLES = (
@@ -22,22 +24,33 @@ LAYER_TABLES = (
 def materialize_hours(first: datetime, last: datetime, instance: DagsterInstance | None = None,
                       resources: dict | None = None, include_registry: bool = True, selection=None,
                       run_config: dict | None = None, raise_on_error: bool = True):
-    """One run over the hour range [first, last], following the assets' single-run backfill policy."""
+    """One run over the hour range [first, last], following the assets' single-run backfill policy.
+
+    Reports partitions materialised out of the total, and elapsed time, to stderr while it runs.
+    """
     from iot_assets.definitions import defs
     from iot_assets.jobs import HOURLY_PIPELINE
 
     graph = defs.get_repository_def().asset_graph
     every = list({id(a): a for a in (defs.get_assets_def(k) for k in graph.get_all_asset_keys())}.values())
+    # The run needs an instance this process can watch; materialize() would make the same one.
+    instance = instance or DagsterInstance.ephemeral()
     if include_registry:
         materialize(every, selection=["device_registry"], instance=instance,
                     resources=resources or defs.resources, run_config=QUIET)
-    return materialize(
-        every, selection=selection or HOURLY_PIPELINE, instance=instance, resources=resources or defs.resources,
-        run_config={**QUIET, **(run_config or {})},
-        tags={"dagster/asset_partition_range_start": hour_key(first),
-              "dagster/asset_partition_range_end": hour_key(last)},
-        raise_on_error=raise_on_error,
-    )
+    selection = AssetSelection.from_coercible(selection or HOURLY_PIPELINE)
+    hours = int((last - first) / HOUR) + 1
+    tag = ("iot/progress", uuid.uuid4().hex)
+    progress = Progress(f"{hour_key(first)} .. {hour_key(last)}",
+                        total=len(selection.resolve(graph)) * hours, unit="asset partitions")
+    with watch_run(instance, tag, progress):
+        return materialize(
+            every, selection=selection, instance=instance, resources=resources or defs.resources,
+            run_config={**QUIET, **(run_config or {})},
+            tags={"dagster/asset_partition_range_start": hour_key(first),
+                  "dagster/asset_partition_range_end": hour_key(last), tag[0]: tag[1]},
+            raise_on_error=raise_on_error,
+        )
 
 
 def layer_counts(spark, lake, start: datetime, end: datetime, raw_total: int) -> list[tuple[str, int]]:

@@ -162,6 +162,7 @@ def evaluate_nab(nab_dir: Path | None = None, speedup: int = 60, progress=print)
     from iot_assets.demo import materialize_hours
     from iot_assets.jobs import ANOMALY_DETECTION, HOURLY_PIPELINE
     from iot_assets.partitions import HOUR
+    from iot_assets.progress import Progress
     from iot_assets.resources.config import resolved
     from iot_assets import settings
     from iot_assets.resources.io_managers import RawBatch, S3KinesisRawIOManager
@@ -183,8 +184,10 @@ def evaluate_nab(nab_dir: Path | None = None, speedup: int = 60, progress=print)
     aws.s3.put_object(Bucket=lake.bucket, Key=REFERENCE_KEY, Body=json.dumps({
         "device_id": NAB_DEVICE, "device_name": "nab-ambient-temperature", "site": "nab-office",
         "device_type": "ambient-sensor", "latitude": 0.0, "longitude": 0.0}).encode() + b"\n")
-    for h in hours:
+    stored = Progress("nab replay to S3", total=len(hours), unit="raw batches")
+    for done, h in enumerate(hours, 1):
         raw_io.store(RawBatch(hour=h, source="replay", payloads=batches[h], partition_keys=[NAB_DEVICE] * len(batches[h])))
+        stored.update(done=done, records=stored.records + len(batches[h]), force=done == len(hours))
     progress(f"nab: {len(readings)} readings ({min(readings)[0]:%Y-%m-%d} .. {max(readings)[0]:%Y-%m-%d}) replayed "
              f"{speedup}x as {len(hours)} hourly raw batches on S3 ({time.monotonic() - began:.0f} s)")
     no_raw = HOURLY_PIPELINE - AssetSelection.assets("raw_sensor_batches")

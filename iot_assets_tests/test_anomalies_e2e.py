@@ -77,3 +77,22 @@ def test_rematerialising_replaces_the_hours_rows(scored, spark):
     after = lake.read_window(spark, "anomaly_log", "event_hour", SCORED[0], SCORED[0] + HOUR)
     assert after.count() == before
     assert after.groupBy("device_id", "event_time", "metric", "method").count().where(F.col("count") > 1).count() == 0
+
+
+def _png(markdown: str) -> bytes:
+    import base64
+
+    assert markdown.startswith("![") and "(data:image/png;base64," in markdown
+    return base64.b64decode(markdown.split("base64,", 1)[1].rstrip(")"))
+
+
+def test_charts_and_uniform_metadata(scored):
+    """Both assets carry their chart and the standard table metadata (see iot_assets.metadata)."""
+    log = scored.asset_materializations_for_node("anomaly_log")[0].metadata
+    models = scored.asset_materializations_for_node("device_anomaly_models")[0].metadata
+    for meta in (log, models):
+        assert {"dagster/row_count", "dagster/uri", "dagster/column_schema", "delta_version", "spark_seconds",
+                "partition_start", "partition_end"} <= set(meta)
+    for chart in (log["top_devices_chart"].value, models["training_distance_chart"].value):
+        png = _png(chart)
+        assert png.startswith(b"\x89PNG") and 2_000 < len(png) < 100_000

@@ -26,9 +26,10 @@ from dagster import (
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from iot_assets import quality
+from iot_assets import plots, quality
 from iot_assets.assets.models import FEATURES, N_VALUE_FEATURES, AnomalyModelConfig, with_features
 from iot_assets.conditions import follow_upstream_despite_gaps_in
+from iot_assets.metadata import table_metadata
 from iot_assets.partitions import HOUR, TRAILING_DAY, hourly_partitions, hours_in
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
@@ -284,14 +285,16 @@ def anomaly_log(context: AssetExecutionContext, spark: SparkResource, lake: Delt
     try:
         written = lake.write_window(log, "anomaly_log", "event_hour", w)
         info = summary(log)
+        chart = top_devices_chart(readings, log, [d["device_id"] for d in info["top_devices"][:CHART_DEVICES]],
+                                  threshold_rules, f"{w.start:%Y-%m-%d %H:%M}-{w.end:%H:%M} UTC")
         scored = baseline.where(F.col("baseline_n") >= anomaly_config.min_baseline_readings)
         no_baseline = sorted({r["device_id"] for r in readings.select("device_id", "event_hour").distinct()
                               .join(scored, ["device_id", "event_hour"], "left_anti").collect()})
     finally:
         log.unpersist()
         baseline.unpersist()
-    yield MaterializeResult(metadata={
-        **written.metadata(),
+    yield MaterializeResult(metadata=table_metadata(written, AnomalyRecord, **{
+        "top_devices_chart": plots.markdown_image(chart, "most anomalous devices, anomalies marked by method"),
         "anomaly_summary": MetadataValue.json(info),
         "anomalies_by_method": MetadataValue.json(info["by_method"]),
         "anomalies_by_severity": MetadataValue.json(info["by_severity"]),
@@ -299,11 +302,26 @@ def anomaly_log(context: AssetExecutionContext, spark: SparkResource, lake: Delt
         "confirmed_anomalous_readings": info["confirmed_readings"],
         "devices_without_zscore_baseline": MetadataValue.json(no_baseline),
         "threshold_rules_version": threshold_rules.version,
-    })
+    }))
     trailing = (lake.read_window(session, "anomaly_log", "event_hour", w.start - HOUR * 24, w.start),
                 stats.where(F.col("event_hour") < F.lit(w.start)))
     yield from quality.report(context, session, lake, anomaly_checks(
         lake.read_window(session, "anomaly_log", "event_hour", w.start, w.end), readings, *trailing, quality_config))
+
+
+# The chart shows the readings of this many of the most anomalous devices.
+CHART_DEVICES = 3
+
+
+def top_devices_chart(readings: DataFrame, log: DataFrame, devices: list[str], rules: ThresholdRules,
+                      when: str) -> bytes:
+    """The devices' readings of the window with every flag on them marked by method (see plots)."""
+    pick = F.col("device_id").isin(devices)
+    metrics = [m for m in dict.fromkeys([*ZSCORE_METRICS, *(r.metric for r in rules.parsed)]) if m in readings.columns]
+    return plots.anomaly_chart(
+        readings.where(pick).select("device_id", "event_time", *metrics).toPandas(),
+        log.where(pick).select("device_id", "event_time", "metric", "method").toPandas(),
+        devices, f"anomaly_log {when}: most anomalous devices")
 
 
 def confirmed_readings(log: DataFrame) -> DataFrame:

@@ -13,6 +13,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from iot_assets import quality, reasons
+from iot_assets.metadata import table_metadata
 from iot_assets.partitions import hourly_partitions
 from iot_assets.resources.io_managers import RawObject
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse, count_by
@@ -232,10 +233,10 @@ def bronze(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLake
     finally:
         parsed.unpersist()
     raw_records = sum(o.records for o in raw_sensor_batches)
-    yield MaterializeResult(asset_key="bronze_sensor_readings", metadata={
-        **written.metadata(), "raw_records": raw_records})
-    yield MaterializeResult(asset_key="bronze_quarantine", metadata={
-        **quarantined.metadata(), "rows_by_reason": reasons_count, "raw_records": raw_records})
+    yield MaterializeResult(asset_key="bronze_sensor_readings",
+                            metadata=table_metadata(written, BronzeReading, raw_records=raw_records))
+    yield MaterializeResult(asset_key="bronze_quarantine", metadata=table_metadata(
+        quarantined, QuarantinedRecord, rows_by_reason=reasons_count, raw_records=raw_records))
     yield from quality.report(context, spark.session, lake, bronze_checks(
         lake.read_window(spark.session, "bronze_sensor_readings", "event_hour", window.start, window.end),
         lake.read_window(spark.session, "bronze_quarantine", "batch_hour", window.start, window.end),

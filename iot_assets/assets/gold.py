@@ -8,7 +8,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from iot_assets import quality
+from iot_assets.assets.silver import SilverReading
 from iot_assets.conditions import FOLLOW_UPSTREAM
+from iot_assets.metadata import column_lineage, table_metadata
 from iot_assets.partitions import daily_partitions, hourly_partitions
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
@@ -50,6 +52,26 @@ DailyDeviceSummary = _model("DailyDeviceSummary", "Per device and day.", {
     "daily_avg_humidity": _D, "daily_avg_pressure": _D, "daily_max_vibration": _D,
     "high_vibration_count": T.LongType(), "daily_min_battery": _D,
 })
+
+
+_SILVER = "silver_sensor_readings"
+_STAT_PREFIXES = ("daily_avg_", "daily_min_", "daily_max_", "avg_", "min_", "max_", "stddev_")
+
+
+def _lineage(model: type) -> object:
+    """A gold table's column lineage: each statistic from its silver metric, time columns from event_time."""
+    silver_columns = SilverReading.to_schema().columns
+    derived = {"window_start": [(_SILVER, "event_time")], "window_end": [(_SILVER, "event_time")],
+               "event_date": [(_SILVER, "event_time")], "hours_reporting": [(_SILVER, "event_hour")],
+               "high_vibration_count": [(_SILVER, "vibration_category")],
+               "daily_min_battery": [(_SILVER, "battery_level")]}
+    for column in model.to_schema().columns:
+        metrics = [column.removeprefix(p) for p in _STAT_PREFIXES if column.startswith(p)]
+        if metrics and metrics[0] in silver_columns:
+            derived[column] = [(_SILVER, metrics[0])]
+    if "window_start" in model.to_schema().columns:
+        derived["event_hour"] = [(_SILVER, "event_time")]
+    return column_lineage(model, {_SILVER: SilverReading}, derived)
 
 
 def hourly_stats(silver: DataFrame) -> DataFrame:
@@ -135,7 +157,7 @@ def _hourly_gold(context, spark, lake, table, transform, model, count_col):
     w = context.partition_time_window
     silver = _silver_window(context, spark, lake)
     written = lake.write_window(transform(silver), table, "event_hour", w)
-    yield MaterializeResult(metadata=written.metadata())
+    yield MaterializeResult(metadata=table_metadata(written, model, lineage=_lineage(model)))
     yield from quality.report(context, spark.session, lake, gold_checks(
         table, lake.read_window(spark.session, table, "event_hour", w.start, w.end), model, "event_hour",
         count_col, silver))
@@ -149,7 +171,7 @@ def daily_device_summary(context: AssetExecutionContext, spark: SparkResource, l
     w = context.partition_time_window
     silver = _silver_window(context, spark, lake)
     written = lake.write_window(daily_summary(silver), "daily_device_summary", "event_date", w)
-    yield MaterializeResult(metadata=written.metadata())
+    yield MaterializeResult(metadata=table_metadata(written, DailyDeviceSummary, lineage=_lineage(DailyDeviceSummary)))
     yield from quality.report(context, spark.session, lake, gold_checks(
         "daily_device_summary", lake.read_window(spark.session, "daily_device_summary", "event_date", w.start, w.end),
         DailyDeviceSummary, "event_date", "reading_count", silver))

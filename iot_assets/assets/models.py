@@ -25,9 +25,10 @@ from dagster import (
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from iot_assets import quality
+from iot_assets import plots, quality
 from iot_assets.conditions import follow_upstream_despite_gaps_in
-from iot_assets.partitions import HOUR, TRAILING_DAY, hours_in, hourly_partitions
+from iot_assets.metadata import table_metadata
+from iot_assets.partitions import HOUR, TRAILING_DAY, hours_in, hourly_partitions, spark_ts
 from iot_assets.resources.aws import AwsResource
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse, count_by
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
@@ -40,6 +41,7 @@ ROLLING_READINGS = 5
 FEATURES = FEATURE_METRICS + tuple(f"{m}_log_spread" for m in FEATURE_METRICS)
 N_VALUE_FEATURES = len(FEATURE_METRICS)
 TRAINING_HOURS = 24
+DISTANCE_QUANTILES = 101
 
 
 class AnomalyModelConfig(ConfigurableResource):
@@ -120,7 +122,7 @@ def train_device(x: np.ndarray, cfg: dict) -> dict:
     """Standardise, cluster, and set the distance threshold for one device's training rows."""
     if len(x) < cfg["min_training_rows"]:
         return {"status": "insufficient_data", "k": 0, "centroids": None, "feature_means": None,
-                "feature_stds": None, "distance_threshold": None}
+                "feature_stds": None, "distance_threshold": None, "distance_quantiles": None}
     means, stds = x.mean(0), x.std(0)
     stds = np.where(stds < 1e-9, 1.0, stds)
     z = standardise(x, means, stds)
@@ -129,7 +131,9 @@ def train_device(x: np.ndarray, cfg: dict) -> dict:
     dist = np.sqrt(np.min(((z[:, None, :] - c[None]) ** 2).sum(-1), axis=1))
     threshold = float(np.percentile(dist, cfg["distance_percentile"]) * cfg["threshold_margin"])
     return {"status": "trained", "k": int(k), "centroids": c.tolist(), "feature_means": means.tolist(),
-            "feature_stds": stds.tolist(), "distance_threshold": threshold}
+            "feature_stds": stds.tolist(), "distance_threshold": threshold,
+            # The distance distribution in DISTANCE_QUANTILES points, for the chart in the UI (not stored).
+            "distance_quantiles": np.quantile(dist, np.linspace(0, 1, DISTANCE_QUANTILES)).tolist()}
 
 
 _TRAIN_OUT = T.StructType([
@@ -139,6 +143,7 @@ _TRAIN_OUT = T.StructType([
     T.StructField("feature_means", T.ArrayType(T.DoubleType())),
     T.StructField("feature_stds", T.ArrayType(T.DoubleType())),
     T.StructField("distance_threshold", T.DoubleType()), T.StructField("training_rows", T.LongType()),
+    T.StructField("distance_quantiles", T.ArrayType(T.DoubleType())),
 ])
 
 
@@ -219,14 +224,25 @@ def device_anomaly_models(context: AssetExecutionContext, spark: SparkResource, 
                                "event_hour", "left")
         written = lake.write_window(conform(with_uri, DeviceAnomalyModel), "device_anomaly_models", "event_hour", window)
         status = count_by(models, "status")
+        distances = distance_frame(models, hours[-1])
     finally:
         models.unpersist()
-    yield MaterializeResult(metadata={**written.metadata(), "models_by_status": status,
-                                      "model_version": anomaly_config.version_tag,
-                                      "training_seconds": round(time.monotonic() - began, 2)})
+    chart = plots.distance_chart(distances, f"models for {hours[-1]:%Y-%m-%d %H:00} UTC: training distances")
+    yield MaterializeResult(metadata=table_metadata(
+        written, DeviceAnomalyModel, models_by_status=status, model_version=anomaly_config.version_tag,
+        training_seconds=round(time.monotonic() - began, 2),
+        training_distance_chart=plots.markdown_image(chart, "training distance distribution with threshold")))
     devices = registry.select("device_id").distinct().count()
     yield from quality.report(context, session, lake, model_checks(
         lake.read_window(session, "device_anomaly_models", "event_hour", window.start, window.end), devices, hours))
+
+
+def distance_frame(models: DataFrame, hour: datetime) -> pd.DataFrame:
+    """device_id, distance, threshold: the training-distance quantiles of the hour's trained models."""
+    return (models.where(f"status = 'trained' AND event_hour = TIMESTAMP'{spark_ts(hour)}'")
+            .select("device_id", F.col("distance_threshold").alias("threshold"),
+                    F.explode("distance_quantiles").alias("distance"))
+            .toPandas())
 
 
 def model_checks(models: DataFrame, devices: int, hours: list[datetime]) -> list[quality.Evaluation]:

@@ -12,6 +12,7 @@ from pyspark.sql import DataFrame
 from iot_assets import quality
 from iot_assets.assets.raw import RawSource
 from iot_assets.conditions import BUILD_WHEN_MISSING
+from iot_assets.metadata import table_metadata
 from iot_assets.resources.aws import AwsResource
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
@@ -63,7 +64,7 @@ def device_registry(context: AssetExecutionContext, spark: SparkResource, lake: 
     simulated = [asdict(d) for d in fleet_registry(raw_source.fleet)]
     df = registered_devices(spark.session, aws, lake.bucket, simulated)
     written = lake.overwrite(df, TABLE)
-    yield MaterializeResult(metadata={**written.metadata(), "simulated_devices": len(simulated)})
+    yield MaterializeResult(metadata=table_metadata(written, DeviceRecord, simulated_devices=len(simulated)))
     table = lake.read(spark.session, TABLE)
     yield from quality.report(context, spark.session, lake, [
         quality.check_schema(table, DeviceRecord, TABLE, "check_registry_schema", None, ["device_id"]),

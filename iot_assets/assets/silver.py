@@ -15,6 +15,9 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from iot_assets import quality, reasons
+from iot_assets.assets.bronze import BronzeReading
+from iot_assets.assets.registry import DeviceRecord
+from iot_assets.metadata import column_lineage, table_metadata
 from iot_assets.partitions import HOUR, hourly_partitions
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse, count_by
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
@@ -86,6 +89,17 @@ class RejectedReading(pa.DataFrameModel):
     status: T.StringType() = pa.Field(nullable=True)
     source_object: T.StringType() = pa.Field(nullable=False)
     record_index: T.LongType() = pa.Field(nullable=False)
+
+
+UPSTREAM = {"device_registry": DeviceRecord, "bronze_sensor_readings": BronzeReading}
+# Registry columns come from the registry, the rest from the bronze reading they enrich.
+SILVER_LINEAGE = column_lineage(SilverReading, UPSTREAM, {
+    **{f"{m}_avg_5min": [("bronze_sensor_readings", m), ("bronze_sensor_readings", "event_time")]
+       for m in ROLLING_METRICS},
+    "vibration_category": [("bronze_sensor_readings", "vibration")],
+    "event_hour": [("bronze_sensor_readings", "event_hour")],
+})
+REJECTED_LINEAGE = column_lineage(RejectedReading, {"bronze_sensor_readings": BronzeReading})
 
 
 def classify(bronze: DataFrame, registry: DataFrame) -> DataFrame:
@@ -181,10 +195,11 @@ def silver(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLake
     classified_silver, rejected = to_silver(bronze, registry, window.start, window.end)
     written = lake.write_window(classified_silver, "silver_sensor_readings", "event_hour", window)
     dropped = lake.write_window(rejected, "silver_rejected_readings", "event_hour", window)
-    yield MaterializeResult(asset_key="silver_sensor_readings", metadata=written.metadata())
+    yield MaterializeResult(asset_key="silver_sensor_readings",
+                            metadata=table_metadata(written, SilverReading, lineage=SILVER_LINEAGE))
     written_rejected = lake.read_window(session, "silver_rejected_readings", "event_hour", window.start, window.end)
-    yield MaterializeResult(asset_key="silver_rejected_readings", metadata={
-        **dropped.metadata(), "rows_by_reason": count_by(written_rejected, "reason")})
+    yield MaterializeResult(asset_key="silver_rejected_readings", metadata=table_metadata(
+        dropped, RejectedReading, rows_by_reason=count_by(written_rejected, "reason"), lineage=REJECTED_LINEAGE))
     yield from quality.report(context, session, lake, silver_checks(
         bronze.where(F.col("event_time") >= F.lit(window.start)),
         lake.read_window(session, "silver_sensor_readings", "event_hour", window.start, window.end),

@@ -54,13 +54,16 @@ class ProducerStats:
 
 def produce(client, stream: str, fleet: FleetConfig, duration: float | None, stop: threading.Event,
             tick: float = 1.0, clock: Callable[[], float] = time.time,
-            report: Callable[[str], None] | None = None) -> ProducerStats:
-    """Send the fleet's readings as their times come, until `duration` seconds pass or `stop` is set."""
+            report: Callable[[ProducerStats], None] | None = None) -> ProducerStats:
+    """Send the fleet's readings as their times come, until `duration` seconds pass or `stop` is set.
+
+    `report` gets the running totals after every tick (it decides how often to show them).
+    """
     began = clock()
     deadline = began + duration if duration else float("inf")
     stats = ProducerStats(started=began)
     cache: dict[int, SimulatedHour] = {}
-    sent_until, next_report = began, began + 60
+    sent_until = began
     while True:
         now = min(clock(), deadline)
         due = records_between(fleet, sent_until, now, cache)
@@ -70,9 +73,8 @@ def produce(client, stream: str, fleet: FleetConfig, duration: float | None, sto
             stats.puts += 1
             stats.resent += resent
         sent_until = now
-        if report and now >= next_report:
-            report(f"{datetime.now(timezone.utc):%H:%M:%S} sent {stats.records} records to {stream}")
-            next_report += 60
+        if report:
+            report(stats)
         if now >= deadline or stop.wait(tick):
             break
     stats.stopped = clock()
