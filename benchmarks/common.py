@@ -40,18 +40,43 @@ def bench_hour(hours_back: int = 1) -> datetime:
     return now - HOUR * hours_back
 
 
-def start_stack():
-    """A moto server on a free 127.0.0.1 port with the bench bucket and stream; returns it (call .stop())."""
-    from iot_assets import local_aws
+class Stack:
+    """The local AWS endpoint in its own process: in this one, moto's in-memory store would count
+    in the measured driver memory and its request threads would share the GIL with the run."""
 
-    with socket.socket() as s:
-        s.bind((local_aws.LOOPBACK, 0))
-        port = s.getsockname()[1]
-    os.environ.update({"IOT_AWS_ENDPOINT_URL": f"http://{local_aws.LOOPBACK}:{port}", "IOT_BUCKET": BUCKET,
-                       "IOT_KINESIS_STREAM": "iot-bench-readings"})
-    server = local_aws.start_server(port)
-    local_aws.ensure_from_settings()
-    return server
+    def __init__(self):
+        import subprocess
+        import sys
+
+        from iot_assets import local_aws
+
+        with socket.socket() as s:
+            s.bind((local_aws.LOOPBACK, 0))
+            port = s.getsockname()[1]
+        os.environ.update({"IOT_AWS_ENDPOINT_URL": f"http://{local_aws.LOOPBACK}:{port}", "IOT_BUCKET": BUCKET,
+                           "IOT_KINESIS_STREAM": "iot-bench-readings"})
+        self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", local_aws.LOOPBACK, "-p", str(port)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not local_aws.is_listening(local_aws.LOOPBACK, port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"moto server did not start on {local_aws.LOOPBACK}:{port}")
+            time.sleep(0.1)
+        local_aws.ensure_from_settings()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except Exception:
+            self.process.kill()
+            self.process.wait(timeout=20)
+
+
+def start_stack() -> Stack:
+    """A moto server on a free 127.0.0.1 port with the bench bucket and stream (call .stop())."""
+    return Stack()
 
 
 # --- raw data ------------------------------------------------------------------------------
@@ -194,7 +219,7 @@ class PeakMemory:
     The JVM's own peak per heap pool (`MemoryPoolMXBean`, reset on entry) is read on exit as
     well; their sum bounds the heap peak from above, since the pools peak at different moments."""
 
-    def __init__(self, spark, interval: float = 0.25):
+    def __init__(self, spark, interval: float = 0.5):
         self.spark, self.interval = spark, interval
         self.jvm = spark.sparkContext._jvm
         self.jvm_pid = int(self.jvm.java.lang.ProcessHandle.current().pid())
