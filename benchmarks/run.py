@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import re
+import signal
 import sys
 import time
 from datetime import datetime, timezone
@@ -155,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     from benchmarks.common import start_stack
 
+    # A stopped run (timeout, kill) still stops its moto server: SIGTERM unwinds through `finally`.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     server = start_stack()      # before the definitions are imported: resources read it
     results = []
     try:
