@@ -20,7 +20,8 @@ from pathlib import Path
 from iot_assets.partitions import HOUR
 
 BUCKET = "iot-bench"
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# BENCH_LOG_LEVEL=INFO shows each step as it ends (for profiling a run in progress).
+QUIET = {"loggers": {"console": {"config": {"log_level": os.environ.get("BENCH_LOG_LEVEL", "WARNING")}}}}
 # Everything after raw, through the anomaly log: bronze, silver, hourly gold, models, anomaly log.
 PIPELINE_AFTER_RAW = ("bronze_sensor_readings", "bronze_quarantine", "silver_sensor_readings",
                       "silver_rejected_readings", "device_hourly_stats", "sensor_aggregates_10min",

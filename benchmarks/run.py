@@ -34,7 +34,7 @@ SCALES = {
     # (86 M readings) does not fit this machine's time; 100 devices x 1/10 s x 24 h does, and both
     # sides always run on the same data.
     # small: the new user's first hour, 50 devices x 1/min (the settings' defaults).
-    "small": {"training_devices": 100, "loop_sample": 3, "throughput": (100, 3600),
+    "small": {"training_devices": 100, "loop_sample": 3, "throughput": (25, 3600),
               "backfill": (20, 60, 8), "small": (50, 60)},
     "full": {"training_devices": 1000, "loop_sample": 10, "throughput": (1000, 3600),
              "backfill": (100, 360, 24), "small": (50, 60)},
@@ -72,9 +72,9 @@ def bench_training(scale: str, progress=print) -> dict:
 
 def bench_throughput(scale: str, progress=print) -> list[dict]:
     """Two measurements from one run of the hour: throughput against the floor, and memory."""
-    from benchmarks.throughput import compare
+    from benchmarks.throughput import partition
 
-    f = compare(fleet(*SCALES[scale]["throughput"]), progress)
+    f = partition(fleet(*SCALES[scale]["throughput"]), progress)
     memory = f.pop("memory")
     ratio = f["pipeline_seconds"] / f["floor_seconds"]
     size = f"{f['devices']:,} devices x {f['readings_per_hour']:,} readings/hour, one hour"
@@ -102,9 +102,9 @@ def bench_backfill(scale: str, progress=print) -> dict:
 
 
 def bench_small(scale: str, progress=print) -> dict:
-    from benchmarks.small import compare
+    from benchmarks.throughput import first_hour
 
-    f = compare(fleet(*SCALES[scale]["small"]), progress)
+    f = first_hour(fleet(*SCALES[scale]["small"]), progress)
     return measurement(
         "small_scale", scale, f, f["end_to_end_seconds"] / f["floor_seconds"], "none in the issue (reported)", None,
         notes="registry, then raw (simulated, published to Kinesis, stored) through the anomaly log on fresh "
