@@ -97,15 +97,24 @@ def severity(excess: Column) -> Column:
             .otherwise("critical"))
 
 
+def _hits(readings: DataFrame, found: list[tuple[Column, dict[str, Column]]]) -> DataFrame:
+    """One row per (reading, true condition), with that condition's columns, in one pass over the
+    readings: a union of one filter per condition would read them once per condition."""
+    hits = [F.when(cond, F.struct(*[c.alias(name) for name, c in cols.items()])) for cond, cols in found]
+    return (readings.select("device_id", "event_time", "event_hour",
+                            F.explode(F.array_compact(F.array(*hits))).alias("_hit"))
+            .select("device_id", "event_time", "event_hour", "_hit.*"))
+
+
 def threshold_anomalies(readings: DataFrame, rules: list[ThresholdRule], version: str) -> DataFrame:
-    parts = []
+    found = []
     for r in rules:
         crossed = F.col(r.metric) > r.limit if r.op == ">" else F.col(r.metric) < r.limit
         excess = F.abs(F.col(r.metric) - F.lit(r.limit)) / F.lit(max(abs(r.limit), 1.0))
-        parts.append(readings.where(crossed).select(
-            "device_id", "event_time", "event_hour", F.lit(r.metric).alias("metric"), F.col(r.metric).alias("value"),
-            F.col(r.metric).alias("score"), F.lit(r.limit).alias("limit"), severity(excess).alias("severity")))
-    return _union(parts).withColumn("method", F.lit("threshold")).withColumn("model_version", F.lit(version))
+        found.append((crossed, {"metric": F.lit(r.metric), "value": F.col(r.metric).cast("double"),
+                                "score": F.col(r.metric).cast("double"), "limit": F.lit(float(r.limit)),
+                                "severity": severity(excess)}))
+    return _hits(readings, found).withColumn("method", F.lit("threshold")).withColumn("model_version", F.lit(version))
 
 
 # An hour whose within-hour variance exceeds this multiple of the day's median is left out.
@@ -146,16 +155,16 @@ def trailing_baseline(hourly_stats: DataFrame, hours: list) -> DataFrame:
 def zscore_anomalies(readings: DataFrame, baseline: DataFrame, limit: float, min_readings: int) -> DataFrame:
     usable = baseline.where((F.col("baseline_n") >= min_readings))
     joined = readings.join(F.broadcast(usable), ["device_id", "event_hour"])
-    parts = []
+    found = []
     for m in ZSCORE_METRICS:
         std = F.col(f"std_{m}")
         z = (F.col(m) - F.col(f"mean_{m}")) / std
         side = F.when(z > 0, F.col(f"mean_{m}") + std * limit).otherwise(F.col(f"mean_{m}") - std * limit)
-        parts.append(joined.where((std > 1e-9) & (F.abs(z) > limit)).select(
-            "device_id", "event_time", "event_hour", F.lit(m).alias("metric"), F.col(m).alias("value"),
-            F.abs(z).alias("score"), side.alias("limit"), severity(F.abs(z) / limit - 1).alias("severity")))
+        found.append(((std > 1e-9) & (F.abs(z) > limit),
+                      {"metric": F.lit(m), "value": F.col(m).cast("double"), "score": F.abs(z).cast("double"),
+                       "limit": side.cast("double"), "severity": severity(F.abs(z) / limit - 1)}))
     version = f"zscore-{limit:g}sigma-24h"
-    return _union(parts).withColumn("method", F.lit("zscore")).withColumn("model_version", F.lit(version))
+    return _hits(joined, found).withColumn("method", F.lit("zscore")).withColumn("model_version", F.lit(version))
 
 
 def kmeans_anomalies(featured: DataFrame, models: DataFrame) -> DataFrame:
@@ -182,13 +191,6 @@ def kmeans_anomalies(featured: DataFrame, models: DataFrame) -> DataFrame:
         F.col("_dist").alias("score"), F.col("distance_threshold").alias("limit"),
         severity(F.col("_dist") / F.col("distance_threshold") - 1).alias("severity"),
         F.lit("kmeans").alias("method"), "model_version")
-
-
-def _union(parts: list[DataFrame]) -> DataFrame:
-    out = parts[0]
-    for p in parts[1:]:
-        out = out.unionByName(p)
-    return out
 
 
 # A z-score flag just past the limit confirms a reading only when it persists: at least this many

@@ -145,7 +145,11 @@ def to_silver(bronze_with_context: DataFrame, registry: DataFrame, start, end) -
     `bronze_with_context` may also hold the five minutes before `start`; those rows only seed
     the rolling averages and are not emitted.
     """
-    classified = classify(bronze_with_context, registry)
+    return split_silver(classify(bronze_with_context, registry), start, end)
+
+
+def split_silver(classified: DataFrame, start, end) -> tuple[DataFrame, DataFrame]:
+    """(silver, rejected) in [start, end) from classified readings (see `to_silver`)."""
     in_window = (F.col("event_time") >= F.lit(start)) & (F.col("event_time") < F.lit(end))
     silver = enrich(classified.where(F.col("reason").isNull())).where(in_window)
     rejected = classified.where(F.col("reason").isNotNull() & in_window)
@@ -192,9 +196,14 @@ def silver(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLake
     bronze = (lake.read_window(session, "bronze_sensor_readings", "event_hour", window.start - HOUR, window.end)
               .where(F.col("event_time") >= F.lit(window.start - ROLLING_WINDOW)))
     registry = lake.read(session, "device_registry")
-    classified_silver, rejected = to_silver(bronze, registry, window.start, window.end)
-    written = lake.write_window(classified_silver, "silver_sensor_readings", "event_hour", window)
-    dropped = lake.write_window(rejected, "silver_rejected_readings", "event_hour", window)
+    # Both writes read the classified readings: kept, they are read from bronze and ranked once.
+    classified = classify(bronze, registry).persist()
+    try:
+        classified_silver, rejected = split_silver(classified, window.start, window.end)
+        written = lake.write_window(classified_silver, "silver_sensor_readings", "event_hour", window)
+        dropped = lake.write_window(rejected, "silver_rejected_readings", "event_hour", window)
+    finally:
+        classified.unpersist()
     yield MaterializeResult(asset_key="silver_sensor_readings",
                             metadata=table_metadata(written, SilverReading, lineage=SILVER_LINEAGE))
     written_rejected = lake.read_window(session, "silver_rejected_readings", "event_hour", window.start, window.end)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
-import io
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -70,29 +69,35 @@ class RawObject:
     records: int
 
 
+# One compact encoder for every line (json.dumps with separators builds one per call).
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+# zlib level 6 (gzip's own default) compresses these lines about as small as 9 in less time.
+GZIP_LEVEL = 6
+
+
 def envelope_lines(batch: RawBatch) -> bytes:
     hour = batch.hour.astimezone(timezone.utc).isoformat()
-    buf = io.BytesIO()
-    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
-        for i, (data, key) in enumerate(zip(batch.payloads, batch.partition_keys)):
-            try:
-                payload, b64 = data.decode("utf-8"), None
-            except UnicodeDecodeError:
-                payload, b64 = None, base64.b64encode(data).decode()
-            shard = seq = arrival = None
-            if batch.kinesis:
-                shard, seq, arrival = batch.kinesis[i]
-            problem = batch.problems[i] if batch.problems else None
-            if problem:
-                # The bytes of an unreadable file are kept as base64, whatever they hold.
-                payload, b64 = None, base64.b64encode(data).decode()
-            gz.write(json.dumps({
-                "batch_hour": hour, "record_index": i, "payload": payload, "payload_b64": b64,
-                "source": batch.source, "kinesis_shard_id": shard, "kinesis_sequence_number": seq,
-                "kinesis_partition_key": key if batch.kinesis else None, "kinesis_arrival_time": arrival,
-                "object_problem": problem,
-            }, separators=(",", ":")).encode() + b"\n")
-    return buf.getvalue()
+    lines = []
+    for i, (data, key) in enumerate(zip(batch.payloads, batch.partition_keys)):
+        try:
+            payload, b64 = data.decode("utf-8"), None
+        except UnicodeDecodeError:
+            payload, b64 = None, base64.b64encode(data).decode()
+        shard = seq = arrival = None
+        if batch.kinesis:
+            shard, seq, arrival = batch.kinesis[i]
+        problem = batch.problems[i] if batch.problems else None
+        if problem:
+            # The bytes of an unreadable file are kept as base64, whatever they hold.
+            payload, b64 = None, base64.b64encode(data).decode()
+        lines.append(_COMPACT.encode({
+            "batch_hour": hour, "record_index": i, "payload": payload, "payload_b64": b64,
+            "source": batch.source, "kinesis_shard_id": shard, "kinesis_sequence_number": seq,
+            "kinesis_partition_key": key if batch.kinesis else None, "kinesis_arrival_time": arrival,
+            "object_problem": problem,
+        }))
+    # One compression call over the whole batch, not one per line.
+    return gzip.compress(("\n".join(lines) + "\n" if lines else "").encode(), compresslevel=GZIP_LEVEL, mtime=0)
 
 
 class S3KinesisRawIOManager(ConfigurableIOManager):

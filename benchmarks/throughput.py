@@ -1,0 +1,66 @@
+"""One hourly partition from raw through bronze, silver, hourly gold, the models and the anomaly
+log, against Spark's own floor (`read.json` -> Delta write of the same raw file in the same
+session).
+
+Two ways: `partition` (the raw hour simulated beforehand, the driver's peak memory sampled while
+the pipeline runs), and `first_hour` (what a new user sees first: the registry, then raw from the
+simulator, published to Kinesis, through the anomaly log on fresh tables)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from benchmarks.common import (
+    BUCKET,
+    PIPELINE_AFTER_RAW,
+    PeakMemory,
+    bench_hour,
+    engine_floor,
+    ensure_registry,
+    raw_uris,
+    resources_for,
+    run_assets,
+    write_raw_hours,
+)
+
+
+def _setup(fleet, name: str):
+    from dagster import DagsterInstance
+
+    from iot_assets.resources.config import resolved
+
+    prefix = f"bench/{name}-{uuid.uuid4().hex[:8]}"
+    return resolved("spark").session, prefix, resources_for(prefix, fleet), DagsterInstance.ephemeral()
+
+
+def partition(fleet, progress=print) -> dict:
+    spark, prefix, resources, instance = _setup(fleet, "throughput")
+    hour = bench_hour()
+    records = write_raw_hours([hour], fleet, progress)
+    ensure_registry(resources, instance)            # also warms the session's code paths
+    floor_s = engine_floor(spark, raw_uris([hour]), f"s3a://{BUCKET}/{prefix}/engine_floor")
+    progress(f"   engine floor: {records:,} records read.json -> Delta in {floor_s:.1f} s")
+    with PeakMemory(spark) as memory:
+        run = run_assets(PIPELINE_AFTER_RAW, resources, instance, hour)
+    progress(f"   pipeline: {run.seconds:.1f} s; steps {run.steps}")
+    return {"devices": fleet.device_count, "readings_per_hour": fleet.readings_per_hour, "raw_records": records,
+            "pipeline_seconds": round(run.seconds, 1), "floor_seconds": round(floor_s, 1),
+            "pipeline_readings_per_second": round(records / run.seconds),
+            "floor_readings_per_second": round(records / floor_s),
+            "step_seconds": run.steps, "memory": memory.figures()}
+
+
+def first_hour(fleet, progress=print) -> dict:
+    spark, prefix, resources, instance = _setup(fleet, "small")
+    hour = bench_hour(2)        # not the throughput hour: this run simulates and stores its own raw batch
+    began = time.monotonic()
+    ensure_registry(resources, instance)
+    run = run_assets(("raw_sensor_batches", *PIPELINE_AFTER_RAW), resources, instance, hour)
+    total = time.monotonic() - began
+    progress(f"   end to end: {total:.1f} s; steps {run.steps}")
+    floor_s = engine_floor(spark, raw_uris([hour]), f"s3a://{BUCKET}/{prefix}/engine_floor")
+    records = spark.read.text(raw_uris([hour])).count()
+    return {"devices": fleet.device_count, "readings_per_hour": fleet.readings_per_hour, "raw_records": records,
+            "end_to_end_seconds": round(total, 1), "pipeline_run_seconds": round(run.seconds, 1),
+            "floor_seconds": round(floor_s, 1), "step_seconds": run.steps}

@@ -1,0 +1,53 @@
+"""The benchmark harness's bookkeeping (results merge, README table, memory sampling helpers);
+the measurements themselves run with `make bench`, never in the tests."""
+
+import json
+import os
+import subprocess
+import sys
+
+from benchmarks import run
+from benchmarks.common import children, rss_bytes
+
+
+def _result(name: str, scale: str, ratio: float, met: bool | None) -> dict:
+    r = run.measurement(name, scale, {"seconds": 1.5, "step_seconds": {"bronze": 1.0}}, ratio, "a target", met)
+    r["load_average_1m_before"] = 0.5
+    return r
+
+
+def test_save_merges_by_name_and_scale_and_rewrites_only_the_table(tmp_path, monkeypatch):
+    results, readme = tmp_path / "latest.json", tmp_path / "README.md"
+    readme.write_text(f"intro\n{run.TABLE_START}\nold table\n{run.TABLE_END}\noutro\n")
+    monkeypatch.setattr(run, "RESULTS", results)
+    monkeypatch.setattr(run, "README", readme)
+
+    run.save([_result("backfill", "full", 6.0, True), _result("memory", "full", 0.5, True)])
+    run.save([_result("backfill", "full", 4.0, False), _result("backfill", "small", 3.0, False)])
+
+    saved = json.loads(results.read_text())
+    assert [(r["name"], r["scale"], r["ratio"], r["met"]) for r in saved] == [
+        ("backfill", "full", 4.0, False), ("backfill", "small", 3.0, False), ("memory", "full", 0.5, True)]
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "old table" not in text
+    table = text.split(run.TABLE_START)[1].split(run.TABLE_END)[0].strip().splitlines()
+    assert len(table) == 2 + 3
+    assert "| backfill | full | seconds 1.5 | 4.0 | a target | **no** | 0.5 ->" in table[2]
+    assert "step_seconds" not in text          # per-step timings stay in the JSON
+
+
+def test_unknown_benchmark_is_refused():
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.run", "--only", "nonsense"], capture_output=True,
+                          text=True, cwd=run.ROOT, timeout=60)
+    assert proc.returncode == 2 and "unknown benchmark(s): nonsense" in proc.stderr
+
+
+def test_memory_helpers_read_proc():
+    assert rss_bytes(os.getpid()) > 10 * 1024 * 1024
+    assert rss_bytes(2 ** 22 + 1) == 0          # above pid_max's default: no such process
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert child.pid in children(os.getpid())
+    finally:
+        child.kill()
+        child.wait()
