@@ -31,8 +31,10 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 dev: jars $(DAGSTER_HOME)/dagster.yaml
 	scripts/dev.sh
 
+# Two test processes, a test file per process at a time (its module fixtures stay together).
+TEST_WORKERS ?= 2
 test: jars
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 test-unit: install
 	$(BIN)/python -m pytest -m "not e2e"

@@ -32,7 +32,6 @@ ROOT = Path(__file__).resolve().parents[1]
 FIRST = datetime(2026, 11, 14, 1, tzinfo=timezone.utc)
 # Raw to bronze is enough to show it (two Delta tables, plus data_quality_log) and keeps this test short.
 SELECTION = AssetSelection.groups("raw", "bronze")
-TABLES = (("bronze_sensor_readings", "event_hour"), ("bronze_quarantine", "batch_hour"))
 
 
 def _pooled_steps() -> set[str]:
@@ -104,6 +103,6 @@ def test_two_concurrent_runs_on_one_table_both_land(resources, spark, lake_prefi
         assert len(a) == len(b) == 1  # bronze
         assert not [(x, y) for x in a for y in b if x[0] < y[1] and y[0] < x[1]]
 
+    # Every hour landed. (Its quarantine may be empty: the simulator garbles about 1% of readings.)
     for hour in (FIRST, *hours):
-        for table, column in TABLES:
-            assert lake.read_window(spark, table, column, hour, hour + HOUR).count() > 0, (table, hour)
+        assert lake.read_window(spark, "bronze_sensor_readings", "event_hour", hour, hour + HOUR).count() > 0, hour
