@@ -74,12 +74,15 @@ def watch_run(instance: DagsterInstance, tag: tuple[str, str], progress: Progres
             if done is not None:
                 progress.update(done=done)
 
-    thread = threading.Thread(target=poll_loop, name="progress", daemon=True)
-    thread.start()
+    # An ephemeral instance keeps its storage in an in-memory SQLite database that only its own
+    # thread may use: there the count is taken once, when the run is over.
+    thread = None if instance.is_ephemeral else threading.Thread(target=poll_loop, name="progress", daemon=True)
+    if thread:
+        thread.start()
     try:
         yield progress
     finally:
-        failed = stop.is_set()
         stop.set()
-        thread.join(timeout=poll + 5)
-        progress.update(done=None if failed else count(), force=True)
+        if thread:
+            thread.join(timeout=poll + 5)
+        progress.update(done=count(), force=True)

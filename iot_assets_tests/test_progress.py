@@ -1,5 +1,7 @@
 """Progress lines: bounded in number, with counts and elapsed time."""
 
+import pytest
+
 from iot_assets.progress import Progress
 
 
@@ -32,8 +34,10 @@ def test_records_only_line_for_open_ended_work():
     assert lines == ["[simulate] 0 records, 5 s"]
 
 
-def test_watch_run_counts_the_tagged_runs_materialisations():
-    from dagster import DagsterInstance, asset, materialize
+@pytest.mark.parametrize("kind", ["ephemeral", "on_disk"])
+def test_watch_run_counts_the_tagged_runs_materialisations(kind):
+    # ephemeral: counted once at the end; on disk (make demo's DAGSTER_HOME): polled while it runs
+    from dagster import DagsterInstance, asset, instance_for_test, materialize
 
     from iot_assets.progress import watch_run
 
@@ -46,10 +50,11 @@ def test_watch_run_counts_the_tagged_runs_materialisations():
         return first + 1
 
     lines = []
-    instance = DagsterInstance.ephemeral()
-    progress = Progress("run", total=2, unit="asset partitions", interval=3600, write=lines.append)
-    with watch_run(instance, ("iot/progress", "t"), progress, poll=0.05):
-        materialize([first, second], instance=instance, tags={"iot/progress": "t"})
-        materialize([first], instance=instance, tags={"iot/progress": "other"})
+    with (instance_for_test() if kind == "on_disk" else DagsterInstance.ephemeral()) as instance:
+        progress = Progress("run", total=2, unit="asset partitions", interval=3600, write=lines.append)
+        with watch_run(instance, ("iot/progress", "t"), progress, poll=0.05):
+            materialize([first, second], instance=instance, tags={"iot/progress": "t"})
+            materialize([first], instance=instance, tags={"iot/progress": "other"})
     assert progress.done == 2
     assert lines[-1].startswith("[run] 2/2 asset partitions, ")
+    assert not [line for line in lines if "unavailable" in line]
