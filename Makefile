@@ -31,9 +31,9 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 dev: jars $(DAGSTER_HOME)/dagster.yaml
 	scripts/dev.sh
 
-# Three test processes, a test file per process at a time (its module fixtures stay together): the
-# e2e tests mostly wait (S3 round trips, subprocess JVMs), so a third process still gains on 2 cores.
-TEST_WORKERS ?= 3
+# Two test processes, a test file per process at a time (its module fixtures stay together). On 2
+# cores, three were slower (32 min against 23): the subprocess JVMs of the e2e tests then compete.
+TEST_WORKERS ?= 2
 test: jars
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 

@@ -38,6 +38,17 @@ os.environ.update({
 })
 
 
+# The longest test files start first, so that with several test processes (`make test`) none of
+# them is left running a long file alone at the end.
+SLOWEST_FIRST = ("test_anomalies_e2e.py", "test_spark_cluster.py", "test_pipeline_e2e.py",
+                 "test_concurrent_writers.py", "test_faults_e2e.py", "test_ui_browser.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 @pytest.fixture(scope="session")
 def local_aws():
     from iot_assets import local_aws as la
