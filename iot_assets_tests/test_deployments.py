@@ -7,8 +7,10 @@ instance and the Spark cluster also run for real (test_production_instance.py, t
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -128,3 +130,12 @@ def test_aws_code_location_loads_and_sends_the_lakes_settings_to_emr(monkeypatch
     submit = params["jobDriver"]["sparkSubmit"]["sparkSubmitParameters"]
     assert "spark.archives=s3://b/venv.tar.gz#environment" in submit
     assert "driverEnv.IOT_SPARK_MASTER=submit" in submit and "driverEnv.IOT_BUCKET=iot-test-lake" in submit
+
+
+def test_aws_workspace_loads_as_dagster_loads_it(tmp_path):
+    # Dagster's own loader: it also refuses a module with more than one Definitions at module scope.
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    validated = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-w",
+                                str(DEPLOYMENTS / "aws/workspace.yaml")], capture_output=True, text=True,
+                               timeout=300, env=env, cwd=ROOT)
+    assert validated.returncode == 0, validated.stderr[-3000:]

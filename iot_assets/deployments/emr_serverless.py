@@ -12,13 +12,13 @@ from dagster import AssetExecutionContext, BackfillPolicy, Definitions, in_proce
 from dagster_aws.pipes import PipesCloudWatchMessageReader, PipesEMRServerlessClient
 
 from iot_assets import settings
-from iot_assets.definitions import defs as local_defs
+from iot_assets import definitions as local
 from iot_assets.jobs import HOURLY_PIPELINE
 from iot_assets.partitions import hourly_partitions, parse_hour_key
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL
 
-_graph = local_defs.get_repository_def().asset_graph
-_all = list({id(a): a for a in (local_defs.get_assets_def(k) for k in _graph.get_all_asset_keys())}.values())
+_graph = local.defs.get_repository_def().asset_graph
+_all = list({id(a): a for a in (local.defs.get_assets_def(k) for k in _graph.get_all_asset_keys())}.values())
 _keys = HOURLY_PIPELINE.resolve(_graph)
 _remote = [a for a in _all if set(a.keys) & _keys]
 _specs = [s for a in _remote for s in a.specs if s.key in _keys]
@@ -84,11 +84,11 @@ def remote_main() -> None:
 
 defs = Definitions(
     assets=[hourly_pipeline_on_emr_serverless, *(a for a in _all if not set(a.keys) & _keys)],
-    asset_checks=list(local_defs.asset_checks or []),
-    jobs=list(local_defs.jobs or []),
-    sensors=list(local_defs.sensors or []),
-    schedules=list(local_defs.schedules or []),
-    resources={**local_defs.resources, "emr_pipes": PipesEMRServerlessClient(
+    asset_checks=list(local.defs.asset_checks or []),
+    jobs=list(local.defs.jobs or []),
+    sensors=list(local.defs.sensors or []),
+    schedules=list(local.defs.schedules or []),
+    resources={**local.defs.resources, "emr_pipes": PipesEMRServerlessClient(
         client=boto3.client("emr-serverless", region_name=settings.get("IOT_AWS_REGION")),
         # Pipes reads the job's messages from its CloudWatch logs.
         message_reader=PipesCloudWatchMessageReader(
