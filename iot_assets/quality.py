@@ -60,6 +60,11 @@ class Evaluation:
     def failed_rows(self) -> int:
         return sum(f for _, f in self.by_partition.values())
 
+    def rows_by_partition(self) -> dict:
+        """Rows evaluated per partition: for a check over every row (`check_schema`), the table's
+        row counts, without another pass over it."""
+        return {k: p + f for k, (p, f) in self.by_partition.items()}
+
     def result(self, window=None) -> AssetCheckResult:
         failing = sorted(_partition_key(k) for k, (_, f) in self.by_partition.items() if f)
         where = {"partition_start": window.start.isoformat(), "partition_end": window.end.isoformat()} if window else {}
@@ -117,8 +122,14 @@ def rules(model: type[pa.DataFrameModel]) -> dict[str, Column]:
 
 def schema_problems(df: DataFrame, model: type[pa.DataFrameModel]) -> list[str]:
     """Missing, unexpected and mistyped columns, as pandera.pyspark reports them (schema-level only)."""
+    # On a zero-row frame with the same columns and types, marked not nullable: pandera's
+    # schema-level checks otherwise scan for nulls in each non-nullable column, one Spark job each
+    # (68 per run of bronze and silver: 21.6 s of 89 s for 90 k readings), and nulls are counted
+    # by the `not_null` rules that `check_schema` aggregates in its one pass anyway.
+    fields = [T.StructField(f.name, f.dataType, nullable=False) for f in df.schema.fields]
+    empty = df.sparkSession.createDataFrame([], T.StructType(fields))
     with config_context(validation_depth=ValidationDepth.SCHEMA_ONLY):
-        validated = model.validate(df)
+        validated = model.validate(empty)
     problems = []
     for level in (validated.pandera.errors or {}).values():
         for kind, errors in level.items():

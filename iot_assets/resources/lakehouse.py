@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from dagster import ConfigurableResource, MetadataValue, TimeWindow
 from delta.tables import DeltaTable
@@ -88,10 +88,17 @@ class DeltaLakehouse(ConfigurableResource):
                            rows=int(metrics.get("numOutputRows", 0)), files=int(metrics.get("numFiles", 0)),
                            start=start, end=end, seconds=time.monotonic() - began)
 
-    def write_window(self, df: DataFrame, table: str, column: str, window: TimeWindow) -> WriteResult:
-        """Replace the rows of `table` whose `column` lies in the window with `df`."""
-        # One writer per partition value: a range backfill writes one file per hour, not one per task.
-        return self._write(df.repartition(column), table, "overwrite",
+    def write_window(self, df: DataFrame, table: str, column: str, window: TimeWindow,
+                     parallel: bool = False) -> WriteResult:
+        """Replace the rows of `table` whose `column` lies in the window with `df`.
+
+        A window of several hours (a range backfill) is written one file per hour, not one per
+        task. `parallel` (the large tables, bronze and silver): a window of one hour is written by
+        all of `df`'s tasks at once instead of being gathered into one; maxRecordsPerFile still
+        bounds the files."""
+        single_hour = window.end - window.start <= timedelta(hours=1)
+        out = df if parallel and single_hour else df.repartition(column)
+        return self._write(out, table, "overwrite",
                            window_predicate(column, window.start, window.end), column, window.start, window.end)
 
     def overwrite(self, df: DataFrame, table: str) -> WriteResult:
