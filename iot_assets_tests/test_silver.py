@@ -1,13 +1,16 @@
 """Silver transforms on small hand-made frames with known answers."""
 
+import random
 from datetime import datetime, timedelta
 
 import pytest
+from pyspark.sql import Window
+from pyspark.sql import functions as F
 
 from iot_assets import reasons
 from iot_assets.assets.bronze import BronzeReading
 from iot_assets.assets.registry import DeviceRecord
-from iot_assets.assets.silver import to_silver
+from iot_assets.assets.silver import ROLLING_METRICS, to_silver
 from iot_assets.schemas import struct_type
 
 T0 = datetime(2026, 11, 21, 10, 0, 0)
@@ -61,3 +64,36 @@ def test_previous_hour_tail_seeds_rolling_but_is_not_emitted(spark, registry):
     silver, rejected = run(spark, registry, rows)
     assert [r["record_index"] for r in silver] == [1] and not rejected
     assert silver[0]["temperature_avg_5min"] == 20.0
+
+
+def test_of_several_copies_the_first_fit_one_received_is_kept(spark, registry):
+    # One instant, five readings: unfit ones keep their own reason and do not count as the original.
+    rows = [bronze_row(0, status="bogus"), bronze_row(1), bronze_row(2), bronze_row(3, humidity=140.0),
+            bronze_row(4), bronze_row(5, minute=1), bronze_row(6, dev="dev-0002")]
+    silver, rejected = run(spark, registry, rows)
+    assert [r["record_index"] for r in silver] == [1, 5, 6]
+    assert [(r["record_index"], r["reason"]) for r in rejected] == [
+        (0, reasons.INVALID_STATUS), (2, reasons.DUPLICATE), (3, reasons.OUT_OF_RANGE), (4, reasons.DUPLICATE)]
+    # Across raw objects, the earlier object's copy is the one kept.
+    later, earlier = list(bronze_row(0)), list(bronze_row(1))
+    later[11], earlier[11] = "s3a://b/raw/hour=02", "s3a://b/raw/hour=01"
+    silver, rejected = run(spark, registry, [tuple(later), tuple(earlier)])
+    assert [r["source_object"] for r in silver] == ["s3a://b/raw/hour=01"]
+    assert [r["source_object"] for r in rejected] == ["s3a://b/raw/hour=02"]
+
+
+def test_rolling_averages_equal_the_direct_five_minute_mean(spark, registry):
+    # The running-total formula against Spark's own average over a (t - 5 min, t] range frame.
+    rng = random.Random(7)
+    rows = [bronze_row(i, dev=rng.choice(["dev-0001", "dev-0002"]), minute=rng.uniform(-5, 59.9),
+                       temperature=rng.uniform(-50, 240), humidity=rng.uniform(0, 100)) for i in range(400)]
+    silver, _ = run(spark, registry, rows)
+    direct = Window.partitionBy("device_id").orderBy(F.unix_millis("event_time")).rangeBetween(-299_999, 0)
+    expected = {(r["device_id"], r["event_time"]): r for r in (
+        spark.createDataFrame(rows, struct_type(BronzeReading))
+        .select("device_id", "event_time", *[F.avg(m).over(direct).alias(m) for m in ROLLING_METRICS]).collect())}
+    assert len(silver) > 300
+    for r in silver:
+        want = expected[(r["device_id"], r["event_time"])]
+        for m in ROLLING_METRICS:
+            assert r[f"{m}_avg_5min"] == pytest.approx(want[m], rel=1e-9, abs=1e-9)

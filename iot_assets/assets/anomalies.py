@@ -290,8 +290,17 @@ def anomaly_log(context: AssetExecutionContext, spark: SparkResource, lake: Delt
         chart = top_devices_chart(readings, log, [d["device_id"] for d in info["top_devices"][:CHART_DEVICES]],
                                   threshold_rules, f"{w.start:%Y-%m-%d %H:%M}-{w.end:%H:%M} UTC")
         scored = baseline.where(F.col("baseline_n") >= anomaly_config.min_baseline_readings)
-        no_baseline = sorted({r["device_id"] for r in readings.select("device_id", "event_hour").distinct()
-                              .join(scored, ["device_id", "event_hour"], "left_anti").collect()})
+        # Readings per device and hour, from one pass over silver: the devices without a z-score
+        # baseline, and the hour's readings for the rate check below.
+        per_device = [(r["device_id"], quality.partition_value(r["event_hour"]), int(r["count"]),
+                       r["scored"] is not None)
+                      for r in readings.groupBy("device_id", "event_hour").count()
+                      .join(scored.select("device_id", "event_hour", F.lit(True).alias("scored")),
+                            ["device_id", "event_hour"], "left").collect()]
+        no_baseline = sorted({d for d, _, _, has in per_device if not has})
+        readings_by_hour = {}
+        for _, hour, n, _ in per_device:
+            readings_by_hour[hour] = readings_by_hour.get(hour, 0) + n
     finally:
         log.unpersist()
         baseline.unpersist()
@@ -308,7 +317,8 @@ def anomaly_log(context: AssetExecutionContext, spark: SparkResource, lake: Delt
     trailing = (lake.read_window(session, "anomaly_log", "event_hour", w.start - HOUR * 24, w.start),
                 stats.where(F.col("event_hour") < F.lit(w.start)))
     yield from quality.report(context, session, lake, anomaly_checks(
-        lake.read_window(session, "anomaly_log", "event_hour", w.start, w.end), readings, *trailing, quality_config))
+        lake.read_window(session, "anomaly_log", "event_hour", w.start, w.end), readings_by_hour, *trailing,
+        quality_config))
 
 
 # The chart shows the readings of this many of the most anomalous devices.
@@ -330,7 +340,7 @@ def confirmed_readings(log: DataFrame) -> DataFrame:
     return log.where("confirmed").select("device_id", "event_time", "event_hour").distinct()
 
 
-def anomaly_checks(log: DataFrame, readings: DataFrame, trailing_log: DataFrame, trailing_stats: DataFrame,
+def anomaly_checks(log: DataFrame, readings_by_hour: dict, trailing_log: DataFrame, trailing_stats: DataFrame,
                    cfg: quality.DataQualityConfig) -> list[quality.Evaluation]:
     """Schema conformance, and the confirmed-anomaly rate against the trailing 24 hours' rate."""
     past = confirmed_readings(trailing_log).count()
@@ -338,7 +348,7 @@ def anomaly_checks(log: DataFrame, readings: DataFrame, trailing_log: DataFrame,
     baseline = past / seen if seen else 0.0
     limit = max(cfg.anomaly_spike_factor * baseline, cfg.anomaly_spike_floor)
     spike = quality.check_rate(quality.counts_by(confirmed_readings(log), "event_hour"),
-                               quality.counts_by(readings, "event_hour"), limit, "anomaly_log",
+                               readings_by_hour, limit, "anomaly_log",
                                "check_anomaly_rate_spike", "confirmed anomalous readings")
     spike.detail["trailing_rate"] = round(baseline, 5)
     return [

@@ -125,7 +125,7 @@ def parse_raw(envelopes: DataFrame) -> DataFrame:
 
     Built in stages (parse, per-field tests, reason, detail): each stage's columns are computed
     once and referenced by name. As one expression, the reason was evaluated again inside each
-    branch of the detail (measured: 8.8 s -> see benchmarks/README.md for 90 k records).
+    branch of the detail (90 k records: 8.8 s -> 4.2 s with the other changes of that commit).
     """
     parsed = F.from_json("payload", _PAYLOAD_TEXT, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"})
     df = (envelopes

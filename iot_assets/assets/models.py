@@ -246,10 +246,11 @@ def distance_frame(models: DataFrame, hour: datetime) -> pd.DataFrame:
 
 
 def model_checks(models: DataFrame, devices: int, hours: list[datetime]) -> list[quality.Evaluation]:
+    schema = quality.check_schema(models, DeviceAnomalyModel, "device_anomaly_models", "check_models_schema",
+                                  "event_hour", ["device_id", "event_hour", "status"])
     return [
-        quality.check_schema(models, DeviceAnomalyModel, "device_anomaly_models", "check_models_schema",
-                             "event_hour", ["device_id", "event_hour", "status"]),
-        quality.check_reconciles({h: devices for h in hours}, {"models": quality.counts_by(models, "event_hour")},
+        schema,
+        quality.check_reconciles({h: devices for h in hours}, {"models": schema.rows_by_partition()},
                                  "device_anomaly_models", "check_models_cover_registry",
                                  "registered devices = model rows, per hour"),
     ]

@@ -112,28 +112,43 @@ def classify(bronze: DataFrame, registry: DataFrame) -> DataFrame:
           .withColumn("_ranges", out_of_range)
           .withColumn("_status_ok", F.col("status").isin(*VALID_STATUSES)))
     df = df.withColumn("_eligible", (F.col("_ranges") == "") & F.col("_status_ok") & F.col("_known"))
-    # Of several fit readings of one device at one instant, the first received is kept.
-    df = df.withColumn("_rank", F.row_number().over(
-        Window.partitionBy("device_id", "event_time", "_eligible").orderBy("source_object", "record_index")))
+    # Of several fit readings of one device at one instant, the first received is kept: in each
+    # device's readings ordered by time, fit ones first, then as received, a fit reading right
+    # after a fit one of the same instant is a copy. The window is partitioned by device only, like
+    # the rolling averages', so both share one shuffle.
+    order = Window.partitionBy("device_id").orderBy("event_time", F.desc("_eligible"), "source_object", "record_index")
+    copy = (F.col("_eligible") & F.lag("_eligible").over(order)
+            & (F.lag("event_time").over(order) == F.col("event_time")))
+    df = df.withColumn("_copy", F.coalesce(copy, F.lit(False)))
     reason = (F.when(F.col("_ranges") != "", F.lit(reasons.OUT_OF_RANGE))
               .when(~F.col("_status_ok"), F.lit(reasons.INVALID_STATUS))
               .when(~F.col("_known"), F.lit(reasons.UNKNOWN_DEVICE))
-              .when(F.col("_rank") > 1, F.lit(reasons.DUPLICATE)))
+              .when(F.col("_copy"), F.lit(reasons.DUPLICATE)))
     detail = (F.when(F.col("_ranges") != "", F.col("_ranges"))
               .when(~F.col("_status_ok"), F.concat(F.lit("status="), F.substring("status", 1, 40))))
     return df.withColumn("reason", reason).withColumn("reason_detail", detail)
 
 
 def enrich(valid: DataFrame) -> DataFrame:
-    """Add trailing 5-minute averages per device and metric, and the vibration category."""
+    """Add trailing 5-minute averages per device and metric, and the vibration category.
+
+    The average over (t - 5 min, t] is (sum up to t - sum up to t - 5 min) / (count up to t -
+    count up to t - 5 min), from running totals. Spark evaluates a frame with two moving bounds
+    again over all of its rows for every row (300 rows at 1 reading/s, per metric); frames that
+    start at the device's first reading grow by one row at a time. One hour of 250 devices at 1/s:
+    44 s -> see the commit for the after figure.
+    """
     millis = F.unix_millis("event_time")
-    # (t - 5 min, t]: the readings of the five minutes up to and including this one.
-    trailing = Window.partitionBy("device_id").orderBy(millis).rangeBetween(
-        -int(ROLLING_WINDOW.total_seconds() * 1000) + 1, 0)
+    span = int(ROLLING_WINDOW.total_seconds() * 1000)
+    by_device = Window.partitionBy("device_id").orderBy(millis)
+    upto_now = by_device.rangeBetween(Window.unboundedPreceding, 0)
+    upto_span_ago = by_device.rangeBetween(Window.unboundedPreceding, -span)
     low, high = VIBRATION_BANDS
+    n = F.count("*").over(upto_now) - F.count("*").over(upto_span_ago)
     out = valid
     for m in ROLLING_METRICS:
-        out = out.withColumn(f"{m}_avg_5min", F.avg(m).over(trailing))
+        total = F.sum(m).over(upto_now) - F.coalesce(F.sum(m).over(upto_span_ago), F.lit(0.0))
+        out = out.withColumn(f"{m}_avg_5min", total / n)
     return out.withColumn(
         "vibration_category",
         F.when(F.col("vibration") < low, "Low").when(F.col("vibration") < high, "Medium").otherwise("High"))
