@@ -76,7 +76,7 @@ def assert_one_copy_of_each_record(spark, lake: DeltaLakehouse, hour: datetime, 
 class EndpointFailsDuringBronzeWrite(DeltaLakehouse):
     """Takes the S3 endpoint down as soon as bronze's write has uploaded its first data file."""
 
-    def write_window(self, df, table, column, window):
+    def write_window(self, df, table, column, window, **kwargs):
         proxy = OUTAGE.pop("proxy", None) if table == "bronze_sensor_readings" else None
         if proxy is not None:
             s3, prefix = resolved("aws").s3, f"{self.prefix}/{table}"
@@ -87,7 +87,7 @@ class EndpointFailsDuringBronzeWrite(DeltaLakehouse):
                 OUTAGE["cut_at"] = time.monotonic()
 
             threading.Thread(target=cut, daemon=True).start()
-        return super().write_window(df, table, column, window)
+        return super().write_window(df, table, column, window, **kwargs)
 
 
 OUTAGE: dict = {}
