@@ -110,9 +110,14 @@ def write_raw_hours(hours: list[datetime], fleet, progress=print) -> int:
 
 
 def raw_uris(hours: list[datetime]) -> list[str]:
-    from iot_assets.partitions import raw_key
+    """The raw objects of the hours (each hour may hold several)."""
+    from iot_assets import settings
+    from iot_assets.resources.aws import AwsResource
+    from iot_assets.resources.io_managers import S3KinesisRawIOManager
 
-    return [f"s3a://{BUCKET}/{raw_key('raw', h)}" for h in hours]
+    aws = AwsResource(endpoint_url=settings.get("IOT_AWS_ENDPOINT_URL"), region=settings.get("IOT_AWS_REGION"))
+    raw_io = S3KinesisRawIOManager(aws=aws, bucket=BUCKET)
+    return [o.uri for h in hours for o in raw_io.hour_objects(h)]
 
 
 # --- Dagster runs --------------------------------------------------------------------------

@@ -66,6 +66,20 @@ def ready_at(hour: datetime, lateness: timedelta) -> datetime:
     return hour + HOUR + lateness
 
 
+def assigned_hour(event_hour: datetime | None, arrival: datetime, home_hour: datetime,
+                  lateness: timedelta) -> datetime:
+    """The raw partition of a record: one rule for every source.
+
+    A record arrives at `arrival` into its source's hour (`home_hour`: the arrival hour of a
+    Kinesis record, the hour a landed object's key names). It belongs to its own event hour when
+    that hour is earlier and it arrived before the event hour ended plus `lateness`; otherwise to
+    its home hour, where bronze quarantines it if its event time lies elsewhere.
+    """
+    if event_hour is not None and event_hour < home_hour and arrival < ready_at(event_hour, lateness):
+        return event_hour
+    return home_hour
+
+
 def complete_hours(keys: Iterable[str], now: datetime, lateness: timedelta) -> tuple[list[str], list[str]]:
     """Split hour partition keys into (complete at `now`, still open), each sorted."""
     keys = sorted(set(keys))

@@ -138,6 +138,7 @@ def endpoint_url(value: str | None = None) -> str | None:
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
 _STREAM_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+_NAME_RE = re.compile(r"^[a-z0-9_]{1,32}-[0-9a-f]{8,64}$")
 
 
 def validate_bucket(name: str) -> str:
@@ -155,6 +156,13 @@ def validate_prefix(prefix: str) -> str:
 def validate_stream(name: str) -> str:
     if not _STREAM_RE.match(name):
         raise ValueError(f"not a valid Kinesis stream name: {name!r}")
+    return name
+
+
+def validate_name(name: str) -> str:
+    """A raw object's file name: `<source>-<hex digest>`, nothing a key could be steered by."""
+    if not _NAME_RE.match(name):
+        raise ValueError(f"not a raw object name (<source>-<hex digest>): {name!r}")
     return name
 
 

@@ -9,7 +9,7 @@ from iot_assets.resources.aws import make_client
 from iot_assets.resources.kinesis import (
     MAX_BATCH_RECORDS,
     StreamRecord,
-    assigned_hour,
+    record_hour,
     put_all,
     read_arrivals,
 )
@@ -76,12 +76,12 @@ def _rec(event: datetime, arrival: datetime) -> StreamRecord:
 def test_assigned_hour(event_min, arrival_min, expected_hour):
     base = datetime(2026, 11, 21, 10, tzinfo=timezone.utc)
     r = _rec(base + timedelta(minutes=event_min), base + timedelta(minutes=arrival_min))
-    assert assigned_hour(r, timedelta(minutes=10)).hour == expected_hour
+    assert record_hour(r, timedelta(minutes=10)).hour == expected_hour
 
 
 def test_unreadable_records_go_by_arrival():
     arrival = datetime(2026, 11, 21, 10, 5, tzinfo=timezone.utc)
-    assert assigned_hour(StreamRecord(b"{broken", "k", "1", "s", arrival), timedelta(minutes=10)).hour == 10
+    assert record_hour(StreamRecord(b"{broken", "k", "1", "s", arrival), timedelta(minutes=10)).hour == 10
 
 
 def test_round_trip_through_the_local_endpoint(local_aws):

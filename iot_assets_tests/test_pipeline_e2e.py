@@ -97,7 +97,7 @@ def test_layers_reconcile(two_hours, spark, lake, hour):
 
 def test_quarantine_keeps_text_and_reason(two_hours, spark, lake):
     q = lake.read_window(spark, "bronze_quarantine", "batch_hour", H1, H1 + HOUR).collect()
-    assert q and all(r["payload"] and r["reason"] and r["source_object"].endswith("batch.jsonl.gz") for r in q)
+    assert q and all(r["payload"] and r["reason"] and r["source_object"].endswith(".jsonl.gz") and "/raw/" in r["source_object"] for r in q)
 
 
 def test_rematerialising_is_idempotent(two_hours, spark, lake):

@@ -10,11 +10,12 @@ import pytest
 from dagster import AssetMaterialization, DagsterInstance, SkipReason, build_sensor_context
 
 from iot_assets import partitions
-from iot_assets.assets.raw import RawSource, landing_batch
+from iot_assets import reasons
+from iot_assets.assets.raw import RawSource, landing_batches
 from iot_assets.partitions import HOUR, complete_hours, hour_key, hour_of
 from iot_assets.resources.aws import AwsResource, make_client
 from iot_assets.resources.kinesis import list_all_shards, put_all
-from iot_assets.resources.landing import LandedObject, LandingZone, hour_of_key
+from iot_assets.resources.landing import LandedObject, LandingZone, Placement, feeds_hour, place
 from iot_assets.sensors.kinesis_arrivals import (
     KinesisCursor,
     forget_expired,
@@ -22,7 +23,13 @@ from iot_assets.sensors.kinesis_arrivals import (
     readable_shards,
     scan_stream,
 )
-from iot_assets.sensors.s3_arrivals import LANDING_RUN_CONFIG, LandingCursor, new_objects, s3_landing_sensor
+from iot_assets.sensors.s3_arrivals import (
+    LANDING_RUN_CONFIG,
+    LandingCursor,
+    hours_fed,
+    new_objects,
+    s3_landing_sensor,
+)
 
 LATENESS = timedelta(minutes=10)
 
@@ -107,14 +114,42 @@ def test_landing_cursor_stays_within_the_overlap_window():
     assert len(cursor.seen) <= 11 and len(cursor.encode()) < 2000
 
 
+H10 = datetime(2026, 11, 21, 10, tzinfo=timezone.utc)
+MODIFIED = datetime(2026, 11, 22, 3, 17, 5, tzinfo=timezone.utc)
+
+
 @pytest.mark.parametrize("key,hour", [
-    ("landing/2026/11/21/10/stream-1-2026-11-21-10-59-01-abc.gz", datetime(2026, 11, 21, 10, tzinfo=timezone.utc)),
-    ("landing/dt=2026-11-21/hour=07/part-0.jsonl", datetime(2026, 11, 21, 7, tzinfo=timezone.utc)),
-    ("landing/readme.txt", None),
-    ("landing/2026/13/45/99/bad", None),
+    # every layout the README documents, at the top of the prefix and nested under it
+    ("landing/2026/11/21/10/stream-1-2026-11-21-10-59-01-abc.gz", H10),
+    ("landing/dt=2026-11-21/hour=10/part-0.jsonl", H10),
+    ("landing/producerA/dt=2026-11-21/hour=10/x.jsonl", H10),
+    ("landing/plant-7/line 2/2026/11/21/10/fh.gz", H10),
+    ("landing/a/b/c/dt=2026-11-21/hour=10/d/e.jsonl", H10),
 ])
-def test_hour_of_key(key, hour):
-    assert hour_of_key(key) == hour
+def test_a_key_is_placed_in_the_hour_it_names(key, hour):
+    assert place(key, MODIFIED) == Placement(hour)
+
+
+@pytest.mark.parametrize("key,named", [
+    ("landing/readme.txt", "names no hour"),
+    ("landing/producerA/part-0.jsonl", "names no hour"),
+    ("landing/dt=2026-11-21/hour=25/x.jsonl", "dt=2026-11-21/hour=25 is not a valid hour"),
+    ("landing/dt=2026-02-30/hour=12/x.jsonl", "dt=2026-02-30/hour=12 is not a valid hour"),
+    ("landing/2026/13/45/99/bad", "2026/13/45/99 is not a valid hour"),
+    ("landing/dt=2026-11-21/hour=7/x.jsonl", "names no hour"),
+])
+def test_a_key_naming_no_valid_hour_is_placed_where_it_arrived_with_a_reason(key, named):
+    placed = place(key, MODIFIED)
+    assert placed.hour == datetime(2026, 11, 22, 3, tzinfo=timezone.utc)
+    assert placed.problem.startswith(f"{reasons.UNPLACED_OBJECT}: ") and named in placed.problem and key in placed.problem
+
+
+def test_an_early_object_of_the_next_hour_feeds_the_hour_before():
+    obj = _obj("landing/2026/11/21/11/x.gz", "e", datetime(2026, 11, 21, 11, 4, tzinfo=timezone.utc))
+    assert feeds_hour(obj, H10, LATENESS) and feeds_hour(obj, H10 + HOUR, LATENESS)
+    late = _obj("landing/2026/11/21/11/y.gz", "e", datetime(2026, 11, 21, 11, 10, tzinfo=timezone.utc))
+    assert not feeds_hour(late, H10, LATENESS) and feeds_hour(late, H10 + HOUR, LATENESS)
+    assert hours_fed(obj, LATENESS) == [H10, H10 + HOUR] and hours_fed(late, LATENESS) == [H10 + HOUR]
 
 
 # ---------------------------------------------------------------- Kinesis, through the local endpoint
@@ -279,12 +314,17 @@ def test_s3_sensor_waits_for_the_current_hour(landing, instance):
     assert result.run_requests == [] and json.loads(result.cursor)["pending"] == [hour_key(hour)]
 
 
-def test_landing_batch_reads_every_file_of_the_hour(landing):
+def test_landing_batches_read_every_file_of_the_hour_at_any_depth(landing):
     import gzip
 
     hour = datetime(2026, 11, 20, 11, tzinfo=timezone.utc)
     _land(landing, f"{hour:%Y/%m/%d/%H}/fh-1.gz", gzip.compress(b'{"n":1}\n{"n":2}\n'))
     _land(landing, "dt=2026-11-20/hour=11/part-0.jsonl", b'{"n":3}\n\n')
+    _land(landing, "producerA/dt=2026-11-20/hour=11/x.jsonl", b'{"n":5}\n')
     _land(landing, f"{hour + HOUR:%Y/%m/%d/%H}/next.jsonl", b'{"n":4}\n')
-    batch = landing_batch(hour, landing)
-    assert sorted(batch.payloads) == [b'{"n":1}', b'{"n":2}', b'{"n":3}'] and batch.source == "s3_landing"
+    batches = landing_batches(hour, landing, LATENESS)
+    assert sorted(p for b in batches for p in b.payloads) == [b'{"n":1}', b'{"n":2}', b'{"n":3}', b'{"n":5}']
+    assert {b.source for b in batches} == {"s3_landing"} and len({b.name for b in batches}) == 3
+    ids = [a for b in batches for a in b.arrivals]
+    assert len(set(ids)) == 4 and all(a.startswith(f"s3://{landing.bucket}/{landing.prefix}/") for a in ids)
+    assert landing_batches(hour, landing, LATENESS)[0].name == batches[0].name      # same object, same name

@@ -30,9 +30,12 @@ def main() -> None:
         if not run or run.tags.get("iot/trigger") != "kinesis":
             continue
         hour = parse_hour_key(rec.asset_materialization.partition)
-        body = s3.get_object(Bucket=bucket, Key=raw_key("raw", hour))["Body"].read()
-        arrivals = [datetime.fromisoformat(json.loads(line)["kinesis_arrival_time"]).timestamp()
-                    for line in gzip.decompress(body).splitlines() if line.strip()]
+        arrivals = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=raw_key("raw", hour, "")):
+            for o in page.get("Contents", []):
+                body = gzip.decompress(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())
+                arrivals += [datetime.fromisoformat(t).timestamp() for line in body.splitlines() if line.strip()
+                             if (t := json.loads(line)["kinesis_arrival_time"])]
         if not arrivals:
             continue
         lat = sorted(rec.timestamp - a for a in arrivals)

@@ -29,6 +29,7 @@ KEPT_PAYLOAD_CHARS = 8 * 1024
 # One line of a raw batch object, as the raw IO manager writes it: the record exactly as it
 # arrived, plus where it came from.
 ENVELOPE = T.StructType([
+    T.StructField("arrival_id", T.StringType()),       # the record's identity where it arrived
     T.StructField("batch_hour", T.StringType()),
     T.StructField("record_index", T.LongType()),
     T.StructField("payload", T.StringType()),
@@ -82,6 +83,7 @@ class QuarantinedRecord(pa.DataFrameModel):
     source: T.StringType() = pa.Field(nullable=False)
     source_object: T.StringType() = pa.Field(nullable=False)
     record_index: T.LongType() = pa.Field(nullable=False, ge=0)
+    arrival_id: T.StringType() = pa.Field(nullable=True, description="Kinesis stream/shard/sequence or landed key@ETag#offset")
     kinesis_shard_id: T.StringType() = pa.Field(nullable=True)
     kinesis_sequence_number: T.StringType() = pa.Field(nullable=True)
     kinesis_partition_key: T.StringType() = pa.Field(nullable=True)
@@ -188,7 +190,7 @@ def parse_raw(envelopes: DataFrame) -> DataFrame:
         "payload_bytes", F.col("p.device_id").alias("device_id"), F.col("_event_time").alias("event_time"),
         *[F.col(f"_{f}").alias(f) for f in NUMERIC_FIELDS], F.col("p.status").alias("status"),
         F.when(reason.isNull() & has_extra & (F.size(extra) > 0), F.to_json(extra)).alias("extra_fields"),
-        "source", "source_object", "record_index", "kinesis_shard_id", "kinesis_sequence_number",
+        "source", "source_object", "record_index", "arrival_id", "kinesis_shard_id", "kinesis_sequence_number",
         "kinesis_partition_key", "kinesis_arrival_time", F.current_timestamp().alias("ingest_time"),
     )
 
@@ -269,7 +271,9 @@ def bronze(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLake
 def bronze_checks(readings: DataFrame, quarantine: DataFrame, raw: list[RawObject],
                   max_quarantine_rate: float) -> list[quality.Evaluation]:
     """The bronze checks on the partition as written."""
-    raw_by_hour = {o.hour: o.records for o in raw}
+    raw_by_hour: dict = {}
+    for o in raw:                       # an hour holds one raw object per arrival batch
+        raw_by_hour[o.hour] = raw_by_hour.get(o.hour, 0) + o.records
     readings_schema = quality.check_schema(readings, BronzeReading, "bronze_sensor_readings", "check_bronze_schema",
                                            "event_hour", ["device_id", "event_time", "source_object", "record_index"])
     quarantine_schema = quality.check_schema(quarantine, QuarantinedRecord, "bronze_quarantine",

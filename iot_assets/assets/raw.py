@@ -4,14 +4,24 @@
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
-from dagster import AssetExecutionContext, BackfillPolicy, ConfigurableResource, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    BackfillPolicy,
+    ConfigurableResource,
+    MetadataValue,
+    Output,
+    asset,
+)
 
-from iot_assets import partitions
-from iot_assets.partitions import hours_in, hourly_partitions, ready_at
+from iot_assets import partitions, reasons
+from iot_assets.partitions import assigned_hour, hours_in, hourly_partitions, ready_at
 from iot_assets.resources.aws import AwsResource
-from iot_assets.resources.io_managers import RawBatch, RawBatches
-from iot_assets.resources.kinesis import assigned_hour, read_arrivals
-from iot_assets.resources.landing import LandingZone, ObjectRecords
+from iot_assets.resources.io_managers import RawBatch, RawBatches, batch_name
+from iot_assets.resources.kinesis import arrival_id, event_hour_of, read_arrivals, record_hour
+from iot_assets.resources.landing import LandedObject, LandingZone, ObjectRecords
 from iot_assets.simulator import FleetConfig, simulate_hour
 
 
@@ -38,10 +48,10 @@ class RawSource(ConfigurableResource):
 
 
 def simulated_batch(hour: datetime, fleet: FleetConfig) -> RawBatch:
+    """The simulated hour, named by its contents: the same settings give the same batch."""
     sim = simulate_hour(hour, fleet)
     return RawBatch(hour=hour, source="simulator", payloads=[r.encode() for r in sim.records],
-                    partition_keys=sim.partition_keys, publish=True,
-                    ground_truth=[asdict(label) for label in sim.labels])
+                    partition_keys=sim.partition_keys, publish=True, ground_truth=[asdict(label) for label in sim.labels])
 
 
 def kinesis_batch(hour: datetime, kinesis, stream: str, lateness: timedelta,
@@ -52,11 +62,37 @@ def kinesis_batch(hour: datetime, kinesis, stream: str, lateness: timedelta,
     if now < complete:
         raise RuntimeError(f"hour {hour:%Y-%m-%d %H:00} is not complete until {complete:%H:%M} UTC "
                            f"(allowed lateness {lateness}); materialise it after that")
-    records = [r for r in read_arrivals(kinesis, stream, hour, complete) if assigned_hour(r, lateness) == hour]
+    records = [r for r in read_arrivals(kinesis, stream, hour, complete) if record_hour(r, lateness) == hour]
     records.sort(key=lambda r: (r.shard_id, int(r.sequence_number)))
-    return RawBatch(hour=hour, source="kinesis", payloads=[r.data for r in records],
-                    partition_keys=[r.partition_key for r in records],
+    ids = [arrival_id(stream, r.shard_id, r.sequence_number) for r in records]
+    return RawBatch(hour=hour, source="kinesis", name=batch_name("kinesis", "\n".join(ids)),
+                    payloads=[r.data for r in records], partition_keys=[r.partition_key for r in records],
+                    arrivals=ids, dedupe=True,
                     kinesis=[(r.shard_id, r.sequence_number, r.arrival.isoformat()) for r in records])
+
+
+def landed_batch(hour: datetime, obj: LandedObject, landing: LandingZone, lateness: timedelta) -> RawBatch:
+    """The records of one landed object that belong to `hour`, by the stream's lateness rule.
+
+    The object arrived at its LastModified into the hour its key names. A key that names no
+    valid hour gives one record marked `unplaced_object`, without reading the object.
+    """
+    uri = landing.uri(obj)
+    placed = obj.placement
+    name = batch_name("s3_landing", uri)
+    if placed.problem:
+        return RawBatch(hour=hour, source="s3_landing", name=name, payloads=[obj.key.encode()],
+                        partition_keys=[""], arrivals=[f"{uri}#0"], problems=[placed.problem])
+    frames = landing.frames(obj.key)
+    home = [f.problem is not None or assigned_hour(event_hour_of(f.data), obj.last_modified, placed.hour, lateness) == hour
+            for f in frames] if placed.hour == hour else \
+        [f.problem is None and assigned_hour(event_hour_of(f.data), obj.last_modified, placed.hour, lateness) == hour
+         for f in frames]
+    kept = [f for f, mine in zip(frames, home) if mine]
+    return RawBatch(hour=hour, source="s3_landing", name=name, payloads=[f.data for f in kept],
+                    partition_keys=[""] * len(kept), arrivals=[f"{uri}#{f.offset}" for f in kept],
+                    problems=[f.problem for f in kept] if any(f.problem for f in kept) else None,
+                    routed_elsewhere=len(frames) - len(kept))
 
 
 def objects_batch(hour: datetime, source: str, objects: list[ObjectRecords]) -> RawBatch:
@@ -69,9 +105,12 @@ def objects_batch(hour: datetime, source: str, objects: list[ObjectRecords]) -> 
                     problems=problems if any(problems) else None)
 
 
-def landing_batch(hour: datetime, landing: LandingZone) -> RawBatch:
-    """Every record in the files landed for `hour`, in key order."""
-    return objects_batch(hour, "s3_landing", [landing.records(o.key) for o in landing.objects_for_hour(hour)])
+def landing_batches(hour: datetime, landing: LandingZone, lateness: timedelta) -> list[RawBatch]:
+    """One batch per landed object that may hold records of `hour`; an hour with none gets one
+    empty batch, so its raw partition exists."""
+    batches = [landed_batch(hour, o, landing, lateness) for o in landing.objects_for_hour(hour, lateness)]
+    return batches or [RawBatch(hour=hour, source="s3_landing", name=batch_name("s3_landing", "no objects"),
+                                payloads=[], partition_keys=[])]
 
 
 @asset(
@@ -80,9 +119,18 @@ def landing_batch(hour: datetime, landing: LandingZone) -> RawBatch:
     backfill_policy=BackfillPolicy.single_run(),
     group_name="raw",
     kinds={"s3", "kinesis"},
+    check_specs=[
+        AssetCheckSpec("check_raw_reconciles_arrivals", asset="raw_sensor_batches", blocking=True,
+                       description="Every arrival is stored: per hour and arrival batch (a landed object, a "
+                                   "Kinesis drain, a simulated hour), records arrived = records in its raw object "
+                                   "+ duplicates of records the hour already held + records of other hours."),
+        AssetCheckSpec("check_landing_keys_name_an_hour", asset="raw_sensor_batches",
+                       description="Landed objects whose key names no valid hour (WARN): each is one "
+                                   "`unplaced_object` row in bronze_quarantine, in the hour it was last modified."),
+    ],
 )
 def raw_sensor_batches(context: AssetExecutionContext, raw_source: RawSource, aws: AwsResource,
-                       landing: LandingZone) -> RawBatches:
+                       landing: LandingZone):
     """The hour's sensor records exactly as they arrived, backed up to S3 as gzip JSON lines.
 
     Simulated hours are also published to Kinesis. With `IOT_RAW_SOURCE=kinesis` the hour is
@@ -93,9 +141,29 @@ def raw_sensor_batches(context: AssetExecutionContext, raw_source: RawSource, aw
     hours = hours_in(context.partition_time_window)
     if raw_source.source == "simulator":
         fleet = raw_source.fleet
-        return RawBatches(hours, lambda h: simulated_batch(h, fleet))
-    if raw_source.source == "kinesis":
-        return RawBatches(hours, lambda h: kinesis_batch(h, aws.kinesis, raw_source.stream, raw_source.lateness))
-    if raw_source.source == "s3_landing":
-        return RawBatches(hours, lambda h: landing_batch(h, landing))
-    raise ValueError(f"unknown raw source {raw_source.source!r}; use 'simulator', 'kinesis' or 's3_landing'")
+        batches = RawBatches(hours, lambda h: [simulated_batch(h, fleet)])
+    elif raw_source.source == "kinesis":
+        batches = RawBatches(hours, lambda h: [kinesis_batch(h, aws.kinesis, raw_source.stream, raw_source.lateness)])
+    elif raw_source.source == "s3_landing":
+        batches = RawBatches(hours, lambda h: landing_batches(h, landing, raw_source.lateness))
+    else:
+        raise ValueError(f"unknown raw source {raw_source.source!r}; use 'simulator', 'kinesis' or 's3_landing'")
+    # The IO manager stores the batches while this generator waits, and fills their ledgers.
+    yield Output(batches)
+    yield from arrival_checks(batches)
+
+
+def arrival_checks(batches: RawBatches):
+    """The two arrival checks, on the ledgers the IO manager filled while storing."""
+    problems = {hour: ledger.problems() for hour, ledger in batches.ledgers.items()}
+    failing = {hour: p for hour, p in problems.items() if p}
+    yield AssetCheckResult(
+        check_name="check_raw_reconciles_arrivals", passed=not failing, severity=AssetCheckSeverity.ERROR,
+        metadata={"arrivals_per_hour": MetadataValue.json({h: lg.by_source() for h, lg in batches.ledgers.items()}),
+                  "failing_partitions": MetadataValue.json(sorted(failing)),
+                  "problems": MetadataValue.json({h: p[:10] for h, p in failing.items()})})
+    unplaced = {hour: n for hour, ledger in batches.ledgers.items() if (n := ledger.unplaced())}
+    yield AssetCheckResult(
+        check_name="check_landing_keys_name_an_hour", passed=not unplaced, severity=AssetCheckSeverity.WARN,
+        metadata={"unplaced_objects": sum(unplaced.values()), "unplaced_by_hour": MetadataValue.json(unplaced),
+                  "reason": reasons.UNPLACED_OBJECT})

@@ -12,31 +12,44 @@ import gzip
 import hashlib
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from botocore.exceptions import ClientError
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 
-from iot_assets import settings
+from iot_assets import reasons, settings
 from iot_assets.partitions import hour_key, parse_hour_key, raw_key
 from iot_assets.resources.aws import AwsResource
-from iot_assets.resources.kinesis import put_all
+from iot_assets.resources.kinesis import arrival_id, put_all
 
 
 @dataclass
 class RawBatch:
-    """One hour of records as they arrived, with the Kinesis coordinates of each when known."""
+    """One arrival batch of an hour: records as they arrived, each with its identity.
+
+    `name` identifies the batch (the same records arriving again give the same name) and names
+    its raw object, so storing a batch twice is a no-op. `arrivals` holds each record's identity:
+    `kinesis:<stream>/<shard>/<sequence>` or `s3://<bucket>/<key>@<etag>#<offset>`.
+    """
 
     hour: datetime
     source: str                                   # simulator | kinesis | s3_landing
     payloads: list[bytes]
     partition_keys: list[str]
+    name: str = ""                                # "<source>-<digest>"; default: named by its contents
+    arrivals: list[str] | None = None             # None until a simulated batch is published
     kinesis: list[tuple[str, str, str]] | None = None   # (shard, sequence, arrival ISO) per record
     publish: bool = False                         # publish to Kinesis before backing up to S3
+    dedupe: bool = False                          # drop records whose identity the hour already holds
     ground_truth: list[dict] | None = None        # simulator labels, kept beside the raw data
-    problems: list[str | None] | None = None      # per record: why its landed file gave no records
-    extra_metadata: dict = field(default_factory=dict)
+    problems: list[str | None] | None = None      # per record: "<reason>: <detail>" found before parsing
+    arrived: int | None = None                    # records that arrived in the batch (default: all)
+    routed_elsewhere: int = 0                     # records of the batch assigned to another hour
+
+    def __post_init__(self):
+        self.name = self.name or batch_name(self.source, self.checksum())
 
     def checksum(self) -> str:
         digest = hashlib.sha256()
@@ -47,26 +60,86 @@ class RawBatch:
                 digest.update(self.problems[i].encode())
         return digest.hexdigest()
 
+    def keep(self, indexes: list[int]) -> RawBatch:
+        """The same batch holding only the records at `indexes`."""
+        def pick(values):
+            return None if values is None else [values[i] for i in indexes]
+        return replace(self, payloads=pick(self.payloads), partition_keys=pick(self.partition_keys),
+                       arrivals=pick(self.arrivals), kinesis=pick(self.kinesis), problems=pick(self.problems),
+                       arrived=self.arrived if self.arrived is not None else len(self.payloads))
+
+
+def batch_name(source: str, identity: str) -> str:
+    """A raw object's file name: its source and a digest of what identifies the batch."""
+    return f"{source}-{hashlib.sha256(identity.encode()).hexdigest()[:24]}"
+
+
+@dataclass
+class HourLedger:
+    """What arrived for one hour and where it went, per arrival batch, checked after storing."""
+
+    batches: dict[str, dict] = field(default_factory=dict)   # name -> source, arrived, stored, duplicates, ...
+    objects: list[RawObject] = field(default_factory=list)   # the hour's raw objects after storing
+
+    def by_source(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for b in self.batches.values():
+            totals = out.setdefault(b["source"], {"arrived": 0, "stored": 0, "duplicates": 0,
+                                                  "routed_elsewhere": 0, "already_stored": 0, "unplaced": 0})
+            for k in totals:
+                totals[k] += b[k]
+        return out
+
+    def unplaced(self) -> int:
+        return sum(b["unplaced"] for b in self.batches.values())
+
+    def problems(self) -> list[str]:
+        """Arrival batches not accounted for by the stored raw objects."""
+        stored = {o.name: o.records for o in self.objects}
+        out = []
+        for name, b in self.batches.items():
+            if name not in stored:
+                if b["stored"] or b["home"]:
+                    out.append(f"{name}: no raw object, {b['arrived']} records arrived")
+                continue
+            if stored[name] + b["duplicates"] + b["routed_elsewhere"] != b["arrived"]:
+                out.append(f"{name}: {b['arrived']} arrived != {stored[name]} stored + {b['duplicates']} "
+                           f"duplicates + {b['routed_elsewhere']} in other hours")
+        return out
+
 
 @dataclass
 class RawBatches:
-    """The batches of a partition range, produced one hour at a time to bound memory."""
+    """The arrival batches of a partition range, produced one hour at a time to bound memory.
+
+    The IO manager fills `ledgers` as it stores each hour; the raw asset checks them afterwards.
+    """
 
     hours: list[datetime]
-    produce: Callable[[datetime], RawBatch]
-
-    def __iter__(self) -> Iterable[RawBatch]:
-        return (self.produce(h) for h in self.hours)
+    produce: Callable[[datetime], list[RawBatch]]
+    ledgers: dict[str, HourLedger] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class RawObject:
-    """Where an hour's raw batch lives, and how many records it holds."""
+    """One raw object of an hour, and how many records it holds."""
 
     hour: datetime
     uri: str          # s3a:// for Spark
     key: str
     records: int
+    source: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit("/", 1)[-1].removesuffix(RAW_SUFFIX)
+
+
+RAW_SUFFIX = ".jsonl.gz"
+UNPLACED = reasons.UNPLACED_OBJECT + ":"
+# A simulated (or replayed) hour is a function of its settings: a new such batch replaces the
+# hour's previous one from the same source. Every other source only adds to an hour.
+REPLACES_ITS_OWN = ("simulator", "replay")
 
 
 # One compact encoder for every line (json.dumps with separators builds one per call).
@@ -91,7 +164,7 @@ def envelope_lines(batch: RawBatch) -> bytes:
             # The bytes of an unreadable file are kept as base64, whatever they hold.
             payload, b64 = None, base64.b64encode(data).decode()
         lines.append(_COMPACT.encode({
-            "batch_hour": hour, "record_index": i, "payload": payload, "payload_b64": b64,
+            "arrival_id": batch.arrivals[i] if batch.arrivals else None, "batch_hour": hour, "record_index": i, "payload": payload, "payload_b64": b64,
             "source": batch.source, "kinesis_shard_id": shard, "kinesis_sequence_number": seq,
             "kinesis_partition_key": key if batch.kinesis else None, "kinesis_arrival_time": arrival,
             "object_problem": problem,
@@ -101,7 +174,11 @@ def envelope_lines(batch: RawBatch) -> bytes:
 
 
 class S3KinesisRawIOManager(ConfigurableIOManager):
-    """Stores raw batches under `s3://<bucket>/<prefix>/dt=YYYY-MM-DD/hour=HH/`; loads their locations."""
+    """Stores arrival batches under `s3://<bucket>/<prefix>/dt=YYYY-MM-DD/hour=HH/<source>-<digest>.jsonl.gz`.
+
+    An hour's raw data is the union of every batch stored for it, from every source: storing adds
+    objects and never replaces another source's. Loading gives the locations of all of them.
+    """
 
     aws: AwsResource
     bucket: str = "iot-lakehouse"
@@ -109,68 +186,124 @@ class S3KinesisRawIOManager(ConfigurableIOManager):
     truth_prefix: str = "simulator/ground_truth"
     stream: str = "iot-sensor-readings"
 
-    def _stored_checksum(self, key: str) -> str | None:
-        try:
-            return self.aws.s3.head_object(Bucket=self.bucket, Key=key)["Metadata"].get("checksum")
-        except ClientError:
-            return None
+    def _key(self, hour: datetime, name: str) -> str:
+        return raw_key(self.prefix, hour, f"{settings.validate_name(name)}{RAW_SUFFIX}")
 
-    def store(self, batch: RawBatch) -> tuple[bool, int]:
-        """Back up one hour's batch to S3, publishing simulated ones to Kinesis first.
-
-        An hour whose stored batch has the same records is left as it is: re-materialising does
-        not publish the records again, so the stream sees each record once and bronze keeps the
-        same Kinesis coordinates. Returns (stored, records resent to Kinesis).
-        """
+    def hour_objects(self, hour: datetime) -> list[RawObject]:
+        """The hour's raw objects, with the record count and source each was stored with."""
         bucket = settings.validate_bucket(self.bucket)
-        key = raw_key(self.prefix, batch.hour)
-        checksum = batch.checksum()
-        if self._stored_checksum(key) == checksum:
-            return False, 0
-        resent = 0
-        if batch.publish:
-            published, resent = put_all(self.aws.kinesis, settings.validate_stream(self.stream),
-                                        batch.payloads, batch.partition_keys)
-            now = datetime.now(timezone.utc).isoformat()
-            batch.kinesis = [(p.shard_id, p.sequence_number, now) for p in published]
+        folder = raw_key(self.prefix, hour, "")
+        keys = [o["Key"] for page in self.aws.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder)
+                for o in page.get("Contents", []) if o["Key"].endswith(RAW_SUFFIX)]
+
+        def describe(key: str) -> RawObject:
+            meta = self.aws.s3.head_object(Bucket=bucket, Key=key)["Metadata"]
+            return RawObject(hour=hour, uri=f"s3a://{bucket}/{key}", key=key, records=int(meta.get("records", -1)),
+                             source=meta.get("source", ""))
+        with ThreadPoolExecutor(max_workers=min(16, len(keys) or 1)) as pool:
+            return sorted(pool.map(describe, keys), key=lambda o: o.key)
+
+    def _stored_ids(self, objects: list[RawObject]) -> set[str]:
+        bucket = settings.validate_bucket(self.bucket)
+        ids: set[str] = set()
+        for o in objects:
+            body = gzip.decompress(self.aws.s3.get_object(Bucket=bucket, Key=o.key)["Body"].read())
+            ids.update(filter(None, (json.loads(line).get("arrival_id") for line in body.splitlines() if line)))
+        return ids
+
+    def _publish(self, batch: RawBatch) -> int:
+        stream = settings.validate_stream(self.stream)
+        published, resent = put_all(self.aws.kinesis, stream, batch.payloads, batch.partition_keys)
+        now = datetime.now(timezone.utc).isoformat()
+        batch.kinesis = [(p.shard_id, p.sequence_number, now) for p in published]
+        batch.arrivals = [arrival_id(stream, p.shard_id, p.sequence_number) for p in published]
+        return resent
+
+    def _put(self, batch: RawBatch) -> None:
+        bucket = settings.validate_bucket(self.bucket)
         if batch.ground_truth is not None:
             self.aws.s3.put_object(Bucket=bucket, Key=raw_key(self.truth_prefix, batch.hour, "labels.jsonl.gz"),
                                    Body=gzip.compress(json.dumps(batch.ground_truth).encode(), mtime=0))
-        self.aws.s3.put_object(Bucket=bucket, Key=key, Body=envelope_lines(batch),
+        self.aws.s3.put_object(Bucket=bucket, Key=self._key(batch.hour, batch.name), Body=envelope_lines(batch),
                                ContentType="application/x-ndjson", ContentEncoding="gzip",
                                Metadata={"records": str(len(batch.payloads)), "source": batch.source,
-                                         "checksum": checksum})
-        return True, resent
+                                         "checksum": batch.checksum()})
+
+    def store(self, batch: RawBatch) -> tuple[HourLedger, int]:
+        """Add one batch to its hour (see `store_hour`)."""
+        return self.store_hour(batch.hour, [batch])
+
+    def store_hour(self, hour: datetime, batches: list[RawBatch]) -> tuple[HourLedger, int]:
+        """Add the hour's arrival batches to what it holds; returns its ledger and Kinesis resends.
+
+        A batch whose object exists is not stored again (nor published again). A deduplicating
+        batch (a stream drain) keeps only records whose identity the hour does not hold yet.
+        """
+        present = {o.name: o for o in self.hour_objects(hour)}
+        ledger, resent, known = HourLedger(), 0, None
+        for batch in batches:
+            arrived = batch.arrived if batch.arrived is not None else len(batch.payloads)
+            entry = {"source": batch.source, "arrived": arrived + batch.routed_elsewhere, "stored": 0,
+                     "duplicates": 0, "routed_elsewhere": batch.routed_elsewhere, "already_stored": 0,
+                     "home": batch.routed_elsewhere == 0 or bool(batch.payloads),
+                     "unplaced": sum(1 for p in batch.problems or [] if p and p.startswith(UNPLACED))}
+            ledger.batches[batch.name] = entry
+            if batch.name in present:
+                # Stored before: a stream drain's duplicates were counted then; anything else must
+                # give the same records again.
+                entry["already_stored"] = present[batch.name].records
+                if batch.dedupe:
+                    entry["arrived"] = present[batch.name].records
+                continue
+            if not batch.payloads and batch.routed_elsewhere:
+                entry["home"] = False
+                continue
+            if batch.publish:
+                resent += self._publish(batch)
+            if batch.dedupe:
+                known = self._stored_ids(list(present.values())) if known is None else known
+                fresh = [i for i, a in enumerate(batch.arrivals or []) if a not in known]
+                entry["duplicates"] = len(batch.payloads) - len(fresh)
+                batch = batch.keep(fresh)
+                known.update(batch.arrivals or [])
+            self._put(batch)
+            entry["stored"] = len(batch.payloads)
+            if batch.source in REPLACES_ITS_OWN:
+                self._drop_previous(hour, batch, present)
+        ledger.objects = self.hour_objects(hour)
+        return ledger, resent
+
+    def _drop_previous(self, hour: datetime, batch: RawBatch, present: dict[str, RawObject]) -> None:
+        bucket = settings.validate_bucket(self.bucket)
+        for name, o in list(present.items()):
+            if o.source == batch.source and name != batch.name:
+                self.aws.s3.delete_object(Bucket=bucket, Key=o.key)
+                del present[name]
 
     def handle_output(self, context: OutputContext, obj: RawBatches) -> None:
-        per_hour, unchanged, resent = {}, [], 0
-        for batch in obj:
-            per_hour[hour_key(batch.hour)] = len(batch.payloads)
-            stored, n = self.store(batch)
+        per_hour, resent = {}, 0
+        for hour in obj.hours:
+            ledger, n = self.store_hour(hour, obj.produce(hour))
+            obj.ledgers[hour_key(hour)] = ledger
+            per_hour[hour_key(hour)] = sum(o.records for o in ledger.objects)
             resent += n
-            if not stored:
-                unchanged.append(hour_key(batch.hour))
         context.add_output_metadata({
             "dagster/row_count": sum(per_hour.values()),
             "records_per_hour": per_hour,
-            "hours_unchanged": unchanged,
+            "arrivals_per_hour": MetadataValue.json({k: v.by_source() for k, v in obj.ledgers.items()}),
+            "raw_objects": sum(len(v.objects) for v in obj.ledgers.values()),
             "dagster/uri": MetadataValue.path(f"s3://{self.bucket}/{self.prefix}/"),
             "kinesis_records_resent": resent,
         })
 
     def load_input(self, context: InputContext) -> list[RawObject]:
         keys = context.asset_partition_keys if context.has_asset_partitions else []
-        s3 = self.aws.s3
         out = []
         for pk in keys:
-            hour = parse_hour_key(pk)
-            key = raw_key(self.prefix, hour)
-            try:
-                head = s3.head_object(Bucket=self.bucket, Key=key)
-            except ClientError as exc:
+            objects = self.hour_objects(parse_hour_key(pk))
+            if not objects:
                 raise FileNotFoundError(
-                    f"raw batch for partition {pk} is missing at s3://{self.bucket}/{key}; "
-                    "materialise raw_sensor_batches for it first") from exc
-            out.append(RawObject(hour=hour, uri=f"s3a://{self.bucket}/{key}", key=key,
-                                 records=int(head["Metadata"].get("records", -1))))
+                    f"no raw objects for partition {pk} under s3://{self.bucket}/{raw_key(self.prefix, parse_hour_key(pk), '')}; "
+                    "materialise raw_sensor_batches for it first")
+            out += objects
         return out

@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from iot_assets.partitions import assigned_hour, hour_of
+
 MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 5 * 1024 * 1024
 MAX_ATTEMPTS = 8
@@ -123,14 +125,11 @@ def event_hour_of(data: bytes) -> datetime | None:
         return None
 
 
-def assigned_hour(record: StreamRecord, lateness: timedelta) -> datetime:
-    """The raw partition a record belongs to.
+def record_hour(record: StreamRecord, lateness: timedelta) -> datetime:
+    """The raw partition a stream record belongs to (`partitions.assigned_hour`, home = its arrival hour)."""
+    return assigned_hour(event_hour_of(record.data), record.arrival, hour_of(record.arrival), lateness)
 
-    Its event hour, when it arrived within that hour or within `lateness` after it; otherwise
-    its arrival hour (where bronze quarantines it as late, future or unreadable).
-    """
-    arrival_hour = record.arrival.replace(minute=0, second=0, microsecond=0)
-    event_hour = event_hour_of(record.data)
-    if event_hour is not None and event_hour < arrival_hour and record.arrival < event_hour + timedelta(hours=1) + lateness:
-        return event_hour
-    return arrival_hour
+
+def arrival_id(stream: str, shard_id: str, sequence_number: str) -> str:
+    """A stream record's identity: the same record read twice has the same one."""
+    return f"kinesis:{stream}/{shard_id}/{sequence_number}"

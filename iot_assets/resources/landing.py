@@ -1,13 +1,14 @@
 """The landing zone: files that producers write themselves (Firehose-style) under one S3 prefix.
 
-An object belongs to the hour its key names, either `dt=YYYY-MM-DD/hour=HH/` (our layout) or
-Firehose's default `YYYY/MM/DD/HH/` (its arrival hour). Each object holds JSON lines, plain or
-gzip. The S3 arrival sensor watches the prefix; the raw asset reads an hour's objects when a run
-uses `source: s3_landing`.
+One rule places an object in an hour, for the sensor and the run alike (`place`): the hour its
+key names, as `dt=YYYY-MM-DD/hour=HH/` (our layout) or Firehose's `YYYY/MM/DD/HH/`, at any depth
+under the prefix (`landing/producerA/dt=.../hour=12/x.jsonl`). A key that names no valid hour
+(`hour=25`, `dt=2026-02-30`, no hour at all) is placed in the hour it was last modified, where it
+becomes one quarantined record that names it (`unplaced_object`): never only a log line.
 
-An object that yields no records (0 bytes, only blank lines, a gzip that does not decompress)
-still becomes one raw record, marked with the problem, so bronze quarantines it with a reason
-instead of the file vanishing between landing and bronze.
+Each object holds JSON lines, plain or gzip. An object that yields no records (0 bytes, only
+blank lines, a gzip that does not decompress) still becomes one raw record, marked with the
+problem, so bronze quarantines it with a reason instead of the file vanishing.
 """
 
 from __future__ import annotations
@@ -16,30 +17,40 @@ import gzip
 import re
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from dagster import ConfigurableResource
 
 from iot_assets import reasons, settings
-from iot_assets.partitions import raw_key
+from iot_assets.partitions import HOUR, hour_of, ready_at
 from iot_assets.resources.aws import AwsResource
 
-_HOUR_KEYS = (
+_HOUR_LAYOUTS = (
     re.compile(r"(?:^|/)dt=(\d{4})-(\d{2})-(\d{2})/hour=(\d{2})/"),
     re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/(\d{2})/"),
 )
+LAYOUTS = "dt=YYYY-MM-DD/hour=HH/ or YYYY/MM/DD/HH/"
 
 
-def hour_of_key(key: str) -> datetime | None:
-    """The hour an object key names, or None when it names none."""
-    for pattern in _HOUR_KEYS:
+@dataclass(frozen=True)
+class Placement:
+    """The hour an object's records arrive into, or why its key names none."""
+
+    hour: datetime
+    problem: str | None = None     # "<reason>: <detail>" when the key names no valid hour
+
+
+def place(key: str, last_modified: datetime) -> Placement:
+    """The hour an object belongs to: the first hour its key names, else its LastModified hour."""
+    for pattern in _HOUR_LAYOUTS:
         m = pattern.search(key)
         if m:
             try:
-                return datetime(*map(int, m.groups()), tzinfo=timezone.utc)
+                return Placement(datetime(*map(int, m.groups()), tzinfo=timezone.utc))
             except ValueError:
-                return None
-    return None
+                return Placement(hour_of(last_modified),
+                                 f"{reasons.UNPLACED_OBJECT}: {m.group(0).strip('/')} is not a valid hour in {key}")
+    return Placement(hour_of(last_modified), f"{reasons.UNPLACED_OBJECT}: {key} names no hour ({LAYOUTS})")
 
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -70,10 +81,30 @@ def split_records(body: bytes) -> ObjectRecords:
 
 
 @dataclass(frozen=True)
+class Frame:
+    data: bytes
+    offset: int
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
 class LandedObject:
     key: str
     etag: str
     last_modified: datetime   # whole seconds, as S3 lists it
+
+    @property
+    def placement(self) -> Placement:
+        return place(self.key, self.last_modified)
+
+
+def feeds_hour(obj: LandedObject, hour: datetime, lateness: timedelta) -> bool:
+    """Whether `obj` may hold records of `hour`: it is placed there, or placed in the next hour and
+    arrived within `hour`'s lateness (its late records belong to `hour`, as on the stream)."""
+    placed = obj.placement
+    if placed.hour == hour:
+        return True
+    return placed.problem is None and placed.hour == hour + HOUR and obj.last_modified < ready_at(hour, lateness)
 
 
 class LandingZone(ConfigurableResource):
@@ -94,11 +125,18 @@ class LandingZone(ConfigurableResource):
                 out.append(LandedObject(o["Key"], o["ETag"].strip('"'), lm))
         return out
 
-    def objects_for_hour(self, hour: datetime) -> list[LandedObject]:
-        h = hour.astimezone(timezone.utc)
-        ours = raw_key("x", h, "")[2:]           # dt=YYYY-MM-DD/hour=HH/
-        found = self.objects(ours) + self.objects(f"{h:%Y/%m/%d/%H}/")
-        return sorted(found, key=lambda o: o.key)
+    def objects_for_hour(self, hour: datetime, lateness: timedelta) -> list[LandedObject]:
+        """The objects that may hold records of `hour` (`feeds_hour`), in key order. The whole
+        prefix is listed, as the sensor lists it, so both place keys by the same rule."""
+        return sorted((o for o in self.objects() if feeds_hour(o, hour, lateness)), key=lambda o: o.key)
+
+    def uri(self, obj: LandedObject) -> str:
+        return f"s3://{self.bucket}/{obj.key}@{obj.etag}"
+
+    def frames(self, key: str) -> list[Frame]:
+        """The object's records, each with its position and any problem found before parsing."""
+        got = self.records(key)
+        return [Frame(r, i, got.problem) for i, r in enumerate(got.records)]
 
     def records(self, key: str) -> ObjectRecords:
         """The object's records (see `split_records`)."""

@@ -3,7 +3,7 @@
 Each shard is read after the last sequence number seen (AFTER_SEQUENCE_NUMBER), so no record is
 read twice and none is skipped. Resharding is followed: a closed parent is read to its end, and
 only then are its children read from TRIM_HORIZON. The sensor keeps no record contents, only the
-hours that hold records, assigned by the raw asset's own rule (`assigned_hour`). It requests an
+hours that hold records, assigned by the raw asset's own rule (`record_hour`). It requests an
 hour once the hour has ended and the allowed lateness has passed, with run key `kinesis:<hour>`.
 """
 
@@ -22,7 +22,7 @@ from iot_assets.assets.raw import RawSource
 from iot_assets.jobs import hourly_pipeline_job
 from iot_assets.partitions import complete_hours, hour_key, hourly_partitions, parse_hour_key
 from iot_assets.resources.aws import AwsResource, unreachable
-from iot_assets.resources.kinesis import StreamRecord, assigned_hour, list_all_shards
+from iot_assets.resources.kinesis import StreamRecord, list_all_shards, record_hour
 
 MAX_CALLS_PER_TICK = 300   # GetRecords calls; the rest is read on the next tick
 PAGE = 1000                # records per GetRecords call: the most the sensor holds at once
@@ -94,7 +94,7 @@ def _read_shard(client, stream: str, shard: dict, cursor: KinesisCursor, latenes
         for r in resp["Records"]:
             arrival = r["ApproximateArrivalTimestamp"].astimezone(timezone.utc)
             record = StreamRecord(r["Data"], r["PartitionKey"], r["SequenceNumber"], sid, arrival)
-            scan.hours.add(hour_key(assigned_hour(record, lateness)))
+            scan.hours.add(hour_key(record_hour(record, lateness)))
             cursor.positions[sid] = r["SequenceNumber"]
             scan.records += 1
             if on_record:

@@ -6,9 +6,12 @@ started, and a rewritten object keeps its key. This cursor keeps the newest Last
 every (key, ETag) within an overlap window behind it; an object is new when its (key, ETag) is
 not in that set and it is not older than the window. The cursor stays as small as the window.
 
-New objects mark their hours; an hour is requested once it is complete plus the allowed lateness
-(straight away for an older hour), with a run key that names the hour's current set of objects,
-so the same files never run twice and a new or rewritten file runs the hour again.
+New objects mark the hours they feed, by the run's own rule (`landing.feeds_hour`): the hour the
+key names (or, for a key that names none, the hour it was last modified, where it is quarantined),
+and the hour before while the object arrived within that hour's lateness. An hour is requested
+once it is complete plus the allowed lateness (straight away for an older hour), with a run key
+that names the objects feeding it, so the same files never run twice and a new or rewritten
+file runs the hour again.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, Se
 from iot_assets import partitions, settings
 from iot_assets.assets.raw import RawSource
 from iot_assets.jobs import hourly_pipeline_job
-from iot_assets.partitions import complete_hours, hour_key, hourly_partitions
+from iot_assets.partitions import HOUR, complete_hours, hour_key, hourly_partitions, parse_hour_key
 from iot_assets.resources.aws import unreachable
-from iot_assets.resources.landing import LandedObject, LandingZone, hour_of_key
+from iot_assets.resources.landing import LandedObject, LandingZone, feeds_hour
 from iot_assets.sensors.kinesis_arrivals import REGISTRY_WAIT, registry_missing
 
 LANDING_RUN_CONFIG = {"resources": {"raw_source": {"config": {"source": "s3_landing"}}}}
@@ -59,6 +62,12 @@ def new_objects(listed: list[LandedObject], cursor: LandingCursor,
     return new, LandingCursor(mark=newest.isoformat() if newest else "", seen=window, pending=list(cursor.pending))
 
 
+def hours_fed(obj: LandedObject, lateness: timedelta) -> list:
+    """The hours whose run reads `obj` (`feeds_hour`): its own, and the one before while it is early."""
+    placed = obj.placement.hour
+    return [h for h in (placed - HOUR, placed) if feeds_hour(obj, h, lateness)]
+
+
 def objects_digest(objects: list[LandedObject]) -> str:
     return hashlib.sha256("\n".join(sorted(f"{o.key}:{o.etag}" for o in objects)).encode()).hexdigest()[:16]
 
@@ -81,21 +90,20 @@ def s3_landing_sensor(context: SensorEvaluationContext, landing: LandingZone, ra
         return SkipReason(unreachable("s3", landing.aws.endpoint, exc))
     overlap = timedelta(seconds=int(settings.get("IOT_S3_SENSOR_OVERLAP_SECONDS")))
     new, cursor = new_objects(listed, cursor, overlap)
-    hours = {hour_of_key(o.key) for o in new}
-    unplaced = [o.key for o in new if hour_of_key(o.key) is None]
-    if unplaced:
-        context.log.warning(f"{len(unplaced)} landed objects name no hour and are ignored, e.g. {unplaced[0]}")
+    lateness = raw_source.lateness
     first = hourly_partitions.start.astimezone(timezone.utc)
-    candidates = set(cursor.pending) | {hour_key(h) for h in hours if h is not None and h >= first}
-    ready, cursor.pending = complete_hours(candidates, partitions.utc_now(), raw_source.lateness)
-    by_hour: dict[str, list[LandedObject]] = {}
-    for o in listed:
-        h = hour_of_key(o.key)
-        if h is not None:
-            by_hour.setdefault(hour_key(h), []).append(o)
-    requests = [RunRequest(run_key=f"s3:{key}:{objects_digest(by_hour.get(key, []))}", partition_key=key,
-                           run_config=LANDING_RUN_CONFIG, tags={"iot/trigger": "s3_landing"})
-                for key in ready if by_hour.get(key)]
+    unplaced = [o.key for o in new if o.placement.problem]
+    if unplaced:
+        context.log.warning(f"{len(unplaced)} landed objects name no valid hour; each becomes an unplaced_object row "
+                            f"in bronze_quarantine, in the hour it was last modified (e.g. {unplaced[0]})")
+    touched = {hour_key(h) for o in new for h in hours_fed(o, lateness) if h >= first}
+    ready, cursor.pending = complete_hours(set(cursor.pending) | touched, partitions.utc_now(), lateness)
+    requests = []
+    for key in ready:
+        feeding = [o for o in listed if feeds_hour(o, parse_hour_key(key), lateness)]
+        if feeding:
+            requests.append(RunRequest(run_key=f"s3:{key}:{objects_digest(feeding)}", partition_key=key,
+                                       run_config=LANDING_RUN_CONFIG, tags={"iot/trigger": "s3_landing"}))
     summary = f"{len(new)} new objects; waiting for {', '.join(cursor.pending) or 'no hours'}"
     return SensorResult(run_requests=requests, cursor=cursor.encode(),
                         skip_reason=None if requests else SkipReason(summary))
