@@ -3,7 +3,8 @@
 Three methods, each configurable and versioned:
 - `threshold`: fixed limits from configuration (defaults from the seed pipelines);
 - `zscore`: |z| above 3 (by default) against the device's *trailing* 24-hour baseline from gold,
-  never the hour's own statistics, so a large anomaly cannot hide itself;
+  never the hour's own statistics, so a large anomaly cannot hide itself, and without the hours
+  found abnormal (incidents, confirmed readings), so a long fault does not become the baseline;
 - `kmeans`: distance to the nearest centroid of the device's model trained on the previous 24 hours.
 """
 
@@ -27,7 +28,13 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from iot_assets import plots, quality
-from iot_assets.assets.models import FEATURES, N_VALUE_FEATURES, AnomalyModelConfig, with_features
+from iot_assets.assets.models import (
+    FEATURES,
+    N_VALUE_FEATURES,
+    AnomalyModelConfig,
+    recorded_abnormal_spans,
+    with_features,
+)
 from iot_assets.conditions import follow_upstream_despite_gaps_in
 from iot_assets.metadata import table_metadata
 from iot_assets.partitions import HOUR, TRAILING_DAY, hourly_partitions, hours_in
@@ -121,7 +128,29 @@ def threshold_anomalies(readings: DataFrame, rules: list[ThresholdRule], version
 BASELINE_OUTLIER_VARIANCE = 4.0
 
 
-def trailing_baseline(hourly_stats: DataFrame, hours: list) -> DataFrame:
+# A device-hour of which at least this share was abnormal (inside an incident, or confirmed
+# readings) is left out of the z-score baseline.
+ABNORMAL_HOUR_SHARE = 0.2
+
+
+def abnormal_hours(spans: DataFrame, hourly_stats: DataFrame, share: float = ABNORMAL_HOUR_SHARE) -> DataFrame:
+    """(device_id, event_hour) of the hours at least `share` abnormal: by time inside incidents, or
+    by confirmed readings out of the hour's readings (see models.abnormal_spans)."""
+    hour = F.col("event_hour")
+    parts = (spans.withColumn("event_hour", F.explode(F.sequence(F.date_trunc("hour", "span_start"),
+                                                                 F.date_trunc("hour", "span_end"), F.expr("INTERVAL 1 HOUR"))))
+             .withColumn("_s", F.unix_seconds(F.least("span_end", hour + F.expr("INTERVAL 1 HOUR")))
+                         - F.unix_seconds(F.greatest("span_start", hour))))
+    per = parts.groupBy("device_id", "event_hour").agg(
+        F.sum(F.when(F.col("kind") == "incident", F.col("_s")).otherwise(0)).alias("_covered"),
+        F.sum(F.when(F.col("kind") == "reading", 1).otherwise(0)).alias("_points"))
+    return (per.join(hourly_stats.select("device_id", "event_hour", "reading_count"), ["device_id", "event_hour"], "left")
+            .where((F.col("_covered") >= share * 3600)
+                   | (F.col("_points") >= share * F.coalesce(F.col("reading_count"), F.lit(0))))
+            .select("device_id", "event_hour"))
+
+
+def trailing_baseline(hourly_stats: DataFrame, hours: list, excluded: DataFrame | None = None) -> DataFrame:
     """Per device and target hour H, a trimmed baseline of each metric over the gold hours [H-24h, H).
 
     For each metric, hours whose within-hour variance exceeds BASELINE_OUTLIER_VARIANCE times the
@@ -130,8 +159,12 @@ def trailing_baseline(hourly_stats: DataFrame, hours: list) -> DataFrame:
     and the variance as mean within-hour variance + variance of the hourly means. Earlier anomalies
     therefore cannot inflate the baseline and hide the next one, while the daily cycle and load
     swings still count in full (trimming hours by their mean would cut off each day's warmest
-    hours and flag them the next day). The hour itself never contributes to its own baseline.
+    hours and flag them the next day). The hour itself never contributes to its own baseline, nor
+    do the `excluded` (device_id, event_hour) hours: those found abnormal (`abnormal_hours`), so a
+    sustained fault does not become the baseline.
     """
+    if excluded is not None:
+        hourly_stats = hourly_stats.join(excluded, ["device_id", "event_hour"], "left_anti")
     targets = hourly_stats.sparkSession.createDataFrame([(h.replace(tzinfo=None),) for h in hours], "target timestamp")
     keys = ["device_id", "baseline_hour"]
     rows = (hourly_stats.join(F.broadcast(targets), (F.col("event_hour") >= F.col("target") - F.expr("INTERVAL 24 HOURS"))
@@ -282,7 +315,8 @@ def anomaly_log(context: AssetExecutionContext, spark: SparkResource, lake: Delt
     readings = silver.where(F.col("event_time") >= F.lit(w.start))
     models = lake.read_window(session, "device_anomaly_models", "event_hour", w.start, w.end)
     stats = lake.read_window(session, "device_hourly_stats", "event_hour", w.start - HOUR * 24, w.end - HOUR)
-    baseline = trailing_baseline(stats, hours_in(w)).persist()
+    spans = recorded_abnormal_spans(session, lake, w.start - HOUR * 24, w.start)
+    baseline = trailing_baseline(stats, hours_in(w), None if spans is None else abnormal_hours(spans, stats)).persist()
     log = detect(readings, featured, baseline, models, threshold_rules, anomaly_config).persist()
     try:
         written = lake.write_window(log, "anomaly_log", "event_hour", w)
