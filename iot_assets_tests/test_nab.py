@@ -69,3 +69,18 @@ def test_false_positives_cost_less_just_after_a_window_and_nothing_in_probation(
 def test_detections_at_marks_the_first_reading_at_or_after_each_alarm():
     times = _series(5)
     assert nab.detections_at(times, [times[1] + timedelta(minutes=1), times[4]]) == [False, False, True, False, True]
+
+
+def test_operator_scores_on_readings_and_on_incident_openings():
+    from iot_assets.evaluation import operator_scores
+
+    times = _series()
+    windows = [(times[100], times[119])]
+    flagged = {times[i] for i in (105, 106, 107, 60)}
+    result = operator_scores(times, flagged, [times[105], times[60]], windows)
+    assert result["windows_hit_by_incidents"] == 1 and result["false_incidents"] == 1
+    assert result["point_precision"] == 0.75 and result["point_recall"] == 0.15
+    assert result["miss_rate"] == 0.85 and result["false_alarm_rate"] == round(1 / 180, 4)
+    assert result["latency_hours"] == [round(25 / 60, 1)]
+    assert result["nab_score_incidents"] == result["nab_score_flagged"]   # later flags in a window are free
+    assert operator_scores(times, set(), [], windows)["nab_score_incidents"] == 0
