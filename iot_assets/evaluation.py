@@ -18,7 +18,7 @@ from pathlib import Path
 
 COMBINED = "combined"
 ANY = "any_method"
-METHODS = ("threshold", "zscore", "kmeans")
+METHODS = ("threshold", "zscore", "kmeans", "shift")
 
 
 @dataclass(frozen=True)

@@ -59,13 +59,13 @@ def test_injected_anomalies_are_found(scored, spark):
     assert len(events) >= 3
     hit = [e for e, pts in events.items() if pts & flagged]
     assert len(hit) / len(events) >= 0.8, (sorted(set(events) - set(hit)))
-    assert set(r["method"] for r in log.select("method").distinct().collect()) <= {"threshold", "zscore", "kmeans"}
+    assert set(r["method"] for r in log.select("method").distinct().collect()) <= {"threshold", "zscore", "kmeans", "shift"}
 
 
 def test_summary_metadata(scored):
     mats = scored.asset_materializations_for_node("anomaly_log")
     summary = mats[0].metadata["anomaly_summary"].value
-    assert set(summary["by_method"]) == {"threshold", "zscore", "kmeans"}
+    assert set(summary["by_method"]) == {"threshold", "zscore", "kmeans", "shift"}
     assert sum(summary["by_method"].values()) == sum(summary["by_severity"].values()) > 0
     assert summary["top_devices"] and summary["top_devices"][0]["anomalies"] > 0
 

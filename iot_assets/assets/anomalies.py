@@ -5,7 +5,10 @@ Three methods, each configurable and versioned:
 - `zscore`: |z| above 3 (by default) against the device's *trailing* 24-hour baseline from gold,
   never the hour's own statistics, so a large anomaly cannot hide itself, and without the hours
   found abnormal (incidents, confirmed readings), so a long fault does not become the baseline;
-- `kmeans`: distance to the nearest centroid of the device's model trained on the previous 24 hours.
+- `kmeans`: distance to the nearest centroid of the device's model trained on the previous 24 hours;
+- `shift`: the mean of a metric over the last 10 minutes of readings more than 1.5 sigma from the same
+  trailing baseline: a sustained level shift or drift, flagged for as long as it lasts, since the
+  baseline leaves out the hours already found abnormal.
 """
 
 import hashlib
@@ -42,7 +45,7 @@ from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
 from iot_assets.schemas import conform, table_schema
 
-METHODS = ("threshold", "zscore", "kmeans")
+METHODS = ("threshold", "zscore", "kmeans", "shift")
 SEVERITIES = ("low", "medium", "high", "critical")
 # Severity from how far past its limit a score goes, as a fraction of the limit.
 SEVERITY_BANDS = (0.25, 1.0, 3.0)
@@ -107,6 +110,11 @@ def severity(excess: Column) -> Column:
 def _hits(readings: DataFrame, found: list[tuple[Column, dict[str, Column]]]) -> DataFrame:
     """One row per (reading, true condition), with that condition's columns, in one pass over the
     readings: a union of one filter per condition would read them once per condition."""
+    if not found:   # e.g. no threshold rules for this channel
+        return readings.where(F.lit(False)).select(
+            "device_id", "event_time", "event_hour", F.lit(None).cast("string").alias("metric"),
+            *[F.lit(None).cast("double").alias(c) for c in ("value", "score", "limit")],
+            F.lit(None).cast("string").alias("severity"))
     hits = [F.when(cond, F.struct(*[c.alias(name) for name, c in cols.items()])) for cond, cols in found]
     return (readings.select("device_id", "event_time", "event_hour",
                             F.explode(F.array_compact(F.array(*hits))).alias("_hit"))
@@ -200,6 +208,41 @@ def zscore_anomalies(readings: DataFrame, baseline: DataFrame, limit: float, min
     return _hits(joined, found).withColumn("method", F.lit("zscore")).withColumn("model_version", F.lit(version))
 
 
+# The shift test: a metric's mean over this trailing window of a device's readings (at least
+# SHIFT_MIN_READINGS of them) further than SHIFT_LIMIT baseline sigmas from the baseline mean.
+SHIFT_WINDOW = timedelta(minutes=10)
+SHIFT_MIN_READINGS = 5
+SHIFT_LIMIT = 1.5
+
+
+def shift_anomalies(readings: DataFrame, baseline: DataFrame, min_readings: int, scored_from=None,
+                    limit: float = SHIFT_LIMIT, window: timedelta = SHIFT_WINDOW,
+                    min_window_readings: int = SHIFT_MIN_READINGS) -> DataFrame:
+    """Sustained shifts: per device and metric, the trailing `window` mean of the readings against
+    the trailing 24-hour baseline's mean and sigma. The row's value is that window mean and its
+    limit the baseline mean +/- `limit` sigma. `readings` may start up to `window` before
+    `scored_from`, so the first minutes of an hour see the end of the previous one."""
+    trailing = Window.partitionBy("device_id").orderBy(F.unix_millis("event_time")).rangeBetween(
+        -int(window.total_seconds() * 1000) + 1, 0)
+    rolled = readings.select("device_id", "event_time", "event_hour",
+                             *[F.avg(m).over(trailing).alias(f"roll_{m}") for m in ZSCORE_METRICS],
+                             *[F.count(m).over(trailing).alias(f"n_{m}") for m in ZSCORE_METRICS])
+    if scored_from is not None:
+        rolled = rolled.where(F.col("event_time") >= F.lit(scored_from))
+    usable = baseline.where(F.col("baseline_n") >= min_readings)
+    joined = rolled.join(F.broadcast(usable), ["device_id", "event_hour"])
+    found = []
+    for m in ZSCORE_METRICS:
+        std, mean = F.col(f"std_{m}"), F.col(f"mean_{m}")
+        z = (F.col(f"roll_{m}") - mean) / std
+        side = F.when(z > 0, mean + std * limit).otherwise(mean - std * limit)
+        found.append(((std > 1e-9) & (F.col(f"n_{m}") >= min_window_readings) & (F.abs(z) > limit),
+                      {"metric": F.lit(m), "value": F.col(f"roll_{m}").cast("double"), "score": F.abs(z).cast("double"),
+                       "limit": side.cast("double"), "severity": severity(F.abs(z) / limit - 1)}))
+    version = f"shift-{limit:g}sigma-{int(window.total_seconds() // 60)}min-vs-24h"
+    return _hits(joined, found).withColumn("method", F.lit("shift")).withColumn("model_version", F.lit(version))
+
+
 def kmeans_anomalies(featured: DataFrame, models: DataFrame) -> DataFrame:
     """Score each reading against its device's model; native Spark expressions, no Python UDF."""
     names = F.array(*[F.lit(f) for f in FEATURES])
@@ -252,11 +295,15 @@ def with_verdict(found: DataFrame) -> DataFrame:
 
 
 def detect(readings: DataFrame, featured: DataFrame, baseline: DataFrame, models: DataFrame,
-           rules: ThresholdRules, cfg: AnomalyModelConfig) -> DataFrame:
-    """Every method's anomalies for the readings, with the combined verdict, conformed to the log schema."""
+           rules: ThresholdRules, cfg: AnomalyModelConfig, history: DataFrame | None = None,
+           scored_from=None) -> DataFrame:
+    """Every method's anomalies for the readings, with the combined verdict, conformed to the log schema.
+    `history`: the readings with the minutes before `scored_from`, for the shift test's trailing window."""
     found = (threshold_anomalies(readings, rules.parsed, rules.version)
              .unionByName(zscore_anomalies(readings, baseline, cfg.zscore_limit, cfg.min_baseline_readings))
-             .unionByName(kmeans_anomalies(featured, models)))
+             .unionByName(kmeans_anomalies(featured, models))
+             .unionByName(shift_anomalies(readings if history is None else history, baseline,
+                                          cfg.min_baseline_readings, scored_from)))
     return conform(with_verdict(found), AnomalyRecord)
 
 
@@ -317,7 +364,8 @@ def anomaly_log(context: AssetExecutionContext, spark: SparkResource, lake: Delt
     stats = lake.read_window(session, "device_hourly_stats", "event_hour", w.start - HOUR * 24, w.end - HOUR)
     spans = recorded_abnormal_spans(session, lake, w.start - HOUR * 24, w.start)
     baseline = trailing_baseline(stats, hours_in(w), None if spans is None else abnormal_hours(spans, stats)).persist()
-    log = detect(readings, featured, baseline, models, threshold_rules, anomaly_config).persist()
+    log = detect(readings, featured, baseline, models, threshold_rules, anomaly_config,
+                 history=silver, scored_from=w.start).persist()
     try:
         written = lake.write_window(log, "anomaly_log", "event_hour", w)
         info = summary(log)
