@@ -396,8 +396,7 @@ def anomaly_log(context: AssetExecutionContext, spark: SparkResource, lake: Delt
         "devices_without_zscore_baseline": MetadataValue.json(no_baseline),
         "threshold_rules_version": threshold_rules.version,
     }))
-    trailing = (lake.read_window(session, "anomaly_log", "event_hour", w.start - HOUR * 24, w.start),
-                stats.where(F.col("event_hour") < F.lit(w.start)))
+    trailing = (lake.read_window(session, "anomaly_log", "event_hour", w.start - HOUR * 24, w.start), stats)
     yield from quality.report(context, session, lake, anomaly_checks(
         lake.read_window(session, "anomaly_log", "event_hour", w.start, w.end), readings_by_hour, *trailing,
         quality_config))
@@ -422,17 +421,44 @@ def confirmed_readings(log: DataFrame) -> DataFrame:
     return log.where("confirmed").select("device_id", "event_time", "event_hour").distinct()
 
 
+def rate_spike_by_hour(confirmed: dict, readings: dict, hours: list, cfg: quality.DataQualityConfig,
+                       trailing: timedelta = timedelta(hours=24)) -> quality.Evaluation:
+    """Each hour's confirmed-anomaly rate against its own trailing 24 hours' rate, as its own run
+    would judge it: `confirmed` (confirmed readings) and `readings` (all readings) per hour must
+    cover the 24 hours before the first hour through the last."""
+    evals, limits, trailing_rates = [], {}, {}
+    for h in hours:
+        past = sum(n for k, n in confirmed.items() if h - trailing <= k < h)
+        seen = sum(n for k, n in readings.items() if h - trailing <= k < h)
+        base = past / seen if seen else 0.0
+        limit = max(cfg.anomaly_spike_factor * base, cfg.anomaly_spike_floor)
+        key = h.strftime("%Y-%m-%d-%H:%M")
+        limits[key], trailing_rates[key] = round(limit, 5), round(base, 5)
+        evals.append(quality.check_rate({h: confirmed.get(h, 0)}, {h: readings.get(h, 0)}, limit, "anomaly_log",
+                                        "check_anomaly_rate_spike", "confirmed anomalous readings"))
+    num = sum(confirmed.get(h, 0) for h in hours)
+    den = sum(readings.get(h, 0) for h in hours)
+    over = [e for e in evals if not e.passed]
+    text = (f"confirmed anomalous readings rate {num / den if den else 0:.2%}, every hour under its own limit"
+            if not over else f"confirmed anomalous readings rate above its hour's limit in {len(over)} partition(s)")
+    by_partition = {k: v for e in evals for k, v in e.by_partition.items()}
+    return quality.Evaluation("anomaly_log", "check_anomaly_rate_spike", evals[0].severity if evals else quality.WARN,
+                              not over, by_partition, text,
+                              {"rate": round(num / den, 4) if den else 0.0, "limit_by_hour": limits,
+                               "trailing_rate_by_hour": trailing_rates,
+                               "examples": [x for e in over for x in e.detail["examples"]][:quality.EXAMPLES]})
+
+
 def anomaly_checks(log: DataFrame, readings_by_hour: dict, trailing_log: DataFrame, trailing_stats: DataFrame,
                    cfg: quality.DataQualityConfig) -> list[quality.Evaluation]:
-    """Schema conformance, and the confirmed-anomaly rate against the trailing 24 hours' rate."""
-    past = confirmed_readings(trailing_log).count()
-    seen = trailing_stats.agg(F.sum("reading_count")).first()[0] or 0
-    baseline = past / seen if seen else 0.0
-    limit = max(cfg.anomaly_spike_factor * baseline, cfg.anomaly_spike_floor)
-    spike = quality.check_rate(quality.counts_by(confirmed_readings(log), "event_hour"),
-                               readings_by_hour, limit, "anomaly_log",
-                               "check_anomaly_rate_spike", "confirmed anomalous readings")
-    spike.detail["trailing_rate"] = round(baseline, 5)
+    """Schema conformance, and each hour's confirmed-anomaly rate against its own trailing 24 hours'
+    rate (in a range run too: `trailing_log` and `trailing_stats` cover the 24 hours before the
+    range's first hour through its last)."""
+    confirmed = quality.counts_by(confirmed_readings(trailing_log.unionByName(log)), "event_hour")
+    seen = {quality.partition_value(r["event_hour"]): int(r["n"] or 0) for r in
+            trailing_stats.groupBy("event_hour").agg(F.sum("reading_count").alias("n")).collect()}
+    hours = sorted(readings_by_hour)
+    spike = rate_spike_by_hour(confirmed, {**seen, **readings_by_hour}, hours, cfg)
     return [
         quality.check_schema(log, AnomalyRecord, "anomaly_log", "check_anomaly_log_schema", "event_hour",
                              ["device_id", "event_time", "metric", "method"]),
