@@ -278,8 +278,8 @@ PERSISTENCE_WINDOW = timedelta(minutes=10)
 def with_verdict(found: DataFrame) -> DataFrame:
     """Add `confirmed`: the combined verdict on each reading, shared by all of its rows.
 
-    A reading is confirmed when a threshold rule or its device's KMeans model flags it, when a
-    z-score on it is at least of medium severity (1.25x the limit: 3.75 sigma by default), or when
+    A reading is confirmed when a threshold rule, its device's KMeans model or the shift test flags
+    it, when a z-score on it is at least of medium severity (1.25x the limit: 3.75 sigma by default), or when
     its z-score flag persists (PERSISTENT_FLAGS flags of that metric within PERSISTENCE_WINDOW).
     A lone z-score just past 3 sigma stays in the log, unconfirmed: on a signal whose load swings,
     that is where the normal signal's own tails lie (about 3 readings in 1,000 per metric for a
