@@ -126,6 +126,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         results["nab"] = evaluate_nab(Path(args.nab_dir) if args.nab_dir else None, files=files,
                                       speedup=args.nab_speedup)
     print_table({k: v for k, v in results.items() if k != "nab"})
+    if "simulator" in results:
+        print("simulator incidents:", json.dumps(results["simulator"]["incidents"]))
     if "nab" in results:
         print_nab_table(results["nab"])
     if args.out:

@@ -77,6 +77,37 @@ def score(flags: list[Flag], events: dict[str, set[tuple[str, datetime]]], devic
     return out
 
 
+def incident_scores(spans: list[tuple[str, datetime, datetime]], events: dict[str, set[tuple[str, datetime]]]) -> dict:
+    """Incidents against labelled events. `spans`: (device, opened_at, last confirmed reading) per
+    incident. An incident is true when a labelled point of its device lies in its span; an event is
+    found when one of its points does; coverage is the share of labelled points inside incidents."""
+    by_device: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
+    for device, a, b in spans:
+        by_device[device].append((a, b))
+    inside = lambda d, t: any(a <= t <= b for a, b in by_device.get(d, ()))  # noqa: E731
+    labelled = defaultdict(list)
+    for pts in events.values():
+        for d, t in pts:
+            labelled[d].append(t)
+    true = sum(1 for d, a, b in spans if any(a <= t <= b for t in labelled.get(d, ())))
+    points = [p for pts in events.values() for p in pts]
+    return {
+        "incidents": len(spans),
+        "incident_precision": round(true / len(spans), 4) if spans else None,
+        "event_recall": round(sum(1 for pts in events.values() if any(inside(d, t) for d, t in pts)) / len(events), 4)
+        if events else None,
+        "labelled_points_in_incidents": round(sum(1 for d, t in points if inside(d, t)) / len(points), 4) if points else None,
+    }
+
+
+def _incident_spans(spark, lake, start: datetime, end: datetime) -> list[tuple[str, datetime, datetime]]:
+    from pyspark.sql import functions as F
+    rows = (lake.read_window(spark, "anomaly_incidents", "event_hour", start, end)
+            .groupBy("device_id", "incident_id").agg(F.min("opened_at").alias("a"), F.max("last_flag_at").alias("b"))
+            .collect())
+    return [(r["device_id"], r["a"].replace(tzinfo=None), r["b"].replace(tzinfo=None)) for r in rows]
+
+
 def _flags(spark, lake, start: datetime, end: datetime) -> list[Flag]:
     rows = lake.read_window(spark, "anomaly_log", "event_hour", start, end) \
         .select("device_id", "event_time", "method", "confirmed").distinct().collect()
@@ -108,7 +139,9 @@ def evaluate_simulator(eval_hours: int = 6, end: datetime | None = None, progres
             events[label.event_id].add((label.device_id, datetime.strptime(label.event_time, "%Y-%m-%dT%H:%M:%S.%fZ")))
         hour += HOUR
     flags = _flags(spark, lake, first_scored, last + HOUR)
-    return score(flags, dict(events), fleet.device_count * eval_hours / 24, gap=timedelta(minutes=10))
+    out = score(flags, dict(events), fleet.device_count * eval_hours / 24, gap=timedelta(minutes=10))
+    out["incidents"] = incident_scores(_incident_spans(spark, lake, first_scored, last + HOUR), dict(events))
+    return out
 
 
 NAB_FILES = ("ambient_temperature_system_failure.csv", "ec2_request_latency_system_failure.csv",

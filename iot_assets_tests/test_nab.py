@@ -84,3 +84,14 @@ def test_operator_scores_on_readings_and_on_incident_openings():
     assert result["latency_hours"] == [round(25 / 60, 1)]
     assert result["nab_score_incidents"] == result["nab_score_flagged"]   # later flags in a window are free
     assert operator_scores(times, set(), [], windows)["nab_score_incidents"] == 0
+
+
+def test_incident_scores_count_true_incidents_found_events_and_coverage():
+    from iot_assets.evaluation import incident_scores
+
+    t = _series(20)
+    events = {"e1": {("d1", t[i]) for i in range(5, 10)}, "e2": {("d2", t[15])}}
+    spans = [("d1", t[6], t[8]), ("d1", t[12], t[13]), ("d3", t[15], t[15])]
+    got = incident_scores(spans, events)
+    assert got == {"incidents": 3, "incident_precision": round(1 / 3, 4), "event_recall": 0.5,
+                   "labelled_points_in_incidents": 0.5}
