@@ -5,8 +5,10 @@ scored by a model that saw it. Training uses normal readings only: those the ano
 hours confirmed, or that fall inside an incident, are left out, so a fault that lasts longer than
 an hour does not become the model's normal. Verdicts are the ones on record when the model is
 trained: a range run trains every hour of the range before scoring any, so inside the range only
-the verdicts of hours before the range count (the hourly schedule sees every earlier hour's). Training is one grouped Spark job (`applyInPandas` per device),
-not a loop of Spark jobs; each device's KMeans is a few milliseconds of numpy.
+the verdicts of hours before the range count (the hourly schedule sees every earlier hour's).
+
+Training is one grouped Spark job (`applyInPandas` per device), not a loop of Spark jobs; each
+device's KMeans is a few milliseconds of numpy.
 """
 
 import hashlib
