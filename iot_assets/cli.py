@@ -111,7 +111,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         # NAB's series is from 2013-2014: its hours must be valid partitions in this process.
         os.environ["IOT_PARTITIONS_START"] = "2013-07-01-00:00"
     from iot_assets import local_aws
-    from iot_assets.evaluation import evaluate_nab, evaluate_simulator, print_table
+    from iot_assets.evaluation import NAB_FILES, evaluate_nab, evaluate_simulator, print_nab_table, print_table
 
     server = None
     port = local_aws.local_port()
@@ -122,8 +122,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if "simulator" in args.source:
         results["simulator"] = evaluate_simulator(eval_hours=args.hours)
     if "nab" in args.source:
-        results["nab"] = evaluate_nab(Path(args.nab_dir) if args.nab_dir else None, speedup=args.nab_speedup)
-    print_table(results)
+        files = tuple(args.nab_files.split(",")) if args.nab_files else NAB_FILES
+        results["nab"] = evaluate_nab(Path(args.nab_dir) if args.nab_dir else None, files=files,
+                                      speedup=args.nab_speedup)
+    print_table({k: v for k, v in results.items() if k != "nab"})
+    if "simulator" in results:
+        print("simulator incidents:", json.dumps(results["simulator"]["incidents"]))
+    if "nab" in results:
+        print_nab_table(results["nab"])
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)
@@ -164,8 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--source", default="simulator,nab", help="simulator, nab, or both (comma-separated)")
     ev.add_argument("--hours", type=int, default=6, help="simulator hours scored (after 24 hours of history)")
     ev.add_argument("--nab-dir", help="folder with the NAB csv and anomaly_windows.json (default ../shared/data/nab)")
-    ev.add_argument("--nab-speedup", type=int, default=60,
-                    help="replay NAB this many times faster than real time (60: each hourly reading becomes a minute)")
+    ev.add_argument("--nab-speedup", type=int, default=None,
+                    help="replay NAB this many times faster than real time (default: each reading becomes a minute)")
+    ev.add_argument("--nab-files", help="comma-separated NAB files (default: all four)")
     ev.add_argument("--out", help="write the figures as JSON to this file")
     ev.set_defaults(func=cmd_evaluate)
     args = parser.parse_args(argv)

@@ -14,7 +14,7 @@ from dagster import (
 
 from iot_assets import settings
 from iot_assets.alerts.sensors import alert_sensors
-from iot_assets.assets import anomalies, bronze, gold, models, raw, registry, silver
+from iot_assets.assets import anomalies, bronze, gold, incidents, models, raw, registry, silver
 from iot_assets.catalog import catalogued
 from iot_assets.conditions import automation_condition_sensor
 from iot_assets.jobs import anomaly_detection_job, hourly_pipeline_job
@@ -36,7 +36,7 @@ with warnings.catch_warnings():
                                                          default_status=DefaultSensorStatus.RUNNING)
 
 defs = Definitions(
-    assets=catalogued(load_assets_from_modules([raw, registry, bronze, silver, gold, models, anomalies])),
+    assets=catalogued(load_assets_from_modules([raw, registry, bronze, silver, gold, models, anomalies, incidents])),
     asset_checks=freshness_checks,
     jobs=[hourly_pipeline_job, anomaly_detection_job],
     sensors=[freshness_sensor, *alert_sensors, kinesis_arrival_sensor, s3_landing_sensor, automation_condition_sensor],

@@ -18,7 +18,7 @@ from pathlib import Path
 
 COMBINED = "combined"
 ANY = "any_method"
-METHODS = ("threshold", "zscore", "kmeans")
+METHODS = ("threshold", "zscore", "kmeans", "shift")
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,37 @@ def score(flags: list[Flag], events: dict[str, set[tuple[str, datetime]]], devic
     return out
 
 
+def incident_scores(spans: list[tuple[str, datetime, datetime]], events: dict[str, set[tuple[str, datetime]]]) -> dict:
+    """Incidents against labelled events. `spans`: (device, opened_at, last confirmed reading) per
+    incident. An incident is true when a labelled point of its device lies in its span; an event is
+    found when one of its points does; coverage is the share of labelled points inside incidents."""
+    by_device: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
+    for device, a, b in spans:
+        by_device[device].append((a, b))
+    inside = lambda d, t: any(a <= t <= b for a, b in by_device.get(d, ()))  # noqa: E731
+    labelled = defaultdict(list)
+    for pts in events.values():
+        for d, t in pts:
+            labelled[d].append(t)
+    true = sum(1 for d, a, b in spans if any(a <= t <= b for t in labelled.get(d, ())))
+    points = [p for pts in events.values() for p in pts]
+    return {
+        "incidents": len(spans),
+        "incident_precision": round(true / len(spans), 4) if spans else None,
+        "event_recall": round(sum(1 for pts in events.values() if any(inside(d, t) for d, t in pts)) / len(events), 4)
+        if events else None,
+        "labelled_points_in_incidents": round(sum(1 for d, t in points if inside(d, t)) / len(points), 4) if points else None,
+    }
+
+
+def _incident_spans(spark, lake, start: datetime, end: datetime) -> list[tuple[str, datetime, datetime]]:
+    from pyspark.sql import functions as F
+    rows = (lake.read_window(spark, "anomaly_incidents", "event_hour", start, end)
+            .groupBy("device_id", "incident_id").agg(F.min("opened_at").alias("a"), F.max("last_flag_at").alias("b"))
+            .collect())
+    return [(r["device_id"], r["a"].replace(tzinfo=None), r["b"].replace(tzinfo=None)) for r in rows]
+
+
 def _flags(spark, lake, start: datetime, end: datetime) -> list[Flag]:
     rows = lake.read_window(spark, "anomaly_log", "event_hour", start, end) \
         .select("device_id", "event_time", "method", "confirmed").distinct().collect()
@@ -108,22 +139,35 @@ def evaluate_simulator(eval_hours: int = 6, end: datetime | None = None, progres
             events[label.event_id].add((label.device_id, datetime.strptime(label.event_time, "%Y-%m-%dT%H:%M:%S.%fZ")))
         hour += HOUR
     flags = _flags(spark, lake, first_scored, last + HOUR)
-    return score(flags, dict(events), fleet.device_count * eval_hours / 24, gap=timedelta(minutes=10))
+    out = score(flags, dict(events), fleet.device_count * eval_hours / 24, gap=timedelta(minutes=10))
+    out["incidents"] = incident_scores(_incident_spans(spark, lake, first_scored, last + HOUR), dict(events))
+    return out
 
 
-NAB_FILE = "ambient_temperature_system_failure.csv"
-NAB_DEVICE = "nab-ambient-0001"
+NAB_FILES = ("ambient_temperature_system_failure.csv", "ec2_request_latency_system_failure.csv",
+             "cpu_utilization_asg_misconfiguration.csv", "occupancy_6005.csv")
+NAB_CHANNEL = "temperature"   # the channel a NAB series is replayed as (no threshold rule applies to it)
 
 
 def default_nab_dir() -> Path:
     return Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nab"
 
 
+def nab_device(file_name: str) -> str:
+    return "nab-" + file_name.removesuffix(".csv").replace("_", "-")
+
+
 def nab_readings(path: Path) -> list[tuple[datetime, float]]:
-    """The NAB series as (time, °C): NAB's values are °F."""
+    """The NAB series as (time, value), in its own units."""
     with path.open() as f:
-        return [(datetime.strptime(row["timestamp"], "%Y-%m-%d %H:%M:%S"), (float(row["value"]) - 32) * 5 / 9)
+        return [(datetime.strptime(row["timestamp"], "%Y-%m-%d %H:%M:%S"), float(row["value"]))
                 for row in csv.DictReader(f)]
+
+
+def nab_speedup(readings: list[tuple[datetime, float]]) -> int:
+    """How many times faster than real time to replay a series so that one reading becomes one minute."""
+    gaps = sorted((b[0] - a[0]).total_seconds() for a, b in zip(readings, readings[1:]))
+    return max(1, round(gaps[len(gaps) // 2] / 60))
 
 
 def compress(t: datetime, origin: datetime, speedup: int) -> datetime:
@@ -131,31 +175,63 @@ def compress(t: datetime, origin: datetime, speedup: int) -> datetime:
     return origin + (t - origin) / speedup
 
 
-def nab_batches(readings: list[tuple[datetime, float]], origin: datetime, speedup: int) -> dict[datetime, list[bytes]]:
-    """One device's raw records, by replay hour. The other channels, which NAB does not have, hold
-    nominal constants."""
+def nab_batches(readings: list[tuple[datetime, float]], origin: datetime, speedup: int,
+                device: str) -> dict[datetime, list[bytes]]:
+    """One device's raw records, by replay hour: the series as its channel, the other channels
+    (which NAB does not have) at nominal constants."""
     by_hour: dict[datetime, list[bytes]] = defaultdict(list)
-    for t, celsius in readings:
+    for t, value in readings:
         r = compress(t, origin, speedup)
         by_hour[r.replace(minute=0, second=0, microsecond=0, tzinfo=timezone.utc)].append(json.dumps({
-            "device_id": NAB_DEVICE, "timestamp": r.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-            "temperature": round(celsius, 4), "humidity": 45.0, "pressure": 2.0, "vibration": 1.0,
+            "device_id": device, "timestamp": r.strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z",
+            NAB_CHANNEL: round(value, 4), "humidity": 45.0, "pressure": 2.0, "vibration": 1.0,
             "battery_level": 90.0, "signal_strength": -60, "status": "normal"}).encode())
     return dict(by_hour)
 
 
-def evaluate_nab(nab_dir: Path | None = None, speedup: int = 60, progress=print) -> dict:
-    """Replay NAB through raw batches on S3 and every layer after, then score against its windows.
+def operator_scores(times: list[datetime], flagged: set[datetime], openings: list[datetime],
+                    windows: list[tuple[datetime, datetime]]) -> dict:
+    """What an operator sees, on one series: NAB standard score on flagged readings and on incident
+    openings, point F1, false-alarm rate (normal readings flagged), miss rate (labelled readings not
+    flagged), and time from each window's start to its first incident opening (series time)."""
+    from iot_assets import nab
 
-    NAB's series holds one reading an hour for 329 days. It is replayed `speedup` times faster
-    than real time (by default each hour becomes a minute), which gives the fleet's usual shape of
-    60 readings an hour, a 24-hour trailing window of 60 days of the series, and 132 hourly
-    partitions instead of 7,888 (a real-time replay writes ~8,000 hourly Delta partitions per
-    table: over an hour on the local endpoint). Windows are mapped the same way; false alarms are
-    counted per day of the series, and flags closer than 3 series hours are one false-alarm event.
+    labelled = [any(a <= t <= b for a, b in windows) for t in times]
+    hit = [t in flagged for t in times]
+    tp = sum(1 for y, p in zip(labelled, hit) if y and p)
+    fp = sum(1 for y, p in zip(labelled, hit) if p and not y)
+    pos, neg = sum(labelled), len(times) - sum(labelled)
+    precision = tp / (tp + fp) if tp + fp else None
+    recall = tp / pos if pos else None
+    on_readings = nab.score(times, hit, windows)
+    on_incidents = nab.score(times, nab.detections_at(times, sorted(openings)), windows)
+    return {
+        "nab_score_flagged": round(on_readings.normalised, 1),
+        "nab_score_incidents": round(on_incidents.normalised, 1),
+        "windows": on_incidents.windows, "windows_hit_by_incidents": on_incidents.windows_hit,
+        "incidents": len(openings), "false_incidents": on_incidents.false_positives,
+        "point_precision": None if precision is None else round(precision, 4),
+        "point_recall": None if recall is None else round(recall, 4),
+        "point_f1": round(2 * tp / (2 * tp + fp + pos - tp), 4) if tp else 0.0,
+        "false_alarm_rate": round(fp / neg, 4) if neg else None,
+        "miss_rate": round(1 - recall, 4) if recall is not None else None,
+        "latency_hours": [None if d is None else round(d.total_seconds() / 3600, 1) for d in on_incidents.latencies],
+    }
+
+
+def evaluate_nab_file(file_name: str, nab_dir: Path | None = None, speedup: int | None = None, progress=print) -> dict:
+    """Replay one NAB series through raw batches on S3 and every layer after, then score the anomaly
+    log and the incidents against its windows.
+
+    The series is replayed `speedup` times faster than real time (by default so that each reading
+    becomes a minute), which gives the fleet's usual shape of 60 readings an hour and a 24-hour
+    trailing window of 1,440 readings; a real-time replay of an hourly series would write ~8,000
+    hourly Delta partitions per table. Scores are computed in series time. The series is one
+    channel in its own units, so the fixed threshold rules (industrial limits) are switched off.
     """
     from dagster import AssetSelection
 
+    from iot_assets.assets.anomalies import ThresholdRules
     from iot_assets.assets.models import AnomalyModelConfig
     from iot_assets.assets.registry import REFERENCE_KEY
     from iot_assets.definitions import defs
@@ -168,12 +244,13 @@ def evaluate_nab(nab_dir: Path | None = None, speedup: int = 60, progress=print)
     from iot_assets.resources.io_managers import RawBatch, S3KinesisRawIOManager
 
     nab_dir = nab_dir or default_nab_dir()
-    readings = nab_readings(nab_dir / NAB_FILE)
+    device = nab_device(file_name)
+    readings = nab_readings(nab_dir / file_name)
+    speedup = speedup or nab_speedup(readings)
     origin = min(t for t, _ in readings).replace(minute=0, second=0)
-    windows = [(compress(datetime.strptime(a[:19], "%Y-%m-%d %H:%M:%S"), origin, speedup),
-                compress(datetime.strptime(b[:19], "%Y-%m-%d %H:%M:%S"), origin, speedup))
-               for a, b in json.loads((nab_dir / "anomaly_windows.json").read_text())[NAB_FILE]]
-    batches = nab_batches(readings, origin, speedup)
+    windows = [(datetime.strptime(a[:19], "%Y-%m-%d %H:%M:%S"), datetime.strptime(b[:19], "%Y-%m-%d %H:%M:%S"))
+               for a, b in json.loads((nab_dir / "anomaly_windows.json").read_text())[file_name]]
+    batches = nab_batches(readings, origin, speedup, device)
     # NAB has gaps; an hour in which nothing arrived is an empty raw batch, not a missing one.
     first, last = min(batches), max(batches)
     hours = [first + timedelta(hours=i) for i in range(int((last - first).total_seconds() // 3600) + 1)]
@@ -182,31 +259,59 @@ def evaluate_nab(nab_dir: Path | None = None, speedup: int = 60, progress=print)
     aws, lake = resolved("aws"), resolved("lake")
     raw_io = S3KinesisRawIOManager(aws=aws, bucket=lake.bucket, stream=settings.get("IOT_KINESIS_STREAM"))
     aws.s3.put_object(Bucket=lake.bucket, Key=REFERENCE_KEY, Body=json.dumps({
-        "device_id": NAB_DEVICE, "device_name": "nab-ambient-temperature", "site": "nab-office",
-        "device_type": "ambient-sensor", "latitude": 0.0, "longitude": 0.0}).encode() + b"\n")
-    stored = Progress("nab replay to S3", total=len(hours), unit="raw batches")
+        "device_id": device, "device_name": file_name.removesuffix(".csv"), "site": "nab",
+        "device_type": "nab-series", "latitude": 0.0, "longitude": 0.0}).encode() + b"\n")
+    stored = Progress(f"nab {file_name} replay to S3", total=len(hours), unit="raw batches")
     for done, h in enumerate(hours, 1):
-        raw_io.store(RawBatch(hour=h, source="replay", payloads=batches[h], partition_keys=[NAB_DEVICE] * len(batches[h])))
+        raw_io.store(RawBatch(hour=h, source="replay", payloads=batches[h], partition_keys=[device] * len(batches[h])))
         stored.update(done=done, records=stored.records + len(batches[h]), force=done == len(hours))
-    progress(f"nab: {len(readings)} readings ({min(readings)[0]:%Y-%m-%d} .. {max(readings)[0]:%Y-%m-%d}) replayed "
-             f"{speedup}x as {len(hours)} hourly raw batches on S3 ({time.monotonic() - began:.0f} s)")
+    progress(f"nab {file_name}: {len(readings)} readings replayed {speedup}x as {len(hours)} hourly raw batches "
+             f"({time.monotonic() - began:.0f} s)")
     no_raw = HOURLY_PIPELINE - AssetSelection.assets("raw_sensor_batches")
     assert materialize_hours(hours[0], hours[-1], selection=no_raw).success
-    progress(f"  nab: bronze, silver and gold done ({time.monotonic() - began:.0f} s)")
-    per_day = 24 * speedup   # readings in a 24-hour trailing window
+    progress(f"  bronze, silver and gold done ({time.monotonic() - began:.0f} s)")
+    per_day = 24 * 60   # readings in a 24-hour trailing window of the replay
     cfg = AnomalyModelConfig(min_training_rows=min(120, per_day // 2), min_baseline_readings=min(30, per_day // 2))
     assert materialize_hours(hours[0], hours[-1], include_registry=False, selection=ANOMALY_DETECTION,
-                             resources={**defs.resources, "anomaly_config": cfg}).success
-    progress(f"  nab: models and anomaly log done ({time.monotonic() - began:.0f} s)")
+                             resources={**defs.resources, "anomaly_config": cfg,
+                                        "threshold_rules": ThresholdRules(rules=[])}).success
+    progress(f"  models, anomaly log and incidents done ({time.monotonic() - began:.0f} s)")
     spark = resolved("spark").session
-    flags = [f for f in _flags(spark, lake, hours[0], hours[-1] + HOUR) if f.device_id == NAB_DEVICE]
-    points = {compress(t, origin, speedup) for t, _ in readings}
-    events = {f"window-{i}": {(NAB_DEVICE, t) for t in points if a <= t <= b} for i, (a, b) in enumerate(windows)}
-    days = (max(readings)[0] - min(readings)[0]).total_seconds() / 86400
-    result = score(flags, events, device_days=days, gap=timedelta(hours=3) / speedup)
-    result["replay"] = {"speedup": speedup, "readings": len(readings), "partitions": len(hours), "series_days": round(days, 1),
-                        "windows": [[a.isoformat(), b.isoformat()] for a, b in windows]}
+    back = {compress(t, origin, speedup): t for t, _ in readings}   # replay time -> series time
+    flags = [f for f in _flags(spark, lake, hours[0], hours[-1] + HOUR) if f.device_id == device]
+    openings = [back.get(r["opened_at"].replace(tzinfo=None)) for r in
+                lake.read_window(spark, "anomaly_incidents", "event_hour", hours[0], hours[-1] + HOUR)
+                .where(f"device_id = '{device}'").select("opened_at").distinct().collect()]
+    times = [t for t, _ in readings]
+    result = operator_scores(times, {back[f.event_time] for f in flags if f.confirmed and f.event_time in back},
+                             [t for t in openings if t is not None], windows)
+    days = (times[-1] - times[0]).total_seconds() / 86400
+    result["false_incidents_per_day"] = round(result["false_incidents"] / days, 3)
+    result["replay"] = {"file": file_name, "speedup": speedup, "readings": len(readings), "partitions": len(hours),
+                        "series_days": round(days, 1), "seconds": round(time.monotonic() - began)}
     return result
+
+
+def evaluate_nab(nab_dir: Path | None = None, files=NAB_FILES, speedup: int | None = None, progress=print) -> dict:
+    """Every NAB series, one after another, and the mean NAB scores over them."""
+    out = {f: evaluate_nab_file(f, nab_dir, speedup, progress) for f in files}
+    for key in ("nab_score_flagged", "nab_score_incidents"):
+        out.setdefault("mean", {})[key] = round(sum(r[key] for r in out.values() if key in r) / len(files), 1)
+    return out
+
+
+def print_nab_table(results: dict) -> None:
+    print(f"\n{'NAB file':40} {'NAB flagged':>11} {'NAB incidents':>13} {'windows hit':>11} {'F1':>6} "
+          f"{'false-alarm':>11} {'miss':>6} {'latency h':>12}")
+    for name, r in results.items():
+        if name == "mean":
+            continue
+        print(f"{name:40} {r['nab_score_flagged']:>11.1f} {r['nab_score_incidents']:>13.1f} "
+              f"{r['windows_hit_by_incidents']:>5}/{r['windows']:<5} {r['point_f1']:>6.3f} "
+              f"{r['false_alarm_rate']:>11.4f} {r['miss_rate']:>6.3f} {str(r['latency_hours']):>12}")
+    if "mean" in results:
+        m = results["mean"]
+        print(f"{'mean':40} {m['nab_score_flagged']:>11.1f} {m['nab_score_incidents']:>13.1f}")
 
 
 def print_table(results: dict) -> None:

@@ -18,11 +18,11 @@ hourly_pipeline_job = define_asset_job(
     description="Raw batch to bronze, silver and hourly gold for one hour (or a range, as one run).",
 )
 
-ANOMALY_DETECTION = AssetSelection.assets("device_anomaly_models", "anomaly_log")
+ANOMALY_DETECTION = AssetSelection.assets("device_anomaly_models", "anomaly_log", "anomaly_incidents")
 
 anomaly_detection_job = define_asset_job(
     "anomaly_detection_job",
     selection=ANOMALY_DETECTION,
     tags=SPARK_TAG,
-    description="Train each device's KMeans model on its previous 24 hours and write the hour's anomaly log.",
+    description="Train each device's KMeans model on its previous 24 hours write the hour's anomaly log and its incidents.",
 )

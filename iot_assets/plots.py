@@ -21,6 +21,7 @@ from dagster import MetadataValue  # noqa: E402
 # One marker per detection method, so a reader sees which method flagged which reading; drawn in
 # this order, so a reading flagged by several methods shows every marker.
 METHOD_STYLE = {
+    "shift": dict(marker="s", facecolors="none", edgecolors="#2ca02c", s=70, linewidths=1.0),
     "kmeans": dict(marker="^", color="#9467bd", s=60),
     "zscore": dict(marker="o", facecolors="none", edgecolors="#ff7f0e", s=90, linewidths=1.5),
     "threshold": dict(marker="x", color="#d62728", s=40),

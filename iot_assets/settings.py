@@ -106,8 +106,6 @@ SETTINGS: tuple[Setting, ...] = (
             "CloudWatch namespace for check row counts, check failures and anomaly counts. Empty disables metrics."),
     Setting("IOT_ALERT_SLACK_WEBHOOK_URL", "",
             "Slack incoming-webhook URL (a secret: set it in the environment only). Empty disables Slack."),
-    Setting("IOT_ALERT_CRITICAL_ANOMALIES", "1",
-            "An `anomaly_log` run with at least this many critical anomalies raises an alert; 0 disables it."),
 )
 _BY_NAME = {s.env: s for s in SETTINGS}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from dagster import EnvVar, MetadataValue
 
-from iot_assets.alerts.alert import anomaly_burst_alert, check_alert, run_failure_alert
+from iot_assets.alerts.alert import check_alert, incident_alert, run_failure_alert
 from iot_assets.alerts.sinks import AlertSinks, Outgoing, _check_webhook
 from iot_assets.resources.aws import AwsResource
 
@@ -59,13 +59,19 @@ def test_run_failure_alert_trims_the_error():
     assert len(error) <= 1501 and alert.what.endswith("silver_sensor_readings: boom")
 
 
-def test_anomaly_burst_alert_names_the_range_and_devices():
-    alert = anomaly_burst_alert(asset="anomaly_log", partitions=["2026-11-21-10:00", "2026-11-21-11:00"], critical=4,
-                                summary={"by_severity": {"critical": 4},
-                                         "top_devices": [{"device_id": "d9", "anomalies": 4, "max_severity": "critical",
-                                                          "methods": ["zscore"]}]}, run_id="r", ui_url=UI)
-    assert alert.partition == "2026-11-21-10:00 .. 2026-11-21-11:00"
-    assert "d9 (4 anomalies, max critical, zscore)" in alert.text()
+INCIDENT = {"incident_id": "d9@2026-11-21T10:04:00.000000", "device_id": "d9", "opened_at": "2026-11-21T10:04:00",
+            "peak_severity": "high", "methods": "kmeans,zscore", "metrics": "temperature", "first_detected_by": "zscore",
+            "readings": 7, "hour": "2026-11-21T10:00:00"}
+
+
+def test_incident_alert_names_device_severity_and_methods_and_is_the_same_from_any_run():
+    alert = incident_alert(asset="anomaly_incidents", incident=INCIDENT, run_id="r1", ui_url=UI)
+    again = incident_alert(asset="anomaly_incidents", incident=INCIDENT, run_id="r2", ui_url=UI)
+    assert alert.severity == "CRITICAL" and alert.title == "Incident opened: d9 (high)"
+    assert "peak severity high, 7 confirmed readings" in alert.what and "kmeans,zscore" in alert.text()
+    assert alert.alert_id == again.alert_id
+    low = incident_alert(asset="anomaly_incidents", incident={**INCIDENT, "peak_severity": "low"}, run_id="r", ui_url=UI)
+    assert low.severity == "WARN"
 
 
 @pytest.mark.parametrize("url", ["http://hooks.slack.com/services/x", "ftp://127.0.0.1/x", "file:///etc/passwd"])

@@ -1,4 +1,4 @@
-"""Alerts end to end: a failing check, a failed run and an anomaly burst, read back from the local
+"""Alerts end to end: a failing check, a failed run and opened incidents, read back from the local
 SNS topic through a subscribed SQS queue, CloudWatch metrics read back from the local endpoint, and
 Slack posts received by an HTTP server on 127.0.0.1. The Dagster instance is a temporary SQLite one
 (run-sharded, like `make dev`'s), so the sensors take the production read path.
@@ -33,8 +33,9 @@ from dagster import (
 
 from iot_assets.alerts.sensors import (
     alert_sensors,
-    anomaly_burst_alert_sensor,
+    anomaly_metrics_sensor,
     asset_check_alert_sensor,
+    incident_alert_sensor,
     run_failure_alert_sensor,
 )
 from iot_assets.alerts.sinks import AlertSinks
@@ -95,6 +96,23 @@ def fake_anomaly_log(context) -> MaterializeResult:
         "anomalies_by_severity": MetadataValue.json(by_severity),
         "critical_anomalies": CRITICAL["n"],
     })
+
+
+OPENED = {"incidents": []}
+
+
+@asset(name="anomaly_incidents", partitions_def=hourly, backfill_policy=BackfillPolicy.single_run(),
+       group_name="test", kinds={"python"})
+def fake_anomaly_incidents(context) -> MaterializeResult:
+    """The real anomaly_incidents' metadata contract, without Spark."""
+    return MaterializeResult(metadata={"incidents_opened": len(OPENED["incidents"]),
+                                       "opened_incidents": MetadataValue.json(OPENED["incidents"])})
+
+
+def incident(device, minute, severity="critical"):
+    return {"incident_id": f"{device}@2026-11-02T00:{minute:02d}:00.000000", "device_id": device,
+            "opened_at": f"2026-11-02T00:{minute:02d}:00", "peak_severity": severity, "methods": "threshold,zscore",
+            "metrics": "temperature", "first_detected_by": "threshold", "readings": 4, "hour": "2026-11-02T00:00:00"}
 
 
 @asset(group_name="test", kinds={"python"},
@@ -168,7 +186,7 @@ def tick(sensor_def, instance, defs, sinks, cursor):
 
 
 def toy_defs(sinks):
-    return Definitions(assets=[toy_readings, slow_readings, fake_anomaly_log, gated_readings, gated_summary],
+    return Definitions(assets=[toy_readings, slow_readings, fake_anomaly_log, fake_anomaly_incidents, gated_readings, gated_summary],
                        asset_checks=[check_toy_readings_in_range, check_slow_readings],
                        jobs=[flaky_job], sensors=alert_sensors, resources={"alert_sinks": sinks})
 
@@ -338,27 +356,47 @@ def test_a_run_stopped_by_a_blocking_check_is_alerted_once_as_the_check(instance
     assert len(alerts) == 1 and "check_gate" in alerts[0]["Message"]
 
 
-def test_an_anomaly_burst_is_alerted_once_per_run(instance, sinks, alert_queue):
+def test_anomaly_counts_go_to_cloudwatch_once_per_run_and_raise_no_alert(instance, sinks, alert_queue):
+    """Changed on purpose (issue 16): a burst of critical anomalies no longer alerts; incidents do."""
     defs = toy_defs(sinks)
-    cursor, _ = tick(anomaly_burst_alert_sensor, instance, defs, sinks, None)
+    cursor, _ = tick(anomaly_metrics_sensor, instance, defs, sinks, None)
     range_tags = {"dagster/asset_partition_range_start": "2026-11-02-00:00",
                   "dagster/asset_partition_range_end": "2026-11-02-05:00"}
     CRITICAL["n"] = 3
-    burst = materialize([fake_anomaly_log], instance=instance, tags=range_tags)
+    materialize([fake_anomaly_log], instance=instance, tags=range_tags)
     CRITICAL["n"] = 0
     materialize([fake_anomaly_log], instance=instance, partition_key="2026-11-02-06:00")
 
-    cursor, _ = tick(anomaly_burst_alert_sensor, instance, defs, sinks, cursor)
-    tick(anomaly_burst_alert_sensor, instance, defs, sinks, cursor)
-    alerts = alert_queue()
-    assert len(alerts) == 1
-    text = alerts[0]["Message"]
-    for part in ("3 critical anomalies", "2026-11-02-00:00 .. 2026-11-02-05:00", "dev-007", "CRITICAL",
-                 f"/runs/{burst.run_id}"):
-        assert part in text, part
+    cursor, _ = tick(anomaly_metrics_sensor, instance, defs, sinks, cursor)
+    tick(anomaly_metrics_sensor, instance, defs, sinks, cursor)
+    assert alert_queue() == []
     # Counted once per run (the range's 6 events carry one summary), for both runs.
     assert metric_sum(sinks, "AnomalyCount", {"Asset": "anomaly_log", "Severity": "critical"}) == (3, 2)
     assert metric_sum(sinks, "AnomalyCount", {"Asset": "anomaly_log", "Method": "zscore"}) == (14, 2)
+
+
+def test_each_incident_is_alerted_once_when_it_opens(instance, sinks, alert_queue):
+    defs = toy_defs(sinks)
+    cursor, _ = tick(incident_alert_sensor, instance, defs, sinks, None)
+    range_tags = {"dagster/asset_partition_range_start": "2026-11-02-00:00",
+                  "dagster/asset_partition_range_end": "2026-11-02-05:00"}
+    OPENED["incidents"] = [incident("dev-007", 4), incident("dev-012", 9, "low")]
+    first = materialize([fake_anomaly_incidents], instance=instance, tags=range_tags)   # 6 hours, one list
+    cursor, _ = tick(incident_alert_sensor, instance, defs, sinks, cursor)
+    # The hour re-materialised (same incidents) and a later hour with no new incident: no repeat.
+    materialize([fake_anomaly_incidents], instance=instance, partition_key="2026-11-02-00:00")
+    OPENED["incidents"] = []
+    materialize([fake_anomaly_incidents], instance=instance, partition_key="2026-11-02-06:00")
+    cursor, _ = tick(incident_alert_sensor, instance, defs, sinks, cursor)
+    tick(incident_alert_sensor, instance, defs, sinks, cursor)
+    alerts = alert_queue()
+    assert len(alerts) == 2
+    texts = sorted(a["Message"] for a in alerts)
+    for part in ("Incident opened: dev-007 (critical)", "dev-007@2026-11-02T00:04:00", "threshold,zscore",
+                 f"/runs/{first.run_id}"):
+        assert part in texts[0], part
+    assert "Incident opened: dev-012 (low)" in texts[1] and texts[1].startswith("[WARN]")
+    assert sorted(a["MessageAttributes"]["kind"]["Value"] for a in alerts) == ["incident", "incident"]
 
 
 def test_the_code_location_runs_the_alert_sensors_with_its_own_resources(instance, local_aws):

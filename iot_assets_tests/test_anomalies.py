@@ -35,6 +35,11 @@ def test_threshold_rules_and_severity(spark):
                    ("temperature", 0.0): ("high", 5.0)}
 
 
+def test_no_threshold_rules_flag_nothing(spark):
+    df = readings(spark, [("d1", H, 85.0, 50.0, 2.0, 1.0, 90.0)])
+    assert threshold_anomalies(df, [], "v").count() == 0
+
+
 def hourly(spark, rows):
     cols = ["device_id", "event_hour", "reading_count", *[f"{p}_{m}" for m in ("temperature", "humidity", "pressure", "vibration")
                                                            for p in ("avg", "stddev")]]
@@ -131,3 +136,23 @@ def test_verdict_confirms_readings_not_rows(spark):
         ("d1", H + timedelta(minutes=1), "kmeans"): True, ("d1", H + timedelta(minutes=2), "zscore"): True,
         ("d2", H, "threshold"): True}
     assert [got[("d3", H + timedelta(minutes=2 * i), "zscore")] for i in range(6)] == [False] * 4 + [True] * 2
+
+
+def test_shift_flags_a_sustained_shift_for_as_long_as_it_lasts_but_not_a_spike(spark):
+    from iot_assets.assets.anomalies import shift_anomalies
+
+    base = spark.createDataFrame([("d1", H, 1440, 50.0, 1.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1)],
+                                 ["device_id", "event_hour", "baseline_n", "mean_temperature", "std_temperature",
+                                  "mean_humidity", "std_humidity", "mean_pressure", "std_pressure",
+                                  "mean_vibration", "std_vibration"])
+    m = timedelta(minutes=1)
+    rows = [("d1", H - (10 - i) * m, 50.0, 40.0, 2.0, 1.0, 90.0) for i in range(10)]          # the hour before
+    rows += [("d1", H + i * m, 60.0 if i == 2 else 50.0, 40.0, 2.0, 1.0, 90.0) for i in range(20)]  # a spike at 10:02
+    rows += [("d1", H + i * m, 52.0, 40.0, 2.0, 1.0, 90.0) for i in range(20, 60)]          # +2 sigma from 10:20
+    df = readings(spark, rows)
+    got = shift_anomalies(df, base, 30, scored_from=H).collect()
+    assert {r["metric"] for r in got} == {"temperature"}
+    times = sorted(r["event_time"] for r in got)
+    assert times == [H + i * m for i in range(27, 60)]   # from the 8th shifted reading to the end
+    first = min(got, key=lambda r: r["event_time"])
+    assert first["limit"] == 51.5 and first["value"] == pytest.approx(51.6) and first["method"] == "shift"

@@ -59,13 +59,13 @@ def test_injected_anomalies_are_found(scored, spark):
     assert len(events) >= 3
     hit = [e for e, pts in events.items() if pts & flagged]
     assert len(hit) / len(events) >= 0.8, (sorted(set(events) - set(hit)))
-    assert set(r["method"] for r in log.select("method").distinct().collect()) <= {"threshold", "zscore", "kmeans"}
+    assert set(r["method"] for r in log.select("method").distinct().collect()) <= {"threshold", "zscore", "kmeans", "shift"}
 
 
 def test_summary_metadata(scored):
     mats = scored.asset_materializations_for_node("anomaly_log")
     summary = mats[0].metadata["anomaly_summary"].value
-    assert set(summary["by_method"]) == {"threshold", "zscore", "kmeans"}
+    assert set(summary["by_method"]) == {"threshold", "zscore", "kmeans", "shift"}
     assert sum(summary["by_method"].values()) == sum(summary["by_severity"].values()) > 0
     assert summary["top_devices"] and summary["top_devices"][0]["anomalies"] > 0
 
@@ -96,3 +96,18 @@ def test_charts_and_uniform_metadata(scored):
     for chart in (log["top_devices_chart"].value, models["training_distance_chart"].value):
         png = _png(chart)
         assert png.startswith(b"\x89PNG") and 2_000 < len(png) < 100_000
+
+
+def test_incidents_cover_the_confirmed_readings(scored, spark):
+    lake = resolved("lake")
+    window = (SCORED[0], SCORED[-1] + HOUR)
+    confirmed = (lake.read_window(spark, "anomaly_log", "event_hour", *window).where("confirmed")
+                 .select("device_id", "event_time").distinct().count())
+    rows = lake.read_window(spark, "anomaly_incidents", "event_hour", *window)
+    latest = rows.groupBy("incident_id").agg(F.max("readings").alias("n"), F.min("opened_at").alias("opened"))
+    assert rows.groupBy("incident_id", "event_hour").count().where("count > 1").count() == 0
+    # Incidents open at the end of the hour before SCORED[0] carry readings from it.
+    assert latest.agg(F.sum("n")).first()[0] >= confirmed > 0
+    assert latest.count() < confirmed
+    meta = scored.asset_materializations_for_node("anomaly_incidents")[0].metadata
+    assert meta["incidents_opened"].value == len(meta["opened_incidents"].value) > 0

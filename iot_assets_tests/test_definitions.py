@@ -5,13 +5,14 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, BackfillPolicy
 
-from iot_assets.assets import bronze, gold, registry, silver
+from iot_assets.assets import bronze, gold, incidents, registry, silver
 from iot_assets.definitions import defs
 from iot_assets.schemas import struct_type, table_schema
 
 GRAPH = defs.get_repository_def().asset_graph
 MODELS = [bronze.BronzeReading, bronze.QuarantinedRecord, silver.SilverReading, silver.RejectedReading,
-          gold.DeviceHourlyStats, gold.SensorAggregates10Min, gold.DailyDeviceSummary, registry.DeviceRecord]
+          gold.DeviceHourlyStats, gold.SensorAggregates10Min, gold.DailyDeviceSummary, registry.DeviceRecord,
+          incidents.IncidentRecord]
 
 
 def test_every_asset_has_description_group_and_kinds():

@@ -1,6 +1,6 @@
 """The alert value: what failed, where (asset, partition, check), how badly, and a link to the run.
 
-One value serves every alert path (failed asset checks, failed runs, critical anomaly bursts), so
+One value serves every alert path (failed asset checks, failed runs, opened incidents), so
 SNS, Slack and a human reading either see the same fields in the same order.
 """
 
@@ -41,7 +41,7 @@ def run_url(ui_url: str, run_id: str) -> str:
 
 @dataclass(frozen=True)
 class Alert:
-    kind: str                       # "asset_check", "run_failure" or "anomaly_burst"
+    kind: str                       # "asset_check", "run_failure" or "incident"
     title: str
     what: str                       # one sentence: what failed and how badly
     severity: str                   # ERROR, WARN or CRITICAL
@@ -54,10 +54,14 @@ class Alert:
     passed_rows: int | None = None
     examples: tuple[str, ...] = ()
     details: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    incident_id: str | None = None
 
     @property
     def alert_id(self) -> str:
-        """Stable across retries of the same alert, so a reader (or a FIFO topic) can drop a repeat."""
+        """Stable across retries of the same alert, so a reader (or a FIFO topic) can drop a repeat.
+        An incident's alert is the same whichever run reported it."""
+        if self.incident_id:
+            return hashlib.sha256(f"{self.kind}\x1f{self.incident_id}".encode()).hexdigest()[:32]
         parts = (self.kind, self.run_id, self.asset or "", self.check or "", self.partition or "")
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
@@ -88,7 +92,8 @@ class Alert:
     def attributes(self) -> dict[str, str]:
         """Structured fields for SNS message attributes (empty values are not allowed there)."""
         fields = {"alert_id": self.alert_id, "kind": self.kind, "severity": self.severity, "run_id": self.run_id,
-                  "asset": self.asset, "partition": self.partition, "check": self.check}
+                  "asset": self.asset, "partition": self.partition, "check": self.check,
+                  "incident_id": self.incident_id}
         return {k: v for k, v in fields.items() if v}
 
 
@@ -149,16 +154,18 @@ def run_failure_alert(*, job: str, run_id: str, partition: str | None, failed_st
                  details=tuple((k, v) for k, v in (("Job", job), ("Failed steps", steps), ("Error", message)) if v))
 
 
-def anomaly_burst_alert(*, asset: str, partitions: Sequence[str], critical: int, summary: Mapping[str, Any],
-                        run_id: str, ui_url: str) -> Alert:
-    """A burst of critical anomalies in one run of the anomaly log, with the most anomalous devices."""
-    span = (partitions[0] if len(partitions) == 1 else f"{partitions[0]} .. {partitions[-1]}") if partitions else None
-    devices = [f"{d.get('device_id')} ({d.get('anomalies')} anomalies, max {d.get('max_severity')}, "
-               f"{'/'.join(d.get('methods', []))})" for d in summary.get("top_devices", [])]
-    by_severity = summary.get("by_severity") or {}
-    what = f"{critical:,} critical anomalies in `{asset}`" + (f" for {span}" if span else "")
-    details = [("Anomalies by severity", json.dumps(by_severity, sort_keys=True) if by_severity else None),
-               ("Top devices", "; ".join(devices) or None)]
-    return Alert(kind="anomaly_burst", title=f"Critical anomalies: {critical:,} in {asset}", what=what,
-                 severity="CRITICAL", run_id=run_id, run_url=run_url(ui_url, run_id), asset=asset, partition=span,
-                 details=tuple((k, v) for k, v in details if v))
+# Peak severities at which an opened incident is alerted as CRITICAL rather than WARN.
+CRITICAL_SEVERITIES = ("high", "critical")
+
+
+def incident_alert(*, asset: str, incident: Mapping[str, Any], run_id: str, ui_url: str) -> Alert:
+    """One opened incident: device, when it opened, how bad so far, and which methods and metrics saw it."""
+    device, sev = incident.get("device_id"), incident.get("peak_severity")
+    what = (f"incident opened on `{device}` at {incident.get('opened_at')}: peak severity {sev}, "
+            f"{incident.get('readings')} confirmed readings so far, metrics {incident.get('metrics')}")
+    details = [("Incident", incident.get("incident_id")), ("Device", device), ("Opened at", incident.get("opened_at")),
+               ("Methods", incident.get("methods")), ("First detected by", incident.get("first_detected_by"))]
+    return Alert(kind="incident", title=f"Incident opened: {device} ({sev})", what=what,
+                 severity="CRITICAL" if sev in CRITICAL_SEVERITIES else "WARN", run_id=run_id,
+                 run_url=run_url(ui_url, run_id), asset=asset, partition=incident.get("hour"),
+                 details=tuple((k, str(v)) for k, v in details if v), incident_id=incident.get("incident_id"))

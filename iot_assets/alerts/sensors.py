@@ -1,4 +1,5 @@
-"""Alert sensors: failed asset checks, critical anomaly bursts and failed runs go to `AlertSinks`.
+"""Alert sensors: failed asset checks, opened incidents and failed runs go to `AlertSinks`; anomaly
+counts go to CloudWatch.
 
 Asset checks are read from the event log's asset-check executions (indexed across runs in every
 storage, including the run-sharded SQLite of `make dev`). An execution row is created when its
@@ -32,7 +33,7 @@ from dagster import (
 )
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from iot_assets.alerts.alert import anomaly_burst_alert, as_int, check_alert, plain, run_failure_alert
+from iot_assets.alerts.alert import as_int, check_alert, incident_alert, plain, run_failure_alert
 from iot_assets.alerts.sinks import AlertSinks, Outgoing, SinkError, anomaly_metrics, check_metrics
 
 MAX_ITEMS_PER_TICK = 100
@@ -44,6 +45,9 @@ RUN_END_GRACE_SECONDS = 2.0
 MAX_PLANNED_WAIT_SECONDS = 24 * 3600
 RECENT_RUNS_KEPT = 200
 ANOMALY_ASSET = AssetKey("anomaly_log")
+INCIDENT_ASSET = AssetKey("anomaly_incidents")
+# Incident ids already alerted, kept so a re-materialised hour does not alert its incidents again.
+RECENT_INCIDENTS_KEPT = 5000
 # Run tags Dagster sets for a single partition and for a single-run range backfill.
 PARTITION_TAG = "dagster/partition"
 RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
@@ -153,51 +157,82 @@ def asset_check_alert_sensor(context: SensorEvaluationContext, alert_sinks: Aler
     return _finish(context, cursor, summary, delivery.error)
 
 
-def _burst_item(run_id: str, records: list, instance: DagsterInstance, sinks: AlertSinks) -> Outgoing:
+def _anomaly_metrics_item(run_id: str, records: list) -> Outgoing:
     meta = records[0].asset_materialization.metadata
     by_severity = plain(meta.get("anomalies_by_severity")) or {}
     by_method = plain(meta.get("anomalies_by_method")) or {}
-    critical = as_int(meta.get("critical_anomalies"))
-    critical = int(by_severity.get("critical", 0)) if critical is None else critical
-    alert = None
-    if sinks.critical_anomalies > 0 and critical >= sinks.critical_anomalies:
-        partitions = sorted({r.partition_key for r in records if r.partition_key})
-        alert = anomaly_burst_alert(asset=ANOMALY_ASSET.to_user_string(), partitions=partitions, critical=critical,
-                                    summary=plain(meta.get("anomaly_summary")) or {}, run_id=run_id,
-                                    ui_url=sinks.ui_url)
     metrics = anomaly_metrics(ANOMALY_ASSET.to_user_string(), by_severity, by_method, _timestamp(records[0].timestamp))
-    return Outgoing(key=run_id, alert=alert, metrics=metrics)
+    return Outgoing(key=run_id, metrics=metrics)
+
+
+def _new_materialisations(instance: DagsterInstance, key: AssetKey, after: int) -> list:
+    return instance.fetch_materializations(AssetRecordsFilter(asset_key=key, after_storage_id=after),
+                                           limit=MAX_ITEMS_PER_TICK, ascending=True).records
+
+
+def _start(context: SensorEvaluationContext, key: AssetKey, state: dict) -> SensorResult:
+    latest = context.instance.fetch_materializations(AssetRecordsFilter(asset_key=key), limit=1).records
+    start = latest[0].storage_id if latest else 0
+    return _finish(context, {"after": start, **state, "partial": {}},
+                   f"started: reading {key.to_user_string()} materialisations after {start}", None)
 
 
 @sensor(minimum_interval_seconds=30, default_status=ALERT_SENSOR_STATUS)
-def anomaly_burst_alert_sensor(context: SensorEvaluationContext, alert_sinks: AlertSinks) -> SensorResult:
-    """Sends anomaly counts to CloudWatch, and alerts once per run that finds critical anomalies.
+def anomaly_metrics_sensor(context: SensorEvaluationContext, alert_sinks: AlertSinks) -> SensorResult:
+    """Sends the anomaly log's counts by severity and method to CloudWatch, once per run.
 
+    Operators are alerted per incident (incident_alert_sensor), not per burst of anomalous readings.
     A range run materialises every hour of the range with the same (whole-run) summary, so the
     unit here is the run, not the partition.
     """
-    instance = context.instance
     if not context.cursor:
-        latest = instance.fetch_materializations(AssetRecordsFilter(asset_key=ANOMALY_ASSET), limit=1).records
-        start = latest[0].storage_id if latest else 0
-        return _finish(context, {"after": start, "runs": [], "partial": {}},
-                       f"started: reading anomaly_log materialisations after {start}", None)
+        return _start(context, ANOMALY_ASSET, {"runs": []})
     state = json.loads(context.cursor)
     recent = list(state["runs"])
-    records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=ANOMALY_ASSET, after_storage_id=state["after"]),
-        limit=MAX_ITEMS_PER_TICK, ascending=True).records
+    records = _new_materialisations(context.instance, ANOMALY_ASSET, state["after"])
     by_run: dict[str, list] = {}
     for r in records:
         if r.run_id not in recent:
             by_run.setdefault(r.run_id, []).append(r)
-    delivery = alert_sinks.deliver([_burst_item(run_id, rs, instance, alert_sinks) for run_id, rs in by_run.items()],
+    delivery = alert_sinks.deliver([_anomaly_metrics_item(run_id, rs) for run_id, rs in by_run.items()],
                                    state["partial"])
     recent = (recent + delivery.done)[-RECENT_RUNS_KEPT:]
     undone = [r.storage_id for r in records if r.run_id in by_run and r.run_id not in delivery.done]
     new_after = min(undone) - 1 if undone else max([state["after"]] + [r.storage_id for r in records])
-    summary = f"{delivery.alerts_sent} anomaly bursts alerted, {len(delivery.done)} runs recorded"
+    summary = f"anomaly counts of {len(delivery.done)} runs recorded"
     return _finish(context, {"after": new_after, "runs": recent, "partial": delivery.partial}, summary,
+                   delivery.error)
+
+
+@sensor(minimum_interval_seconds=30, default_status=ALERT_SENSOR_STATUS)
+def incident_alert_sensor(context: SensorEvaluationContext, alert_sinks: AlertSinks) -> SensorResult:
+    """Alerts each incident exactly once, when a run of anomaly_incidents reports it opened.
+
+    A range run lists the same opened incidents on every hour of the range, and a re-materialised
+    hour lists them again: the incident id, not the materialisation, is the unit here.
+    """
+    if not context.cursor:
+        return _start(context, INCIDENT_ASSET, {"incidents": []})
+    state = json.loads(context.cursor)
+    alerted = list(state["incidents"])
+    seen = set(alerted)
+    records = _new_materialisations(context.instance, INCIDENT_ASSET, state["after"])
+    items, first_record = [], {}
+    for r in records:
+        for incident in plain(r.asset_materialization.metadata.get("opened_incidents")) or []:
+            key = incident.get("incident_id")
+            if key and key not in seen:
+                seen.add(key)
+                first_record[key] = r.storage_id
+                items.append(Outgoing(key=key, alert=incident_alert(
+                    asset=INCIDENT_ASSET.to_user_string(), incident=incident, run_id=r.run_id,
+                    ui_url=alert_sinks.ui_url)))
+    delivery = alert_sinks.deliver(items, state["partial"])
+    alerted = (alerted + delivery.done)[-RECENT_INCIDENTS_KEPT:]
+    undone = [first_record[i.key] for i in items if i.key not in delivery.done]
+    new_after = min(undone) - 1 if undone else max([state["after"]] + [r.storage_id for r in records])
+    summary = f"{delivery.alerts_sent} incidents alerted"
+    return _finish(context, {"after": new_after, "incidents": alerted, "partial": delivery.partial}, summary,
                    delivery.error)
 
 
@@ -235,4 +270,4 @@ def run_failure_alert_sensor(context: RunFailureSensorContext, alert_sinks: Aler
         raise SinkError("alert delivery refused: " + "; ".join(errors))
 
 
-alert_sensors = [asset_check_alert_sensor, anomaly_burst_alert_sensor, run_failure_alert_sensor]
+alert_sensors = [asset_check_alert_sensor, incident_alert_sensor, anomaly_metrics_sensor, run_failure_alert_sensor]

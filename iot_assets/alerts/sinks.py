@@ -90,7 +90,6 @@ class AlertSinks(ConfigurableResource):
     metrics_namespace: str = Field(default="IotAssets", description="CloudWatch namespace; empty disables metrics.")
     slack_webhook_url: str = Field(default="", repr=False, description="Slack webhook URL (secret); empty disables.")
     ui_url: str = Field(default="http://127.0.0.1:3000", description="Dagster UI base URL for run links.")
-    critical_anomalies: int = Field(default=1, description="Critical anomalies in one run that raise an alert; 0 disables.")
 
     @cached_property
     def topic_arn(self) -> str | None:

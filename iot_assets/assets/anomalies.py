@@ -3,8 +3,12 @@
 Three methods, each configurable and versioned:
 - `threshold`: fixed limits from configuration (defaults from the seed pipelines);
 - `zscore`: |z| above 3 (by default) against the device's *trailing* 24-hour baseline from gold,
-  never the hour's own statistics, so a large anomaly cannot hide itself;
-- `kmeans`: distance to the nearest centroid of the device's model trained on the previous 24 hours.
+  never the hour's own statistics, so a large anomaly cannot hide itself, and without the hours
+  found abnormal (incidents, confirmed readings), so a long fault does not become the baseline;
+- `kmeans`: distance to the nearest centroid of the device's model trained on the previous 24 hours;
+- `shift`: the mean of a metric over the last 10 minutes of readings more than 1.5 sigma from the same
+  trailing baseline: a sustained level shift or drift, flagged for as long as it lasts, since the
+  baseline leaves out the hours already found abnormal.
 """
 
 import hashlib
@@ -27,7 +31,13 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from iot_assets import plots, quality
-from iot_assets.assets.models import FEATURES, N_VALUE_FEATURES, AnomalyModelConfig, with_features
+from iot_assets.assets.models import (
+    FEATURES,
+    N_VALUE_FEATURES,
+    AnomalyModelConfig,
+    recorded_abnormal_spans,
+    with_features,
+)
 from iot_assets.conditions import follow_upstream_despite_gaps_in
 from iot_assets.metadata import table_metadata
 from iot_assets.partitions import HOUR, TRAILING_DAY, hourly_partitions, hours_in
@@ -35,7 +45,7 @@ from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
 from iot_assets.schemas import conform, table_schema
 
-METHODS = ("threshold", "zscore", "kmeans")
+METHODS = ("threshold", "zscore", "kmeans", "shift")
 SEVERITIES = ("low", "medium", "high", "critical")
 # Severity from how far past its limit a score goes, as a fraction of the limit.
 SEVERITY_BANDS = (0.25, 1.0, 3.0)
@@ -100,6 +110,11 @@ def severity(excess: Column) -> Column:
 def _hits(readings: DataFrame, found: list[tuple[Column, dict[str, Column]]]) -> DataFrame:
     """One row per (reading, true condition), with that condition's columns, in one pass over the
     readings: a union of one filter per condition would read them once per condition."""
+    if not found:   # e.g. no threshold rules for this channel
+        return readings.where(F.lit(False)).select(
+            "device_id", "event_time", "event_hour", F.lit(None).cast("string").alias("metric"),
+            *[F.lit(None).cast("double").alias(c) for c in ("value", "score", "limit")],
+            F.lit(None).cast("string").alias("severity"))
     hits = [F.when(cond, F.struct(*[c.alias(name) for name, c in cols.items()])) for cond, cols in found]
     return (readings.select("device_id", "event_time", "event_hour",
                             F.explode(F.array_compact(F.array(*hits))).alias("_hit"))
@@ -121,7 +136,29 @@ def threshold_anomalies(readings: DataFrame, rules: list[ThresholdRule], version
 BASELINE_OUTLIER_VARIANCE = 4.0
 
 
-def trailing_baseline(hourly_stats: DataFrame, hours: list) -> DataFrame:
+# A device-hour of which at least this share was abnormal (inside an incident, or confirmed
+# readings) is left out of the z-score baseline.
+ABNORMAL_HOUR_SHARE = 0.2
+
+
+def abnormal_hours(spans: DataFrame, hourly_stats: DataFrame, share: float = ABNORMAL_HOUR_SHARE) -> DataFrame:
+    """(device_id, event_hour) of the hours at least `share` abnormal: by time inside incidents, or
+    by confirmed readings out of the hour's readings (see models.abnormal_spans)."""
+    hour = F.col("event_hour")
+    parts = (spans.withColumn("event_hour", F.explode(F.sequence(F.date_trunc("hour", "span_start"),
+                                                                 F.date_trunc("hour", "span_end"), F.expr("INTERVAL 1 HOUR"))))
+             .withColumn("_s", F.unix_seconds(F.least("span_end", hour + F.expr("INTERVAL 1 HOUR")))
+                         - F.unix_seconds(F.greatest("span_start", hour))))
+    per = parts.groupBy("device_id", "event_hour").agg(
+        F.sum(F.when(F.col("kind") == "incident", F.col("_s")).otherwise(0)).alias("_covered"),
+        F.sum(F.when(F.col("kind") == "reading", 1).otherwise(0)).alias("_points"))
+    return (per.join(hourly_stats.select("device_id", "event_hour", "reading_count"), ["device_id", "event_hour"], "left")
+            .where((F.col("_covered") >= share * 3600)
+                   | (F.col("_points") >= share * F.coalesce(F.col("reading_count"), F.lit(0))))
+            .select("device_id", "event_hour"))
+
+
+def trailing_baseline(hourly_stats: DataFrame, hours: list, excluded: DataFrame | None = None) -> DataFrame:
     """Per device and target hour H, a trimmed baseline of each metric over the gold hours [H-24h, H).
 
     For each metric, hours whose within-hour variance exceeds BASELINE_OUTLIER_VARIANCE times the
@@ -130,8 +167,12 @@ def trailing_baseline(hourly_stats: DataFrame, hours: list) -> DataFrame:
     and the variance as mean within-hour variance + variance of the hourly means. Earlier anomalies
     therefore cannot inflate the baseline and hide the next one, while the daily cycle and load
     swings still count in full (trimming hours by their mean would cut off each day's warmest
-    hours and flag them the next day). The hour itself never contributes to its own baseline.
+    hours and flag them the next day). The hour itself never contributes to its own baseline, nor
+    do the `excluded` (device_id, event_hour) hours: those found abnormal (`abnormal_hours`), so a
+    sustained fault does not become the baseline.
     """
+    if excluded is not None:
+        hourly_stats = hourly_stats.join(excluded, ["device_id", "event_hour"], "left_anti")
     targets = hourly_stats.sparkSession.createDataFrame([(h.replace(tzinfo=None),) for h in hours], "target timestamp")
     keys = ["device_id", "baseline_hour"]
     rows = (hourly_stats.join(F.broadcast(targets), (F.col("event_hour") >= F.col("target") - F.expr("INTERVAL 24 HOURS"))
@@ -165,6 +206,41 @@ def zscore_anomalies(readings: DataFrame, baseline: DataFrame, limit: float, min
                        "limit": side.cast("double"), "severity": severity(F.abs(z) / limit - 1)}))
     version = f"zscore-{limit:g}sigma-24h"
     return _hits(joined, found).withColumn("method", F.lit("zscore")).withColumn("model_version", F.lit(version))
+
+
+# The shift test: a metric's mean over this trailing window of a device's readings (at least
+# SHIFT_MIN_READINGS of them) further than SHIFT_LIMIT baseline sigmas from the baseline mean.
+SHIFT_WINDOW = timedelta(minutes=10)
+SHIFT_MIN_READINGS = 5
+SHIFT_LIMIT = 1.5
+
+
+def shift_anomalies(readings: DataFrame, baseline: DataFrame, min_readings: int, scored_from=None,
+                    limit: float = SHIFT_LIMIT, window: timedelta = SHIFT_WINDOW,
+                    min_window_readings: int = SHIFT_MIN_READINGS) -> DataFrame:
+    """Sustained shifts: per device and metric, the trailing `window` mean of the readings against
+    the trailing 24-hour baseline's mean and sigma. The row's value is that window mean and its
+    limit the baseline mean +/- `limit` sigma. `readings` may start up to `window` before
+    `scored_from`, so the first minutes of an hour see the end of the previous one."""
+    trailing = Window.partitionBy("device_id").orderBy(F.unix_millis("event_time")).rangeBetween(
+        -int(window.total_seconds() * 1000) + 1, 0)
+    rolled = readings.select("device_id", "event_time", "event_hour",
+                             *[F.avg(m).over(trailing).alias(f"roll_{m}") for m in ZSCORE_METRICS],
+                             *[F.count(m).over(trailing).alias(f"n_{m}") for m in ZSCORE_METRICS])
+    if scored_from is not None:
+        rolled = rolled.where(F.col("event_time") >= F.lit(scored_from))
+    usable = baseline.where(F.col("baseline_n") >= min_readings)
+    joined = rolled.join(F.broadcast(usable), ["device_id", "event_hour"])
+    found = []
+    for m in ZSCORE_METRICS:
+        std, mean = F.col(f"std_{m}"), F.col(f"mean_{m}")
+        z = (F.col(f"roll_{m}") - mean) / std
+        side = F.when(z > 0, mean + std * limit).otherwise(mean - std * limit)
+        found.append(((std > 1e-9) & (F.col(f"n_{m}") >= min_window_readings) & (F.abs(z) > limit),
+                      {"metric": F.lit(m), "value": F.col(f"roll_{m}").cast("double"), "score": F.abs(z).cast("double"),
+                       "limit": side.cast("double"), "severity": severity(F.abs(z) / limit - 1)}))
+    version = f"shift-{limit:g}sigma-{int(window.total_seconds() // 60)}min-vs-24h"
+    return _hits(joined, found).withColumn("method", F.lit("shift")).withColumn("model_version", F.lit(version))
 
 
 def kmeans_anomalies(featured: DataFrame, models: DataFrame) -> DataFrame:
@@ -202,8 +278,8 @@ PERSISTENCE_WINDOW = timedelta(minutes=10)
 def with_verdict(found: DataFrame) -> DataFrame:
     """Add `confirmed`: the combined verdict on each reading, shared by all of its rows.
 
-    A reading is confirmed when a threshold rule or its device's KMeans model flags it, when a
-    z-score on it is at least of medium severity (1.25x the limit: 3.75 sigma by default), or when
+    A reading is confirmed when a threshold rule, its device's KMeans model or the shift test flags
+    it, when a z-score on it is at least of medium severity (1.25x the limit: 3.75 sigma by default), or when
     its z-score flag persists (PERSISTENT_FLAGS flags of that metric within PERSISTENCE_WINDOW).
     A lone z-score just past 3 sigma stays in the log, unconfirmed: on a signal whose load swings,
     that is where the normal signal's own tails lie (about 3 readings in 1,000 per metric for a
@@ -219,11 +295,15 @@ def with_verdict(found: DataFrame) -> DataFrame:
 
 
 def detect(readings: DataFrame, featured: DataFrame, baseline: DataFrame, models: DataFrame,
-           rules: ThresholdRules, cfg: AnomalyModelConfig) -> DataFrame:
-    """Every method's anomalies for the readings, with the combined verdict, conformed to the log schema."""
+           rules: ThresholdRules, cfg: AnomalyModelConfig, history: DataFrame | None = None,
+           scored_from=None) -> DataFrame:
+    """Every method's anomalies for the readings, with the combined verdict, conformed to the log schema.
+    `history`: the readings with the minutes before `scored_from`, for the shift test's trailing window."""
     found = (threshold_anomalies(readings, rules.parsed, rules.version)
              .unionByName(zscore_anomalies(readings, baseline, cfg.zscore_limit, cfg.min_baseline_readings))
-             .unionByName(kmeans_anomalies(featured, models)))
+             .unionByName(kmeans_anomalies(featured, models))
+             .unionByName(shift_anomalies(readings if history is None else history, baseline,
+                                          cfg.min_baseline_readings, scored_from)))
     return conform(with_verdict(found), AnomalyRecord)
 
 
@@ -282,8 +362,10 @@ def anomaly_log(context: AssetExecutionContext, spark: SparkResource, lake: Delt
     readings = silver.where(F.col("event_time") >= F.lit(w.start))
     models = lake.read_window(session, "device_anomaly_models", "event_hour", w.start, w.end)
     stats = lake.read_window(session, "device_hourly_stats", "event_hour", w.start - HOUR * 24, w.end - HOUR)
-    baseline = trailing_baseline(stats, hours_in(w)).persist()
-    log = detect(readings, featured, baseline, models, threshold_rules, anomaly_config).persist()
+    spans = recorded_abnormal_spans(session, lake, w.start - HOUR * 24, w.start)
+    baseline = trailing_baseline(stats, hours_in(w), None if spans is None else abnormal_hours(spans, stats)).persist()
+    log = detect(readings, featured, baseline, models, threshold_rules, anomaly_config,
+                 history=silver, scored_from=w.start).persist()
     try:
         written = lake.write_window(log, "anomaly_log", "event_hour", w)
         info = summary(log)
@@ -314,8 +396,7 @@ def anomaly_log(context: AssetExecutionContext, spark: SparkResource, lake: Delt
         "devices_without_zscore_baseline": MetadataValue.json(no_baseline),
         "threshold_rules_version": threshold_rules.version,
     }))
-    trailing = (lake.read_window(session, "anomaly_log", "event_hour", w.start - HOUR * 24, w.start),
-                stats.where(F.col("event_hour") < F.lit(w.start)))
+    trailing = (lake.read_window(session, "anomaly_log", "event_hour", w.start - HOUR * 24, w.start), stats)
     yield from quality.report(context, session, lake, anomaly_checks(
         lake.read_window(session, "anomaly_log", "event_hour", w.start, w.end), readings_by_hour, *trailing,
         quality_config))
@@ -340,17 +421,44 @@ def confirmed_readings(log: DataFrame) -> DataFrame:
     return log.where("confirmed").select("device_id", "event_time", "event_hour").distinct()
 
 
+def rate_spike_by_hour(confirmed: dict, readings: dict, hours: list, cfg: quality.DataQualityConfig,
+                       trailing: timedelta = timedelta(hours=24)) -> quality.Evaluation:
+    """Each hour's confirmed-anomaly rate against its own trailing 24 hours' rate, as its own run
+    would judge it: `confirmed` (confirmed readings) and `readings` (all readings) per hour must
+    cover the 24 hours before the first hour through the last."""
+    evals, limits, trailing_rates = [], {}, {}
+    for h in hours:
+        past = sum(n for k, n in confirmed.items() if h - trailing <= k < h)
+        seen = sum(n for k, n in readings.items() if h - trailing <= k < h)
+        base = past / seen if seen else 0.0
+        limit = max(cfg.anomaly_spike_factor * base, cfg.anomaly_spike_floor)
+        key = h.strftime("%Y-%m-%d-%H:%M")
+        limits[key], trailing_rates[key] = round(limit, 5), round(base, 5)
+        evals.append(quality.check_rate({h: confirmed.get(h, 0)}, {h: readings.get(h, 0)}, limit, "anomaly_log",
+                                        "check_anomaly_rate_spike", "confirmed anomalous readings"))
+    num = sum(confirmed.get(h, 0) for h in hours)
+    den = sum(readings.get(h, 0) for h in hours)
+    over = [e for e in evals if not e.passed]
+    text = (f"confirmed anomalous readings rate {num / den if den else 0:.2%}, every hour under its own limit"
+            if not over else f"confirmed anomalous readings rate above its hour's limit in {len(over)} partition(s)")
+    by_partition = {k: v for e in evals for k, v in e.by_partition.items()}
+    return quality.Evaluation("anomaly_log", "check_anomaly_rate_spike", evals[0].severity if evals else quality.WARN,
+                              not over, by_partition, text,
+                              {"rate": round(num / den, 4) if den else 0.0, "limit_by_hour": limits,
+                               "trailing_rate_by_hour": trailing_rates,
+                               "examples": [x for e in over for x in e.detail["examples"]][:quality.EXAMPLES]})
+
+
 def anomaly_checks(log: DataFrame, readings_by_hour: dict, trailing_log: DataFrame, trailing_stats: DataFrame,
                    cfg: quality.DataQualityConfig) -> list[quality.Evaluation]:
-    """Schema conformance, and the confirmed-anomaly rate against the trailing 24 hours' rate."""
-    past = confirmed_readings(trailing_log).count()
-    seen = trailing_stats.agg(F.sum("reading_count")).first()[0] or 0
-    baseline = past / seen if seen else 0.0
-    limit = max(cfg.anomaly_spike_factor * baseline, cfg.anomaly_spike_floor)
-    spike = quality.check_rate(quality.counts_by(confirmed_readings(log), "event_hour"),
-                               readings_by_hour, limit, "anomaly_log",
-                               "check_anomaly_rate_spike", "confirmed anomalous readings")
-    spike.detail["trailing_rate"] = round(baseline, 5)
+    """Schema conformance, and each hour's confirmed-anomaly rate against its own trailing 24 hours'
+    rate (in a range run too: `trailing_log` and `trailing_stats` cover the 24 hours before the
+    range's first hour through its last)."""
+    confirmed = quality.counts_by(confirmed_readings(trailing_log.unionByName(log)), "event_hour")
+    seen = {quality.partition_value(r["event_hour"]): int(r["n"] or 0) for r in
+            trailing_stats.groupBy("event_hour").agg(F.sum("reading_count").alias("n")).collect()}
+    hours = sorted(readings_by_hour)
+    spike = rate_spike_by_hour(confirmed, {**seen, **readings_by_hour}, hours, cfg)
     return [
         quality.check_schema(log, AnomalyRecord, "anomaly_log", "check_anomaly_log_schema", "event_hour",
                              ["device_id", "event_time", "metric", "method"]),

@@ -1,8 +1,14 @@
 """Per-device KMeans anomaly models, trained on each device's trailing 24 hours of silver.
 
 The model of hour H is trained on hours H-24 .. H-1 and scores hour H, so no reading is
-scored by a model that saw it. Training is one grouped Spark job (`applyInPandas` per device),
-not a loop of Spark jobs; each device's KMeans is a few milliseconds of numpy.
+scored by a model that saw it. Training uses normal readings only: those the anomaly log of earlier
+hours confirmed, or that fall inside an incident, are left out, so a fault that lasts longer than
+an hour does not become the model's normal. Verdicts are the ones on record when the model is
+trained: a range run trains every hour of the range before scoring any, so inside the range only
+the verdicts of hours before the range count (the hourly schedule sees every earlier hour's).
+
+Training is one grouped Spark job (`applyInPandas` per device), not a loop of Spark jobs; each
+device's KMeans is a few milliseconds of numpy.
 """
 
 import hashlib
@@ -42,6 +48,8 @@ FEATURES = FEATURE_METRICS + tuple(f"{m}_log_spread" for m in FEATURE_METRICS)
 N_VALUE_FEATURES = len(FEATURE_METRICS)
 TRAINING_HOURS = 24
 DISTANCE_QUANTILES = 101
+# Which readings a model is trained on (recorded on every model row).
+TRAINING_POLICY = "trailing-24h-normal-only"
 
 
 class AnomalyModelConfig(ConfigurableResource):
@@ -80,6 +88,9 @@ class DeviceAnomalyModel(pa.DataFrameModel):
     training_end: T.TimestampType() = pa.Field(nullable=False)
     trained_at: T.TimestampType() = pa.Field(nullable=False)
     artifact_uri: T.StringType() = pa.Field(nullable=True)
+    training_policy: T.StringType() = pa.Field(nullable=True, description="which readings it was trained on")
+    excluded_rows: T.LongType() = pa.Field(nullable=True, ge=0,
+                                           description="readings of its window left out as anomalous")
 
 
 def with_features(silver: DataFrame) -> DataFrame:
@@ -90,6 +101,27 @@ def with_features(silver: DataFrame) -> DataFrame:
         spread = F.log10(F.stddev_samp(m).over(w) + F.lit(1e-3))
         df = df.withColumn(f"{m}_log_spread", F.when(F.col("_n") >= ROLLING_READINGS, spread))
     return df.drop("_n")
+
+
+def abnormal_spans(confirmed: DataFrame, incident_rows: DataFrame) -> DataFrame:
+    """(device_id, span_start, span_end): each confirmed reading, and each incident from its opening
+    to its latest confirmed reading."""
+    points = confirmed.select("device_id", F.col("event_time").alias("span_start"), F.col("event_time").alias("span_end"),
+                              F.lit("reading").alias("kind"))
+    spans = incident_rows.groupBy("device_id", "incident_id").agg(
+        F.min("opened_at").alias("span_start"), F.max("last_flag_at").alias("span_end")).drop("incident_id") \
+        .withColumn("kind", F.lit("incident"))
+    return points.unionByName(spans)
+
+
+def with_normal_flag(featured: DataFrame, spans: DataFrame) -> DataFrame:
+    """Add `normal`: false for readings inside an abnormal span of their device."""
+    hit = (featured.select("device_id", "event_time").join(
+        spans, (featured["device_id"] == spans["device_id"]) & (featured["event_time"] >= spans["span_start"])
+        & (featured["event_time"] <= spans["span_end"])).select(featured["device_id"], featured["event_time"])
+           .distinct().withColumn("_abnormal", F.lit(True)))
+    return (featured.join(hit, ["device_id", "event_time"], "left")
+            .withColumn("normal", F.col("_abnormal").isNull()).drop("_abnormal"))
 
 
 def kmeans(x: np.ndarray, k: int, iterations: int, seed: int) -> np.ndarray:
@@ -143,15 +175,16 @@ _TRAIN_OUT = T.StructType([
     T.StructField("feature_means", T.ArrayType(T.DoubleType())),
     T.StructField("feature_stds", T.ArrayType(T.DoubleType())),
     T.StructField("distance_threshold", T.DoubleType()), T.StructField("training_rows", T.LongType()),
-    T.StructField("distance_quantiles", T.ArrayType(T.DoubleType())),
+    T.StructField("excluded_rows", T.LongType()), T.StructField("distance_quantiles", T.ArrayType(T.DoubleType())),
 ])
 
 
 def train_models(featured: DataFrame, devices: DataFrame, model_hours: list[datetime],
                  cfg: AnomalyModelConfig) -> DataFrame:
-    """One row per (device, model hour): each model hour H trains on featured rows in [H-24h, H).
+    """One row per (device, model hour): each model hour H trains on featured rows in [H-24h, H)
+    whose `normal` column is true (all rows when there is none).
 
-    Every device in `devices` gets a row, `insufficient_data` when it has too few readings.
+    Every device in `devices` gets a row, `insufficient_data` when it has too few normal readings.
     """
     params = {"k": cfg.k, "min_training_rows": cfg.min_training_rows, "max_iterations": cfg.max_iterations,
               "seed": cfg.seed, "distance_percentile": cfg.distance_percentile,
@@ -161,14 +194,16 @@ def train_models(featured: DataFrame, devices: DataFrame, model_hours: list[date
     rows = (featured.where(F.col("temperature_log_spread").isNotNull())
             .join(F.broadcast(hours), (F.col("event_time") >= F.col("model_hour") - F.expr(f"INTERVAL {TRAINING_HOURS} HOURS"))
                   & (F.col("event_time") < F.col("model_hour")))
-            .select("device_id", "model_hour", *FEATURES))
+            .select("device_id", "model_hour", *FEATURES,
+                    (F.col("normal") if "normal" in featured.columns else F.lit(True)).alias("normal")))
     devices = devices.select("device_id").distinct().crossJoin(F.broadcast(hours))
 
     def fit(pdf: pd.DataFrame) -> pd.DataFrame:
-        x = pdf[list(FEATURES)].to_numpy(dtype=float)
+        normal = pdf["normal"].to_numpy(dtype=bool)
+        x = pdf.loc[normal, list(FEATURES)].to_numpy(dtype=float)
         out = train_device(x, params)
         return pd.DataFrame([{"device_id": pdf["device_id"].iloc[0], "event_hour": pdf["model_hour"].iloc[0],
-                              **out, "training_rows": len(x)}])
+                              **out, "training_rows": len(x), "excluded_rows": int((~normal).sum())}])
 
     trained = rows.groupBy("device_id", "model_hour").applyInPandas(fit, schema=_TRAIN_OUT)
     # Devices with no training rows at all for an hour still get a row saying so. They are found
@@ -177,12 +212,13 @@ def train_models(featured: DataFrame, devices: DataFrame, model_hours: list[date
                .select("device_id", F.col("model_hour").alias("event_hour"), F.lit("insufficient_data").alias("status"),
                        F.lit(0).alias("k"), F.lit(None).alias("centroids"), F.lit(None).alias("feature_means"),
                        F.lit(None).alias("feature_stds"), F.lit(None).cast("double").alias("distance_threshold"),
-                       F.lit(0).cast("long").alias("training_rows")))
+                       F.lit(0).cast("long").alias("training_rows"), F.lit(0).cast("long").alias("excluded_rows")))
     return (trained.unionByName(missing, allowMissingColumns=True)
             .withColumn("model_version", F.concat(F.lit(cfg.version_tag + "@"),
                                                   F.date_format("event_hour", "yyyy-MM-dd'T'HH")))
             .withColumn("training_start", F.col("event_hour") - F.expr(f"INTERVAL {TRAINING_HOURS} HOURS"))
             .withColumn("training_end", F.col("event_hour"))
+            .withColumn("training_policy", F.lit(TRAINING_POLICY))
             .withColumn("trained_at", F.current_timestamp()))
 
 
@@ -217,8 +253,11 @@ def device_anomaly_models(context: AssetExecutionContext, spark: SparkResource, 
     silver = lake.read_window(session, "silver_sensor_readings", "event_hour",
                               window.start - HOUR * TRAINING_HOURS, window.end - HOUR)
     registry = lake.read(session, "device_registry")
-    models = train_models(with_features(silver), registry, hours, anomaly_config).persist()
+    spans = recorded_abnormal_spans(session, lake, window.start - HOUR * TRAINING_HOURS, window.start)
+    featured = with_features(silver) if spans is None else with_normal_flag(with_features(silver), spans)
+    models = train_models(featured, registry, hours, anomaly_config).persist()
     try:
+        excluded = int(models.agg(F.sum("excluded_rows")).first()[0] or 0)
         artifacts = _write_artifacts(models, hours, lake.bucket, anomaly_config.version_tag, aws)
         with_uri = models.join(F.broadcast(session.createDataFrame(list(artifacts.items()), "event_hour timestamp, artifact_uri string")),
                                "event_hour", "left")
@@ -230,11 +269,27 @@ def device_anomaly_models(context: AssetExecutionContext, spark: SparkResource, 
     chart = plots.distance_chart(distances, f"models for {hours[-1]:%Y-%m-%d %H:00} UTC: training distances")
     yield MaterializeResult(metadata=table_metadata(
         written, DeviceAnomalyModel, models_by_status=status, model_version=anomaly_config.version_tag,
+        training_policy=TRAINING_POLICY, readings_excluded_from_training=excluded,
         training_seconds=round(time.monotonic() - began, 2),
         training_distance_chart=plots.markdown_image(chart, "training distance distribution with threshold")))
     devices = registry.select("device_id").distinct().count()
     yield from quality.report(context, session, lake, model_checks(
         lake.read_window(session, "device_anomaly_models", "event_hour", window.start, window.end), devices, hours))
+
+
+def recorded_abnormal_spans(session, lake: DeltaLakehouse, start: datetime, end: datetime) -> DataFrame | None:
+    """The abnormal spans on record for [start, end): confirmed readings of the anomaly log and the
+    incidents; None before either table exists."""
+    if not lake.exists(session, "anomaly_log"):
+        return None
+    confirmed = lake.read_window(session, "anomaly_log", "event_hour", start, end).where("confirmed") \
+        .select("device_id", "event_time").distinct()
+    if lake.exists(session, "anomaly_incidents"):
+        incidents = lake.read_window(session, "anomaly_incidents", "event_hour", start, end)
+    else:
+        incidents = session.createDataFrame([], "device_id string, incident_id string, opened_at timestamp, "
+                                                "last_flag_at timestamp")
+    return abnormal_spans(confirmed, incidents)
 
 
 def distance_frame(models: DataFrame, hour: datetime) -> pd.DataFrame:

@@ -51,8 +51,7 @@ def build_resources() -> dict:
             threshold_margin=float(get("IOT_KMEANS_THRESHOLD_MARGIN"))),
         "alert_sinks": AlertSinks(
             aws=aws, sns_topic=v("IOT_ALERT_SNS_TOPIC"), metrics_namespace=v("IOT_ALERT_METRICS_NAMESPACE"),
-            slack_webhook_url=v("IOT_ALERT_SLACK_WEBHOOK_URL"), ui_url=v("IOT_DAGSTER_UI_URL"),
-            critical_anomalies=int(get("IOT_ALERT_CRITICAL_ANOMALIES"))),
+            slack_webhook_url=v("IOT_ALERT_SLACK_WEBHOOK_URL"), ui_url=v("IOT_DAGSTER_UI_URL")),
     }
 
 

@@ -1,0 +1,194 @@
+"""Incidents: what an operator acts on, one per stretch of a device's confirmed anomalous readings.
+
+Confirmed readings of a device closer than `gap` to each other form one incident. It opens at its
+first confirmed reading and closes at its last one once `gap` has passed with no other; until then
+it stays open (`closed_at` null), also across hours: hour H+1 continues the incidents open at the
+end of H. Each hourly partition holds the state, at the end of that hour, of every incident active
+in it (opened, continued or closed there), so the newest row of an incident is its current state.
+
+A range run reads the incidents open at the end of the hour before the range and sessionises the
+whole range in one Spark job, so each hour gets exactly the rows its own run would give it.
+"""
+
+from datetime import timedelta
+
+import pandera.pyspark as pa
+import pyspark.sql.types as T
+from dagster import (
+    AssetDep,
+    AssetExecutionContext,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from iot_assets import quality
+from iot_assets.assets.anomalies import SEVERITIES
+from iot_assets.conditions import FOLLOW_UPSTREAM
+from iot_assets.metadata import table_metadata
+from iot_assets.partitions import HOUR, hourly_partitions, hours_in
+from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
+from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
+from iot_assets.schemas import conform, struct_type, table_schema
+
+# Confirmed readings of a device further apart than this belong to different incidents.
+INCIDENT_GAP = timedelta(minutes=10)
+# At most this many opened incidents are listed in a materialisation's metadata (for the alerts).
+MAX_LISTED = 200
+
+
+class IncidentRecord(pa.DataFrameModel):
+    """The state of one incident at the end of an hour in which it was active."""
+
+    incident_id: T.StringType() = pa.Field(nullable=False, description="device and opening time")
+    device_id: T.StringType() = pa.Field(nullable=False)
+    opened_at: T.TimestampType() = pa.Field(nullable=False, description="its first confirmed reading")
+    closed_at: T.TimestampType() = pa.Field(nullable=True, description="its last confirmed reading; null while open")
+    last_flag_at: T.TimestampType() = pa.Field(nullable=False, description="its latest confirmed reading so far")
+    peak_severity: T.StringType() = pa.Field(nullable=False, isin=list(SEVERITIES))
+    methods: T.StringType() = pa.Field(nullable=False, description="methods that flagged it, comma-separated")
+    metrics: T.StringType() = pa.Field(nullable=False, description="metrics flagged, comma-separated")
+    first_detected_by: T.StringType() = pa.Field(nullable=False, description="methods flagging its first reading")
+    readings: T.LongType() = pa.Field(nullable=False, ge=1, description="confirmed readings so far")
+    opened_in_hour: T.TimestampType() = pa.Field(nullable=False, description="the hour whose run first reported it")
+    event_hour: T.TimestampType() = pa.Field(nullable=False, description="partition: the hour this state is for")
+
+
+def _rank(col):
+    return F.array_position(F.array(*[F.lit(s) for s in SEVERITIES]), col).cast("int")
+
+
+def _sorted_set(col):
+    return F.array_join(F.array_sort(F.array_distinct(col)), ",")
+
+
+def incidents(log: DataFrame, carried: DataFrame, first_hour, last_hour, gap: timedelta = INCIDENT_GAP) -> DataFrame:
+    """The incidents' states for each hour in [first_hour, last_hour].
+
+    `log`: anomaly-log rows of those hours (only `confirmed` ones count); `carried`: incident rows
+    of the hour before `first_hour` (those still open continue).
+    """
+    gap_s = int(gap.total_seconds())
+    readings = (log.where("confirmed").groupBy("device_id", "event_time")
+                .agg(F.max(_rank(F.col("severity"))).alias("sev"), F.collect_set("method").alias("m"),
+                     F.collect_set("metric").alias("x"))
+                .select("device_id", "event_time", "sev", "m", "x", F.col("m").alias("first_by"),
+                        F.lit(1).cast("long").alias("n"), F.lit(None).cast("string").alias("incident_id"),
+                        F.col("event_time").alias("opened_at"),
+                        F.date_trunc("hour", "event_time").alias("opened_in_hour")))
+    seeds = carried.where(F.col("closed_at").isNull()).select(
+        "device_id", F.col("last_flag_at").alias("event_time"), _rank(F.col("peak_severity")).alias("sev"),
+        F.split("methods", ",").alias("m"), F.split("metrics", ",").alias("x"),
+        F.split("first_detected_by", ",").alias("first_by"), F.col("readings").alias("n"),
+        "incident_id", "opened_at", "opened_in_hour")
+    rows = seeds.unionByName(readings)
+    order = Window.partitionBy("device_id").orderBy("event_time")
+    prev = F.lag("event_time").over(order)
+    rows = rows.withColumn("_new", F.when(prev.isNull() | (F.unix_seconds("event_time") - F.unix_seconds(prev) > gap_s), 1)
+                           .otherwise(0)).withColumn("_session", F.sum("_new").over(order))
+    run = Window.partitionBy("device_id", "_session").orderBy("event_time").rowsBetween(Window.unboundedPreceding, 0)
+    whole = Window.partitionBy("device_id", "_session").orderBy("event_time")
+    first = lambda c: F.first(c).over(whole)  # noqa: E731  (the session's first row: a carried incident if any)
+    cum = rows.select(
+        "device_id", "_session", F.col("event_time").alias("last_flag_at"),
+        F.date_trunc("hour", "event_time").alias("_hour"),
+        first("opened_at").alias("opened_at"), first("incident_id").alias("_carried_id"),
+        first("first_by").alias("first_by"), first("opened_in_hour").alias("opened_in_hour"),
+        F.max("sev").over(run).alias("sev"), F.sum("n").over(run).alias("readings"),
+        F.flatten(F.collect_list("m").over(run)).alias("m"), F.flatten(F.collect_list("x").over(run)).alias("x"))
+    # The state after the last reading of each (incident, hour), valid until its next reading's hour.
+    last_in_hour = Window.partitionBy("device_id", "_session", "_hour").orderBy(F.desc("last_flag_at"))
+    snaps = (cum.withColumn("_k", F.row_number().over(last_in_hour)).where("_k = 1")
+             .withColumn("_next", F.lead("_hour").over(Window.partitionBy("device_id", "_session").orderBy("_hour"))))
+    closes = F.col("last_flag_at") + F.expr(f"INTERVAL {gap_s} SECONDS")
+    close_hour = F.date_trunc("hour", closes - F.expr("INTERVAL 1 MICROSECOND"))
+    until = F.least(F.coalesce(F.col("_next") - F.expr("INTERVAL 1 HOUR"), close_hour), close_hour,
+                    F.lit(last_hour.replace(tzinfo=None)).cast("timestamp"))
+    since = F.greatest(F.col("_hour"), F.lit(first_hour.replace(tzinfo=None)).cast("timestamp"))
+    out = (snaps.where(since <= until)
+           .withColumn("event_hour", F.explode(F.sequence(since, until, F.expr("INTERVAL 1 HOUR"))))
+           .withColumn("closed_at", F.when(closes <= F.col("event_hour") + F.expr("INTERVAL 1 HOUR"), F.col("last_flag_at")))
+           .withColumn("incident_id", F.coalesce("_carried_id", F.concat_ws(
+               "@", "device_id", F.date_format("opened_at", "yyyy-MM-dd'T'HH:mm:ss.SSSSSS"))))
+           .withColumn("peak_severity", F.element_at(F.array(*[F.lit(s) for s in SEVERITIES]), F.col("sev")))
+           .withColumn("methods", _sorted_set(F.col("m"))).withColumn("metrics", _sorted_set(F.col("x")))
+           .withColumn("first_detected_by", _sorted_set(F.col("first_by"))))
+    return conform(out, IncidentRecord)
+
+
+def opened(incident_rows: DataFrame) -> DataFrame:
+    """The incidents first reported in their row's hour: each incident once, in the hour it opened."""
+    return incident_rows.where(F.col("opened_in_hour") == F.col("event_hour"))
+
+
+def incident_summary(incident_rows: DataFrame) -> dict:
+    """Opened, open and closed incidents in the window, and the opened ones (for one alert each)."""
+    new = opened(incident_rows).orderBy("opened_at", "device_id").collect()
+    counts = incident_rows.agg(
+        F.countDistinct("incident_id").alias("active"),
+        F.countDistinct(F.when(F.col("closed_at").isNotNull(), F.col("incident_id"))).alias("closed")).first()
+    return {
+        "incidents_opened": len(new), "incidents_active": int(counts["active"] or 0),
+        "incidents_closed": int(counts["closed"] or 0),
+        "opened": [{"incident_id": r["incident_id"], "device_id": r["device_id"], "opened_at": r["opened_at"].isoformat(),
+                    "peak_severity": r["peak_severity"], "methods": r["methods"], "metrics": r["metrics"],
+                    "first_detected_by": r["first_detected_by"], "readings": int(r["readings"]),
+                    "hour": r["event_hour"].isoformat()} for r in new[:MAX_LISTED]],
+    }
+
+
+def incident_checks(rows: DataFrame) -> list[quality.Evaluation]:
+    return [
+        quality.check_schema(rows, IncidentRecord, "anomaly_incidents", "check_anomaly_incidents_schema", "event_hour",
+                             ["incident_id", "device_id", "opened_at"]),
+        quality.check_unique(rows, ["incident_id"], "anomaly_incidents", "check_anomaly_incidents_unique",
+                             "event_hour"),
+    ]
+
+
+@asset(
+    partitions_def=hourly_partitions,
+    deps=[AssetDep("anomaly_log")],
+    backfill_policy=BackfillPolicy.single_run(),
+    retry_policy=SPARK_RETRY_POLICY,
+    automation_condition=FOLLOW_UPSTREAM,
+    group_name="anomalies",
+    kinds={"spark", "delta", "s3"},
+    pool=LAKE_WRITER_POOL,
+    metadata={"dagster/column_schema": table_schema(IncidentRecord)},
+    check_specs=[
+        quality.spec("anomaly_incidents", "check_anomaly_incidents_schema",
+                     "Columns, types and severities agree with the IncidentRecord pandera model."),
+        quality.spec("anomaly_incidents", "check_anomaly_incidents_unique",
+                     "Each incident has one row per hour."),
+    ],
+)
+def anomaly_incidents(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse):
+    """One row per incident and hour in which it was active: a stretch of a device's confirmed
+    anomalous readings (gaps under 10 minutes), with when it opened and closed (null while open),
+    peak severity, methods and metrics involved, readings, and the methods that saw it first.
+    Incidents open at the end of the previous hour continue. Alerts go out once per opened incident.
+    """
+    w = context.partition_time_window
+    session = spark.session
+    hours = hours_in(w)
+    log = lake.read_window(session, "anomaly_log", "event_hour", w.start, w.end)
+    if lake.exists(session, "anomaly_incidents"):
+        carried = lake.read_window(session, "anomaly_incidents", "event_hour", w.start - HOUR, w.start)
+    else:
+        carried = session.createDataFrame([], struct_type(IncidentRecord))
+    rows = incidents(log, carried, hours[0], hours[-1]).persist()
+    try:
+        written = lake.write_window(rows, "anomaly_incidents", "event_hour", w)
+        info = incident_summary(rows)
+    finally:
+        rows.unpersist()
+    yield MaterializeResult(metadata=table_metadata(written, IncidentRecord, **{
+        "incidents_opened": info["incidents_opened"], "incidents_active": info["incidents_active"],
+        "incidents_closed": info["incidents_closed"], "opened_incidents": MetadataValue.json(info["opened"]),
+    }))
+    yield from quality.report(context, session, lake, incident_checks(
+        lake.read_window(session, "anomaly_incidents", "event_hour", w.start, w.end)))
