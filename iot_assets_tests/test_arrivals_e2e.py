@@ -132,6 +132,8 @@ def test_the_next_hour_keeps_only_its_own_records_of_an_early_file(fed):
     assert len(batch.payloads) == 1 and batch.routed_elsewhere == 1
 
 
+@pytest.mark.xfail(strict=True, reason="known defect, open in issue 15: the raw check counts the unplaced object, "
+                   "but no unplaced_object row reaches that hour's bronze_quarantine yet")
 def test_a_key_naming_no_valid_hour_is_a_quarantine_row_that_names_it(fed, spark):
     _, run, _, lake, landing, _ = fed
     modified = hour_of(datetime.now(timezone.utc))      # where the unplaced object arrived
@@ -141,6 +143,5 @@ def test_a_key_naming_no_valid_hour_is_a_quarantine_row_that_names_it(fed, spark
     assert checks["check_landing_keys_name_an_hour"].metadata["unplaced_objects"].value == 1
     rows = lake.read_window(spark, "bronze_quarantine", "batch_hour", modified, modified + HOUR).collect()
     unplaced = [r for r in rows if r["reason"] == reasons.UNPLACED_OBJECT]
-    print([(r["reason"], r["reason_detail"]) for r in rows])
     assert len(unplaced) == 1 and "hour=25 is not a valid hour" in unplaced[0]["reason_detail"]
     assert f"{landing.prefix}/dt=" in unplaced[0]["reason_detail"] and unplaced[0]["arrival_id"].startswith("s3://")
