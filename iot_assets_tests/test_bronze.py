@@ -50,8 +50,8 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def parsed(spark):
-    rows = [(HOUR, i, text, None, "simulator", None, None, None, None, None) for i, (_, text, _) in enumerate(CASES)]
-    rows.append((HOUR, len(CASES), None, "//79/w==", "simulator", None, None, None, None, None))  # not UTF-8
+    rows = [(f"test:{i}", HOUR, i, text, None, "simulator", None, None, None, None, None) for i, (_, text, _) in enumerate(CASES)]
+    rows.append(("test:utf8", HOUR, len(CASES), None, "//79/w==", "simulator", None, None, None, None, None))  # not UTF-8
     df = spark.createDataFrame(rows, ENVELOPE).withColumn("source_object", F.lit("s3a://b/raw/x"))
     return parse_raw(df).select("record_index", "reason", "reason_detail").orderBy("record_index").collect()
 
@@ -74,7 +74,7 @@ def test_details_name_the_field(parsed):
 
 def test_split_reconciles_and_keeps_drift(spark):
     texts = [rec(), rec(firmware="1.2.3"), "{oops"]
-    rows = [(HOUR, i, t, None, "kinesis", "shard-0", str(100 + i), "dev-0001", HOUR, None) for i, t in enumerate(texts)]
+    rows = [(f"kinesis:s/shard-0/{100 + i}", HOUR, i, t, None, "kinesis", "shard-0", str(100 + i), "dev-0001", HOUR, None) for i, t in enumerate(texts)]
     df = spark.createDataFrame(rows, ENVELOPE).withColumn("source_object", F.lit("s3a://b/raw/x"))
     good, bad = split_bronze(parse_raw(df))
     good_rows = good.orderBy("record_index").collect()
