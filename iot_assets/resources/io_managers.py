@@ -298,6 +298,9 @@ class S3KinesisRawIOManager(ConfigurableIOManager):
 
     def load_input(self, context: InputContext) -> list[RawObject]:
         keys = context.asset_partition_keys if context.has_asset_partitions else []
+        if not keys:        # e.g. an hour that is not complete yet: never read it as an empty hour
+            raise ValueError("raw_sensor_batches: no raw partition maps to this step's partition (an hour that "
+                             "is not complete yet?); an hour is never read as empty")
         out = []
         for pk in keys:
             objects = self.hour_objects(parse_hour_key(pk))
