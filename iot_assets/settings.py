@@ -43,6 +43,10 @@ SETTINGS: tuple[Setting, ...] = (
             "sensor requests an hour once it has ended and this much more time has passed."),
     Setting("IOT_LANDING_PREFIX", "landing",
             "Key prefix where producers land files themselves (Firehose-style), watched by `s3_landing_sensor`."),
+    Setting("IOT_MAX_OBJECT_EXPANDED_BYTES", str(256 << 20),
+            "Most bytes one landed object may hold once decompressed (and most records: this / 64). A larger "
+            "object (a gzip bomb) is refused as one `object_too_large` quarantine row. Firehose writes objects of "
+            "at most 128 MiB before compression."),
     Setting("IOT_KINESIS_SENSOR_INTERVAL_SECONDS", "30", "Seconds between ticks of `kinesis_arrival_sensor`."),
     Setting("IOT_S3_SENSOR_INTERVAL_SECONDS", "30", "Seconds between ticks of `s3_landing_sensor`."),
     Setting("IOT_S3_SENSOR_OVERLAP_SECONDS", "300",

@@ -20,7 +20,7 @@ from iot_assets.resources.io_managers import S3KinesisRawIOManager
 from iot_assets.resources.lakehouse import DeltaLakehouse
 from iot_assets.resources.landing import LandingZone
 from iot_assets.sensors.s3_arrivals import LANDING_RUN_CONFIG
-from iot_assets_tests.bad_input import BAD_DEVICE_IDS, FIXTURES, HOUR, expected_outcomes, names
+from iot_assets_tests.bad_input import BAD_DEVICE_IDS, HOUR, body, expected_outcomes, names
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +33,7 @@ def landed(resources, spark):
     aws, bucket = resolved("aws"), resolved("lake").bucket
     landing = LandingZone(aws=aws, bucket=bucket, prefix=f"landing-{uid}")
     for name in names():
-        aws.s3.put_object(Bucket=bucket, Key=raw_key(landing.prefix, HOUR, name), Body=(FIXTURES / name).read_bytes())
+        aws.s3.put_object(Bucket=bucket, Key=raw_key(landing.prefix, HOUR, name), Body=body(name))
     lake = DeltaLakehouse(bucket=bucket, prefix=f"bad{uid}")
     raw_io = S3KinesisRawIOManager(aws=aws, bucket=bucket, prefix=f"raw-{uid}")
     result = materialize_hours(HOUR, HOUR, resources={**defs.resources, "landing": landing, "lake": lake,
@@ -70,8 +70,9 @@ def test_counts_reconcile_and_every_reason_is_as_the_corpus_says(landed):
 def test_accepted_timestamps_are_utc_and_in_the_hour(landed):
     _, t, _, _, _ = landed
     times = sorted(r[0].strftime("%H:%M:%S.%f") for r in t["silver_sensor_readings"].select("event_time").collect())
-    assert times == ["12:17:00.000000", "12:18:00.000000", "12:19:00.000000", "12:20:00.250000",
-                     "12:21:00.000000", "12:25:00.000000", "12:26:00.000000", "12:29:00.000000", "12:30:00.000000"]
+    minutes = [17, 18, 19, 20, 21, 25, 26, 29, *range(30, 46)]
+    assert times == sorted([f"12:{m}:00.{250000 if m == 20 else 0:06d}" for m in minutes]
+                           + [f"12:46:{s:02d}.000000" for s in range(16)])
 
 
 def test_bad_device_ids_never_reach_a_key_or_path(landed):

@@ -66,11 +66,9 @@ def test_every_check_passes_on_clean_hours_and_is_logged(runs, spark, lake):
         assert recon.metadata["failed_rows"].value == 0 and recon.metadata["passed_rows"].value > 0
         log = lake.read(spark, "data_quality_log").where(F.col("run_id") == result.run_id)
         assert log.where("status = 'failed'").count() == 0
-        # Every check of ours is logged (Dagster's own freshness check is not ours to log). The raw
-        # step's arrival checks run without Spark and are not logged there yet (open in issue 15).
-        arrival_checks = {"check_raw_reconciles_arrivals", "check_landing_keys_name_an_hour"}
-        assert arrival_checks <= names
-        ours = {n for n in names if n.startswith("check_")} - arrival_checks
+        # Every check of ours is logged, from arrival on (Dagster's own freshness check is not ours to log).
+        assert {"check_raw_reconciles_arrivals", "check_landing_keys_name_an_hour"} <= names
+        ours = {n for n in names if n.startswith("check_")}
         assert {r[0] for r in log.select("check_name").distinct().collect()} == ours
 
 

@@ -13,6 +13,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from iot_assets import quality, reasons
+from iot_assets.framing import MAX_RECORD_BYTES
 from iot_assets.metadata import table_metadata
 from iot_assets.partitions import hourly_partitions
 from iot_assets.resources.io_managers import RawObject
@@ -22,8 +23,9 @@ from iot_assets.schemas import conform, table_schema
 
 NUMERIC_FIELDS = ("temperature", "humidity", "pressure", "vibration", "battery_level", "signal_strength")
 REQUIRED_FIELDS = ("device_id", "timestamp", *NUMERIC_FIELDS, "status")
-DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
-MAX_RECORD_BYTES = 64 * 1024
+# `(?![\s\S])` is the end of the text in Java and Python alike: `$` also matches before a final
+# line break, so "dev-0003\n" would pass.
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}(?![\s\S])"
 KEPT_PAYLOAD_CHARS = 8 * 1024
 
 # One line of a raw batch object, as the raw IO manager writes it: the record exactly as it
@@ -43,8 +45,15 @@ ENVELOPE = T.StructType([
 ])
 
 # Every field is read as text, so a wrong type yields a precise reason instead of a null.
-_PAYLOAD_TEXT = T.StructType([T.StructField(f, T.StringType()) for f in REQUIRED_FIELDS]
-                             + [T.StructField("_corrupt_record", T.StringType())])
+_PAYLOAD_TEXT = T.StructType([T.StructField(f, T.StringType()) for f in REQUIRED_FIELDS])
+# The payload is parsed inside a wrapper that ends with a sentinel key: Jackson stops after the
+# first JSON value, so text after it (`{..} garbage`, `{..}{..}`) is seen only as a wrapper that
+# does not parse or lacks its sentinel. One parse serves both.
+_END = "__iot_assets_end__"
+_WRAPPED = T.StructType([T.StructField("v", _PAYLOAD_TEXT), T.StructField(_END, T.StringType()),
+                         T.StructField("_corrupt_record", T.StringType())])
+_STRICT = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record", "allowSingleQuotes": "false"}
+_CORRUPT_ONLY = T.StructType([T.StructField("_corrupt_record", T.StringType())])
 _EXTRA = T.MapType(T.StringType(), T.StringType())
 
 
@@ -104,20 +113,59 @@ _RFC2822 = [rf"try_to_timestamp(regexp_replace(ts_text, '^[A-Za-z]{{3}},\\s*', '
             for z in ("Z", "z")]
 
 
+# A JSON number (as Jackson renders it: "48.5", "1.79431320025E9") or plain decimal text. Java's
+# parser, behind Spark's cast, also takes "21.5d", "2.2f", "0x1.2p1", " 1 " and "Infinity".
 _NUMBER = r"^-?\d+(\.\d*)?([eE][+-]?\d+)?$"
+# ISO text must carry a date and a time of day: Spark's cast completes "2026-11-12T10" to 10:00:00
+# and gives a time alone today's date.
+_ISO_DATE_AND_TIME = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}"
+# A zone abbreviation at the end (CST: Chicago, Shanghai or Havana? IST, BST, ...) is refused, not
+# guessed; UTC, GMT, UT, Z, offsets and region ids (Europe/Paris) are exact.
+_ZONE_ABBREVIATION = r"(^|[^A-Za-z/_])(?!(UTC|GMT|UT)$)[A-Za-z]{2,}$"
 
 
 def _parse_timestamp(text: Column) -> Column:
-    """ISO-8601 (any offset, `+0100` or a zone name; none means UTC), RFC 2822, or epoch seconds
-    (with a fraction) / milliseconds; null otherwise. Needs the column `ts_text`."""
+    """ISO-8601 with a date and a time of day (any offset, `+0100` or a region id; none means UTC),
+    RFC 2822, or epoch seconds (with a fraction) / milliseconds; null otherwise, and null for a
+    zone abbreviation. Needs the column `ts_text`."""
     # A JSON number reaches us as text, a fractional one in Jackson's notation ("1.79431320025E9").
     # Only text that is a number is tried as one: the decimal cast is not free, and ISO text is
     # by far the common case.
     number = F.expr("try_cast(ts_text as decimal(20,6))")
     epoch = (F.when(text.rlike(r"^\d{13}$"), F.timestamp_millis(F.expr("try_cast(ts_text as bigint)")))
              .when((number >= 1e9) & (number < 1e10), F.timestamp_seconds(number)))
+    iso = F.when(text.rlike(_ISO_DATE_AND_TIME), F.expr("try_cast(ts_text as timestamp)"))
+    # The abbreviation search runs only on text ending in a letter other than the usual "Z".
+    abbreviated = F.substring(text, -1, 1).rlike("[A-Ya-z]") & text.rlike(_ZONE_ABBREVIATION)
     return (F.when(text.rlike(_NUMBER), epoch)
-            .otherwise(F.coalesce(F.expr("try_cast(ts_text as timestamp)"), *[F.expr(e) for e in _RFC2822])))
+            .when(~abbreviated, F.coalesce(iso, *[F.expr(e) for e in _RFC2822])))
+
+
+def _number(text: Column) -> Column:
+    """The double a numeric field's text stands for, when it is a JSON number or decimal text; else null."""
+    return F.when(text.rlike(_NUMBER), text.try_cast("double"))
+
+
+def _reason() -> Column:
+    """The first reason a parsed record fails, in order of precedence; null for a valid reading."""
+    is_object = F.col("payload").rlike(r"^\s*\{")
+    other_json_value = F.col("payload").rlike(r'^\s*(\[|"|-?\d|true|false|null)')
+    keys = F.col("_keys")
+    return _first([
+        (F.col("object_problem").isNotNull(), F.substring_index("object_problem", ":", 1)),
+        (F.col("payload_b64").isNotNull(), reasons.NOT_UTF8),
+        (F.col("payload_bytes") > MAX_RECORD_BYTES, reasons.RECORD_TOO_LARGE),
+        (~is_object & other_json_value, reasons.NOT_AN_OBJECT),
+        (F.col("payload").isNull() | ~is_object | F.col("_bad_json"), reasons.MALFORMED_JSON),
+        (~F.col("_whole"), reasons.TRAILING_TEXT),
+        (F.coalesce(F.size(keys) > F.size(F.array_distinct(keys)), F.lit(False)), reasons.DUPLICATE_KEY),
+        (F.col("_missing") != "", reasons.MISSING_FIELD),
+        (F.col("_bad_type") != "", reasons.INVALID_TYPE),
+        (~F.col("p.device_id").rlike(DEVICE_ID_PATTERN), reasons.INVALID_DEVICE_ID),
+        (F.col("_event_time").isNull(), reasons.INVALID_TIMESTAMP),
+        (F.col("_event_hour") < F.col("batch_hour"), reasons.LATE_EVENT),
+        (F.col("_event_hour") > F.col("batch_hour"), reasons.FUTURE_EVENT),
+    ])
 
 
 def parse_raw(envelopes: DataFrame) -> DataFrame:
@@ -129,42 +177,28 @@ def parse_raw(envelopes: DataFrame) -> DataFrame:
     once and referenced by name. As one expression, the reason was evaluated again inside each
     branch of the detail (90 k records: 8.8 s -> 4.2 s with the other changes of that commit).
     """
-    parsed = F.from_json("payload", _PAYLOAD_TEXT, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"})
+    wrapped = F.from_json(F.concat(F.lit('{"v":'), "payload", F.lit(f',"{_END}":1}}')), _WRAPPED, _STRICT)
     df = (envelopes
           .withColumn("payload_bytes", F.coalesce(F.octet_length("payload"), F.length("payload_b64") * 3 / 4).cast("long"))
-          .withColumn("p", parsed)
+          .withColumn("w", wrapped)
+          .withColumn("_keys", F.json_object_keys("payload"))
           .withColumn("batch_hour", F.to_timestamp("batch_hour")))
-    typed = {f: F.expr(f"try_cast(p.{f} as double)") for f in NUMERIC_FIELDS}
+    whole = F.coalesce(F.col("w._corrupt_record").isNull() & F.col(f"w.{_END}").isNotNull(), F.lit(False))
+    # Only a record whose wrapper failed is parsed again, alone, to tell bad JSON from trailing text.
+    bad_json = F.when(~whole, F.from_json("payload", _CORRUPT_ONLY, _STRICT)["_corrupt_record"].isNotNull())
+    df = df.select("*", F.col("w.v").alias("p"), whole.alias("_whole"), F.coalesce(bad_json, F.lit(False)).alias("_bad_json"))
     df = df.withColumn("ts_text", F.trim(F.col("p.timestamp")))
-    df = df.select(
-        "*",
-        *[typed[f].alias(f"_{f}") for f in NUMERIC_FIELDS],
-        _parse_timestamp(F.col("ts_text")).alias("_event_time"),
-    )
-    is_object = F.col("payload").rlike(r"^\s*\{")
-    other_json_value = F.col("payload").rlike(r'^\s*(\[|"|-?\d|true|false|null)')
+    df = df.select("*", *[_number(F.col(f"p.{f}")).alias(f"_{f}") for f in NUMERIC_FIELDS],
+                   _parse_timestamp(F.col("ts_text")).alias("_event_time"))
     missing = F.concat_ws(",", *[F.when(F.col(f"p.{f}").isNull(), F.lit(f)) for f in REQUIRED_FIELDS])
     bad_type = F.concat_ws(",", *[
-        F.when(F.col(f"_{f}").isNull() | F.isnan(F.col(f"_{f}")) | (F.abs(F.col(f"_{f}")) == float("inf")),
+        F.when(F.col(f"_{f}").isNull() | (F.abs(F.col(f"_{f}")) == float("inf")),
                F.concat(F.lit(f + "="), F.substring(F.col(f"p.{f}"), 1, 40)))
         for f in NUMERIC_FIELDS])
     df = df.select("*", missing.alias("_missing"), bad_type.alias("_bad_type"),
                    F.date_trunc("hour", F.col("_event_time")).alias("_event_hour"))
-    reason = _first([
-        (F.col("object_problem").isNotNull(), F.substring_index("object_problem", ":", 1)),
-        (F.col("payload_b64").isNotNull(), reasons.NOT_UTF8),
-        (F.col("payload_bytes") > MAX_RECORD_BYTES, reasons.RECORD_TOO_LARGE),
-        (~is_object & other_json_value, reasons.NOT_AN_OBJECT),
-        (F.col("payload").isNull() | ~is_object | F.col("p").isNull() | F.col("p._corrupt_record").isNotNull(),
-         reasons.MALFORMED_JSON),
-        (F.col("_missing") != "", reasons.MISSING_FIELD),
-        (F.col("_bad_type") != "", reasons.INVALID_TYPE),
-        (~F.col("p.device_id").rlike(DEVICE_ID_PATTERN), reasons.INVALID_DEVICE_ID),
-        (F.col("_event_time").isNull(), reasons.INVALID_TIMESTAMP),
-        (F.col("_event_hour") < F.col("batch_hour"), reasons.LATE_EVENT),
-        (F.col("_event_hour") > F.col("batch_hour"), reasons.FUTURE_EVENT),
-    ])
-    df = df.select("*", reason.alias("reason"))
+    df = df.select("*", _reason().alias("reason"))
+    keys = F.col("_keys")
     reason = F.col("reason")
     detail = (F.when(reason.isNull(), F.lit(None).cast("string"))
               .when(F.col("object_problem").isNotNull(), F.col("object_problem"))
@@ -173,12 +207,14 @@ def parse_raw(envelopes: DataFrame) -> DataFrame:
               .when(reason == reasons.INVALID_DEVICE_ID, F.substring(F.col("p.device_id"), 1, 80))
               .when(reason.isin(reasons.INVALID_TIMESTAMP, reasons.LATE_EVENT, reasons.FUTURE_EVENT),
                     F.concat(F.lit("timestamp="), F.substring("ts_text", 1, 60)))
-              .when(reason == reasons.RECORD_TOO_LARGE, F.concat(F.lit("bytes="), F.col("payload_bytes").cast("string"))))
+              .when(reason == reasons.RECORD_TOO_LARGE, F.concat(F.lit("bytes="), F.col("payload_bytes").cast("string")))
+              .when(reason == reasons.DUPLICATE_KEY, F.concat(F.lit("keys="), F.array_join(F.array_distinct(
+                  F.filter(keys, lambda k: F.size(F.filter(keys, lambda x: x == k)) > 1)), ",")))
+              .when(reason == reasons.TRAILING_TEXT, F.lit("text after the JSON object")))
     # Unexpected fields (schema drift) are kept as JSON. Listing the keys is cheaper than parsing
     # the payload into a map, so the map is built only for records that have an unknown key.
     known = F.array(*[F.lit(f) for f in REQUIRED_FIELDS])
-    has_extra = F.size(F.array_except(F.coalesce(F.json_object_keys("payload"), F.array().cast("array<string>")),
-                                      known)) > 0
+    has_extra = F.size(F.array_except(F.coalesce(keys, F.array().cast("array<string>")), known)) > 0
     extra = F.map_filter(F.from_json("payload", _EXTRA), lambda k, v: ~F.array_contains(known, k))
     # Only what bronze and quarantine need is kept: the full payload text only for a record that
     # goes to quarantine (the frame is cached between the two writes).

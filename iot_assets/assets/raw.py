@@ -5,23 +5,23 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 
 from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     BackfillPolicy,
     ConfigurableResource,
-    MetadataValue,
     Output,
     asset,
 )
 
-from iot_assets import partitions, reasons
-from iot_assets.partitions import assigned_hour, hours_in, hourly_partitions, ready_at
+from iot_assets import partitions, quality, reasons
+from iot_assets.framing import Framed
+from iot_assets.partitions import assigned_hour, hour_key, hourly_partitions, hours_in, parse_hour_key, ready_at
 from iot_assets.resources.aws import AwsResource
 from iot_assets.resources.io_managers import RawBatch, RawBatches, batch_name
 from iot_assets.resources.kinesis import arrival_id, event_hour_of, read_arrivals, record_hour
-from iot_assets.resources.landing import LandedObject, LandingZone, ObjectRecords
+from iot_assets.resources.landing import LandedObject, LandingZone
+from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
+from iot_assets.resources.spark import SparkResource
 from iot_assets.simulator import FleetConfig, simulate_hour
 
 
@@ -83,7 +83,7 @@ def landed_batch(hour: datetime, obj: LandedObject, landing: LandingZone, latene
     if placed.problem:
         return RawBatch(hour=hour, source="s3_landing", name=name, payloads=[obj.key.encode()],
                         partition_keys=[""], arrivals=[f"{uri}#0"], problems=[placed.problem])
-    frames = landing.frames(obj.key)
+    frames = landing.records(obj.key)
     home = [f.problem is not None or assigned_hour(event_hour_of(f.data), obj.last_modified, placed.hour, lateness) == hour
             for f in frames] if placed.hour == hour else \
         [f.problem is None and assigned_hour(event_hour_of(f.data), obj.last_modified, placed.hour, lateness) == hour
@@ -95,13 +95,11 @@ def landed_batch(hour: datetime, obj: LandedObject, landing: LandingZone, latene
                     routed_elsewhere=len(frames) - len(kept))
 
 
-def objects_batch(hour: datetime, source: str, objects: list[ObjectRecords]) -> RawBatch:
-    """One batch of the records of several objects, in order; an unreadable object is one marked record."""
-    payloads, problems = [], []
-    for got in objects:
-        payloads += got.records
-        problems += [got.problem] * len(got.records)
-    return RawBatch(hour=hour, source=source, payloads=payloads, partition_keys=[""] * len(payloads),
+def objects_batch(hour: datetime, source: str, objects: list[list[Framed]]) -> RawBatch:
+    """One batch of the records of several objects, in order; a record the framer refused carries its problem."""
+    records = [f for framed in objects for f in framed]
+    problems = [f.problem for f in records]
+    return RawBatch(hour=hour, source=source, payloads=[f.data for f in records], partition_keys=[""] * len(records),
                     problems=problems if any(problems) else None)
 
 
@@ -119,6 +117,7 @@ def landing_batches(hour: datetime, landing: LandingZone, lateness: timedelta) -
     backfill_policy=BackfillPolicy.single_run(),
     group_name="raw",
     kinds={"s3", "kinesis"},
+    pool=LAKE_WRITER_POOL,      # its checks append to data_quality_log
     check_specs=[
         AssetCheckSpec("check_raw_reconciles_arrivals", asset="raw_sensor_batches", blocking=True,
                        description="Every arrival is stored: per hour and arrival batch (a landed object, a "
@@ -130,7 +129,7 @@ def landing_batches(hour: datetime, landing: LandingZone, lateness: timedelta) -
     ],
 )
 def raw_sensor_batches(context: AssetExecutionContext, raw_source: RawSource, aws: AwsResource,
-                       landing: LandingZone):
+                       landing: LandingZone, spark: SparkResource, lake: DeltaLakehouse):
     """The hour's sensor records exactly as they arrived, backed up to S3 as gzip JSON lines.
 
     Simulated hours are also published to Kinesis. With `IOT_RAW_SOURCE=kinesis` the hour is
@@ -150,20 +149,28 @@ def raw_sensor_batches(context: AssetExecutionContext, raw_source: RawSource, aw
         raise ValueError(f"unknown raw source {raw_source.source!r}; use 'simulator', 'kinesis' or 's3_landing'")
     # The IO manager stores the batches while this generator waits, and fills their ledgers.
     yield Output(batches)
-    yield from arrival_checks(batches)
+    yield from quality.report(context, spark.session, lake, arrival_checks(batches))
 
 
-def arrival_checks(batches: RawBatches):
-    """The two arrival checks, on the ledgers the IO manager filled while storing."""
-    problems = {hour: ledger.problems() for hour, ledger in batches.ledgers.items()}
-    failing = {hour: p for hour, p in problems.items() if p}
-    yield AssetCheckResult(
-        check_name="check_raw_reconciles_arrivals", passed=not failing, severity=AssetCheckSeverity.ERROR,
-        metadata={"arrivals_per_hour": MetadataValue.json({h: lg.by_source() for h, lg in batches.ledgers.items()}),
-                  "failing_partitions": MetadataValue.json(sorted(failing)),
-                  "problems": MetadataValue.json({h: p[:10] for h, p in failing.items()})})
-    unplaced = {hour: n for hour, ledger in batches.ledgers.items() if (n := ledger.unplaced())}
-    yield AssetCheckResult(
-        check_name="check_landing_keys_name_an_hour", passed=not unplaced, severity=AssetCheckSeverity.WARN,
-        metadata={"unplaced_objects": sum(unplaced.values()), "unplaced_by_hour": MetadataValue.json(unplaced),
-                  "reason": reasons.UNPLACED_OBJECT})
+def arrival_checks(batches: RawBatches) -> list[quality.Evaluation]:
+    """The two arrival checks, on the ledgers the IO manager filled while storing, per hour."""
+    audits = {parse_hour_key(h): ledger.audit() for h, ledger in batches.ledgers.items()}
+    failing = {hour_key(h): problems for h, (_, _, problems) in audits.items() if problems}
+    unplaced = {parse_hour_key(h): (ledger.arrived() - n, n) for h, ledger in batches.ledgers.items()
+                for n in [ledger.unplaced()]}
+    unplaced_count = sum(n for _, n in unplaced.values())
+    return [
+        quality.Evaluation(
+            "raw_sensor_batches", "check_raw_reconciles_arrivals", quality.ERROR, not failing,
+            {h: (ok, bad) for h, (ok, bad, _) in audits.items()},
+            "records arrived = stored in raw + duplicates already held + records of other hours"
+            if not failing else f"arrivals not accounted for in {len(failing)} hour(s)",
+            {"arrivals_per_hour": {h: lg.by_source() for h, lg in batches.ledgers.items()},
+             "problems": {h: p[:10] for h, p in failing.items()}}),
+        quality.Evaluation(
+            "raw_sensor_batches", "check_landing_keys_name_an_hour", quality.WARN, not unplaced_count, unplaced,
+            f"{unplaced_count} landed object(s) whose key names no valid hour, each one {reasons.UNPLACED_OBJECT} row",
+            {"unplaced_objects": unplaced_count,
+             "unplaced_by_hour": {hour_key(h): n for h, (_, n) in unplaced.items() if n},
+             "reason": reasons.UNPLACED_OBJECT}),
+    ]

@@ -39,7 +39,8 @@ def build_resources() -> dict:
             malformed_rate=float(get("IOT_SIMULATOR_MALFORMED_RATE")),
             allowed_lateness_minutes=int(get("IOT_ALLOWED_LATENESS_MINUTES")),
             stream=v("IOT_KINESIS_STREAM")),
-        "landing": LandingZone(aws=aws, bucket=v("IOT_BUCKET"), prefix=v("IOT_LANDING_PREFIX")),
+        "landing": LandingZone(aws=aws, bucket=v("IOT_BUCKET"), prefix=v("IOT_LANDING_PREFIX"),
+                               max_object_expanded_bytes=int(get("IOT_MAX_OBJECT_EXPANDED_BYTES"))),
         "threshold_rules": ThresholdRules(rules=rules),
         "quality_config": DataQualityConfig(
             max_quarantine_rate=float(get("IOT_MAX_QUARANTINE_RATE")),

@@ -93,19 +93,32 @@ class HourLedger:
     def unplaced(self) -> int:
         return sum(b["unplaced"] for b in self.batches.values())
 
-    def problems(self) -> list[str]:
-        """Arrival batches not accounted for by the stored raw objects."""
+    def audit(self) -> tuple[int, int, list[str]]:
+        """(records accounted for, records not, one line per arrival batch that does not reconcile)."""
         stored = {o.name: o.records for o in self.objects}
+        ok = bad = 0
         out = []
         for name, b in self.batches.items():
             if name not in stored:
                 if b["stored"] or b["home"]:
                     out.append(f"{name}: no raw object, {b['arrived']} records arrived")
+                    bad += b["arrived"]
+                else:
+                    ok += b["arrived"]           # every record belongs to another hour
                 continue
-            if stored[name] + b["duplicates"] + b["routed_elsewhere"] != b["arrived"]:
+            accounted = stored[name] + b["duplicates"] + b["routed_elsewhere"]
+            if accounted != b["arrived"]:
                 out.append(f"{name}: {b['arrived']} arrived != {stored[name]} stored + {b['duplicates']} "
                            f"duplicates + {b['routed_elsewhere']} in other hours")
-        return out
+            ok, bad = ok + min(accounted, b["arrived"]), bad + abs(b["arrived"] - accounted)
+        return ok, bad, out
+
+    def problems(self) -> list[str]:
+        """Arrival batches not accounted for by the stored raw objects."""
+        return self.audit()[2]
+
+    def arrived(self) -> int:
+        return sum(b["arrived"] for b in self.batches.values())
 
 
 @dataclass

@@ -6,22 +6,24 @@ under the prefix (`landing/producerA/dt=.../hour=12/x.jsonl`). A key that names 
 (`hour=25`, `dt=2026-02-30`, no hour at all) is placed in the hour it was last modified, where it
 becomes one quarantined record that names it (`unplaced_object`): never only a log line.
 
-Each object holds JSON lines, plain or gzip. An object that yields no records (0 bytes, only
-blank lines, a gzip that does not decompress) still becomes one raw record, marked with the
-problem, so bronze quarantines it with a reason instead of the file vanishing.
+Each object holds JSON lines, plain or gzip, read as a stream and framed by `iot_assets.framing`
+(any line ending, several values on a line, bounded size and decompression). An object that
+yields no records (0 bytes, only blank lines, a gzip that does not decompress, one that expands
+past its limit) still becomes one raw record, marked with the problem, so bronze quarantines it
+with a reason instead of the file vanishing.
 """
 
 from __future__ import annotations
 
-import gzip
+import io
 import re
-import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from dagster import ConfigurableResource
 
 from iot_assets import reasons, settings
+from iot_assets.framing import MAX_RECORD_BYTES, Framed, frame_object
 from iot_assets.partitions import HOUR, hour_of, ready_at
 from iot_assets.resources.aws import AwsResource
 
@@ -53,38 +55,13 @@ def place(key: str, last_modified: datetime) -> Placement:
     return Placement(hour_of(last_modified), f"{reasons.UNPLACED_OBJECT}: {key} names no hour ({LAYOUTS})")
 
 
-GZIP_MAGIC = b"\x1f\x8b"
-KEPT_BAD_OBJECT_BYTES = 4096   # what an unreadable object's quarantine row keeps of it
+DEFAULT_MAX_EXPANDED_BYTES = 256 << 20   # IOT_MAX_OBJECT_EXPANDED_BYTES's default
 
 
-@dataclass(frozen=True)
-class ObjectRecords:
-    """The records of one landed object, or, when it has none to give, why (and its first bytes)."""
-
-    records: list[bytes]
-    problem: str | None = None     # "<reason>: <detail>", a reason from iot_assets.reasons
-
-
-def split_records(body: bytes) -> ObjectRecords:
-    """An object's JSON lines (gunzipped when it starts with the gzip magic), without blank lines."""
-    size = len(body)
-    if body[:2] == GZIP_MAGIC:
-        try:
-            body = gzip.decompress(body)
-        except (OSError, EOFError, zlib.error) as exc:
-            return ObjectRecords([body[:KEPT_BAD_OBJECT_BYTES]],
-                                 f"{reasons.CORRUPT_GZIP}: {size} bytes do not decompress ({exc})")
-    lines = [line for line in body.split(b"\n") if line.strip()]
-    if not lines:
-        return ObjectRecords([body[:KEPT_BAD_OBJECT_BYTES]], f"{reasons.EMPTY_OBJECT}: {size} bytes, no records")
-    return ObjectRecords(lines)
-
-
-@dataclass(frozen=True)
-class Frame:
-    data: bytes
-    offset: int
-    problem: str | None = None
+def split_records(body: bytes, max_expanded_bytes: int = DEFAULT_MAX_EXPANDED_BYTES) -> list[Framed]:
+    """The records of an object held in memory (see `iot_assets.framing.frame_object`)."""
+    return frame_object(io.BytesIO(body).read, max_record_bytes=MAX_RECORD_BYTES,
+                        max_expanded_bytes=max_expanded_bytes)
 
 
 @dataclass(frozen=True)
@@ -113,6 +90,7 @@ class LandingZone(ConfigurableResource):
     aws: AwsResource
     bucket: str = "iot-lakehouse"
     prefix: str = "landing"
+    max_object_expanded_bytes: int = DEFAULT_MAX_EXPANDED_BYTES
 
     def objects(self, under: str = "") -> list[LandedObject]:
         """Every object under the prefix (or under `under` inside it)."""
@@ -133,12 +111,11 @@ class LandingZone(ConfigurableResource):
     def uri(self, obj: LandedObject) -> str:
         return f"s3://{self.bucket}/{obj.key}@{obj.etag}"
 
-    def frames(self, key: str) -> list[Frame]:
-        """The object's records, each with its position and any problem found before parsing."""
-        got = self.records(key)
-        return [Frame(r, i, got.problem) for i, r in enumerate(got.records)]
-
-    def records(self, key: str) -> ObjectRecords:
-        """The object's records (see `split_records`)."""
-        body = self.aws.s3.get_object(Bucket=settings.validate_bucket(self.bucket), Key=key)["Body"].read()
-        return split_records(body)
+    def records(self, key: str) -> list[Framed]:
+        """The object's records, framed as it streams from S3 (see `iot_assets.framing.frame_object`)."""
+        body = self.aws.s3.get_object(Bucket=settings.validate_bucket(self.bucket), Key=key)["Body"]
+        try:
+            return frame_object(body.read, max_record_bytes=MAX_RECORD_BYTES,
+                                max_expanded_bytes=self.max_object_expanded_bytes)
+        finally:
+            body.close()
