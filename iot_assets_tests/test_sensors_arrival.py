@@ -328,3 +328,14 @@ def test_landing_batches_read_every_file_of_the_hour_at_any_depth(landing):
     ids = [a for b in batches for a in b.arrivals]
     assert len(set(ids)) == 4 and all(a.startswith(f"s3://{landing.bucket}/{landing.prefix}/") for a in ids)
     assert landing_batches(hour, landing, LATENESS)[0].name == batches[0].name      # same object, same name
+
+
+def test_a_landed_object_that_cannot_be_read_fails_the_step_naming_it(landing):
+    from iot_assets.assets.raw import landed_batch
+
+    hour = datetime(2026, 11, 21, 9, tzinfo=timezone.utc)
+    _land(landing, "dt=2026-11-21/hour=09/gone.jsonl", b'{"n":1}\n')
+    [obj] = landing.objects_for_hour(hour, LATENESS)
+    landing.aws.s3.delete_object(Bucket=landing.bucket, Key=obj.key)          # removed after it was listed
+    with pytest.raises(RuntimeError, match=f"landed object s3://{landing.bucket}/{obj.key}@{obj.etag}: NoSuchKey"):
+        landed_batch(hour, obj, landing, LATENESS)

@@ -83,7 +83,10 @@ def landed_batch(hour: datetime, obj: LandedObject, landing: LandingZone, latene
     if placed.problem:
         return RawBatch(hour=hour, source="s3_landing", name=name, payloads=[obj.key.encode()],
                         partition_keys=[""], arrivals=[f"{uri}#0"], problems=[placed.problem])
-    frames = landing.records(obj.key)
+    try:
+        frames = landing.records(obj.key)
+    except Exception as exc:        # a failure names the object that caused it
+        raise RuntimeError(f"landed object {uri}: {type(exc).__name__}: {exc}") from exc
     home = [f.problem is not None or assigned_hour(event_hour_of(f.data), obj.last_modified, placed.hour, lateness) == hour
             for f in frames] if placed.hour == hour else \
         [f.problem is None and assigned_hour(event_hour_of(f.data), obj.last_modified, placed.hour, lateness) == hour
