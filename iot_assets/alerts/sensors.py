@@ -31,9 +31,9 @@ from dagster import (
     run_failure_sensor,
     sensor,
 )
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from iot_assets.alerts.alert import as_int, check_alert, incident_alert, plain, run_failure_alert
+from iot_assets.alerts.check_history import CheckExecution, executions_after, latest_execution_id
 from iot_assets.alerts.sinks import AlertSinks, Outgoing, SinkError, anomaly_metrics, check_metrics
 
 MAX_ITEMS_PER_TICK = 100
@@ -78,27 +78,11 @@ def _finish(context: SensorEvaluationContext, cursor: dict, summary: str, error:
     return SensorResult(cursor=json.dumps(cursor, sort_keys=True), skip_reason=summary)
 
 
-def _executions_after(storage, keys, after: int, log):
-    """Every execution row with id > after, newest pages first, per check key."""
-    for key in keys:
-        before = None
-        for _ in range(MAX_HISTORY_PAGES):
-            page = storage.get_asset_check_execution_history(key, limit=HISTORY_PAGE, cursor=before)
-            fresh = [r for r in page if r.id > after]
-            yield from fresh
-            if len(fresh) < len(page) or len(page) < HISTORY_PAGE:
-                break
-            before = page[-1].id
-        else:
-            log.warning(f"more than {HISTORY_PAGE * MAX_HISTORY_PAGES} new executions of {key.to_user_string()}; "
-                        "older ones are skipped")
-
-
-def _never_evaluated(instance: DagsterInstance, row, queried_at: float, log) -> bool:
+def _never_evaluated(instance: DagsterInstance, row: CheckExecution, queried_at: float, log) -> bool:
     record = instance.get_run_record_by_id(row.run_id)
     if record is None:
         return True
-    if row.create_timestamp < queried_at - MAX_PLANNED_WAIT_SECONDS:
+    if row.created < queried_at - MAX_PLANNED_WAIT_SECONDS:
         log.warning(f"check execution {row.id} ({row.key.to_user_string()}) was planned more than "
                     f"{MAX_PLANNED_WAIT_SECONDS // 3600} h ago in run {row.run_id} and never evaluated; "
                     "no longer waiting for it")
@@ -107,7 +91,7 @@ def _never_evaluated(instance: DagsterInstance, row, queried_at: float, log) -> 
             and record.end_time < queried_at - RUN_END_GRACE_SECONDS)
 
 
-def _check_item(row, instance: DagsterInstance, sinks: AlertSinks) -> Outgoing:
+def _check_item(row: CheckExecution, instance: DagsterInstance, sinks: AlertSinks) -> Outgoing:
     ev = row.evaluation
     asset, meta = ev.asset_key.to_user_string(), ev.metadata
     failed_rows, passed_rows = as_int(meta.get("failed_rows")), as_int(meta.get("passed_rows"))
@@ -116,29 +100,28 @@ def _check_item(row, instance: DagsterInstance, sinks: AlertSinks) -> Outgoing:
         alert = check_alert(asset=asset, check=ev.check_name, severity=ev.severity.value, metadata=meta,
                             partition=ev.partition or row.partition or run_partition(instance, row.run_id),
                             description=ev.description, run_id=row.run_id, ui_url=sinks.ui_url)
-    metrics = check_metrics(asset, ev.check_name, ev.passed, failed_rows, passed_rows, _timestamp(row.event.timestamp))
+    metrics = check_metrics(asset, ev.check_name, ev.passed, failed_rows, passed_rows, _timestamp(row.evaluated_at))
     return Outgoing(key=str(row.id), alert=alert, metrics=metrics)
 
 
 @sensor(minimum_interval_seconds=30, default_status=ALERT_SENSOR_STATUS)
 def asset_check_alert_sensor(context: SensorEvaluationContext, alert_sinks: AlertSinks) -> SensorResult:
     """Sends each failed asset check once to SNS (and Slack), and every check's row counts to CloudWatch."""
-    storage = context.instance.event_log_storage
     keys = sorted(context.repository_def.asset_graph.asset_check_keys, key=lambda k: k.to_user_string())
     if not context.cursor:
-        latest = storage.get_latest_asset_check_execution_by_key(keys)
-        start = max((r.id for r in latest.values()), default=0)
+        start = latest_execution_id(context.instance, keys)
         return _finish(context, {"after": start, "done": [], "partial": {}},
                        f"started: alerting on check executions after {start}", None)
     state = json.loads(context.cursor)
     after, done = state["after"], set(state["done"])
     queried_at = time.time()
-    rows = sorted(_executions_after(storage, keys, after, context.log), key=lambda r: r.id)
+    rows = sorted(executions_after(context.instance, keys, after, HISTORY_PAGE, MAX_HISTORY_PAGES, context.log),
+                  key=lambda r: r.id)
     items, waiting, handled = [], [], set()
     for row in rows:
         if row.id in done:
             continue
-        if row.status == AssetCheckExecutionRecordStatus.PLANNED:
+        if row.planned:
             if _never_evaluated(context.instance, row, queried_at, context.log):
                 handled.add(row.id)
             else:
