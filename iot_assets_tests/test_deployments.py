@@ -139,3 +139,64 @@ def test_aws_workspace_loads_as_dagster_loads_it(tmp_path):
                                 str(DEPLOYMENTS / "aws/workspace.yaml")], capture_output=True, text=True,
                                timeout=300, env=env, cwd=ROOT)
     assert validated.returncode == 0, validated.stderr[-3000:]
+
+
+def _named_classes() -> list[tuple[str, str, str]]:
+    """(file, module, class) of every launcher, coordinator and storage class a deployment names."""
+    found = []
+    for path in DEPLOYMENTS.rglob("*.yaml"):
+        text = yaml.safe_load(path.read_text()) or {}
+        stack = [text]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                if isinstance(node.get("module"), str) and isinstance(node.get("class"), str):
+                    found.append((str(path.relative_to(ROOT)), node["module"], node["class"]))
+                stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
+    # The Helm chart names its run launcher by type; the chart maps K8sRunLauncher to dagster_k8s.
+    values = yaml.safe_load((DEPLOYMENTS / "kubernetes" / "values.yaml").read_text())
+    launcher = values["runLauncher"]["type"]
+    found.append(("deployments/kubernetes/values.yaml", {"K8sRunLauncher": "dagster_k8s",
+                                                         "CeleryK8sRunLauncher": "dagster_celery_k8s"}[launcher], launcher))
+    return found
+
+
+def _image_requirements() -> set[str]:
+    """Distributions the deployment image installs: the project's dependencies and the extras its Dockerfile names."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = re.search(r'pip install --no-cache-dir "?\.\[([a-z,]+)\]', (DEPLOYMENTS / "compose" / "Dockerfile").read_text())
+    reqs = list(project["dependencies"]) + [r for e in (extras.group(1).split(",") if extras else [])
+                                            for r in project["optional-dependencies"][e]]
+    return {re.split(r"[\[<>=!~; ]", r, maxsplit=1)[0].lower().replace("_", "-") for r in reqs}
+
+
+def test_every_class_a_deployment_names_is_in_its_image():
+    import importlib
+    from importlib.metadata import packages_distributions
+
+    from dagster._serdes.config_class import ConfigurableClassData
+
+    image = _image_requirements()
+    named = _named_classes()
+    assert any(cls == "K8sRunLauncher" for _, _, cls in named)
+    for path, module, cls in named:
+        module = ConfigurableClassData(module, cls, "").module_name     # as Dagster loads it (dagster.core -> dagster._core)
+        assert hasattr(importlib.import_module(module), cls), f"{path}: {module}.{cls} does not exist"
+        dists = {d.lower() for d in packages_distributions()[module.split(".")[0]]}
+        assert dists & image, f"{path}: {module}.{cls} comes from {sorted(dists)}, which the image does not install"
+
+
+def test_the_dynamodb_log_store_is_configured_for_every_driver():
+    from iot_assets.resources.spark import DYNAMODB_LOG_STORE_PACKAGE, spark_conf
+
+    conf = spark_conf("local[1]", None, "eu-west-1", 2, "1g", log_store="dynamodb", dynamodb_table="iot_delta_log")
+    assert conf["spark.delta.logStore.s3a.impl"] == "io.delta.storage.S3DynamoDBLogStore"
+    assert DYNAMODB_LOG_STORE_PACKAGE in conf["spark.jars.packages"].split(",")
+    assert conf["spark.io.delta.storage.S3DynamoDBLogStore.ddb.tableName"] == "iot_delta_log"
+    assert conf["spark.io.delta.storage.S3DynamoDBLogStore.ddb.region"] == "eu-west-1"
+    with pytest.raises(ValueError, match="IOT_DELTA_LOG_STORE"):
+        spark_conf("local[1]", None, "eu-west-1", 2, "1g", log_store="s3-dynamo")
