@@ -15,6 +15,7 @@ from dagster import (
 from iot_assets import settings
 from iot_assets.alerts.sensors import alert_sensors
 from iot_assets.assets import anomalies, bronze, gold, incidents, models, raw, registry, silver
+from iot_assets.assets.external import SOURCES, data_quality_log
 from iot_assets.catalog import catalogued
 from iot_assets.conditions import automation_condition_sensor
 from iot_assets.jobs import anomaly_detection_job, hourly_pipeline_job
@@ -35,8 +36,10 @@ with warnings.catch_warnings():
     freshness_sensor = build_sensor_for_freshness_checks(freshness_checks=freshness_checks,
                                                          default_status=DefaultSensorStatus.RUNNING)
 
+assets = catalogued(load_assets_from_modules([raw, registry, bronze, silver, gold, models, anomalies, incidents]))
+
 defs = Definitions(
-    assets=catalogued(load_assets_from_modules([raw, registry, bronze, silver, gold, models, anomalies, incidents])),
+    assets=[*assets, *SOURCES, data_quality_log({key.asset_key for a in assets for key in a.check_keys})],
     asset_checks=freshness_checks,
     jobs=[hourly_pipeline_job, anomaly_detection_job],
     sensors=[freshness_sensor, *alert_sensors, kinesis_arrival_sensor, s3_landing_sensor, automation_condition_sensor],

@@ -91,7 +91,7 @@ def test_charts_and_uniform_metadata(scored):
     log = scored.asset_materializations_for_node("anomaly_log")[0].metadata
     models = scored.asset_materializations_for_node("device_anomaly_models")[0].metadata
     for meta in (log, models):
-        assert {"dagster/row_count", "dagster/uri", "dagster/column_schema", "delta_version", "spark_seconds",
+        assert {"dagster/partition_row_count", "dagster/uri", "dagster/column_schema", "delta_version", "spark_seconds",
                 "partition_start", "partition_end"} <= set(meta)
     for chart in (log["top_devices_chart"].value, models["training_distance_chart"].value):
         png = _png(chart)

@@ -50,7 +50,7 @@ def landed(resources, spark):
 def test_counts_reconcile_and_every_reason_is_as_the_corpus_says(landed):
     result, t, _, _, _ = landed
     expected = expected_outcomes()
-    raw = result.asset_materializations_for_node("raw_sensor_batches")[0].metadata["dagster/row_count"].value
+    raw = result.asset_materializations_for_node("raw_sensor_batches")[0].metadata["dagster/partition_row_count"].value
     bronze, quarantine = t["bronze_sensor_readings"].count(), t["bronze_quarantine"].count()
     silver, rejected = t["silver_sensor_readings"].count(), t["silver_rejected_readings"].count()
     assert raw == len(expected) == bronze + quarantine

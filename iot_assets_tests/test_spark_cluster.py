@@ -145,3 +145,14 @@ def test_cluster_run_matches_local_mode(standalone_cluster, resources, spark, tm
         here, there = rows(spark, local, table, column), rows(spark, cluster, table, column)
         assert here and here == there, f"{table}: local mode and the cluster differ"
     print(f"cluster run (incl. JVM start) {cluster_seconds:.0f} s")
+
+
+def test_the_package_shipped_to_executors_holds_this_package_only(spark):
+    import zipfile
+
+    from iot_assets.resources.spark import ship_package
+
+    with zipfile.ZipFile(ship_package(spark)) as z:
+        names = z.namelist()
+    assert "iot_assets/definitions.py" in names and "iot_assets/assets/anomalies.py" in names
+    assert all(n.startswith("iot_assets/") and "__pycache__" not in n for n in names), names[:5]

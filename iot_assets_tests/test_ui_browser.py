@@ -129,7 +129,7 @@ def _all_keys() -> set[str]:
 
 def test_materialisation_metadata_is_uniform(materialised):
     """Every Delta asset reports the same core entries; set-aside rows by reason; lineage where natural."""
-    core = {"dagster/row_count", "dagster/uri", "dagster/column_schema", "delta_version", "spark_seconds",
+    core = {"dagster/partition_row_count", "dagster/uri", "dagster/column_schema", "delta_version", "spark_seconds",
             "partition_start", "partition_end"}
     for node in ("bronze", "silver", "device_hourly_stats"):
         for mat in materialised.asset_materializations_for_node(node):
@@ -138,7 +138,7 @@ def test_materialisation_metadata_is_uniform(materialised):
     by_key = {m.asset_key.to_user_string(): m.metadata for n in ("bronze", "silver", "device_hourly_stats")
               for m in materialised.asset_materializations_for_node(n)}
     quarantine = by_key["bronze_quarantine"]
-    assert sum(quarantine["rows_by_reason"].value.values()) == quarantine["dagster/row_count"].value > 0
+    assert sum(quarantine["rows_by_reason"].value.values()) == quarantine["dagster/partition_row_count"].value > 0
     lineage = by_key["silver_sensor_readings"]["dagster/column_lineage"].value.deps_by_column
     assert {(d.asset_key.to_user_string(), d.column_name) for d in lineage["site"]} == {("device_registry", "site")}
     assert ("bronze_sensor_readings", "temperature") in {

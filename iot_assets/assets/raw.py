@@ -120,6 +120,7 @@ def landing_batches(hour: datetime, landing: LandingZone, lateness: timedelta) -
     backfill_policy=BackfillPolicy.single_run(),
     group_name="raw",
     kinds={"s3", "kinesis"},
+    deps=["kinesis_stream", "landing_files"],
     pool=LAKE_WRITER_POOL,      # its checks append to data_quality_log
     check_specs=[
         AssetCheckSpec("check_raw_reconciles_arrivals", asset="raw_sensor_batches", blocking=True,

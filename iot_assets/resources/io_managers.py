@@ -301,7 +301,7 @@ class S3KinesisRawIOManager(ConfigurableIOManager):
             per_hour[hour_key(hour)] = sum(o.records for o in ledger.objects)
             resent += n
         context.add_output_metadata({
-            "dagster/row_count": sum(per_hour.values()),
+            "dagster/partition_row_count": sum(per_hour.values()),
             "records_per_hour": per_hour,
             "arrivals_per_hour": MetadataValue.json({k: v.by_source() for k, v in obj.ledgers.items()}),
             "raw_objects": sum(len(v.objects) for v in obj.ledgers.values()),

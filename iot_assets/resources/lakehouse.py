@@ -42,8 +42,10 @@ class WriteResult:
 
     def metadata(self) -> dict:
         meta = {
-            "dagster/row_count": self.rows,
-            "dagster/uri": MetadataValue.path(self.uri),
+            # The rows of the window written (the partition, or the run's range of partitions).
+            "dagster/partition_row_count": self.rows,
+            "dagster/table_name": self.table,
+            "dagster/uri": MetadataValue.path(s3_uri(self.uri)),
             "delta_version": self.version,
             "files_written": self.files,
             "spark_seconds": round(self.seconds, 2),
@@ -52,6 +54,11 @@ class WriteResult:
             meta["partition_start"] = self.start.isoformat()
             meta["partition_end"] = self.end.isoformat()
         return meta
+
+
+def s3_uri(uri: str) -> str:
+    """The `s3://` form of a location Spark reads as `s3a://` (one scheme in the catalog)."""
+    return "s3://" + uri.removeprefix("s3a://") if uri.startswith("s3a://") else uri
 
 
 class DeltaLakehouse(ConfigurableResource):

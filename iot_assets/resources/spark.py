@@ -151,7 +151,28 @@ class SparkResource(ConfigurableResource):
                            self.shuffle_partitions, self.driver_memory, self.extra_packages, self.python,
                            self.log_store, self.dynamodb_table)
             )
+            if not self.master.startswith("local"):
+                ship_package(self._session)
         return self._session
+
+
+def ship_package(session: SparkSession) -> str:
+    """Send this package's code to the executors of a cluster, for the Python UDFs that import it
+    (grouped model training), so executors need only the third-party dependencies; this is
+    dagster-pyspark's `build_pyspark_zip`. Returns the zip's path."""
+    import re
+    import tempfile
+    from pathlib import Path
+
+    from dagster_pyspark.utils import DEFAULT_EXCLUDE, build_pyspark_zip
+
+    package = Path(__file__).resolve().parents[1]
+    target = Path(tempfile.mkdtemp(prefix="iot-assets-pyfiles-")) / "iot_assets.zip"
+    # Archive the package folder as `iot_assets/...`: everything else under its parent is left out.
+    build_pyspark_zip(str(target), str(package.parent),
+                      exclude=[*DEFAULT_EXCLUDE, rf"^(?!{re.escape(str(package))}{re.escape(os.sep)})"])
+    session.sparkContext.addPyFile(str(target))
+    return str(target)
 
 
 def get_or_create_session(conf: dict[str, str]) -> SparkSession:
