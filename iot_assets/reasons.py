@@ -18,6 +18,9 @@ NOT_UTF8 = "not_utf8"
 EMPTY_OBJECT = "empty_object"             # a landed file with no records (0 bytes or blank lines)
 CORRUPT_GZIP = "corrupt_gzip"             # a landed file with the gzip magic that does not decompress
 UNPLACED_OBJECT = "unplaced_object"       # a landed file whose key names no valid hour
+BAD_QUALITY = "bad_quality"               # a historian sample whose dataintegrity is not good; detail has the code
+UNKNOWN_TAG = "unknown_tag"               # a historian sample whose tagid is not in the tag table, or whose
+                                          # tagpath names no device and reading field
 
 # silver_rejected_readings: a typed reading that is not fit for analysis.
 OUT_OF_RANGE = "out_of_range"             # detail names the field and value
@@ -27,5 +30,5 @@ UNKNOWN_DEVICE = "unknown_device"
 
 QUARANTINE_REASONS = (MALFORMED_JSON, NOT_AN_OBJECT, MISSING_FIELD, INVALID_TYPE, INVALID_DEVICE_ID,
                       INVALID_TIMESTAMP, LATE_EVENT, FUTURE_EVENT, RECORD_TOO_LARGE, NOT_UTF8, EMPTY_OBJECT,
-                      CORRUPT_GZIP, UNPLACED_OBJECT)
+                      CORRUPT_GZIP, UNPLACED_OBJECT, BAD_QUALITY, UNKNOWN_TAG)
 SILVER_REASONS = (OUT_OF_RANGE, INVALID_STATUS, DUPLICATE, UNKNOWN_DEVICE)

@@ -29,6 +29,8 @@ SPARK_PACKAGES = (
     "org.apache.hadoop:hadoop-aws:3.5.0",
     "software.amazon.awssdk:bundle:2.35.4",
     "software.amazon.s3.analyticsaccelerator:analyticsaccelerator-s3:1.3.1",
+    # The JDBC driver of the PostgreSQL historian source (IOT_RAW_SOURCE=historian).
+    "org.postgresql:postgresql:42.7.14",
 )
 
 # Transitive dependencies of the packages above that pyspark already ships in a newer version
