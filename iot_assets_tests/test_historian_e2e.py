@@ -192,3 +192,14 @@ def test_the_password_is_in_no_log_metadata_or_config(historian_run, historian_d
         for entry in instance.all_logs(result.run_id):
             assert password not in serialize_value(entry)
     assert all(password not in value for _, value in spark.sparkContext.getConf().getAll())
+
+
+def test_a_rerun_after_the_historian_changed_replaces_the_hours_batch(historian_run, historian_db, spark):
+    raw_io = historian_run["raw_io"]
+    before = [o.key for o in raw_io.hour_objects(FIRST)]
+    _sql(historian_db, "UPDATE sqlt_data_1_2026_11 SET dataintegrity = 0 WHERE t_stamp = "
+                       "(SELECT min(t_stamp) FROM sqlt_data_1_2026_11 WHERE dataintegrity = 192)")
+    again = historian_run["run"](AssetSelection.groups("raw"))
+    assert _checks(again)["check_raw_reconciles_arrivals"].passed
+    after = raw_io.hour_objects(FIRST)
+    assert len(after) == 1 and after[0].key not in before and after[0].source == "historian"
