@@ -70,6 +70,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("IOT_HISTORIAN_SCAN_TOLERANCE_MS", "500",
             "Samples of one device less than this far apart (ms) form one scan, pivoted into one reading. Keep it "
             "below the scan interval."),
+    Setting("IOT_HISTORIAN_SENSOR_INTERVAL_SECONDS", "60", "Seconds between ticks of `historian_arrival_sensor`."),
     Setting("IOT_DEVICE_COUNT", "50", "Number of simulated devices."),
     Setting("IOT_READINGS_PER_HOUR", "60", "Readings each simulated device sends per hour."),
     Setting("IOT_SIMULATOR_SEED", "7", "Seed of the fleet simulator; same seed, same data."),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlparse
@@ -208,6 +209,30 @@ class HistorianSource(ConfigurableResource):
         if not self._secret:
             raise ValueError("no historian password: set IOT_HISTORIAN_SECRET_NAME or IOT_HISTORIAN_PASSWORD")
         return self.user, self._secret
+
+    def stamp_range(self) -> tuple[datetime, datetime] | None:
+        """The oldest and newest `t_stamp` in the monthly tables (found by name), without Spark: a
+        sensor asks. None when no table holds a row."""
+        import psycopg2
+
+        prefix = validate_identifier(self.table_prefix)
+        user, password = self.credentials()
+        with closing(psycopg2.connect(user=user, password=password, connect_timeout=10,
+                                      **connection_params(self.jdbc_url))) as conn, conn.cursor() as cur:
+            cur.execute("SELECT table_name FROM information_schema.tables WHERE table_name LIKE %s",
+                        (prefix.replace("_", "\\_") + "\\_%",))
+            tables = sorted(t for (t,) in cur.fetchall() if re.fullmatch(rf"{prefix}_\d{{4}}_\d{{2}}", t))
+
+            def first(agg: str, order) -> int | None:
+                for table in order:
+                    cur.execute(f"SELECT {agg}(t_stamp) FROM {table}")
+                    if (value := cur.fetchone()[0]) is not None:
+                        return value
+                return None
+            oldest, newest = first("min", tables), first("max", reversed(tables))
+        if oldest is None:
+            return None
+        return tuple(datetime.fromtimestamp(v / 1000, tz=timezone.utc) for v in (oldest, newest))
 
     def _reader(self, spark: SparkSession, dbtable: str):
         user, password = self.credentials()
