@@ -100,16 +100,10 @@ def cmd_historian_seed(args: argparse.Namespace) -> int:
     """Load the simulated fleet of the last N months (up to the last complete hour) into the historian."""
     from datetime import timedelta
 
-    import psycopg2
-
     from iot_assets import partitions, settings
     from iot_assets.resources.config import historian_source
-    from iot_assets.resources.historian import connection_params
     from iot_assets.simulator import FleetConfig
-    from iot_assets.simulator.historian import seed
 
-    with historian_source().process_config_and_initialize_cm() as historian:
-        user, password = historian.credentials()
     end = partitions.hour_of(partitions.utc_now())
     start = end.replace(day=1, hour=0)
     for _ in range(args.months - 1):
@@ -118,15 +112,23 @@ def cmd_historian_seed(args: argparse.Namespace) -> int:
                         seed=int(settings.get("IOT_SIMULATOR_SEED")),
                         anomaly_rate=float(settings.get("IOT_SIMULATOR_ANOMALY_RATE")))
     hours = [start + partitions.HOUR * i for i in range(int((end - start) / partitions.HOUR))]
+    with historian_source().process_config_and_initialize_cm() as historian:
+        return _seed(historian, fleet, hours, args.bad_quality_rate)
+
+
+def _seed(historian, fleet, hours, bad_quality_rate: float) -> int:
+    from iot_assets.resources.historian import connection_params
+    from iot_assets.simulator.historian import seed
+
     params = connection_params(historian.jdbc_url)
     print(f"seeding {len(hours)} hours of {fleet.device_count} devices x {fleet.readings_per_hour} readings/hour "
           f"into {params['host']}:{params['port']}/{params['dbname']} ({historian.table_prefix}_YYYY_MM, "
           f"{historian.tag_table})", flush=True)
     written: dict[str, int] = {}
-    with psycopg2.connect(user=user, password=password, **params) as conn:
+    with historian.connect() as conn:
         for day in range(0, len(hours), 24):
             for table, n in seed(conn, fleet, hours[day:day + 24], historian.table_prefix, historian.tag_table,
-                                 args.bad_quality_rate).items():
+                                 bad_quality_rate).items():
                 written[table] = written.get(table, 0) + n
     for table, n in sorted(written.items()):
         print(f"{table:32} {n:>10} rows")

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlparse
 
+import psycopg2
 from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -161,12 +162,7 @@ class HistorianRecord:
 @dataclass(frozen=True)
 class HistorianHour:
     records: list[HistorianRecord]
-    tables: list[str]                 # the monthly tables read (those that exist)
-    rows_by_table: dict[str, int]     # historian rows assigned to the hour, per table
-
-    @property
-    def rows(self) -> int:
-        return sum(self.rows_by_table.values())
+    rows_by_table: dict[str, int]     # historian rows in the hour's records, per monthly table read
 
 
 def hour_of_records(classified: DataFrame, hour: datetime, tolerance_ms: int) -> list[HistorianRecord]:
@@ -210,18 +206,28 @@ class HistorianSource(ConfigurableResource):
             raise ValueError("no historian password: set IOT_HISTORIAN_SECRET_NAME or IOT_HISTORIAN_PASSWORD")
         return self.user, self._secret
 
-    def stamp_range(self) -> tuple[datetime, datetime] | None:
-        """The oldest and newest `t_stamp` in the monthly tables (found by name), without Spark: a
-        sensor asks. None when no table holds a row."""
-        import psycopg2
-
-        prefix = validate_identifier(self.table_prefix)
+    def connect(self):
+        """A libpq connection (closed on leaving `with`) for what needs no Spark: the metadata
+        queries of the driver and the sensor, and the seed command."""
         user, password = self.credentials()
-        with closing(psycopg2.connect(user=user, password=password, connect_timeout=10,
-                                      **connection_params(self.jdbc_url))) as conn, conn.cursor() as cur:
-            cur.execute("SELECT table_name FROM information_schema.tables WHERE table_name LIKE %s",
-                        (prefix.replace("_", "\\_") + "\\_%",))
-            tables = sorted(t for (t,) in cur.fetchall() if re.fullmatch(rf"{prefix}_\d{{4}}_\d{{2}}", t))
+        return closing(psycopg2.connect(user=user, password=password, connect_timeout=10,
+                                        **connection_params(self.jdbc_url)))
+
+    def _monthly_tables(self, cur) -> list[str]:
+        """The monthly tables that exist, found by name (`<prefix>_YYYY_MM`), oldest first."""
+        prefix = validate_identifier(self.table_prefix)
+        cur.execute("SELECT table_name FROM information_schema.tables WHERE table_name LIKE %s",
+                    (prefix.replace("_", "\\_") + "\\_%",))
+        return sorted(t for (t,) in cur.fetchall() if re.fullmatch(rf"{prefix}_\d{{4}}_\d{{2}}", t))
+
+    def existing_tables(self) -> set[str]:
+        with self.connect() as conn, conn.cursor() as cur:
+            return set(self._monthly_tables(cur))
+
+    def stamp_range(self) -> tuple[datetime, datetime] | None:
+        """The oldest and newest `t_stamp` in the monthly tables; None when no table holds a row."""
+        with self.connect() as conn, conn.cursor() as cur:
+            tables = self._monthly_tables(cur)
 
             def first(agg: str, order) -> int | None:
                 for table in order:
@@ -239,12 +245,6 @@ class HistorianSource(ConfigurableResource):
         return (spark.read.format("jdbc").option("url", validate_jdbc_url(self.jdbc_url))
                 .option("driver", JDBC_DRIVER).option("user", user).option("password", password)
                 .option("dbtable", dbtable).option("fetchsize", "10000"))
-
-    def existing_tables(self, spark: SparkSession) -> set[str]:
-        prefix = validate_identifier(self.table_prefix)
-        query = (f"(SELECT table_name FROM information_schema.tables WHERE table_name LIKE "
-                 f"'{prefix.replace('_', chr(92) + '_')}\\_%') AS historian_tables")
-        return {r[0] for r in self._reader(spark, query).load().collect()}
 
     def tags(self, spark: SparkSession) -> DataFrame:
         return self._reader(spark, f"(SELECT id, tagpath FROM {validate_identifier(self.tag_table)}) AS tags").load()
@@ -264,10 +264,10 @@ class HistorianSource(ConfigurableResource):
         that crosses the hour's start or end (or a month's) is whole in the hour it starts in."""
         margin = timedelta(milliseconds=self.scan_tolerance_ms)
         start, end = hour - margin, hour + HOUR + margin
-        existing = self.existing_tables(spark)
+        existing = self.existing_tables()
         tables = [t for t in month_tables(self.table_prefix, start, end) if t in existing]
         if not tables:
-            return HistorianHour([], [], {})
+            return HistorianHour([], {})
         frames = [self.rows(spark, t, start, end) for t in tables]
         rows = frames[0]
         for frame in frames[1:]:
@@ -275,4 +275,4 @@ class HistorianSource(ConfigurableResource):
         classified = classify(rows, self.tags(spark), self.tag_table)
         records = hour_of_records(classified, hour, self.scan_tolerance_ms)
         counted = Counter(row.split("/", 1)[0] for r in records for row in rows_in(r.arrival_id))
-        return HistorianHour(records, tables, {t: counted.get(t, 0) for t in tables})
+        return HistorianHour(records, {t: counted.get(t, 0) for t in tables})
