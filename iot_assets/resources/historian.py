@@ -272,7 +272,11 @@ class HistorianSource(ConfigurableResource):
         rows = frames[0]
         for frame in frames[1:]:
             rows = rows.unionByName(frame)
-        classified = classify(rows, self.tags(spark), self.tag_table)
-        records = hour_of_records(classified, hour, self.scan_tolerance_ms)
+        # Kept between its two uses (readings and problem rows), so the tables are read once.
+        classified = classify(rows, self.tags(spark), self.tag_table).persist()
+        try:
+            records = hour_of_records(classified, hour, self.scan_tolerance_ms)
+        finally:
+            classified.unpersist()
         counted = Counter(row.split("/", 1)[0] for r in records for row in rows_in(r.arrival_id))
         return HistorianHour(records, {t: counted.get(t, 0) for t in tables})
