@@ -38,7 +38,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("IOT_KINESIS_SHARDS", "2", "Shard count used when `iot-assets local-aws` creates the stream."),
     Setting("IOT_RAW_SOURCE", "simulator",
             "Where `raw_sensor_batches` gets an hour's records: `simulator`, `kinesis`, `s3_landing` or "
-            "`historian` (a PostgreSQL SQL historian, see the README's Historian section)."),
+            "`historian` (a PostgreSQL SQL historian, see the README's SQL historian source section)."),
     Setting("IOT_ALLOWED_LATENESS_MINUTES", "10",
             "Records arriving this long after their hour still land in their event hour. The Kinesis "
             "sensor requests an hour once it has ended and this much more time has passed."),
