@@ -138,10 +138,9 @@ def resources_for(lake_prefix: str, fleet) -> dict:
 
 
 def all_assets() -> list:
-    from iot_assets.definitions import defs
+    from iot_assets.definitions import executable_assets
 
-    graph = defs.get_repository_def().asset_graph
-    return list({id(a): a for a in (defs.get_assets_def(k) for k in graph.get_all_asset_keys())}.values())
+    return list(executable_assets)
 
 
 @dataclass

@@ -34,10 +34,11 @@ SCALES = {
     # (86 M readings) does not fit this machine's time; 100 devices x 1/10 s x 24 h does, and both
     # sides always run on the same data.
     # small: the new user's first hour, 50 devices x 1/min (the settings' defaults).
+    # historian: (devices, readings per device-hour), 7 tags a device; full is 1,001 tags x 1/s.
     "small": {"training_devices": 100, "loop_sample": 3, "throughput": (25, 3600),
-              "backfill": (20, 60, 8), "small": (50, 60)},
+              "backfill": (20, 60, 8), "small": (50, 60), "historian": (15, 3600)},
     "full": {"training_devices": 1000, "loop_sample": 10, "throughput": (1000, 3600),
-             "backfill": (100, 360, 24), "small": (50, 60)},
+             "backfill": (100, 360, 24), "small": (50, 60), "historian": (143, 3600)},
 }
 
 
@@ -111,8 +112,20 @@ def bench_small(scale: str, progress=print) -> dict:
               "tables, warm JVM; ratio = end-to-end seconds / engine floor on the same raw file")
 
 
+def bench_historian(scale: str, progress=print) -> dict:
+    from benchmarks.historian import compare
+
+    f = compare(fleet(*SCALES[scale]["historian"]), progress)
+    return measurement(
+        "historian_read", scale, f, f["ratio_2_partitions"],
+        "none in the issue (reported): the raw step's historian read against PostgreSQL's COPY TO STDOUT", None,
+        notes=f"{f['tags']:,} tags x 3,600 samples, one hour; ratio = read seconds (2 JDBC partitions, the default) "
+              "/ COPY seconds; 1 and 4 partitions in the figures; read = JDBC read, tag join, scan pivot, records "
+              "collected to the driver")
+
+
 BENCHES = {"throughput": bench_throughput, "backfill": bench_backfill, "training": bench_training,
-           "small": bench_small}
+           "small": bench_small, "historian": bench_historian}
 
 
 def save(results: list[dict]) -> list[dict]:

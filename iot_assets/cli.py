@@ -1,4 +1,4 @@
-"""`iot-assets`: run the local AWS endpoint, and a headless demo of the pipeline."""
+"""`iot-assets`: run the local AWS endpoint, a local SQL historian, and a headless demo of the pipeline."""
 
 from __future__ import annotations
 
@@ -96,6 +96,59 @@ def cmd_jars(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_historian_seed(args: argparse.Namespace) -> int:
+    """Load the simulated fleet of the last N months (up to the last complete hour) into the historian."""
+    from datetime import timedelta
+
+    from iot_assets import partitions, settings
+    from iot_assets.resources.config import historian_source
+    from iot_assets.simulator import FleetConfig
+
+    end = partitions.hour_of(partitions.utc_now())
+    start = end.replace(day=1, hour=0)
+    for _ in range(args.months - 1):
+        start = (start - timedelta(days=1)).replace(day=1)
+    fleet = FleetConfig(device_count=args.devices, readings_per_hour=args.rate,
+                        seed=int(settings.get("IOT_SIMULATOR_SEED")),
+                        anomaly_rate=float(settings.get("IOT_SIMULATOR_ANOMALY_RATE")))
+    hours = [start + partitions.HOUR * i for i in range(int((end - start) / partitions.HOUR))]
+    with historian_source().process_config_and_initialize_cm() as historian:
+        return _seed(historian, fleet, hours, args.bad_quality_rate)
+
+
+def _seed(historian, fleet, hours, bad_quality_rate: float) -> int:
+    from iot_assets.resources.historian import connection_params
+    from iot_assets.simulator.historian import seed
+
+    params = connection_params(historian.jdbc_url)
+    print(f"seeding {len(hours)} hours of {fleet.device_count} devices x {fleet.readings_per_hour} readings/hour "
+          f"into {params['host']}:{params['port']}/{params['dbname']} ({historian.table_prefix}_YYYY_MM, "
+          f"{historian.tag_table})", flush=True)
+    written: dict[str, int] = {}
+    with historian.connect() as conn:
+        for day in range(0, len(hours), 24):
+            for table, n in seed(conn, fleet, hours[day:day + 24], historian.table_prefix, historian.tag_table,
+                                 bad_quality_rate).items():
+                written[table] = written.get(table, 0) + n
+    for table, n in sorted(written.items()):
+        print(f"{table:32} {n:>10} rows")
+    return 0
+
+
+def cmd_historian_server(args: argparse.Namespace) -> int:
+    """Start (or stop) a throwaway PostgreSQL for the historian; prints the settings to export."""
+    from iot_assets import local_postgres
+
+    if args.action == "stop":
+        local_postgres.stop(args.dir)
+        return 0
+    server = local_postgres.start(args.dir, args.port, user="historian", db="historian")
+    print(f"export IOT_HISTORIAN_JDBC_URL=jdbc:postgresql://{server.host}:{server.port}/{server.db}")
+    print(f"export IOT_HISTORIAN_USER={server.user}")
+    print(f"export IOT_HISTORIAN_PASSWORD={server.password}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from iot_assets.demo import run_demo
 
@@ -163,6 +216,23 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--land-hours", type=int, default=0,
                      help="first land the last N complete hours as files under IOT_LANDING_PREFIX (default 0)")
     sim.set_defaults(func=cmd_simulate)
+    hist = sub.add_parser("historian", help="a local SQL historian (PostgreSQL) for IOT_RAW_SOURCE=historian")
+    hist_sub = hist.add_subparsers(dest="historian_command", required=True)
+    hseed = hist_sub.add_parser("seed", help="load the simulated fleet into the historian's monthly tables")
+    hseed.add_argument("--months", type=int, default=1,
+                       help="this month and the N-1 before it, up to the last complete hour (default 1)")
+    hseed.add_argument("--devices", type=int, default=int(settings.get("IOT_DEVICE_COUNT")),
+                       help="number of devices (default IOT_DEVICE_COUNT)")
+    hseed.add_argument("--rate", type=int, default=int(settings.get("IOT_READINGS_PER_HOUR")),
+                       help="readings per device per hour (default IOT_READINGS_PER_HOUR)")
+    hseed.add_argument("--bad-quality-rate", type=float, default=0.002,
+                       help="share of samples stored with a bad quality code (default 0.002)")
+    hseed.set_defaults(func=cmd_historian_seed)
+    hserver = hist_sub.add_parser("server", help="start or stop a throwaway PostgreSQL on 127.0.0.1 (no Docker)")
+    hserver.add_argument("action", choices=("start", "stop"))
+    hserver.add_argument("--dir", default=".dev/historian", help="its data directory (default .dev/historian)")
+    hserver.add_argument("--port", type=int, default=5433, help="port on 127.0.0.1 (default 5433)")
+    hserver.set_defaults(func=cmd_historian_server)
     demo = sub.add_parser("demo", help="materialise the last complete hours end to end and print row counts")
     demo.add_argument("--hours", type=int, default=3)
     demo.set_defaults(func=cmd_demo)

@@ -21,6 +21,7 @@ from iot_assets.conditions import automation_condition_sensor
 from iot_assets.jobs import anomaly_detection_job, hourly_pipeline_job
 from iot_assets.resources.config import build_resources
 from iot_assets.schedules import hourly_pipeline_schedule
+from iot_assets.sensors.historian_arrivals import historian_arrival_sensor
 from iot_assets.sensors.kinesis_arrivals import kinesis_arrival_sensor
 from iot_assets.sensors.s3_arrivals import s3_landing_sensor
 
@@ -36,13 +37,17 @@ with warnings.catch_warnings():
     freshness_sensor = build_sensor_for_freshness_checks(freshness_checks=freshness_checks,
                                                          default_status=DefaultSensorStatus.RUNNING)
 
-assets = catalogued(load_assets_from_modules([raw, registry, bronze, silver, gold, models, anomalies, incidents]))
+# The assets Dagster materialises (the external ones are only shown): what materialize() needs.
+executable_assets = catalogued(load_assets_from_modules([raw, registry, bronze, silver, gold, models, anomalies,
+                                                         incidents]))
 
 defs = Definitions(
-    assets=[*assets, *SOURCES, data_quality_log({key.asset_key for a in assets for key in a.check_keys})],
+    assets=[*executable_assets, *SOURCES,
+            data_quality_log({key.asset_key for a in executable_assets for key in a.check_keys})],
     asset_checks=freshness_checks,
     jobs=[hourly_pipeline_job, anomaly_detection_job],
-    sensors=[freshness_sensor, *alert_sensors, kinesis_arrival_sensor, s3_landing_sensor, automation_condition_sensor],
+    sensors=[freshness_sensor, *alert_sensors, kinesis_arrival_sensor, s3_landing_sensor,
+             historian_arrival_sensor, automation_condition_sensor],
     schedules=[hourly_pipeline_schedule],
     resources=build_resources(),
     # Every step of a run shares one process, so one SparkSession (one JVM) serves the whole run.

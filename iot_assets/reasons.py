@@ -21,6 +21,9 @@ EMPTY_OBJECT = "empty_object"             # a landed file with no records (0 byt
 CORRUPT_GZIP = "corrupt_gzip"             # gzip that does not decompress (from where it fails: readable records are kept)
 OBJECT_TOO_LARGE = "object_too_large"     # a landed file that expands past IOT_MAX_OBJECT_EXPANDED_BYTES
 UNPLACED_OBJECT = "unplaced_object"       # a landed file whose key names no valid hour
+BAD_QUALITY = "bad_quality"               # a historian sample whose dataintegrity is not good; detail has the code
+UNKNOWN_TAG = "unknown_tag"               # a historian sample whose tagid is not in the tag table, or whose
+                                          # tagpath names no device and reading field
 
 # silver_rejected_readings: a typed reading that is not fit for analysis.
 OUT_OF_RANGE = "out_of_range"             # detail names the field and value
@@ -30,5 +33,5 @@ UNKNOWN_DEVICE = "unknown_device"
 
 QUARANTINE_REASONS = (MALFORMED_JSON, NOT_AN_OBJECT, TRAILING_TEXT, DUPLICATE_KEY, MISSING_FIELD, INVALID_TYPE,
                       INVALID_DEVICE_ID, INVALID_TIMESTAMP, LATE_EVENT, FUTURE_EVENT, RECORD_TOO_LARGE, NOT_UTF8,
-                      EMPTY_OBJECT, CORRUPT_GZIP, OBJECT_TOO_LARGE, UNPLACED_OBJECT)
+                      EMPTY_OBJECT, CORRUPT_GZIP, OBJECT_TOO_LARGE, UNPLACED_OBJECT, BAD_QUALITY, UNKNOWN_TAG)
 SILVER_REASONS = (OUT_OF_RANGE, INVALID_STATUS, DUPLICATE, UNKNOWN_DEVICE)

@@ -37,7 +37,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("IOT_KINESIS_STREAM", "iot-sensor-readings", "Kinesis stream the fleet publishes to."),
     Setting("IOT_KINESIS_SHARDS", "2", "Shard count used when `iot-assets local-aws` creates the stream."),
     Setting("IOT_RAW_SOURCE", "simulator",
-            "Where `raw_sensor_batches` gets an hour's records: `simulator` or `kinesis`."),
+            "Where `raw_sensor_batches` gets an hour's records: `simulator`, `kinesis`, `s3_landing` or "
+            "`historian` (a PostgreSQL SQL historian, see the README's SQL historian source section)."),
     Setting("IOT_ALLOWED_LATENESS_MINUTES", "10",
             "Records arriving this long after their hour still land in their event hour. The Kinesis "
             "sensor requests an hour once it has ended and this much more time has passed."),
@@ -57,6 +58,23 @@ SETTINGS: tuple[Setting, ...] = (
             "has. Keep it above the allowed lateness."),
     Setting("IOT_AUTOMATION_INTERVAL_SECONDS", "30",
             "Seconds between evaluations of the assets' automation conditions (gold, models, anomaly log)."),
+    Setting("IOT_HISTORIAN_JDBC_URL", "jdbc:postgresql://127.0.0.1:5433/historian",
+            "JDBC URL of the PostgreSQL historian (`IOT_RAW_SOURCE=historian`); no credentials in it."),
+    Setting("IOT_HISTORIAN_USER", "historian", "User the historian is read as."),
+    Setting("IOT_HISTORIAN_PASSWORD", "",
+            "The historian user's password (a secret: set it in the environment only). Ignored when "
+            "`IOT_HISTORIAN_SECRET_NAME` is set."),
+    Setting("IOT_HISTORIAN_SECRET_NAME", "",
+            "AWS Secrets Manager secret (on `IOT_AWS_ENDPOINT_URL`) holding the historian password, as plain "
+            "text or JSON with a `password` key."),
+    Setting("IOT_HISTORIAN_TABLE_PREFIX", "sqlt_data_1",
+            "Monthly data tables are `<prefix>_YYYY_MM` (UTC months), as Ignition names its partitions."),
+    Setting("IOT_HISTORIAN_TAG_TABLE", "sqlth_te", "Tag metadata table: `id` -> `tagpath` (`site/line/device/field`)."),
+    Setting("IOT_HISTORIAN_READ_PARTITIONS", "2", "Parallel JDBC reads per monthly table (`numPartitions` over `t_stamp`)."),
+    Setting("IOT_HISTORIAN_SCAN_TOLERANCE_MS", "500",
+            "Samples of one device less than this far apart (ms) form one scan, pivoted into one reading. Keep it "
+            "below the scan interval."),
+    Setting("IOT_HISTORIAN_SENSOR_INTERVAL_SECONDS", "60", "Seconds between ticks of `historian_arrival_sensor`."),
     Setting("IOT_DEVICE_COUNT", "50", "Number of simulated devices."),
     Setting("IOT_READINGS_PER_HOUR", "60", "Readings each simulated device sends per hour."),
     Setting("IOT_SIMULATOR_SEED", "7", "Seed of the fleet simulator; same seed, same data."),

@@ -6,6 +6,7 @@ test takes exactly the path it takes in production: EnvVar-driven resources, rea
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -92,3 +93,30 @@ def postgres():
     yield env
     subprocess.run([ROOT / "scripts/postgres_local.sh", "stop", data], capture_output=True, timeout=120)
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def historian_db(postgres, local_aws):
+    """A `historian` database and user on the test PostgreSQL server, its password in the local
+    Secrets Manager; yields the HistorianSource settings and libpq parameters."""
+    import psycopg2
+
+    from iot_assets.resources.aws import make_client
+
+    password, secret = uuid.uuid4().hex, f"iot-test/historian-{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(host=postgres["DAGSTER_POSTGRES_HOST"], port=postgres["DAGSTER_POSTGRES_PORT"],
+                             user=postgres["DAGSTER_POSTGRES_USER"], password=postgres["DAGSTER_POSTGRES_PASSWORD"],
+                             dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("CREATE ROLE historian LOGIN PASSWORD %s", (password,))
+        cur.execute("CREATE DATABASE historian OWNER historian")
+    admin.close()
+    make_client("secretsmanager", local_aws, "us-east-1").create_secret(
+        Name=secret, SecretString=json.dumps({"username": "historian", "password": password}))
+    port = postgres["DAGSTER_POSTGRES_PORT"]
+    yield {"settings": {"jdbc_url": f"jdbc:postgresql://127.0.0.1:{port}/historian", "user": "historian",
+                        "secret_name": secret},
+           "libpq": {"host": "127.0.0.1", "port": port, "user": "historian", "password": password,
+                     "dbname": "historian"},
+           "password": password}

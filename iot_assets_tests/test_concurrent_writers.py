@@ -35,10 +35,9 @@ SELECTION = AssetSelection.groups("raw", "bronze")
 
 
 def _pooled_steps() -> set[str]:
-    from iot_assets.definitions import defs
+    from iot_assets.definitions import executable_assets
 
-    graph = defs.get_repository_def().asset_graph
-    ops = {defs.get_assets_def(k).op for k in graph.get_all_asset_keys()}
+    ops = {a.op for a in executable_assets}
     return {op.name for op in ops if op.pool == LAKE_WRITER_POOL}
 
 

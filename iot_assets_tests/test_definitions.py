@@ -85,9 +85,9 @@ def test_column_lineage_names_real_upstream_columns():
 
 def test_lineage_starts_at_arrival_and_ends_in_the_quality_log():
     assert {k.to_user_string() for k in GRAPH.get(AssetKey("raw_sensor_batches")).parent_keys} == {
-        "kinesis_stream", "landing_files"}
+        "kinesis_stream", "landing_files", "historian_tables"}
     checked = {k.asset_key for k in GRAPH.asset_check_keys}
     assert GRAPH.get(AssetKey("data_quality_log")).parent_keys == checked - {AssetKey("data_quality_log")}
     assert {"raw_sensor_batches", "anomaly_incidents"} <= {k.to_user_string() for k in checked}
-    for key in ("kinesis_stream", "landing_files", "data_quality_log"):
+    for key in ("kinesis_stream", "landing_files", "historian_tables", "data_quality_log"):
         assert not GRAPH.get(AssetKey(key)).is_executable

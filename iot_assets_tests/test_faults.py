@@ -69,7 +69,7 @@ def test_every_spark_asset_retries_by_the_settings():
 
     graph = defs.get_repository_def().asset_graph
     spark_assets = {defs.get_assets_def(k) for k in graph.get_all_asset_keys()
-                    if "spark" in graph.get(k).kinds}
+                    if "spark" in graph.get(k).kinds and graph.get(k).is_executable}
     assert len(spark_assets) >= 7
     assert {a.op.name: a.op.retry_policy for a in spark_assets} == {a.op.name: SPARK_RETRY_POLICY for a in spark_assets}
     assert SPARK_RETRY_POLICY.max_retries == 2 and SPARK_RETRY_POLICY.delay == 1   # conftest: 1 s in tests

@@ -32,14 +32,14 @@ def evaluations(result) -> dict:
 
 @pytest.fixture(scope="module")
 def bad_run(resources, spark):
-    from iot_assets.definitions import defs
+    from iot_assets.definitions import defs, executable_assets
 
     aws, lake, raw = resolved("aws"), resolved("lake"), resolved("raw_source")
     fleet = {d.device_id: d.__dict__ for d in device_registry(raw.fleet)}
     doubled, siteless = "dev-0001", "dev-0002"
     listed = [fleet[doubled], fleet[doubled], {**fleet[siteless], "site": None}]
     aws.s3.put_object(Bucket=lake.bucket, Key=REFERENCE_KEY, Body="\n".join(json.dumps(d) for d in listed).encode())
-    every = list({id(a): a for a in (defs.get_assets_def(k) for k in defs.get_repository_def().asset_graph.get_all_asset_keys())}.values())
+    every = executable_assets
     instance = DagsterInstance.ephemeral()
     try:
         registry = materialize(every, selection=["device_registry"], instance=instance, resources=defs.resources,

@@ -103,7 +103,7 @@ SECRET_HOUR = datetime(2026, 11, 19, 5, tzinfo=timezone.utc)
 
 
 def test_a_planted_secret_appears_in_no_output(resources, slack, monkeypatch, tmp_path, capfd, caplog):
-    from iot_assets.definitions import defs
+    from iot_assets.definitions import defs, executable_assets
 
     canary = f"CANARY{uuid.uuid4().hex}"
     port, received = slack
@@ -112,9 +112,7 @@ def test_a_planted_secret_appears_in_no_output(resources, slack, monkeypatch, tm
     sinks = AlertSinks(aws=defs.resources["aws"], sns_topic="iot-alerts", metrics_namespace="",
                        slack_webhook_url=EnvVar("IOT_ALERT_SLACK_WEBHOOK_URL"), ui_url="http://127.0.0.1:3000")
     res = {**defs.resources, "alert_sinks": sinks}
-    every = list({id(a): a for a in (defs.get_assets_def(k)
-                                      for k in defs.get_repository_def().asset_graph.get_all_asset_keys())}.values())
-    alert_defs = Definitions(assets=every, sensors=[run_failure_alert_sensor], resources=res)
+    alert_defs = Definitions(assets=executable_assets, sensors=[run_failure_alert_sensor], resources=res)
     (tmp_path / "home").mkdir()
     instance = DagsterInstance.local_temp(str(tmp_path / "home"))
     try:

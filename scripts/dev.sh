@@ -6,6 +6,7 @@
 # source is Kinesis, so `kinesis_arrival_sensor` starts a run for each hour once it has ended
 # (plus a short allowed lateness). So that runs appear within minutes rather than at the next
 # hour, the producer first lands the last two hours as files, which `s3_landing_sensor` picks up.
+# With IOT_RAW_SOURCE=historian, a local SQL historian replaces the producer (README: SQL historian source).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -25,8 +26,17 @@ for _ in $(seq 1 100); do
 done
 echo "local AWS: $(tail -n 1 .dev/local-aws.log)"
 
-$BIN/iot-assets simulate --land-hours 2 >.dev/simulate.log 2>&1 &
-pids+=($!)
-echo "live producer: .dev/simulate.log (raw source: $IOT_RAW_SOURCE, allowed lateness: $IOT_ALLOWED_LATENESS_MINUTES min)"
+if [[ "$IOT_RAW_SOURCE" == historian ]]; then
+  # The SQL historian instead of the live producer: a local PostgreSQL (.dev/historian) holding this
+  # month of the simulated fleet; historian_arrival_sensor backfills it as one run, then follows it.
+  eval "$($BIN/iot-assets historian server start --dir .dev/historian --port 5433)"
+  trap 'cleanup; $BIN/iot-assets historian server stop --dir .dev/historian || true' EXIT INT TERM
+  $BIN/iot-assets historian seed --months 1 >.dev/historian-seed.log 2>&1 || { cat .dev/historian-seed.log; exit 1; }
+  echo "historian: $IOT_HISTORIAN_JDBC_URL, this month seeded (.dev/historian-seed.log)"
+else
+  $BIN/iot-assets simulate --land-hours 2 >.dev/simulate.log 2>&1 &
+  pids+=($!)
+  echo "live producer: .dev/simulate.log (raw source: $IOT_RAW_SOURCE, allowed lateness: $IOT_ALLOWED_LATENESS_MINUTES min)"
+fi
 echo "Dagster UI: http://127.0.0.1:${DAGSTER_PORT:-3000}  (Ctrl-C stops everything)"
 $BIN/dagster dev -w workspace.yaml -h 127.0.0.1 -p "${DAGSTER_PORT:-3000}"

@@ -70,7 +70,7 @@ class BronzeReading(pa.DataFrameModel):
     signal_strength: T.DoubleType() = pa.Field(nullable=False, description="dBm")
     status: T.StringType() = pa.Field(nullable=False)
     extra_fields: T.StringType() = pa.Field(nullable=True, description="unexpected fields (schema drift), as JSON")
-    source: T.StringType() = pa.Field(nullable=False, isin=["simulator", "kinesis", "s3_landing", "replay"])
+    source: T.StringType() = pa.Field(nullable=False, isin=["simulator", "kinesis", "s3_landing", "replay", "historian"])
     source_object: T.StringType() = pa.Field(nullable=False, description="raw batch object it was read from")
     record_index: T.LongType() = pa.Field(nullable=False, ge=0, description="position in the raw batch")
     kinesis_shard_id: T.StringType() = pa.Field(nullable=True)

@@ -31,7 +31,15 @@ def _here(spec: AssetSpec, line: int) -> AssetSpec:
     return spec.merge_attributes(metadata={"dagster/code_references": ref})
 
 
-SOURCES = [_here(KINESIS_STREAM, _line("KINESIS_STREAM")), _here(LANDING_FILES, _line("LANDING_FILES"))]
+HISTORIAN_TABLES = AssetSpec(
+    "historian_tables", group_name="sources", kinds={"postgres"}, owners=["team:iot-data-platform"],
+    description="The plant historian's monthly tag tables in PostgreSQL (IOT_HISTORIAN_*). "
+                "`historian_arrival_sensor` watches its newest t_stamp; `raw_sensor_batches` reads an hour of "
+                "it over JDBC with `IOT_RAW_SOURCE=historian`.")
+
+
+SOURCES = [_here(spec, _line(name)) for name, spec in
+           (("KINESIS_STREAM", KINESIS_STREAM), ("LANDING_FILES", LANDING_FILES), ("HISTORIAN_TABLES", HISTORIAN_TABLES))]
 
 
 

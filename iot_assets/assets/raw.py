@@ -1,4 +1,5 @@
-"""Raw: each hour's records as they arrived, from the fleet simulator or drained from Kinesis."""
+"""Raw: each hour's records as they arrived: from the fleet simulator, drained from Kinesis, landed
+as files, or read from a plant's SQL historian."""
 
 
 from dataclasses import asdict
@@ -17,6 +18,7 @@ from iot_assets import partitions, quality, reasons
 from iot_assets.framing import Framed
 from iot_assets.partitions import assigned_hour, hour_key, hourly_partitions, hours_in, parse_hour_key, ready_at
 from iot_assets.resources.aws import AwsResource
+from iot_assets.resources.historian import HistorianSource
 from iot_assets.resources.io_managers import RawBatch, RawBatches, batch_name
 from iot_assets.resources.kinesis import arrival_id, event_hour_of, read_arrivals, record_hour
 from iot_assets.resources.landing import LandedObject, LandingZone
@@ -26,7 +28,8 @@ from iot_assets.simulator import FleetConfig, simulate_hour
 
 
 class RawSource(ConfigurableResource):
-    """Where raw batches come from: `simulator` (default), `kinesis`, or `s3_landing` (files landed by producers)."""
+    """Where raw batches come from: `simulator` (default), `kinesis`, `s3_landing` (files landed by
+    producers) or `historian` (a PostgreSQL SQL historian)."""
 
     source: str = "simulator"
     device_count: int = 50
@@ -98,6 +101,23 @@ def landed_batch(hour: datetime, obj: LandedObject, landing: LandingZone, latene
                     routed_elsewhere=len(frames) - len(kept))
 
 
+def historian_batch(hour: datetime, historian: HistorianSource, spark, lateness: timedelta,
+                    rows_read: dict | None = None, now: datetime | None = None) -> RawBatch:
+    """The historian's records of `hour`, once the hour has ended plus the lateness (late writes to
+    the historian). Its rows read per monthly table go to `rows_read`."""
+    complete = ready_at(hour, lateness)
+    if (now or partitions.utc_now()) < complete:
+        raise RuntimeError(f"hour {hour:%Y-%m-%d %H:00} is not complete until {complete:%H:%M} UTC "
+                           f"(allowed lateness {lateness}); materialise it after that")
+    got = historian.read_hour(spark, hour)
+    if rows_read is not None:
+        rows_read[partitions.hour_key(hour)] = got.rows_by_table
+    problems = [r.problem for r in got.records]
+    return RawBatch(hour=hour, source="historian", payloads=[r.payload for r in got.records],
+                    partition_keys=[r.device_id for r in got.records], arrivals=[r.arrival_id for r in got.records],
+                    problems=problems if any(problems) else None)
+
+
 def objects_batch(hour: datetime, source: str, objects: list[list[Framed]]) -> RawBatch:
     """One batch of the records of several objects, in order; a record the framer refused carries its problem."""
     records = [f for framed in objects for f in framed]
@@ -119,8 +139,8 @@ def landing_batches(hour: datetime, landing: LandingZone, lateness: timedelta) -
     io_manager_key="raw_io_manager",
     backfill_policy=BackfillPolicy.single_run(),
     group_name="raw",
-    kinds={"s3", "kinesis"},
-    deps=["kinesis_stream", "landing_files"],
+    kinds={"s3", "kinesis", "postgres"},
+    deps=["kinesis_stream", "landing_files", "historian_tables"],
     pool=LAKE_WRITER_POOL,      # its checks append to data_quality_log
     check_specs=[
         AssetCheckSpec("check_raw_reconciles_arrivals", asset="raw_sensor_batches", blocking=True,
@@ -133,15 +153,17 @@ def landing_batches(hour: datetime, landing: LandingZone, lateness: timedelta) -
     ],
 )
 def raw_sensor_batches(context: AssetExecutionContext, raw_source: RawSource, aws: AwsResource,
-                       landing: LandingZone, spark: SparkResource, lake: DeltaLakehouse):
+                       landing: LandingZone, historian: HistorianSource, spark: SparkResource, lake: DeltaLakehouse):
     """The hour's sensor records exactly as they arrived, backed up to S3 as gzip JSON lines.
 
     Simulated hours are also published to Kinesis. With `IOT_RAW_SOURCE=kinesis` the hour is
     drained from the stream instead: the records that arrived in it, and late ones within the
     allowed lateness. Runs started by `s3_landing_sensor` read the files landed under the landing
-    prefix (`source: s3_landing`).
+    prefix (`source: s3_landing`). With `IOT_RAW_SOURCE=historian` the hour's samples are read
+    from the SQL historian's monthly tables and pivoted into one record per device scan.
     """
     hours = hours_in(context.partition_time_window)
+    rows_read: dict[str, dict[str, int]] = {}          # historian rows per hour and monthly table
     if raw_source.source == "simulator":
         fleet = raw_source.fleet
         batches = RawBatches(hours, lambda h: [simulated_batch(h, fleet)])
@@ -149,14 +171,19 @@ def raw_sensor_batches(context: AssetExecutionContext, raw_source: RawSource, aw
         batches = RawBatches(hours, lambda h: [kinesis_batch(h, aws.kinesis, raw_source.stream, raw_source.lateness)])
     elif raw_source.source == "s3_landing":
         batches = RawBatches(hours, lambda h: landing_batches(h, landing, raw_source.lateness))
+    elif raw_source.source == "historian":
+        batches = RawBatches(hours, lambda h: [historian_batch(h, historian, spark.session, raw_source.lateness,
+                                                               rows_read)])
     else:
-        raise ValueError(f"unknown raw source {raw_source.source!r}; use 'simulator', 'kinesis' or 's3_landing'")
+        raise ValueError(f"unknown raw source {raw_source.source!r}; use 'simulator', 'kinesis', 's3_landing' "
+                         "or 'historian'")
     # The IO manager stores the batches while this generator waits, and fills their ledgers.
     yield Output(batches)
-    yield from quality.report(context, spark.session, lake, arrival_checks(batches))
+    yield from quality.report(context, spark.session, lake,
+                              arrival_checks(batches, {"historian_rows_read": rows_read} if rows_read else None))
 
 
-def arrival_checks(batches: RawBatches) -> list[quality.Evaluation]:
+def arrival_checks(batches: RawBatches, extra: dict | None = None) -> list[quality.Evaluation]:
     """The two arrival checks, on the ledgers the IO manager filled while storing, per hour."""
     audits = {parse_hour_key(h): ledger.audit() for h, ledger in batches.ledgers.items()}
     failing = {hour_key(h): problems for h, (_, _, problems) in audits.items() if problems}
@@ -170,7 +197,7 @@ def arrival_checks(batches: RawBatches) -> list[quality.Evaluation]:
             "records arrived = stored in raw + duplicates already held + records of other hours"
             if not failing else f"arrivals not accounted for in {len(failing)} hour(s)",
             {"arrivals_per_hour": {h: lg.by_source() for h, lg in batches.ledgers.items()},
-             "problems": {h: p[:10] for h, p in failing.items()}}),
+             "problems": {h: p[:10] for h, p in failing.items()}, **(extra or {})}),
         quality.Evaluation(
             "raw_sensor_batches", "check_landing_keys_name_an_hour", quality.WARN, not unplaced_count, unplaced,
             f"{unplaced_count} landed object(s) whose key names no valid hour, each one {reasons.UNPLACED_OBJECT} row",

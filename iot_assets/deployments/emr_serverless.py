@@ -18,7 +18,7 @@ from iot_assets.partitions import hourly_partitions, parse_hour_key
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL
 
 _graph = local.defs.get_repository_def().asset_graph
-_all = list({id(a): a for a in (local.defs.get_assets_def(k) for k in _graph.get_all_asset_keys())}.values())
+_all = local.executable_assets
 _keys = HOURLY_PIPELINE.resolve(_graph)
 _remote = [a for a in _all if set(a.keys) & _keys]
 _specs = [s for a in _remote for s in a.specs if s.key in _keys]

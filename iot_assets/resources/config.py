@@ -41,6 +41,7 @@ def build_resources() -> dict:
             stream=v("IOT_KINESIS_STREAM")),
         "landing": LandingZone(aws=aws, bucket=v("IOT_BUCKET"), prefix=v("IOT_LANDING_PREFIX"),
                                max_object_expanded_bytes=int(get("IOT_MAX_OBJECT_EXPANDED_BYTES"))),
+        "historian": historian_source(aws),
         "threshold_rules": ThresholdRules(rules=rules),
         "quality_config": DataQualityConfig(
             max_quarantine_rate=float(get("IOT_MAX_QUARANTINE_RATE")),
@@ -54,6 +55,19 @@ def build_resources() -> dict:
             aws=aws, sns_topic=v("IOT_ALERT_SNS_TOPIC"), metrics_namespace=v("IOT_ALERT_METRICS_NAMESPACE"),
             slack_webhook_url=v("IOT_ALERT_SLACK_WEBHOOK_URL"), ui_url=v("IOT_DAGSTER_UI_URL")),
     }
+
+
+def historian_source(aws=None):
+    """The SQL historian source (IOT_RAW_SOURCE=historian) from the settings as they are now."""
+    from iot_assets.resources.aws import AwsResource
+    from iot_assets.resources.historian import HistorianSource
+
+    return HistorianSource(
+        aws=aws or AwsResource(endpoint_url=v("IOT_AWS_ENDPOINT_URL"), region=v("IOT_AWS_REGION")),
+        jdbc_url=v("IOT_HISTORIAN_JDBC_URL"), user=v("IOT_HISTORIAN_USER"), password=v("IOT_HISTORIAN_PASSWORD"),
+        secret_name=v("IOT_HISTORIAN_SECRET_NAME"), table_prefix=v("IOT_HISTORIAN_TABLE_PREFIX"),
+        tag_table=v("IOT_HISTORIAN_TAG_TABLE"), read_partitions=int(get("IOT_HISTORIAN_READ_PARTITIONS")),
+        scan_tolerance_ms=int(get("IOT_HISTORIAN_SCAN_TOLERANCE_MS")))
 
 
 def resolved(name: str):

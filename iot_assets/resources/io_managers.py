@@ -35,7 +35,7 @@ class RawBatch:
     """
 
     hour: datetime
-    source: str                                   # simulator | kinesis | s3_landing
+    source: str                                   # simulator | kinesis | s3_landing | historian
     payloads: list[bytes]
     partition_keys: list[str]
     name: str = ""                                # "<source>-<digest>"; default: named by its contents
@@ -150,9 +150,10 @@ class RawObject:
 
 RAW_SUFFIX = ".jsonl.gz"
 UNPLACED = reasons.UNPLACED_OBJECT + ":"
-# A simulated (or replayed) hour is a function of its settings: a new such batch replaces the
-# hour's previous one from the same source. Every other source only adds to an hour.
-REPLACES_ITS_OWN = ("simulator", "replay")
+# A simulated (or replayed) hour is a function of its settings, and a historian hour is what the
+# historian holds for it now: a new such batch replaces the hour's previous one from the same
+# source. Every other source only adds to an hour.
+REPLACES_ITS_OWN = ("simulator", "replay", "historian")
 
 
 # One compact encoder for every line (json.dumps with separators builds one per call).

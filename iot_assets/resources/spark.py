@@ -29,6 +29,8 @@ SPARK_PACKAGES = (
     "org.apache.hadoop:hadoop-aws:3.5.0",
     "software.amazon.awssdk:bundle:2.35.4",
     "software.amazon.s3.analyticsaccelerator:analyticsaccelerator-s3:1.3.1",
+    # The JDBC driver of the PostgreSQL historian source (IOT_RAW_SOURCE=historian).
+    "org.postgresql:postgresql:42.7.14",
 )
 
 # Transitive dependencies of the packages above that pyspark already ships in a newer version
@@ -156,10 +158,21 @@ class SparkResource(ConfigurableResource):
         return self._session
 
 
+_shipped: dict[str, str] = {}      # Spark application id -> the zip its executors have
+
+
 def ship_package(session: SparkSession) -> str:
     """Send this package's code to the executors of a cluster, for the Python UDFs that import it
     (grouped model training), so executors need only the third-party dependencies; this is
-    dagster-pyspark's `build_pyspark_zip`. Returns the zip's path."""
+    dagster-pyspark's `build_pyspark_zip`. Once per Spark application; returns the zip's path."""
+    app = session.sparkContext.applicationId
+    with _lock:
+        if app not in _shipped:
+            _shipped[app] = _ship(session)
+        return _shipped[app]
+
+
+def _ship(session: SparkSession) -> str:
     import re
     import tempfile
     from pathlib import Path
