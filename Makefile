@@ -35,6 +35,8 @@ dev: jars $(DAGSTER_HOME)/dagster.yaml
 # cores, three were slower (32 min against 23): the subprocess JVMs of the e2e tests then compete.
 TEST_WORKERS ?= 2
 test: jars
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(BIN):$$PATH PYTHONWARNINGS=ignore::Warning:dagster.components.scaffold.scaffold \
+	  $(BIN)/dg check defs
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 test-unit: install
