@@ -123,10 +123,10 @@ def test_a_planted_secret_appears_in_no_output(resources, slack, monkeypatch, tm
 
         cursor = tick(None)
         # A simulated hour: published to Kinesis, backed up to S3, with its metadata in the event log.
-        ok = materialize(every, selection=["raw_sensor_batches"], partition_key=hour_key(SECRET_HOUR),
+        ok = materialize(executable_assets, selection=["raw_sensor_batches"], partition_key=hour_key(SECRET_HOUR),
                          instance=instance, resources=res)
         # An unknown raw source fails its run: the run-failure alert goes to SNS and Slack.
-        failed = materialize(every, selection=["raw_sensor_batches"], partition_key=hour_key(SECRET_HOUR),
+        failed = materialize(executable_assets, selection=["raw_sensor_batches"], partition_key=hour_key(SECRET_HOUR),
                              instance=instance, resources=res, raise_on_error=False,
                              run_config={"resources": {"raw_source": {"config": {"source": "kafka"}}}})
         assert ok.success and not failed.success
