@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install jars chromium dev test test-unit demo bench local-aws ui clean
+.PHONY: install jars chromium dev test test-unit lint fmt demo bench local-aws ui clean
 
 install: $(STAMP)
 
@@ -34,10 +34,19 @@ dev: jars $(DAGSTER_HOME)/dagster.yaml
 # Two test processes, a test file per process at a time (its module fixtures stay together). On 2
 # cores, three were slower (32 min against 23): the subprocess JVMs of the e2e tests then compete.
 TEST_WORKERS ?= 2
-test: jars
+test: jars lint
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(BIN):$$PATH PYTHONWARNINGS=ignore::Warning:dagster.components.scaffold.scaffold \
 	  $(BIN)/dg check defs
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
+
+# ruff lint and format check ([tool.ruff] in pyproject.toml); `make fmt` fixes what it can.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 test-unit: install
 	$(BIN)/python -m pytest -m "not e2e"

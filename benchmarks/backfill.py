@@ -31,10 +31,18 @@ def compare(fleet, hours: int, progress=print) -> dict:
     progress(f"   single run over {hours} hours: {single.seconds:.1f} s; steps {single.steps}")
     per = [run_assets(HOURLY_AFTER_RAW, per_res, instance, h) for h in window]
     per_s = sum(r.seconds for r in per)
-    progress(f"   {hours} runs, one per hour: {per_s:.1f} s (first {per[0].seconds:.1f} s, "
-             f"last {per[-1].seconds:.1f} s; steps of the last {per[-1].steps})")
-    return {"devices": fleet.device_count, "readings_per_hour": fleet.readings_per_hour, "hours": hours,
-            "raw_records": records, "single_run_seconds": round(single.seconds, 1),
-            "per_partition_seconds": round(per_s, 1),
-            "per_partition_run_seconds_median": round(sorted(r.seconds for r in per)[len(per) // 2], 1),
-            "single_run_step_seconds": single.steps, "per_partition_last_step_seconds": per[-1].steps}
+    progress(
+        f"   {hours} runs, one per hour: {per_s:.1f} s (first {per[0].seconds:.1f} s, "
+        f"last {per[-1].seconds:.1f} s; steps of the last {per[-1].steps})"
+    )
+    return {
+        "devices": fleet.device_count,
+        "readings_per_hour": fleet.readings_per_hour,
+        "hours": hours,
+        "raw_records": records,
+        "single_run_seconds": round(single.seconds, 1),
+        "per_partition_seconds": round(per_s, 1),
+        "per_partition_run_seconds_median": round(sorted(r.seconds for r in per)[len(per) // 2], 1),
+        "single_run_step_seconds": single.steps,
+        "per_partition_last_step_seconds": per[-1].steps,
+    }

@@ -13,7 +13,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -23,9 +23,16 @@ BUCKET = "iot-bench"
 # BENCH_LOG_LEVEL=INFO shows each step as it ends (for profiling a run in progress).
 QUIET = {"loggers": {"console": {"config": {"log_level": os.environ.get("BENCH_LOG_LEVEL", "WARNING")}}}}
 # Everything after raw, through the anomaly log: bronze, silver, hourly gold, models, anomaly log.
-PIPELINE_AFTER_RAW = ("bronze_sensor_readings", "bronze_quarantine", "silver_sensor_readings",
-                      "silver_rejected_readings", "device_hourly_stats", "sensor_aggregates_10min",
-                      "device_anomaly_models", "anomaly_log")
+PIPELINE_AFTER_RAW = (
+    "bronze_sensor_readings",
+    "bronze_quarantine",
+    "silver_sensor_readings",
+    "silver_rejected_readings",
+    "device_hourly_stats",
+    "sensor_aggregates_10min",
+    "device_anomaly_models",
+    "anomaly_log",
+)
 # The hourly pipeline job (what a backfill of hours runs) without the raw asset, whose data each
 # measurement generates once beforehand so that both sides of a comparison read the same files.
 HOURLY_AFTER_RAW = PIPELINE_AFTER_RAW[:6]
@@ -37,7 +44,7 @@ def load_average() -> float:
 
 def bench_hour(hours_back: int = 1) -> datetime:
     """A complete UTC hour `hours_back` hours ago; the measurements' data ends there."""
-    now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     return now - HOUR * hours_back
 
 
@@ -54,10 +61,18 @@ class Stack:
         with socket.socket() as s:
             s.bind((local_aws.LOOPBACK, 0))
             port = s.getsockname()[1]
-        os.environ.update({"IOT_AWS_ENDPOINT_URL": f"http://{local_aws.LOOPBACK}:{port}", "IOT_BUCKET": BUCKET,
-                           "IOT_KINESIS_STREAM": "iot-bench-readings"})
-        self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", local_aws.LOOPBACK, "-p", str(port)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.environ.update(
+            {
+                "IOT_AWS_ENDPOINT_URL": f"http://{local_aws.LOOPBACK}:{port}",
+                "IOT_BUCKET": BUCKET,
+                "IOT_KINESIS_STREAM": "iot-bench-readings",
+            }
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", local_aws.LOOPBACK, "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 60
         while not local_aws.is_listening(local_aws.LOOPBACK, port):
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -82,6 +97,7 @@ def start_stack() -> Stack:
 
 # --- raw data ------------------------------------------------------------------------------
 
+
 def _write_raw_hour(args: tuple[datetime, object, bool]) -> int:
     """In a worker process: simulate one hour and back it up as the raw IO manager does."""
     hour, fleet, publish = args
@@ -93,8 +109,9 @@ def _write_raw_hour(args: tuple[datetime, object, bool]) -> int:
     batch = simulated_batch(hour, fleet)
     batch.publish = publish
     aws = AwsResource(endpoint_url=settings.get("IOT_AWS_ENDPOINT_URL"), region=settings.get("IOT_AWS_REGION"))
-    S3KinesisRawIOManager(aws=aws, bucket=settings.get("IOT_BUCKET"),
-                          stream=settings.get("IOT_KINESIS_STREAM")).store(batch)
+    S3KinesisRawIOManager(aws=aws, bucket=settings.get("IOT_BUCKET"), stream=settings.get("IOT_KINESIS_STREAM")).store(
+        batch
+    )
     return len(batch.payloads)
 
 
@@ -104,8 +121,9 @@ def write_raw_hours(hours: list[datetime], fleet, progress=print) -> int:
     began = time.monotonic()
     with ProcessPoolExecutor(max_workers=min(2, len(hours)), mp_context=get_context("spawn")) as pool:
         records = sum(pool.map(_write_raw_hour, [(h, fleet, False) for h in hours]))
-    progress(f"   simulated and stored {records:,} raw records over {len(hours)} hour(s) "
-             f"({time.monotonic() - began:.0f} s)")
+    progress(
+        f"   simulated and stored {records:,} raw records over {len(hours)} hour(s) ({time.monotonic() - began:.0f} s)"
+    )
     return records
 
 
@@ -122,6 +140,7 @@ def raw_uris(hours: list[datetime]) -> list[str]:
 
 # --- Dagster runs --------------------------------------------------------------------------
 
+
 def resources_for(lake_prefix: str, fleet) -> dict:
     """The code location's resources with the lake under `lake_prefix` and the fleet of `fleet`."""
     from iot_assets import settings
@@ -129,11 +148,17 @@ def resources_for(lake_prefix: str, fleet) -> dict:
     from iot_assets.definitions import defs
     from iot_assets.resources.lakehouse import DeltaLakehouse
 
-    lake = DeltaLakehouse(bucket=BUCKET, prefix=lake_prefix,
-                          max_records_per_file=int(settings.get("IOT_DELTA_MAX_RECORDS_PER_FILE")))
-    source = RawSource(device_count=fleet.device_count, readings_per_hour=fleet.readings_per_hour, seed=fleet.seed,
-                       anomaly_rate=fleet.anomaly_rate, malformed_rate=fleet.malformed_rate,
-                       stream=settings.get("IOT_KINESIS_STREAM"))
+    lake = DeltaLakehouse(
+        bucket=BUCKET, prefix=lake_prefix, max_records_per_file=int(settings.get("IOT_DELTA_MAX_RECORDS_PER_FILE"))
+    )
+    source = RawSource(
+        device_count=fleet.device_count,
+        readings_per_hour=fleet.readings_per_hour,
+        seed=fleet.seed,
+        anomaly_rate=fleet.anomaly_rate,
+        malformed_rate=fleet.malformed_rate,
+        stream=settings.get("IOT_KINESIS_STREAM"),
+    )
     return {**defs.resources, "lake": lake, "raw_source": source}
 
 
@@ -146,7 +171,7 @@ def all_assets() -> list:
 @dataclass
 class Run:
     seconds: float
-    steps: dict[str, float]       # step key -> seconds, from the run's step-success events
+    steps: dict[str, float]  # step key -> seconds, from the run's step-success events
 
 
 def run_assets(selection, resources: dict, instance, first: datetime, last: datetime | None = None) -> Run:
@@ -158,11 +183,16 @@ def run_assets(selection, resources: dict, instance, first: datetime, last: date
     if last is None:
         kwargs = {"partition_key": hour_key(first)}
     else:
-        kwargs = {"tags": {"dagster/asset_partition_range_start": hour_key(first),
-                           "dagster/asset_partition_range_end": hour_key(last)}}
+        kwargs = {
+            "tags": {
+                "dagster/asset_partition_range_start": hour_key(first),
+                "dagster/asset_partition_range_end": hour_key(last),
+            }
+        }
     began = time.monotonic()
-    result = materialize(all_assets(), selection=list(selection), instance=instance, resources=resources,
-                         run_config=QUIET, **kwargs)
+    result = materialize(
+        all_assets(), selection=list(selection), instance=instance, resources=resources, run_config=QUIET, **kwargs
+    )
     seconds = time.monotonic() - began
     if not result.success:
         raise RuntimeError(f"benchmark run {result.run_id} of {selection} failed")
@@ -174,8 +204,9 @@ def ensure_registry(resources: dict, instance) -> None:
     """The device registry the silver join needs, written once per lake prefix (not timed)."""
     from dagster import materialize
 
-    if not materialize(all_assets(), selection=["device_registry"], instance=instance, resources=resources,
-                       run_config=QUIET).success:
+    if not materialize(
+        all_assets(), selection=["device_registry"], instance=instance, resources=resources, run_config=QUIET
+    ).success:
         raise RuntimeError("device_registry failed")
 
 
@@ -191,7 +222,7 @@ def engine_floor(spark, uris: list[str], target: str) -> float:
 
 # --- memory --------------------------------------------------------------------------------
 
-GIB = 1024 ** 3
+GIB = 1024**3
 
 
 def rss_bytes(pid: int) -> int:
@@ -239,8 +270,13 @@ class PeakMemory:
         py, jvm = rss_bytes(os.getpid()), rss_bytes(self.jvm_pid)
         workers = sum(rss_bytes(c) for w in children(self.jvm_pid) for c in [w, *children(w)])
         heap = int(self.jvm.java.lang.management.ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed())
-        for k, v in (("driver_rss", py + jvm), ("python_rss", py), ("jvm_rss", jvm),
-                     ("python_workers_rss", workers), ("jvm_heap_used", heap)):
+        for k, v in (
+            ("driver_rss", py + jvm),
+            ("python_rss", py),
+            ("jvm_rss", jvm),
+            ("python_workers_rss", workers),
+            ("jvm_heap_used", heap),
+        ):
             self.peaks[k] = max(self.peaks[k], v)
 
     def _loop(self) -> None:
@@ -264,13 +300,15 @@ class PeakMemory:
 
     def figures(self) -> dict:
         gib = lambda b: round(b / GIB, 2)  # noqa: E731
-        return {"peak_driver_rss_gib": gib(self.peaks["driver_rss"]),
-                "peak_python_rss_gib": gib(self.peaks["python_rss"]),
-                "peak_jvm_rss_gib": gib(self.peaks["jvm_rss"]),
-                "peak_python_workers_rss_gib": gib(self.peaks["python_workers_rss"]),
-                "peak_jvm_heap_used_gib_sampled": gib(self.peaks["jvm_heap_used"]),
-                "peak_jvm_heap_gib_pool_sum": gib(self.pool_peak_sum),
-                "jvm_heap_max_gib": gib(self.heap_max)}
+        return {
+            "peak_driver_rss_gib": gib(self.peaks["driver_rss"]),
+            "peak_python_rss_gib": gib(self.peaks["python_rss"]),
+            "peak_jvm_rss_gib": gib(self.peaks["jvm_rss"]),
+            "peak_python_workers_rss_gib": gib(self.peaks["python_workers_rss"]),
+            "peak_jvm_heap_used_gib_sampled": gib(self.peaks["jvm_heap_used"]),
+            "peak_jvm_heap_gib_pool_sum": gib(self.pool_peak_sum),
+            "jvm_heap_max_gib": gib(self.heap_max),
+        }
 
 
 def hours_ending(last: datetime, n: int) -> list[datetime]:

@@ -44,12 +44,16 @@ def compare(fleet, progress=print, partitions=(1, 2, 4)) -> dict:
     from iot_assets.simulator.historian import seed
 
     root = tempfile.mkdtemp(prefix="iot-bench-pg-")
-    os.chmod(root, 0o755)          # as root, the server runs as `postgres`, which must reach its directory
+    os.chmod(root, 0o755)  # as root, the server runs as `postgres`, which must reach its directory
     port = _free_port()
     server = local_postgres.start(f"{root}/pg", port, user="historian", db="historian")
     try:
-        settings = {"aws": resolved("aws"), "jdbc_url": f"jdbc:postgresql://127.0.0.1:{port}/historian",
-                    "user": server.user, "password": server.password}
+        settings = {
+            "aws": resolved("aws"),
+            "jdbc_url": f"jdbc:postgresql://127.0.0.1:{port}/historian",
+            "user": server.user,
+            "password": server.password,
+        }
         historian = HistorianSource(**settings)
         hour = bench_hour()
         began = time.monotonic()
@@ -60,10 +64,12 @@ def compare(fleet, progress=print, partitions=(1, 2, 4)) -> dict:
                 cur.execute("VACUUM ANALYZE")
         progress(f"   loaded {rows:,} rows in {time.monotonic() - began:.0f} s")
         lo, hi = epoch_ms(hour), epoch_ms(hour) + 3_600_000
-        copy = (f"COPY (SELECT tagid, intvalue, floatvalue, stringvalue, dataintegrity, t_stamp FROM "
-                f"{month_table(historian.table_prefix, hour)} WHERE t_stamp >= {lo} AND t_stamp < {hi}) TO STDOUT")
+        copy = (
+            f"COPY (SELECT tagid, intvalue, floatvalue, stringvalue, dataintegrity, t_stamp FROM "
+            f"{month_table(historian.table_prefix, hour)} WHERE t_stamp >= {lo} AND t_stamp < {hi}) TO STDOUT"
+        )
         floors = []
-        for _ in range(2):         # the better of two: the first also warms the server's cache
+        for _ in range(2):  # the better of two: the first also warms the server's cache
             with historian.connect() as conn, conn.cursor() as cur:
                 t = time.monotonic()
                 cur.copy_expert(copy, _Sink())
@@ -71,24 +77,32 @@ def compare(fleet, progress=print, partitions=(1, 2, 4)) -> dict:
         floor = min(floors)
         progress(f"   floor: COPY ... TO STDOUT of {rows:,} rows in {floor:.1f} s")
         spark = resolved("spark").session
-        HistorianSource(**settings, read_partitions=2).read_hour(spark, hour)     # warm-up, not counted
+        HistorianSource(**settings, read_partitions=2).read_hour(spark, hour)  # warm-up, not counted
         seconds, transfer, records = {}, {}, 0
         table = month_table(historian.table_prefix, hour)
         for n in partitions:
             # The JDBC transfer alone, into Spark's no-op sink: how the read itself scales.
             t = time.monotonic()
-            HistorianSource(**settings, read_partitions=n).rows(spark, table, hour, hour + HOUR) \
-                .write.format("noop").mode("overwrite").save()
+            HistorianSource(**settings, read_partitions=n).rows(spark, table, hour, hour + HOUR).write.format(
+                "noop"
+            ).mode("overwrite").save()
             transfer[n] = round(time.monotonic() - t, 1)
         for n in partitions:
             t = time.monotonic()
             records = len(HistorianSource(**settings, read_partitions=n).read_hour(spark, hour).records)
             seconds[n] = round(time.monotonic() - t, 1)
-            progress(f"   {n} JDBC partition(s): transfer {transfer[n]} s, read_hour {seconds[n]} s ({records:,} records)")
+            progress(
+                f"   {n} JDBC partition(s): transfer {transfer[n]} s, read_hour {seconds[n]} s ({records:,} records)"
+            )
     finally:
         local_postgres.stop(f"{root}/pg")
         shutil.rmtree(root, ignore_errors=True)
-    return {"tags": fleet.device_count * 7, "rows": rows, "records": records, "floor_seconds": round(floor, 1),
-            **{f"jdbc_transfer_seconds_{n}_partitions": s for n, s in transfer.items()},
-            **{f"read_seconds_{n}_partitions": s for n, s in seconds.items()},
-            **{f"ratio_{n}_partitions": round(s / floor, 1) for n, s in seconds.items()}}
+    return {
+        "tags": fleet.device_count * 7,
+        "rows": rows,
+        "records": records,
+        "floor_seconds": round(floor, 1),
+        **{f"jdbc_transfer_seconds_{n}_partitions": s for n, s in transfer.items()},
+        **{f"read_seconds_{n}_partitions": s for n, s in seconds.items()},
+        **{f"ratio_{n}_partitions": round(s / floor, 1) for n, s in seconds.items()},
+    }

@@ -19,7 +19,7 @@ import re
 import signal
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,21 +35,42 @@ SCALES = {
     # sides always run on the same data.
     # small: the new user's first hour, 50 devices x 1/min (the settings' defaults).
     # historian: (devices, readings per device-hour), 7 tags a device; full is 1,001 tags x 1/s.
-    "small": {"training_devices": 100, "loop_sample": 3, "throughput": (25, 3600),
-              "backfill": (20, 60, 8), "small": (50, 60), "historian": (15, 3600)},
-    "full": {"training_devices": 1000, "loop_sample": 10, "throughput": (1000, 3600),
-             "backfill": (100, 360, 24), "small": (50, 60), "historian": (143, 3600)},
+    "small": {
+        "training_devices": 100,
+        "loop_sample": 3,
+        "throughput": (25, 3600),
+        "backfill": (20, 60, 8),
+        "small": (50, 60),
+        "historian": (15, 3600),
+    },
+    "full": {
+        "training_devices": 1000,
+        "loop_sample": 10,
+        "throughput": (1000, 3600),
+        "backfill": (100, 360, 24),
+        "small": (50, 60),
+        "historian": (143, 3600),
+    },
 }
 
 
-def measurement(name: str, scale: str, figures: dict, ratio: float | None, target: str, met: bool | None,
-                notes: str = "") -> dict:
-    return {"name": name, "scale": scale, "figures": figures, "ratio": None if ratio is None else round(ratio, 2),
-            "target": target, "met": met, "notes": notes,
-            "measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "machine": f"{os.cpu_count()} cores, {platform.system()} {platform.machine()}, Python {platform.python_version()}",
-            # Other work on the machine skews absolute times (the ratios hold up better).
-            "load_average_1m_after": round(os.getloadavg()[0], 2)}
+def measurement(
+    name: str, scale: str, figures: dict, ratio: float | None, target: str, met: bool | None, notes: str = ""
+) -> dict:
+    return {
+        "name": name,
+        "scale": scale,
+        "figures": figures,
+        "ratio": None if ratio is None else round(ratio, 2),
+        "target": target,
+        "met": met,
+        "notes": notes,
+        "measured_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": f"{os.cpu_count()} cores, {platform.system()} {platform.machine()}, "
+        f"Python {platform.python_version()}",
+        # Other work on the machine skews absolute times (the ratios hold up better).
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
+    }
 
 
 def fleet(devices: int, readings_per_hour: int):
@@ -66,9 +87,14 @@ def bench_training(scale: str, progress=print) -> dict:
     ratio = f["loop_seconds_scaled"] / f["grouped_seconds"]
     met = ratio >= 10 and (f["devices"] < 1000 or f["grouped_seconds"] <= 90)
     return measurement(
-        "model_training", scale, f, ratio,
+        "model_training",
+        scale,
+        f,
+        ratio,
         "grouped training >= 10x faster than a per-device pyspark.ml KMeans loop; ~1 minute for 1,000 devices",
-        met, notes=f"the loop was timed on {f['loop_devices']} devices and scaled to {f['devices']}")
+        met,
+        notes=f"the loop was timed on {f['loop_devices']} devices and scaled to {f['devices']}",
+    )
 
 
 def bench_throughput(scale: str, progress=print) -> list[dict]:
@@ -81,11 +107,24 @@ def bench_throughput(scale: str, progress=print) -> list[dict]:
     size = f"{f['devices']:,} devices x {f['readings_per_hour']:,} readings/hour, one hour"
     rss = memory["peak_driver_rss_gib"]
     return [
-        measurement("partition_throughput", scale, f, ratio,
-                    "raw -> bronze, silver, gold, anomaly log within 3x the engine floor (read.json -> Delta)",
-                    ratio <= 3, notes=f"{size}; ratio = pipeline seconds / floor seconds"),
-        measurement("memory", scale, memory, rss / 4, "peak driver RSS (Python + JVM) < 4 GiB", rss < 4,
-                    notes=f"{size}, during the pipeline run above; ratio = peak driver RSS / 4 GiB"),
+        measurement(
+            "partition_throughput",
+            scale,
+            f,
+            ratio,
+            "raw -> bronze, silver, gold, anomaly log within 3x the engine floor (read.json -> Delta)",
+            ratio <= 3,
+            notes=f"{size}; ratio = pipeline seconds / floor seconds",
+        ),
+        measurement(
+            "memory",
+            scale,
+            memory,
+            rss / 4,
+            "peak driver RSS (Python + JVM) < 4 GiB",
+            rss < 4,
+            notes=f"{size}, during the pipeline run above; ratio = peak driver RSS / 4 GiB",
+        ),
     ]
 
 
@@ -96,10 +135,16 @@ def bench_backfill(scale: str, progress=print) -> dict:
     f = compare(fleet(devices, per_hour), hours, progress)
     ratio = f["per_partition_seconds"] / f["single_run_seconds"]
     return measurement(
-        "backfill", scale, f, ratio, "single-run backfill >= 5x faster than one run per partition", ratio >= 5,
+        "backfill",
+        scale,
+        f,
+        ratio,
+        "single-run backfill >= 5x faster than one run per partition",
+        ratio >= 5,
         notes=f"{devices} devices x {per_hour} readings/hour x {hours} hours (chosen to fit the machine; "
-              "both sides on the same raw files); bronze, silver, hourly gold; both sides in one process "
-              "(JVM start counted on neither)")
+        "both sides on the same raw files); bronze, silver, hourly gold; both sides in one process "
+        "(JVM start counted on neither)",
+    )
 
 
 def bench_small(scale: str, progress=print) -> dict:
@@ -107,9 +152,15 @@ def bench_small(scale: str, progress=print) -> dict:
 
     f = first_hour(fleet(*SCALES[scale]["small"]), progress)
     return measurement(
-        "small_scale", scale, f, f["end_to_end_seconds"] / f["floor_seconds"], "none in the issue (reported)", None,
+        "small_scale",
+        scale,
+        f,
+        f["end_to_end_seconds"] / f["floor_seconds"],
+        "none in the issue (reported)",
+        None,
         notes="registry, then raw (simulated, published to Kinesis, stored) through the anomaly log on fresh "
-              "tables, warm JVM; ratio = end-to-end seconds / engine floor on the same raw file")
+        "tables, warm JVM; ratio = end-to-end seconds / engine floor on the same raw file",
+    )
 
 
 def bench_historian(scale: str, progress=print) -> dict:
@@ -117,15 +168,25 @@ def bench_historian(scale: str, progress=print) -> dict:
 
     f = compare(fleet(*SCALES[scale]["historian"]), progress)
     return measurement(
-        "historian_read", scale, f, f["ratio_2_partitions"],
-        "none in the issue (reported): the raw step's historian read against PostgreSQL's COPY TO STDOUT", None,
+        "historian_read",
+        scale,
+        f,
+        f["ratio_2_partitions"],
+        "none in the issue (reported): the raw step's historian read against PostgreSQL's COPY TO STDOUT",
+        None,
         notes=f"{f['tags']:,} tags x 3,600 samples, one hour; ratio = read seconds (2 JDBC partitions, the default) "
-              "/ COPY seconds; 1 and 4 partitions in the figures; read = JDBC read, tag join, scan pivot, records "
-              "collected to the driver")
+        "/ COPY seconds; 1 and 4 partitions in the figures; read = JDBC read, tag join, scan pivot, records "
+        "collected to the driver",
+    )
 
 
-BENCHES = {"throughput": bench_throughput, "backfill": bench_backfill, "training": bench_training,
-           "small": bench_small, "historian": bench_historian}
+BENCHES = {
+    "throughput": bench_throughput,
+    "backfill": bench_backfill,
+    "training": bench_training,
+    "small": bench_small,
+    "historian": bench_historian,
+}
 
 
 def save(results: list[dict]) -> list[dict]:
@@ -139,15 +200,18 @@ def save(results: list[dict]) -> list[dict]:
     if README.exists() and TABLE_START in README.read_text():
         text = README.read_text()
         table = render(merged)
-        text = re.sub(re.escape(TABLE_START) + ".*?" + re.escape(TABLE_END),
-                      lambda _: f"{TABLE_START}\n{table}\n{TABLE_END}", text, flags=re.S)
+        text = re.sub(
+            re.escape(TABLE_START) + ".*?" + re.escape(TABLE_END),
+            lambda _: f"{TABLE_START}\n{table}\n{TABLE_END}",
+            text,
+            flags=re.S,
+        )
         README.write_text(text)
     return merged
 
 
 def render(results: list[dict]) -> str:
-    rows = ["| measurement | scale | figures | ratio | target | met | load (1 min) |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| measurement | scale | figures | ratio | target | met | load (1 min) |", "|---|---|---|---|---|---|---|"]
     for r in results:
         # Per-step timings stay in the JSON; the table keeps the headline figures.
         figs = ", ".join(f"{k} {v}" for k, v in r["figures"].items() if not isinstance(v, dict))
@@ -158,8 +222,9 @@ def render(results: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="benchmarks.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="benchmarks.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--scale", choices=sorted(SCALES), default="full")
     parser.add_argument("--only", default=",".join(BENCHES), help=f"comma-separated subset of {', '.join(BENCHES)}")
     args = parser.parse_args(argv)
@@ -171,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # A stopped run (timeout, kill) still stops its moto server: SIGTERM unwinds through `finally`.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    server = start_stack()      # before the definitions are imported: resources read it
+    server = start_stack()  # before the definitions are imported: resources read it
     results = []
     try:
         for name in wanted:
@@ -184,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(r)
                 print(f"   {r['name']}: {json.dumps(r['figures'])} ratio {r['ratio']} met {r['met']}", flush=True)
             print(f"   ({time.monotonic() - began:.0f} s)", flush=True)
-            save(results)     # after each, so a long run keeps what it has measured
+            save(results)  # after each, so a long run keeps what it has measured
     finally:
         server.stop()
     print(f"wrote {RESULTS.relative_to(ROOT)}\n\n{render(results)}")

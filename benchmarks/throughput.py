@@ -38,22 +38,28 @@ def partition(fleet, progress=print) -> dict:
     spark, prefix, resources, instance = _setup(fleet, "throughput")
     hour = bench_hour()
     records = write_raw_hours([hour], fleet, progress)
-    ensure_registry(resources, instance)            # also warms the session's code paths
+    ensure_registry(resources, instance)  # also warms the session's code paths
     floor_s = engine_floor(spark, raw_uris([hour]), f"s3a://{BUCKET}/{prefix}/engine_floor")
     progress(f"   engine floor: {records:,} records read.json -> Delta in {floor_s:.1f} s")
     with PeakMemory(spark) as memory:
         run = run_assets(PIPELINE_AFTER_RAW, resources, instance, hour)
     progress(f"   pipeline: {run.seconds:.1f} s; steps {run.steps}")
-    return {"devices": fleet.device_count, "readings_per_hour": fleet.readings_per_hour, "raw_records": records,
-            "pipeline_seconds": round(run.seconds, 1), "floor_seconds": round(floor_s, 1),
-            "pipeline_readings_per_second": round(records / run.seconds),
-            "floor_readings_per_second": round(records / floor_s),
-            "step_seconds": run.steps, "memory": memory.figures()}
+    return {
+        "devices": fleet.device_count,
+        "readings_per_hour": fleet.readings_per_hour,
+        "raw_records": records,
+        "pipeline_seconds": round(run.seconds, 1),
+        "floor_seconds": round(floor_s, 1),
+        "pipeline_readings_per_second": round(records / run.seconds),
+        "floor_readings_per_second": round(records / floor_s),
+        "step_seconds": run.steps,
+        "memory": memory.figures(),
+    }
 
 
 def first_hour(fleet, progress=print) -> dict:
     spark, prefix, resources, instance = _setup(fleet, "small")
-    hour = bench_hour(2)        # not the throughput hour: this run simulates and stores its own raw batch
+    hour = bench_hour(2)  # not the throughput hour: this run simulates and stores its own raw batch
     began = time.monotonic()
     ensure_registry(resources, instance)
     run = run_assets(("raw_sensor_batches", *PIPELINE_AFTER_RAW), resources, instance, hour)
@@ -61,6 +67,12 @@ def first_hour(fleet, progress=print) -> dict:
     progress(f"   end to end: {total:.1f} s; steps {run.steps}")
     floor_s = engine_floor(spark, raw_uris([hour]), f"s3a://{BUCKET}/{prefix}/engine_floor")
     records = spark.read.text(raw_uris([hour])).count()
-    return {"devices": fleet.device_count, "readings_per_hour": fleet.readings_per_hour, "raw_records": records,
-            "end_to_end_seconds": round(total, 1), "pipeline_run_seconds": round(run.seconds, 1),
-            "floor_seconds": round(floor_s, 1), "step_seconds": run.steps}
+    return {
+        "devices": fleet.device_count,
+        "readings_per_hour": fleet.readings_per_hour,
+        "raw_records": records,
+        "end_to_end_seconds": round(total, 1),
+        "pipeline_run_seconds": round(run.seconds, 1),
+        "floor_seconds": round(floor_s, 1),
+        "step_seconds": run.steps,
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -18,17 +18,20 @@ def simulated_silver(spark, devices: int, progress=print):
     from iot_assets.simulator import FleetConfig, simulate_hour
 
     fleet = FleetConfig(device_count=devices, malformed_rate=0.0)
-    model_hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    model_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     rows = []
     began = time.monotonic()
     for i in range(HOURS, 0, -1):
         for text in simulate_hour(model_hour - timedelta(hours=i), fleet).records:
             r = json.loads(text)
-            rows.append((r["device_id"], r["timestamp"], r["temperature"], r["humidity"], r["pressure"], r["vibration"]))
+            rows.append(
+                (r["device_id"], r["timestamp"], r["temperature"], r["humidity"], r["pressure"], r["vibration"])
+            )
     pdf = pd.DataFrame(rows, columns=["device_id", "ts", "temperature", "humidity", "pressure", "vibration"])
     pdf["event_time"] = pd.to_datetime(pdf.pop("ts"), utc=True).dt.tz_localize(None)
-    progress(f"   simulated {len(pdf):,} readings of {devices} devices over {HOURS} hours "
-             f"({time.monotonic() - began:.0f} s)")
+    progress(
+        f"   simulated {len(pdf):,} readings of {devices} devices over {HOURS} hours ({time.monotonic() - began:.0f} s)"
+    )
     return spark.createDataFrame(pdf), model_hour
 
 
@@ -36,8 +39,9 @@ def grouped(silver, model_hour: datetime) -> float:
     from iot_assets.assets.models import AnomalyModelConfig, train_models, with_features
 
     began = time.monotonic()
-    models = train_models(with_features(silver), silver.select("device_id").distinct(), [model_hour],
-                          AnomalyModelConfig())
+    models = train_models(
+        with_features(silver), silver.select("device_id").distinct(), [model_hour], AnomalyModelConfig()
+    )
     models.write.format("noop").mode("overwrite").save()
     return time.monotonic() - began
 
@@ -55,9 +59,13 @@ def loop(featured, device_ids: list[str]) -> float:
     began = time.monotonic()
     for d in device_ids:
         rows = featured.where(F.col("device_id") == d).where(F.col("temperature_log_spread").isNotNull())
-        model = Pipeline(stages=[VectorAssembler(inputCols=list(FEATURES), outputCol="raw"),
-                                 StandardScaler(inputCol="raw", outputCol="features", withMean=True),
-                                 KMeans(k=3, seed=11, maxIter=25)]).fit(rows)
+        model = Pipeline(
+            stages=[
+                VectorAssembler(inputCols=list(FEATURES), outputCol="raw"),
+                StandardScaler(inputCol="raw", outputCol="features", withMean=True),
+                KMeans(k=3, seed=11, maxIter=25),
+            ]
+        ).fit(rows)
         centres = np.array(model.stages[-1].clusterCenters())
         feats = np.array([r["features"].toArray() for r in model.transform(rows).select("features").collect()])
         dist = np.sqrt(((feats[:, None, :] - centres[None]) ** 2).sum(-1)).min(1)
@@ -73,7 +81,7 @@ def compare(devices: int, loop_sample: int, progress=print) -> dict:
     silver, model_hour = simulated_silver(spark, devices, progress)
     silver = silver.persist()
     silver.count()
-    grouped(silver.limit(1000), model_hour)           # warm up the Python workers and code paths
+    grouped(silver.limit(1000), model_hour)  # warm up the Python workers and code paths
     grouped_s = grouped(silver, model_hour)
     progress(f"   grouped: {devices} device models in {grouped_s:.1f} s")
     featured = with_features(silver).persist()
@@ -83,6 +91,11 @@ def compare(devices: int, loop_sample: int, progress=print) -> dict:
     progress(f"   loop: {len(sample)} device models in {loop_s:.1f} s")
     featured.unpersist()
     silver.unpersist()
-    return {"devices": devices, "training_rows": devices * HOURS * 60, "grouped_seconds": round(grouped_s, 1),
-            "loop_devices": len(sample), "loop_seconds_sample": round(loop_s, 1),
-            "loop_seconds_scaled": round(loop_s / len(sample) * devices, 1)}
+    return {
+        "devices": devices,
+        "training_rows": devices * HOURS * 60,
+        "grouped_seconds": round(grouped_s, 1),
+        "loop_devices": len(sample),
+        "loop_seconds_sample": round(loop_s, 1),
+        "loop_seconds_scaled": round(loop_s / len(sample) * devices, 1),
+    }

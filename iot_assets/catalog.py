@@ -39,8 +39,9 @@ FRESHNESS = {
 
 def _catalog_spec(spec: AssetSpec) -> AssetSpec:
     key = spec.key.to_user_string()
-    return spec.replace_attributes(owners=GROUP_OWNERS[spec.group_name],
-                                   freshness_policy=FRESHNESS.get(key, spec.freshness_policy))
+    return spec.replace_attributes(
+        owners=GROUP_OWNERS[spec.group_name], freshness_policy=FRESHNESS.get(key, spec.freshness_policy)
+    )
 
 
 def catalogued(assets: Sequence[AssetsDefinition]) -> list[AssetsDefinition]:

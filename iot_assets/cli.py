@@ -18,8 +18,10 @@ def cmd_local_aws(args: argparse.Namespace) -> int:
         return 0
     server = local_aws.start_server(port)
     local_aws.ensure_from_settings()
-    print(f"local AWS (moto) on http://{local_aws.LOOPBACK}:{port}: S3, Kinesis, SNS, SQS, CloudWatch. Ctrl-C stops it.",
-          flush=True)
+    print(
+        f"local AWS (moto) on http://{local_aws.LOOPBACK}:{port}: S3, Kinesis, SNS, SQS, CloudWatch. Ctrl-C stops it.",
+        flush=True,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -44,35 +46,58 @@ def parse_duration(text: str) -> float:
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Send the simulated fleet's readings to Kinesis as they happen, until Ctrl-C or --duration."""
     from iot_assets import settings
-    from iot_assets.resources.aws import make_client
-    from iot_assets.simulator import FleetConfig
     from iot_assets.partitions import last_complete_hours
     from iot_assets.progress import Progress
+    from iot_assets.resources.aws import make_client
+    from iot_assets.simulator import FleetConfig
     from iot_assets.simulator.live import land_hours, produce
 
-    fleet = FleetConfig(device_count=args.devices, readings_per_hour=args.rate,
-                        seed=int(settings.get("IOT_SIMULATOR_SEED")),
-                        anomaly_rate=float(settings.get("IOT_SIMULATOR_ANOMALY_RATE")),
-                        malformed_rate=float(settings.get("IOT_SIMULATOR_MALFORMED_RATE")))
+    fleet = FleetConfig(
+        device_count=args.devices,
+        readings_per_hour=args.rate,
+        seed=int(settings.get("IOT_SIMULATOR_SEED")),
+        anomaly_rate=float(settings.get("IOT_SIMULATOR_ANOMALY_RATE")),
+        malformed_rate=float(settings.get("IOT_SIMULATOR_MALFORMED_RATE")),
+    )
     stream = settings.validate_stream(settings.get("IOT_KINESIS_STREAM"))
     endpoint, region = settings.endpoint_url(), settings.get("IOT_AWS_REGION")
     if args.land_hours:
-        landed = land_hours(make_client("s3", endpoint, region), settings.get("IOT_BUCKET"),
-                            settings.get("IOT_LANDING_PREFIX"), fleet, last_complete_hours(args.land_hours))
-        print(f"landed {len(landed)} past hours under s3://{settings.get('IOT_BUCKET')}/"
-              f"{settings.get('IOT_LANDING_PREFIX')}/ for the S3 sensor", flush=True)
+        landed = land_hours(
+            make_client("s3", endpoint, region),
+            settings.get("IOT_BUCKET"),
+            settings.get("IOT_LANDING_PREFIX"),
+            fleet,
+            last_complete_hours(args.land_hours),
+        )
+        print(
+            f"landed {len(landed)} past hours under s3://{settings.get('IOT_BUCKET')}/"
+            f"{settings.get('IOT_LANDING_PREFIX')}/ for the S3 sensor",
+            flush=True,
+        )
     client = make_client("kinesis", endpoint, region)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):  # stop between sends, never in the middle of one
         signal.signal(sig, lambda *_: stop.set())
     until = f"for {args.duration:.0f} s" if args.duration else "until Ctrl-C"
-    print(f"sending {fleet.device_count} devices x {fleet.readings_per_hour} readings/hour "
-          f"(~{fleet.device_count * fleet.readings_per_hour / 3600:.1f} records/s) to {stream} {until}", flush=True)
+    print(
+        f"sending {fleet.device_count} devices x {fleet.readings_per_hour} readings/hour "
+        f"(~{fleet.device_count * fleet.readings_per_hour / 3600:.1f} records/s) to {stream} {until}",
+        flush=True,
+    )
     progress = Progress(f"simulate -> {stream}", unit=None)
-    stats = produce(client, stream, fleet, args.duration or None, stop,
-                    report=lambda running: progress.update(records=running.records))
-    print(f"sent {stats.records} records in {stats.stopped - stats.started:.0f} s "
-          f"({stats.resent} resent after throttling)", flush=True)
+    stats = produce(
+        client,
+        stream,
+        fleet,
+        args.duration or None,
+        stop,
+        report=lambda running: progress.update(records=running.records),
+    )
+    print(
+        f"sent {stats.records} records in {stats.stopped - stats.started:.0f} s "
+        f"({stats.resent} resent after throttling)",
+        flush=True,
+    )
     return 0
 
 
@@ -108,9 +133,12 @@ def cmd_historian_seed(args: argparse.Namespace) -> int:
     start = end.replace(day=1, hour=0)
     for _ in range(args.months - 1):
         start = (start - timedelta(days=1)).replace(day=1)
-    fleet = FleetConfig(device_count=args.devices, readings_per_hour=args.rate,
-                        seed=int(settings.get("IOT_SIMULATOR_SEED")),
-                        anomaly_rate=float(settings.get("IOT_SIMULATOR_ANOMALY_RATE")))
+    fleet = FleetConfig(
+        device_count=args.devices,
+        readings_per_hour=args.rate,
+        seed=int(settings.get("IOT_SIMULATOR_SEED")),
+        anomaly_rate=float(settings.get("IOT_SIMULATOR_ANOMALY_RATE")),
+    )
     hours = [start + partitions.HOUR * i for i in range(int((end - start) / partitions.HOUR))]
     with historian_source().process_config_and_initialize_cm() as historian:
         return _seed(historian, fleet, hours, args.bad_quality_rate)
@@ -121,14 +149,18 @@ def _seed(historian, fleet, hours, bad_quality_rate: float) -> int:
     from iot_assets.simulator.historian import seed
 
     params = connection_params(historian.jdbc_url)
-    print(f"seeding {len(hours)} hours of {fleet.device_count} devices x {fleet.readings_per_hour} readings/hour "
-          f"into {params['host']}:{params['port']}/{params['dbname']} ({historian.table_prefix}_YYYY_MM, "
-          f"{historian.tag_table})", flush=True)
+    print(
+        f"seeding {len(hours)} hours of {fleet.device_count} devices x {fleet.readings_per_hour} readings/hour "
+        f"into {params['host']}:{params['port']}/{params['dbname']} ({historian.table_prefix}_YYYY_MM, "
+        f"{historian.tag_table})",
+        flush=True,
+    )
     written: dict[str, int] = {}
     with historian.connect() as conn:
         for day in range(0, len(hours), 24):
-            for table, n in seed(conn, fleet, hours[day:day + 24], historian.table_prefix, historian.tag_table,
-                                 bad_quality_rate).items():
+            for table, n in seed(
+                conn, fleet, hours[day : day + 24], historian.table_prefix, historian.tag_table, bad_quality_rate
+            ).items():
                 written[table] = written.get(table, 0) + n
     for table, n in sorted(written.items()):
         print(f"{table:32} {n:>10} rows")
@@ -176,8 +208,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         results["simulator"] = evaluate_simulator(eval_hours=args.hours)
     if "nab" in args.source:
         files = tuple(args.nab_files.split(",")) if args.nab_files else NAB_FILES
-        results["nab"] = evaluate_nab(Path(args.nab_dir) if args.nab_dir else None, files=files,
-                                      speedup=args.nab_speedup)
+        results["nab"] = evaluate_nab(
+            Path(args.nab_dir) if args.nab_dir else None, files=files, speedup=args.nab_speedup
+        )
     print_table({k: v for k, v in results.items() if k != "nab"})
     if "simulator" in results:
         print("simulator incidents:", json.dumps(results["simulator"]["incidents"]))
@@ -201,32 +234,67 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=PreviewWarning)
     parser = argparse.ArgumentParser(prog="iot-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("local-aws", help="run the local AWS endpoint (moto) on 127.0.0.1 in the foreground") \
-        .set_defaults(func=cmd_local_aws)
-    sub.add_parser("jars", help="download the Spark jars into the Ivy cache (first run only)").set_defaults(func=cmd_jars)
+    sub.add_parser("local-aws", help="run the local AWS endpoint (moto) on 127.0.0.1 in the foreground").set_defaults(
+        func=cmd_local_aws
+    )
+    sub.add_parser("jars", help="download the Spark jars into the Ivy cache (first run only)").set_defaults(
+        func=cmd_jars
+    )
     from iot_assets import settings
 
     sim = sub.add_parser("simulate", help="send the simulated fleet's readings to Kinesis continuously")
-    sim.add_argument("--devices", type=int, default=int(settings.get("IOT_DEVICE_COUNT")),
-                     help="number of devices (default IOT_DEVICE_COUNT)")
-    sim.add_argument("--rate", type=int, default=int(settings.get("IOT_READINGS_PER_HOUR")),
-                     help="readings each device sends per hour (default IOT_READINGS_PER_HOUR)")
-    sim.add_argument("--duration", type=parse_duration, default=0.0,
-                     help="how long to run: 90, 90s, 15m or 2h; 0 (default) runs until Ctrl-C")
-    sim.add_argument("--land-hours", type=int, default=0,
-                     help="first land the last N complete hours as files under IOT_LANDING_PREFIX (default 0)")
+    sim.add_argument(
+        "--devices",
+        type=int,
+        default=int(settings.get("IOT_DEVICE_COUNT")),
+        help="number of devices (default IOT_DEVICE_COUNT)",
+    )
+    sim.add_argument(
+        "--rate",
+        type=int,
+        default=int(settings.get("IOT_READINGS_PER_HOUR")),
+        help="readings each device sends per hour (default IOT_READINGS_PER_HOUR)",
+    )
+    sim.add_argument(
+        "--duration",
+        type=parse_duration,
+        default=0.0,
+        help="how long to run: 90, 90s, 15m or 2h; 0 (default) runs until Ctrl-C",
+    )
+    sim.add_argument(
+        "--land-hours",
+        type=int,
+        default=0,
+        help="first land the last N complete hours as files under IOT_LANDING_PREFIX (default 0)",
+    )
     sim.set_defaults(func=cmd_simulate)
     hist = sub.add_parser("historian", help="a local SQL historian (PostgreSQL) for IOT_RAW_SOURCE=historian")
     hist_sub = hist.add_subparsers(dest="historian_command", required=True)
     hseed = hist_sub.add_parser("seed", help="load the simulated fleet into the historian's monthly tables")
-    hseed.add_argument("--months", type=int, default=1,
-                       help="this month and the N-1 before it, up to the last complete hour (default 1)")
-    hseed.add_argument("--devices", type=int, default=int(settings.get("IOT_DEVICE_COUNT")),
-                       help="number of devices (default IOT_DEVICE_COUNT)")
-    hseed.add_argument("--rate", type=int, default=int(settings.get("IOT_READINGS_PER_HOUR")),
-                       help="readings per device per hour (default IOT_READINGS_PER_HOUR)")
-    hseed.add_argument("--bad-quality-rate", type=float, default=0.002,
-                       help="share of samples stored with a bad quality code (default 0.002)")
+    hseed.add_argument(
+        "--months",
+        type=int,
+        default=1,
+        help="this month and the N-1 before it, up to the last complete hour (default 1)",
+    )
+    hseed.add_argument(
+        "--devices",
+        type=int,
+        default=int(settings.get("IOT_DEVICE_COUNT")),
+        help="number of devices (default IOT_DEVICE_COUNT)",
+    )
+    hseed.add_argument(
+        "--rate",
+        type=int,
+        default=int(settings.get("IOT_READINGS_PER_HOUR")),
+        help="readings per device per hour (default IOT_READINGS_PER_HOUR)",
+    )
+    hseed.add_argument(
+        "--bad-quality-rate",
+        type=float,
+        default=0.002,
+        help="share of samples stored with a bad quality code (default 0.002)",
+    )
     hseed.set_defaults(func=cmd_historian_seed)
     hserver = hist_sub.add_parser("server", help="start or stop a throwaway PostgreSQL on 127.0.0.1 (no Docker)")
     hserver.add_argument("action", choices=("start", "stop"))
@@ -240,8 +308,12 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--source", default="simulator,nab", help="simulator, nab, or both (comma-separated)")
     ev.add_argument("--hours", type=int, default=6, help="simulator hours scored (after 24 hours of history)")
     ev.add_argument("--nab-dir", help="folder with the NAB csv and anomaly_windows.json (default ../shared/data/nab)")
-    ev.add_argument("--nab-speedup", type=int, default=None,
-                    help="replay NAB this many times faster than real time (default: each reading becomes a minute)")
+    ev.add_argument(
+        "--nab-speedup",
+        type=int,
+        default=None,
+        help="replay NAB this many times faster than real time (default: each reading becomes a minute)",
+    )
     ev.add_argument("--nab-files", help="comma-separated NAB files (default: all four)")
     ev.add_argument("--out", help="write the figures as JSON to this file")
     ev.set_defaults(func=cmd_evaluate)

@@ -16,8 +16,9 @@ FOLLOW_UPSTREAM = AutomationCondition.eager()
 
 # eager() only reacts to a partition that *becomes* missing, never to one missing from the start;
 # the registry must exist before silver can run, so it is built whenever it is missing.
-BUILD_WHEN_MISSING = (AutomationCondition.missing() & ~AutomationCondition.in_progress()
-                      & ~AutomationCondition.execution_failed()).with_label("build when missing")
+BUILD_WHEN_MISSING = (
+    AutomationCondition.missing() & ~AutomationCondition.in_progress() & ~AutomationCondition.execution_failed()
+).with_label("build when missing")
 
 
 def follow_upstream_despite_gaps_in(*trailing: str) -> AutomationCondition:
@@ -25,10 +26,13 @@ def follow_upstream_despite_gaps_in(*trailing: str) -> AutomationCondition:
     as long as at least one of them is there (with none, there is no table to read yet)."""
     window = AssetSelection.assets(*trailing)
     some_history = AutomationCondition.any_deps_match(~AutomationCondition.missing()).allow(window)
-    return (AutomationCondition.eager().replace(
-        "any_deps_missing", AutomationCondition.any_deps_missing().ignore(window),
-    ) & some_history.with_label(f"any of {', '.join(trailing)} present")).with_label(
-        f"eager, despite gaps in {', '.join(trailing)}")
+    return (
+        AutomationCondition.eager().replace(
+            "any_deps_missing",
+            AutomationCondition.any_deps_missing().ignore(window),
+        )
+        & some_history.with_label(f"any of {', '.join(trailing)} present")
+    ).with_label(f"eager, despite gaps in {', '.join(trailing)}")
 
 
 automation_condition_sensor = AutomationConditionSensorDefinition(

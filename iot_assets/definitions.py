@@ -41,20 +41,31 @@ with warnings.catch_warnings():
         assets=["silver_sensor_readings", "anomaly_log"],
         deadline_cron=f"{int(settings.get('IOT_FRESHNESS_DEADLINE_MINUTE'))} * * * *",
     )
-    freshness_sensor = build_sensor_for_freshness_checks(freshness_checks=freshness_checks,
-                                                         default_status=DefaultSensorStatus.RUNNING)
+    freshness_sensor = build_sensor_for_freshness_checks(
+        freshness_checks=freshness_checks, default_status=DefaultSensorStatus.RUNNING
+    )
 
 # The assets Dagster materialises (the external ones are only shown): what materialize() needs.
-executable_assets = catalogued(load_assets_from_modules([raw, registry, bronze, silver, gold, models, anomalies,
-                                                         incidents]))
+executable_assets = catalogued(
+    load_assets_from_modules([raw, registry, bronze, silver, gold, models, anomalies, incidents])
+)
 
 defs = Definitions(
-    assets=[*executable_assets, *SOURCES,
-            data_quality_log({key.asset_key for a in executable_assets for key in a.check_keys})],
+    assets=[
+        *executable_assets,
+        *SOURCES,
+        data_quality_log({key.asset_key for a in executable_assets for key in a.check_keys}),
+    ],
     asset_checks=freshness_checks,
     jobs=[hourly_pipeline_job, anomaly_detection_job],
-    sensors=[freshness_sensor, *alert_sensors, kinesis_arrival_sensor, s3_landing_sensor,
-             historian_arrival_sensor, automation_condition_sensor],
+    sensors=[
+        freshness_sensor,
+        *alert_sensors,
+        kinesis_arrival_sensor,
+        s3_landing_sensor,
+        historian_arrival_sensor,
+        automation_condition_sensor,
+    ],
     schedules=[hourly_pipeline_schedule],
     resources=build_resources(),
     # Every step of a run shares one process, so one SparkSession (one JVM) serves the whole run.

@@ -15,15 +15,25 @@ from iot_assets.progress import Progress, watch_run
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 LAYER_TABLES = (
-    ("bronze_sensor_readings", "event_hour"), ("bronze_quarantine", "batch_hour"),
-    ("silver_sensor_readings", "event_hour"), ("silver_rejected_readings", "event_hour"),
-    ("device_hourly_stats", "event_hour"), ("sensor_aggregates_10min", "event_hour"),
+    ("bronze_sensor_readings", "event_hour"),
+    ("bronze_quarantine", "batch_hour"),
+    ("silver_sensor_readings", "event_hour"),
+    ("silver_rejected_readings", "event_hour"),
+    ("device_hourly_stats", "event_hour"),
+    ("sensor_aggregates_10min", "event_hour"),
 )
 
 
-def materialize_hours(first: datetime, last: datetime, instance: DagsterInstance | None = None,
-                      resources: dict | None = None, include_registry: bool = True, selection=None,
-                      run_config: dict | None = None, raise_on_error: bool = True):
+def materialize_hours(
+    first: datetime,
+    last: datetime,
+    instance: DagsterInstance | None = None,
+    resources: dict | None = None,
+    include_registry: bool = True,
+    selection=None,
+    run_config: dict | None = None,
+    raise_on_error: bool = True,
+):
     """One run over the hour range [first, last], following the assets' single-run backfill policy.
 
     Reports partitions materialised out of the total, and elapsed time, to stderr while it runs.
@@ -36,19 +46,31 @@ def materialize_hours(first: datetime, last: datetime, instance: DagsterInstance
     # The run needs an instance this process can watch; materialize() would make the same one.
     instance = instance or DagsterInstance.ephemeral()
     if include_registry:
-        materialize(every, selection=["device_registry"], instance=instance,
-                    resources=resources or defs.resources, run_config=QUIET)
+        materialize(
+            every,
+            selection=["device_registry"],
+            instance=instance,
+            resources=resources or defs.resources,
+            run_config=QUIET,
+        )
     selection = AssetSelection.from_coercible(selection or HOURLY_PIPELINE)
     hours = int((last - first) / HOUR) + 1
     tag = ("iot/progress", uuid.uuid4().hex)
-    progress = Progress(f"{hour_key(first)} .. {hour_key(last)}",
-                        total=len(selection.resolve(graph)) * hours, unit="asset partitions")
+    progress = Progress(
+        f"{hour_key(first)} .. {hour_key(last)}", total=len(selection.resolve(graph)) * hours, unit="asset partitions"
+    )
     with watch_run(instance, tag, progress):
         return materialize(
-            every, selection=selection, instance=instance, resources=resources or defs.resources,
+            every,
+            selection=selection,
+            instance=instance,
+            resources=resources or defs.resources,
             run_config={**QUIET, **(run_config or {})},
-            tags={"dagster/asset_partition_range_start": hour_key(first),
-                  "dagster/asset_partition_range_end": hour_key(last), tag[0]: tag[1]},
+            tags={
+                "dagster/asset_partition_range_start": hour_key(first),
+                "dagster/asset_partition_range_end": hour_key(last),
+                tag[0]: tag[1],
+            },
             raise_on_error=raise_on_error,
         )
 
@@ -69,8 +91,11 @@ def run_demo(hours: int = 3) -> int:
     local_aws.ensure_from_settings()
     window = last_complete_hours(hours)
     instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
-    print(f"materialising {hours} hours {hour_key(window[0])} .. {hour_key(window[-1])} as one run "
-          f"({settings.get('IOT_DEVICE_COUNT')} devices, source={settings.get('IOT_RAW_SOURCE')})", flush=True)
+    print(
+        f"materialising {hours} hours {hour_key(window[0])} .. {hour_key(window[-1])} as one run "
+        f"({settings.get('IOT_DEVICE_COUNT')} devices, source={settings.get('IOT_RAW_SOURCE')})",
+        flush=True,
+    )
     began = time.monotonic()
     result = materialize_hours(window[0], window[-1], instance=instance)
     elapsed = time.monotonic() - began

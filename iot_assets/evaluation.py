@@ -12,9 +12,8 @@ import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
 
 COMBINED = "combined"
 ANY = "any_method"
@@ -45,8 +44,7 @@ def _runs(times: list[datetime], gap: timedelta) -> int:
     return runs
 
 
-def score(flags: list[Flag], events: dict[str, set[tuple[str, datetime]]], device_days: float,
-          gap: timedelta) -> dict:
+def score(flags: list[Flag], events: dict[str, set[tuple[str, datetime]]], device_days: float, gap: timedelta) -> dict:
     """Point precision and recall, event recall, and false-alarm events per device-day: per method,
     for the combined verdict (`confirmed` readings) and for any method's flag.
 
@@ -95,22 +93,33 @@ def incident_scores(spans: list[tuple[str, datetime, datetime]], events: dict[st
         "incidents": len(spans),
         "incident_precision": round(true / len(spans), 4) if spans else None,
         "event_recall": round(sum(1 for pts in events.values() if any(inside(d, t) for d, t in pts)) / len(events), 4)
-        if events else None,
-        "labelled_points_in_incidents": round(sum(1 for d, t in points if inside(d, t)) / len(points), 4) if points else None,
+        if events
+        else None,
+        "labelled_points_in_incidents": round(sum(1 for d, t in points if inside(d, t)) / len(points), 4)
+        if points
+        else None,
     }
 
 
 def _incident_spans(spark, lake, start: datetime, end: datetime) -> list[tuple[str, datetime, datetime]]:
     from pyspark.sql import functions as F
-    rows = (lake.read_window(spark, "anomaly_incidents", "event_hour", start, end)
-            .groupBy("device_id", "incident_id").agg(F.min("opened_at").alias("a"), F.max("last_flag_at").alias("b"))
-            .collect())
+
+    rows = (
+        lake.read_window(spark, "anomaly_incidents", "event_hour", start, end)
+        .groupBy("device_id", "incident_id")
+        .agg(F.min("opened_at").alias("a"), F.max("last_flag_at").alias("b"))
+        .collect()
+    )
     return [(r["device_id"], r["a"].replace(tzinfo=None), r["b"].replace(tzinfo=None)) for r in rows]
 
 
 def _flags(spark, lake, start: datetime, end: datetime) -> list[Flag]:
-    rows = lake.read_window(spark, "anomaly_log", "event_hour", start, end) \
-        .select("device_id", "event_time", "method", "confirmed").distinct().collect()
+    rows = (
+        lake.read_window(spark, "anomaly_log", "event_hour", start, end)
+        .select("device_id", "event_time", "method", "confirmed")
+        .distinct()
+        .collect()
+    )
     return [Flag(r["device_id"], r["event_time"].replace(tzinfo=None), r["method"], r["confirmed"]) for r in rows]
 
 
@@ -125,8 +134,10 @@ def evaluate_simulator(eval_hours: int = 6, end: datetime | None = None, progres
     first_scored = last - HOUR * (eval_hours - 1)
     start = first_scored - HOUR * 24
     began = time.monotonic()
-    progress(f"simulator: {resolved('raw_source').device_count} devices, history "
-             f"{start:%Y-%m-%d %H:00} .. , scoring {eval_hours} hours to {last:%Y-%m-%d %H:00}")
+    progress(
+        f"simulator: {resolved('raw_source').device_count} devices, history "
+        f"{start:%Y-%m-%d %H:00} .. , scoring {eval_hours} hours to {last:%Y-%m-%d %H:00}"
+    )
     assert materialize_hours(start, last).success
     progress(f"  pipeline over {24 + eval_hours} hours done ({time.monotonic() - began:.0f} s)")
     assert materialize_hours(first_scored, last, include_registry=False, selection=ANOMALY_DETECTION).success
@@ -144,9 +155,13 @@ def evaluate_simulator(eval_hours: int = 6, end: datetime | None = None, progres
     return out
 
 
-NAB_FILES = ("ambient_temperature_system_failure.csv", "ec2_request_latency_system_failure.csv",
-             "cpu_utilization_asg_misconfiguration.csv", "occupancy_6005.csv")
-NAB_CHANNEL = "temperature"   # the channel a NAB series is replayed as (no threshold rule applies to it)
+NAB_FILES = (
+    "ambient_temperature_system_failure.csv",
+    "ec2_request_latency_system_failure.csv",
+    "cpu_utilization_asg_misconfiguration.csv",
+    "occupancy_6005.csv",
+)
+NAB_CHANNEL = "temperature"  # the channel a NAB series is replayed as (no threshold rule applies to it)
 
 
 def default_nab_dir() -> Path:
@@ -160,8 +175,9 @@ def nab_device(file_name: str) -> str:
 def nab_readings(path: Path) -> list[tuple[datetime, float]]:
     """The NAB series as (time, value), in its own units."""
     with path.open() as f:
-        return [(datetime.strptime(row["timestamp"], "%Y-%m-%d %H:%M:%S"), float(row["value"]))
-                for row in csv.DictReader(f)]
+        return [
+            (datetime.strptime(row["timestamp"], "%Y-%m-%d %H:%M:%S"), float(row["value"])) for row in csv.DictReader(f)
+        ]
 
 
 def nab_speedup(readings: list[tuple[datetime, float]]) -> int:
@@ -175,22 +191,35 @@ def compress(t: datetime, origin: datetime, speedup: int) -> datetime:
     return origin + (t - origin) / speedup
 
 
-def nab_batches(readings: list[tuple[datetime, float]], origin: datetime, speedup: int,
-                device: str) -> dict[datetime, list[bytes]]:
+def nab_batches(
+    readings: list[tuple[datetime, float]], origin: datetime, speedup: int, device: str
+) -> dict[datetime, list[bytes]]:
     """One device's raw records, by replay hour: the series as its channel, the other channels
     (which NAB does not have) at nominal constants."""
     by_hour: dict[datetime, list[bytes]] = defaultdict(list)
     for t, value in readings:
         r = compress(t, origin, speedup)
-        by_hour[r.replace(minute=0, second=0, microsecond=0, tzinfo=timezone.utc)].append(json.dumps({
-            "device_id": device, "timestamp": r.strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z",
-            NAB_CHANNEL: round(value, 4), "humidity": 45.0, "pressure": 2.0, "vibration": 1.0,
-            "battery_level": 90.0, "signal_strength": -60, "status": "normal"}).encode())
+        by_hour[r.replace(minute=0, second=0, microsecond=0, tzinfo=UTC)].append(
+            json.dumps(
+                {
+                    "device_id": device,
+                    "timestamp": r.strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z",
+                    NAB_CHANNEL: round(value, 4),
+                    "humidity": 45.0,
+                    "pressure": 2.0,
+                    "vibration": 1.0,
+                    "battery_level": 90.0,
+                    "signal_strength": -60,
+                    "status": "normal",
+                }
+            ).encode()
+        )
     return dict(by_hour)
 
 
-def operator_scores(times: list[datetime], flagged: set[datetime], openings: list[datetime],
-                    windows: list[tuple[datetime, datetime]]) -> dict:
+def operator_scores(
+    times: list[datetime], flagged: set[datetime], openings: list[datetime], windows: list[tuple[datetime, datetime]]
+) -> dict:
     """What an operator sees, on one series: NAB standard score on flagged readings and on incident
     openings, point F1, false-alarm rate (normal readings flagged), miss rate (labelled readings not
     flagged), and time from each window's start to its first incident opening (series time)."""
@@ -208,8 +237,10 @@ def operator_scores(times: list[datetime], flagged: set[datetime], openings: lis
     return {
         "nab_score_flagged": round(on_readings.normalised, 1),
         "nab_score_incidents": round(on_incidents.normalised, 1),
-        "windows": on_incidents.windows, "windows_hit_by_incidents": on_incidents.windows_hit,
-        "incidents": len(openings), "false_incidents": on_incidents.false_positives,
+        "windows": on_incidents.windows,
+        "windows_hit_by_incidents": on_incidents.windows_hit,
+        "incidents": len(openings),
+        "false_incidents": on_incidents.false_positives,
         "point_precision": None if precision is None else round(precision, 4),
         "point_recall": None if recall is None else round(recall, 4),
         "point_f1": round(2 * tp / (2 * tp + fp + pos - tp), 4) if tp else 0.0,
@@ -231,6 +262,7 @@ def evaluate_nab_file(file_name: str, nab_dir: Path | None = None, speedup: int 
     """
     from dagster import AssetSelection
 
+    from iot_assets import settings
     from iot_assets.assets.anomalies import ThresholdRules
     from iot_assets.assets.models import AnomalyModelConfig
     from iot_assets.assets.registry import REFERENCE_KEY
@@ -240,7 +272,6 @@ def evaluate_nab_file(file_name: str, nab_dir: Path | None = None, speedup: int 
     from iot_assets.partitions import HOUR
     from iot_assets.progress import Progress
     from iot_assets.resources.config import resolved
-    from iot_assets import settings
     from iot_assets.resources.io_managers import RawBatch, S3KinesisRawIOManager
 
     nab_dir = nab_dir or default_nab_dir()
@@ -248,8 +279,10 @@ def evaluate_nab_file(file_name: str, nab_dir: Path | None = None, speedup: int 
     readings = nab_readings(nab_dir / file_name)
     speedup = speedup or nab_speedup(readings)
     origin = min(t for t, _ in readings).replace(minute=0, second=0)
-    windows = [(datetime.strptime(a[:19], "%Y-%m-%d %H:%M:%S"), datetime.strptime(b[:19], "%Y-%m-%d %H:%M:%S"))
-               for a, b in json.loads((nab_dir / "anomaly_windows.json").read_text())[file_name]]
+    windows = [
+        (datetime.strptime(a[:19], "%Y-%m-%d %H:%M:%S"), datetime.strptime(b[:19], "%Y-%m-%d %H:%M:%S"))
+        for a, b in json.loads((nab_dir / "anomaly_windows.json").read_text())[file_name]
+    ]
     batches = nab_batches(readings, origin, speedup, device)
     # NAB has gaps; an hour in which nothing arrived is an empty raw batch, not a missing one.
     first, last = min(batches), max(batches)
@@ -258,37 +291,70 @@ def evaluate_nab_file(file_name: str, nab_dir: Path | None = None, speedup: int 
     began = time.monotonic()
     aws, lake = resolved("aws"), resolved("lake")
     raw_io = S3KinesisRawIOManager(aws=aws, bucket=lake.bucket, stream=settings.get("IOT_KINESIS_STREAM"))
-    aws.s3.put_object(Bucket=lake.bucket, Key=REFERENCE_KEY, Body=json.dumps({
-        "device_id": device, "device_name": file_name.removesuffix(".csv"), "site": "nab",
-        "device_type": "nab-series", "latitude": 0.0, "longitude": 0.0}).encode() + b"\n")
+    aws.s3.put_object(
+        Bucket=lake.bucket,
+        Key=REFERENCE_KEY,
+        Body=json.dumps(
+            {
+                "device_id": device,
+                "device_name": file_name.removesuffix(".csv"),
+                "site": "nab",
+                "device_type": "nab-series",
+                "latitude": 0.0,
+                "longitude": 0.0,
+            }
+        ).encode()
+        + b"\n",
+    )
     stored = Progress(f"nab {file_name} replay to S3", total=len(hours), unit="raw batches")
     for done, h in enumerate(hours, 1):
         raw_io.store(RawBatch(hour=h, source="replay", payloads=batches[h], partition_keys=[device] * len(batches[h])))
         stored.update(done=done, records=stored.records + len(batches[h]), force=done == len(hours))
-    progress(f"nab {file_name}: {len(readings)} readings replayed {speedup}x as {len(hours)} hourly raw batches "
-             f"({time.monotonic() - began:.0f} s)")
+    progress(
+        f"nab {file_name}: {len(readings)} readings replayed {speedup}x as {len(hours)} hourly raw batches "
+        f"({time.monotonic() - began:.0f} s)"
+    )
     no_raw = HOURLY_PIPELINE - AssetSelection.assets("raw_sensor_batches")
     assert materialize_hours(hours[0], hours[-1], selection=no_raw).success
     progress(f"  bronze, silver and gold done ({time.monotonic() - began:.0f} s)")
-    per_day = 24 * 60   # readings in a 24-hour trailing window of the replay
+    per_day = 24 * 60  # readings in a 24-hour trailing window of the replay
     cfg = AnomalyModelConfig(min_training_rows=min(120, per_day // 2), min_baseline_readings=min(30, per_day // 2))
-    assert materialize_hours(hours[0], hours[-1], include_registry=False, selection=ANOMALY_DETECTION,
-                             resources={**defs.resources, "anomaly_config": cfg,
-                                        "threshold_rules": ThresholdRules(rules=[])}).success
+    assert materialize_hours(
+        hours[0],
+        hours[-1],
+        include_registry=False,
+        selection=ANOMALY_DETECTION,
+        resources={**defs.resources, "anomaly_config": cfg, "threshold_rules": ThresholdRules(rules=[])},
+    ).success
     progress(f"  models, anomaly log and incidents done ({time.monotonic() - began:.0f} s)")
     spark = resolved("spark").session
-    back = {compress(t, origin, speedup): t for t, _ in readings}   # replay time -> series time
+    back = {compress(t, origin, speedup): t for t, _ in readings}  # replay time -> series time
     flags = [f for f in _flags(spark, lake, hours[0], hours[-1] + HOUR) if f.device_id == device]
-    openings = [back.get(r["opened_at"].replace(tzinfo=None)) for r in
-                lake.read_window(spark, "anomaly_incidents", "event_hour", hours[0], hours[-1] + HOUR)
-                .where(f"device_id = '{device}'").select("opened_at").distinct().collect()]
+    openings = [
+        back.get(r["opened_at"].replace(tzinfo=None))
+        for r in lake.read_window(spark, "anomaly_incidents", "event_hour", hours[0], hours[-1] + HOUR)
+        .where(f"device_id = '{device}'")
+        .select("opened_at")
+        .distinct()
+        .collect()
+    ]
     times = [t for t, _ in readings]
-    result = operator_scores(times, {back[f.event_time] for f in flags if f.confirmed and f.event_time in back},
-                             [t for t in openings if t is not None], windows)
+    result = operator_scores(
+        times,
+        {back[f.event_time] for f in flags if f.confirmed and f.event_time in back},
+        [t for t in openings if t is not None],
+        windows,
+    )
     days = (times[-1] - times[0]).total_seconds() / 86400
     result["false_incidents_per_day"] = round(result["false_incidents"] / days, 3)
-    result["replay"] = {"file": file_name, "speedup": speedup, "readings": len(readings), "partitions": len(hours),
-                        "series_days": round(days, 1), "seconds": round(time.monotonic() - began)}
+    result["replay"] = {
+        "file": file_name,
+        "speedup": speedup,
+        "readings": len(readings),
+        "partitions": len(hours),
+        "series_days": round(days, 1),
+        "seconds": round(time.monotonic() - began),
+    }
     return result
 
 
@@ -301,26 +367,34 @@ def evaluate_nab(nab_dir: Path | None = None, files=NAB_FILES, speedup: int | No
 
 
 def print_nab_table(results: dict) -> None:
-    print(f"\n{'NAB file':40} {'NAB flagged':>11} {'NAB incidents':>13} {'windows hit':>11} {'F1':>6} "
-          f"{'false-alarm':>11} {'miss':>6} {'latency h':>12}")
+    print(
+        f"\n{'NAB file':40} {'NAB flagged':>11} {'NAB incidents':>13} {'windows hit':>11} {'F1':>6} "
+        f"{'false-alarm':>11} {'miss':>6} {'latency h':>12}"
+    )
     for name, r in results.items():
         if name == "mean":
             continue
-        print(f"{name:40} {r['nab_score_flagged']:>11.1f} {r['nab_score_incidents']:>13.1f} "
-              f"{r['windows_hit_by_incidents']:>5}/{r['windows']:<5} {r['point_f1']:>6.3f} "
-              f"{r['false_alarm_rate']:>11.4f} {r['miss_rate']:>6.3f} {str(r['latency_hours']):>12}")
+        print(
+            f"{name:40} {r['nab_score_flagged']:>11.1f} {r['nab_score_incidents']:>13.1f} "
+            f"{r['windows_hit_by_incidents']:>5}/{r['windows']:<5} {r['point_f1']:>6.3f} "
+            f"{r['false_alarm_rate']:>11.4f} {r['miss_rate']:>6.3f} {str(r['latency_hours']):>12}"
+        )
     if "mean" in results:
         m = results["mean"]
         print(f"{'mean':40} {m['nab_score_flagged']:>11.1f} {m['nab_score_incidents']:>13.1f}")
 
 
 def print_table(results: dict) -> None:
-    print(f"\n{'source':10} {'method':10} {'precision':>9} {'recall':>7} {'event_recall':>12} {'false_alarms/dev-day':>20}")
+    print(
+        f"\n{'source':10} {'method':10} {'precision':>9} {'recall':>7} {'event_recall':>12} "
+        f"{'false_alarms/dev-day':>20}"
+    )
     for source, by_method in results.items():
         for method, m in by_method.items():
             if not isinstance(m, dict) or "precision" not in m:
                 continue
             fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-            print(f"{source:10} {method:10} {fmt(m['precision']):>9} {fmt(m['recall']):>7} "
-                  f"{fmt(m['event_recall']):>12} {fmt(m['false_alarms_per_device_day']):>20}")
-
+            print(
+                f"{source:10} {method:10} {fmt(m['precision']):>9} {fmt(m['recall']):>7} "
+                f"{fmt(m['event_recall']):>12} {fmt(m['false_alarms_per_device_day']):>20}"
+            )

@@ -24,14 +24,14 @@ from dataclasses import dataclass
 from iot_assets import reasons
 
 GZIP_MAGIC = b"\x1f\x8b"
-MAX_RECORD_BYTES = 64 * 1024          # a record over this is quarantined as record_too_large
-KEPT_BYTES = 4096                     # what a refused or oversize record keeps of its bytes
+MAX_RECORD_BYTES = 64 * 1024  # a record over this is quarantined as record_too_large
+KEPT_BYTES = 4096  # what a refused or oversize record keeps of its bytes
 # An object may hold at most max_expanded_bytes // MIN_RECORD_CHARGE records: a record costs
 # Python about this much memory even when its text is two bytes, so a bomb of tiny records is
 # bounded as tightly as one of long lines.
 MIN_RECORD_CHARGE = 64
-READ_BYTES = 256 * 1024               # bytes asked of `read` at a time
-EXPAND_BYTES = 1 << 20                # most decompressed bytes produced per step
+READ_BYTES = 256 * 1024  # bytes asked of `read` at a time
+EXPAND_BYTES = 1 << 20  # most decompressed bytes produced per step
 
 _LINE_END = re.compile(r"[\r\n]")
 _BLANK = re.compile(r"[ \t\r\n]*")
@@ -43,9 +43,9 @@ _DECODER = json.JSONDecoder()
 class Framed:
     """One record of a landed object."""
 
-    data: bytes            # the record's bytes as they arrived (a refused/oversize one: at most KEPT_BYTES)
-    offset: int            # byte offset of the record's first byte in the decompressed object
-    problem: str | None    # None, or "<reason>: <detail>" with <reason> a constant from iot_assets.reasons
+    data: bytes  # the record's bytes as they arrived (a refused/oversize one: at most KEPT_BYTES)
+    offset: int  # byte offset of the record's first byte in the decompressed object
+    problem: str | None  # None, or "<reason>: <detail>" with <reason> a constant from iot_assets.reasons
 
 
 class _TooLarge(Exception):
@@ -68,15 +68,17 @@ class _Stream:
     def _next(self) -> bytes:
         data = self._read(READ_BYTES) or b""
         self.size += len(data)
-        self.head += data[:KEPT_BYTES - len(self.head)]
+        self.head += data[: KEPT_BYTES - len(self.head)]
         return data
 
     def _out(self, data: bytes) -> bytes:
         self.expanded += len(data)
         if self.expanded > self.max_expanded:
-            raise _TooLarge(f"expands past the limit of {self.max_expanded} bytes (IOT_MAX_OBJECT_EXPANDED_BYTES) "
-                            f"after {self.size} bytes read")
-        self.expanded_head += data[:KEPT_BYTES - len(self.expanded_head)]
+            raise _TooLarge(
+                f"expands past the limit of {self.max_expanded} bytes (IOT_MAX_OBJECT_EXPANDED_BYTES) "
+                f"after {self.size} bytes read"
+            )
+        self.expanded_head += data[: KEPT_BYTES - len(self.expanded_head)]
         return data
 
     def chunks(self) -> Iterator[bytes]:
@@ -141,8 +143,8 @@ class _Scanner:
         self._chunks, self._stream = stream.chunks(), stream
         self._decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
         self.limit, self.text, self.i, self.offset, self.eof = max_record_bytes, "", 0, 0, False
-        self._clear = 0   # text before this index holds no line ending (a long line is searched once)
-        self.tail = b""   # an unfinished last line of damaged gzip
+        self._clear = 0  # text before this index holds no line ending (a long line is searched once)
+        self.tail = b""  # an unfinished last line of damaged gzip
 
     def _fill(self, chars: int) -> None:
         """Read on until `chars` characters lie ahead of the current one, or the stream ends."""
@@ -150,7 +152,7 @@ class _Scanner:
             chunk = next(self._chunks, None)
             self.eof = chunk is None
             added = self._decoder.decode(chunk or b"", final=self.eof)
-            self.text, self._clear, self.i = self.text[self.i:] + added, max(0, self._clear - self.i), 0
+            self.text, self._clear, self.i = self.text[self.i :] + added, max(0, self._clear - self.i), 0
 
     def records(self) -> Iterator[Framed]:
         self._fill(self.limit + 2)
@@ -177,7 +179,7 @@ class _Scanner:
         m = _LINE_END.search(text, max(start, self._clear), window)
         self._clear = m.start() if m else window
         if m:
-            yield from self._line(text[start:m.start()])
+            yield from self._line(text[start : m.start()])
         elif len(text) - start > self.limit:
             yield from self._long_line()
         elif self._stream.damage:
@@ -210,19 +212,22 @@ class _Scanner:
 
     def _emit(self, text: str, problem: str | None = None) -> Framed:
         data = text.encode("utf-8", "surrogateescape")
-        framed = (Framed(data[:KEPT_BYTES], self.offset, _too_large(len(data), self.limit))
-                  if len(data) > self.limit else Framed(data, self.offset, problem))
+        framed = (
+            Framed(data[:KEPT_BYTES], self.offset, _too_large(len(data), self.limit))
+            if len(data) > self.limit
+            else Framed(data, self.offset, problem)
+        )
         self.i += len(text)
         self.offset += len(data)
         return framed
 
     def _oversize(self) -> Framed:
         """The record from here to its line end, counted as it streams past; only its first bytes kept."""
-        offset, kept, size = self.offset, self.text[self.i:self.i + KEPT_BYTES], 0
+        offset, kept, size = self.offset, self.text[self.i : self.i + KEPT_BYTES], 0
         while True:
             m = _LINE_END.search(self.text, self.i)
             stop = m.start() if m else len(self.text)
-            size += _nbytes(self.text[self.i:stop])
+            size += _nbytes(self.text[self.i : stop])
             self.i = stop
             if m or self.eof:
                 break
@@ -276,5 +281,9 @@ def frame_object(read: Callable[[int], bytes], *, max_record_bytes: int, max_exp
 def _damaged(stream: _Stream, scanner: _Scanner, read: int) -> Framed:
     """The row that accounts for damaged gzip: what failed, and how many bytes could not be read as records."""
     data = scanner.tail[:KEPT_BYTES] if read or scanner.tail else stream.head
-    return Framed(data, scanner.offset, f"{reasons.CORRUPT_GZIP}: {stream.damage}; {read} records read before it, "
-                                        f"{len(scanner.tail)} decompressed bytes of an unfinished last line")
+    return Framed(
+        data,
+        scanner.offset,
+        f"{reasons.CORRUPT_GZIP}: {stream.damage}; {read} records read before it, "
+        f"{len(scanner.tail)} decompressed bytes of an unfinished last line",
+    )

@@ -3,7 +3,8 @@
 from dagster import AssetSelection, define_asset_job
 
 HOURLY_PIPELINE = AssetSelection.groups("raw", "bronze", "silver") | AssetSelection.assets(
-    "device_hourly_stats", "sensor_aggregates_10min")
+    "device_hourly_stats", "sensor_aggregates_10min"
+)
 
 # dagster.yaml lets one run with this tag write at a time: two first writes to a new Delta table
 # conflict (ProtocolChangedException), and sensors may request several hours at once.
@@ -24,5 +25,6 @@ anomaly_detection_job = define_asset_job(
     "anomaly_detection_job",
     selection=ANOMALY_DETECTION,
     tags=SPARK_TAG,
-    description="Train each device's KMeans model on its previous 24 hours write the hour's anomaly log and its incidents.",
+    description="Train each device's KMeans model on its previous 24 hours, then write the hour's anomaly log "
+    "and its incidents.",
 )

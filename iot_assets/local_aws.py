@@ -36,8 +36,9 @@ def start_server(port: int):
     return server
 
 
-def ensure_resources(endpoint: str | None, region: str, bucket: str, stream: str, shards: int,
-                     alert_topic: str = "") -> None:
+def ensure_resources(
+    endpoint: str | None, region: str, bucket: str, stream: str, shards: int, alert_topic: str = ""
+) -> None:
     """Create the bucket, the Kinesis stream and the alert topic if missing; harmless when they exist."""
     s3 = make_client("s3", endpoint, region)
     try:
@@ -59,9 +60,14 @@ def ensure_resources(endpoint: str | None, region: str, bucket: str, stream: str
 
 
 def ensure_from_settings() -> None:
-    ensure_resources(settings.endpoint_url(), settings.get("IOT_AWS_REGION"), settings.get("IOT_BUCKET"),
-                     settings.get("IOT_KINESIS_STREAM"), int(settings.get("IOT_KINESIS_SHARDS")),
-                     settings.get("IOT_ALERT_SNS_TOPIC").strip())
+    ensure_resources(
+        settings.endpoint_url(),
+        settings.get("IOT_AWS_REGION"),
+        settings.get("IOT_BUCKET"),
+        settings.get("IOT_KINESIS_STREAM"),
+        int(settings.get("IOT_KINESIS_SHARDS")),
+        settings.get("IOT_ALERT_SNS_TOPIC").strip(),
+    )
 
 
 def local_port() -> int:

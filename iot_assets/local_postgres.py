@@ -28,14 +28,21 @@ def start(directory: str | Path, port: int, user: str, db: str, timeout: float =
     directory = Path(directory).resolve()
     directory.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "DAGSTER_POSTGRES_USER": user, "DAGSTER_POSTGRES_DB": db}
-    done = subprocess.run([str(SCRIPT), "start", str(directory), str(port)], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    done = subprocess.run(
+        [str(SCRIPT), "start", str(directory), str(port)], capture_output=True, text=True, timeout=timeout, env=env
+    )
     if done.returncode != 0:
         raise RuntimeError(f"could not install or start PostgreSQL in {directory} on port {port}:\n{done.stderr}")
-    values = dict(line.removeprefix("export ").split("=", 1) for line in done.stdout.splitlines()
-                  if line.startswith("export "))
-    return LocalPostgres(values["DAGSTER_POSTGRES_HOST"], int(values["DAGSTER_POSTGRES_PORT"]),
-                         values["DAGSTER_POSTGRES_USER"], values["DAGSTER_POSTGRES_PASSWORD"], values["DAGSTER_POSTGRES_DB"])
+    values = dict(
+        line.removeprefix("export ").split("=", 1) for line in done.stdout.splitlines() if line.startswith("export ")
+    )
+    return LocalPostgres(
+        values["DAGSTER_POSTGRES_HOST"],
+        int(values["DAGSTER_POSTGRES_PORT"]),
+        values["DAGSTER_POSTGRES_USER"],
+        values["DAGSTER_POSTGRES_PASSWORD"],
+        values["DAGSTER_POSTGRES_DB"],
+    )
 
 
 def stop(directory: str | Path) -> None:

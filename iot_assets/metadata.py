@@ -18,8 +18,14 @@ from iot_assets.schemas import table_schema
 Sources = Sequence[tuple[str, str]]  # (upstream asset, column)
 
 
-def table_metadata(written: WriteResult, model: type, *, rows_by_reason: Mapping[str, int] | None = None,
-                   lineage: TableColumnLineage | None = None, **extra) -> dict:
+def table_metadata(
+    written: WriteResult,
+    model: type,
+    *,
+    rows_by_reason: Mapping[str, int] | None = None,
+    lineage: TableColumnLineage | None = None,
+    **extra,
+) -> dict:
     """The standard materialisation metadata of a Delta table, plus `extra` entries."""
     meta = {**written.metadata(), "dagster/column_schema": table_schema(model)}
     if rows_by_reason is not None:
@@ -29,15 +35,19 @@ def table_metadata(written: WriteResult, model: type, *, rows_by_reason: Mapping
     return {**meta, **extra}
 
 
-def column_lineage(model: type, upstream: Mapping[str, type], derived: Mapping[str, Sources] | None = None,
-                   ) -> TableColumnLineage:
+def column_lineage(
+    model: type,
+    upstream: Mapping[str, type],
+    derived: Mapping[str, Sources] | None = None,
+) -> TableColumnLineage:
     """Each column of `model` comes from the same-named column of the first upstream model that has
     it (`upstream`: asset key -> pandera model), unless `derived` names its sources."""
     derived = derived or {}
     deps = {}
     for column in model.to_schema().columns:
         sources = derived.get(column) or next(
-            ([(asset, column)] for asset, up in upstream.items() if column in up.to_schema().columns), [])
+            ([(asset, column)] for asset, up in upstream.items() if column in up.to_schema().columns), []
+        )
         if sources:
             deps[column] = [TableColumnDep(asset_key=asset, column_name=c) for asset, c in sources]
     return TableColumnLineage(deps_by_column=deps)

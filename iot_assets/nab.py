@@ -65,18 +65,23 @@ def _window_bounds(times: list[datetime], windows: list[tuple[datetime, datetime
     return bounds
 
 
-def score(times: list[datetime], detected: list[bool], windows: list[tuple[datetime, datetime]],
-          profile: Profile = STANDARD, probation: float = 0.15) -> NabScore:
+def score(
+    times: list[datetime],
+    detected: list[bool],
+    windows: list[tuple[datetime, datetime]],
+    profile: Profile = STANDARD,
+    probation: float = 0.15,
+) -> NabScore:
     """NAB score of one file: `times` in order, `detected[i]` whether reading i is a detection."""
     assert len(times) == len(detected)
     bounds = _window_bounds(times, windows)
     skip = probationary_length(len(times), probation)
     max_tp = scaled_sigmoid(-1.0)
-    best: dict[int, float] = {}          # window -> weighted score of its earliest detection
-    first: dict[int, int] = {}           # window -> index of its earliest detection
+    best: dict[int, float] = {}  # window -> weighted score of its earliest detection
+    first: dict[int, int] = {}  # window -> index of its earliest detection
     scored_windows: set[int] = set()
     fp_sum, fps = 0.0, 0
-    w, prev = 0, None                    # next window; (right index, width) of the last window passed
+    w, prev = 0, None  # next window; (right index, width) of the last window passed
     for i, hit in enumerate(detected):
         inside = w < len(bounds) and bounds[w][0] <= i <= bounds[w][1]
         if i >= skip and inside:
@@ -98,13 +103,20 @@ def score(times: list[datetime], detected: list[bool], windows: list[tuple[datet
     null, perfect = -profile.fn * len(scored_windows), profile.tp * len(scored_windows)
     normalised = 100 * (raw - null) / (perfect - null) if perfect != null else 0.0
     latencies = [(times[first[k]] - times[bounds[k][0]]) if k in first else None for k in sorted(scored_windows)]
-    return NabScore(raw=raw, normalised=normalised, windows=len(scored_windows), windows_hit=len(best),
-                    false_positives=fps, latencies=latencies)
+    return NabScore(
+        raw=raw,
+        normalised=normalised,
+        windows=len(scored_windows),
+        windows_hit=len(best),
+        false_positives=fps,
+        latencies=latencies,
+    )
 
 
 def detections_at(times: list[datetime], alarms: list[datetime]) -> list[bool]:
     """Readings marked as detections: the first reading at or after each alarm time."""
     import bisect
+
     out = [False] * len(times)
     for a in alarms:
         i = bisect.bisect_left(times, a)
@@ -125,5 +137,8 @@ def read_reference(path: Path) -> tuple[list[datetime], list[float]]:
 
 def read_windows(path: Path, file_name: str) -> list[tuple[datetime, datetime]]:
     import json
-    return [(datetime.strptime(a[:19], "%Y-%m-%d %H:%M:%S"), datetime.strptime(b[:19], "%Y-%m-%d %H:%M:%S"))
-            for a, b in json.loads(path.read_text())[file_name]]
+
+    return [
+        (datetime.strptime(a[:19], "%Y-%m-%d %H:%M:%S"), datetime.strptime(b[:19], "%Y-%m-%d %H:%M:%S"))
+        for a, b in json.loads(path.read_text())[file_name]
+    ]

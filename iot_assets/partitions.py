@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from dagster import (
     DailyPartitionsDefinition,
@@ -26,17 +26,17 @@ TRAILING_DAY = TimeWindowPartitionMapping(start_offset=-24, end_offset=-1)
 
 def hour_key(hour: datetime) -> str:
     """Dagster partition key of the hour starting at `hour` (UTC)."""
-    return hour.astimezone(timezone.utc).strftime("%Y-%m-%d-%H:%M")
+    return hour.astimezone(UTC).strftime("%Y-%m-%d-%H:%M")
 
 
 def parse_hour_key(key: str) -> datetime:
-    return datetime.strptime(key, "%Y-%m-%d-%H:%M").replace(tzinfo=timezone.utc)
+    return datetime.strptime(key, "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
 
 
 def hours_in(window: TimeWindow) -> list[datetime]:
     """Every hour start in a time window, in order."""
-    start = window.start.astimezone(timezone.utc)
-    end = window.end.astimezone(timezone.utc)
+    start = window.start.astimezone(UTC)
+    end = window.end.astimezone(UTC)
     out = []
     while start < end:
         out.append(start)
@@ -47,18 +47,18 @@ def hours_in(window: TimeWindow) -> list[datetime]:
 def raw_key(prefix: str, hour: datetime, name: str = "batch.jsonl.gz") -> str:
     """S3 key of an hour's object under `prefix` (the raw batch by default). Built only from a
     validated prefix, a datetime and a fixed file name."""
-    h = hour.astimezone(timezone.utc)
+    h = hour.astimezone(UTC)
     return f"{settings.validate_prefix(prefix)}/dt={h:%Y-%m-%d}/hour={h:%H}/{name}"
 
 
 def utc_now() -> datetime:
     """The clock that decides when an hour is complete (sensors, schedule, raw asset); tests move it."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def hour_of(moment: datetime) -> datetime:
     """The start of the UTC hour holding `moment`."""
-    return moment.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def ready_at(hour: datetime, lateness: timedelta) -> datetime:
@@ -66,8 +66,7 @@ def ready_at(hour: datetime, lateness: timedelta) -> datetime:
     return hour + HOUR + lateness
 
 
-def assigned_hour(event_hour: datetime | None, arrival: datetime, home_hour: datetime,
-                  lateness: timedelta) -> datetime:
+def assigned_hour(event_hour: datetime | None, arrival: datetime, home_hour: datetime, lateness: timedelta) -> datetime:
     """The raw partition of a record: one rule for every source.
 
     A record arrives at `arrival` into its source's hour (`home_hour`: the arrival hour of a
@@ -88,11 +87,11 @@ def complete_hours(keys: Iterable[str], now: datetime, lateness: timedelta) -> t
 
 
 def last_complete_hours(n: int, now: datetime | None = None) -> list[datetime]:
-    now = (now or utc_now()).astimezone(timezone.utc)
+    now = (now or utc_now()).astimezone(UTC)
     current = now.replace(minute=0, second=0, microsecond=0)
     return [current - HOUR * i for i in range(n, 0, -1)]
 
 
 def spark_ts(moment: datetime) -> str:
     """A UTC datetime as a Spark SQL timestamp literal (the session time zone is UTC)."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -94,14 +94,19 @@ def distance_chart(distances: pd.DataFrame, title: str) -> bytes:
         ratio = (distances["distance"] / distances["threshold"]).to_numpy()
         # Each row stands for an equal share of its device's readings (quantiles), so the bars are
         # percentages of training readings, every device weighing the same.
-        ax.hist(ratio, bins=np.linspace(0, max(1.2, float(ratio.max()) * 1.05), 40), color="#1f77b4",
-                weights=np.full(len(ratio), 100.0 / len(ratio)))
+        ax.hist(
+            ratio,
+            bins=np.linspace(0, max(1.2, float(ratio.max()) * 1.05), 40),
+            color="#1f77b4",
+            weights=np.full(len(ratio), 100.0 / len(ratio)),
+        )
         ax.axvline(1.0, color="#d62728", linestyle="--", label="threshold")
         beyond = float((ratio > 1).mean())
         ax.set_xlabel("training distance / device threshold", fontsize=8)
         ax.set_ylabel("% of training readings", fontsize=8)
-        ax.legend(fontsize=7, title=f"{distances['device_id'].nunique()} devices, {beyond:.2%} beyond",
-                  title_fontsize=7)
+        ax.legend(
+            fontsize=7, title=f"{distances['device_id'].nunique()} devices, {beyond:.2%} beyond", title_fontsize=7
+        )
         ax.tick_params(labelsize=7)
     ax.set_title(title, fontsize=9)
     return png_bytes(fig)

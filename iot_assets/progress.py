@@ -18,8 +18,15 @@ from dagster import DagsterEventType, DagsterInstance, RunsFilter
 class Progress:
     """Counts toward a total and prints a line when `interval` seconds have passed since the last."""
 
-    def __init__(self, label: str, total: int | None = None, unit: str | None = "partitions", interval: float = 10.0,
-                 write: Callable[[str], None] | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        label: str,
+        total: int | None = None,
+        unit: str | None = "partitions",
+        interval: float = 10.0,
+        write: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.label, self.total, self.unit, self.interval = label, total, unit, interval
         self.write = write or (lambda line: print(line, file=sys.stderr, flush=True))
         self.clock = clock
@@ -50,8 +57,9 @@ def materialized_in_run(instance: DagsterInstance, tag: tuple[str, str]) -> int:
     runs = instance.get_runs(RunsFilter(tags={tag[0]: tag[1]}), limit=1)
     if not runs:
         return 0
-    records = instance.get_records_for_run(runs[0].run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION,
-                                           limit=100_000).records
+    records = instance.get_records_for_run(
+        runs[0].run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION, limit=100_000
+    ).records
     return len(records)
 
 

@@ -15,7 +15,7 @@ one aggregation that also counts failures per rule and per hour.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from functools import reduce
 
 import pandera.pyspark as pa
@@ -48,7 +48,7 @@ class Evaluation:
     check: str
     severity: AssetCheckSeverity
     passed: bool
-    by_partition: dict[datetime | date | str, tuple[int, int]]   # partition -> (passed rows, failed rows)
+    by_partition: dict[datetime | date | str, tuple[int, int]]  # partition -> (passed rows, failed rows)
     description: str
     detail: dict = field(default_factory=dict)
 
@@ -69,12 +69,19 @@ class Evaluation:
         failing = sorted(_partition_key(k) for k, (_, f) in self.by_partition.items() if f)
         where = {"partition_start": window.start.isoformat(), "partition_end": window.end.isoformat()} if window else {}
         return AssetCheckResult(
-            asset_key=self.asset, check_name=self.check, passed=self.passed, severity=self.severity,
+            asset_key=self.asset,
+            check_name=self.check,
+            passed=self.passed,
+            severity=self.severity,
             description=self.description,
-            metadata={"failed_rows": self.failed_rows, "passed_rows": self.passed_rows, **where,
-                      "failing_partitions": MetadataValue.json(failing[:50]),
-                      **{k: (MetadataValue.json(v) if isinstance(v, (dict, list)) else v)
-                         for k, v in self.detail.items()}})
+            metadata={
+                "failed_rows": self.failed_rows,
+                "passed_rows": self.passed_rows,
+                **where,
+                "failing_partitions": MetadataValue.json(failing[:50]),
+                **{k: (MetadataValue.json(v) if isinstance(v, (dict, list)) else v) for k, v in self.detail.items()},
+            },
+        )
 
 
 def spec(asset: str, check: str, description: str, blocking: bool = False) -> AssetCheckSpec:
@@ -82,6 +89,7 @@ def spec(asset: str, check: str, description: str, blocking: bool = False) -> As
 
 
 # --- rules from a pandera model ------------------------------------------------------------
+
 
 def _predicate(column: str, check) -> Column:
     c, s = F.col(column), check.statistics
@@ -152,12 +160,19 @@ def _key(row, partition_col: str | None):
 
 def partition_value(v) -> datetime | date:
     if isinstance(v, datetime):
-        return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v
     return v
 
 
-def check_schema(df: DataFrame, model: type[pa.DataFrameModel], asset: str, check: str, partition_col: str,
-                 key_cols: list[str], severity=ERROR) -> Evaluation:
+def check_schema(
+    df: DataFrame,
+    model: type[pa.DataFrameModel],
+    asset: str,
+    check: str,
+    partition_col: str,
+    key_cols: list[str],
+    severity=ERROR,
+) -> Evaluation:
     """Schema conformance, value ranges and null rates, from the layer's pandera model.
 
     Fails when pandera finds a schema problem or any row breaks a rule; the metadata gives
@@ -175,47 +190,70 @@ def check_schema(df: DataFrame, model: type[pa.DataFrameModel], asset: str, chec
     nullable = [f.name for f in struct_type(model).fields if f.nullable and f.name in present]
     aggs += [F.sum(F.when(F.col(c).isNull(), 1).otherwise(0)).alias(f"n{i}") for i, c in enumerate(nullable)]
     rows = df.groupBy(*_by(partition_col)).agg(*aggs).collect()
-    by_partition = {_key(r, partition_col): (int(r["_rows"]) - int(r["_failed"] or 0), int(r["_failed"] or 0))
-                    for r in rows if r["_rows"]}
+    by_partition = {
+        _key(r, partition_col): (int(r["_rows"]) - int(r["_failed"] or 0), int(r["_failed"] or 0))
+        for r in rows
+        if r["_rows"]
+    }
     per_rule = {name: sum(int(r[f"r{i}"] or 0) for r in rows) for i, name in enumerate(named)}
     total = sum(int(r["_rows"]) for r in rows)
-    null_rates = {c: round(sum(int(r[f"n{i}"] or 0) for r in rows) / total, 4) if total else 0.0
-                  for i, c in enumerate(nullable)}
+    null_rates = {
+        c: round(sum(int(r[f"n{i}"] or 0) for r in rows) / total, 4) if total else 0.0 for i, c in enumerate(nullable)
+    }
     failed = sum(f for _, f in by_partition.values())
-    detail = {"failures_by_rule": {k: v for k, v in per_rule.items() if v}, "null_rates": null_rates,
-              "rules_checked": len(named), "schema_problems": problems}
+    detail = {
+        "failures_by_rule": {k: v for k, v in per_rule.items() if v},
+        "null_rates": null_rates,
+        "rules_checked": len(named),
+        "schema_problems": problems,
+    }
     if failed:
         cols = [c for c in key_cols if c in df.columns]
         broken = F.array_compact(F.array(*[F.when(~rule, F.lit(name)) for name, rule in named.items()]))
-        detail["examples"] = [{k: _plain(v) for k, v in r.asDict().items()} for r in
-                              df.where(~ok_all).select(*cols, broken.alias("broken_rules")).limit(EXAMPLES).collect()]
+        detail["examples"] = [
+            {k: _plain(v) for k, v in r.asDict().items()}
+            for r in df.where(~ok_all).select(*cols, broken.alias("broken_rules")).limit(EXAMPLES).collect()
+        ]
     passed = not problems and failed == 0
-    text = (f"{failed} of {total} rows break a rule of {model.__name__}" if failed else
-            f"{total} rows keep all {len(named)} rules of {model.__name__}")
+    text = (
+        f"{failed} of {total} rows break a rule of {model.__name__}"
+        if failed
+        else f"{total} rows keep all {len(named)} rules of {model.__name__}"
+    )
     if problems:
         text = f"schema differs from {model.__name__}: {'; '.join(problems[:3])}. " + text
     return Evaluation(asset, check, severity, passed, by_partition, text, detail)
 
 
-def check_unique(df: DataFrame, keys: list[str], asset: str, check: str, partition_col: str,
-                 severity=ERROR) -> Evaluation:
+def check_unique(
+    df: DataFrame, keys: list[str], asset: str, check: str, partition_col: str, severity=ERROR
+) -> Evaluation:
     """No two rows share the key; failed rows are the surplus copies."""
     counted = df.groupBy(*_by(partition_col), *keys).count()
-    rows = counted.groupBy(*_by(partition_col)).agg(F.sum("count").alias("rows"),
-                                                    F.sum(F.col("count") - 1).alias("surplus")).collect()
-    by_partition = {_key(r, partition_col): (int(r["rows"]) - int(r["surplus"] or 0), int(r["surplus"] or 0))
-                    for r in rows if r["rows"]}
+    rows = (
+        counted.groupBy(*_by(partition_col))
+        .agg(F.sum("count").alias("rows"), F.sum(F.col("count") - 1).alias("surplus"))
+        .collect()
+    )
+    by_partition = {
+        _key(r, partition_col): (int(r["rows"]) - int(r["surplus"] or 0), int(r["surplus"] or 0))
+        for r in rows
+        if r["rows"]
+    }
     surplus = sum(f for _, f in by_partition.values())
     detail = {"key": keys}
     if surplus:
-        detail["examples"] = [{k: _plain(v) for k, v in r.asDict().items()} for r in
-                              counted.where("count > 1").orderBy(F.desc("count")).limit(EXAMPLES).collect()]
+        detail["examples"] = [
+            {k: _plain(v) for k, v in r.asDict().items()}
+            for r in counted.where("count > 1").orderBy(F.desc("count")).limit(EXAMPLES).collect()
+        ]
     text = f"{surplus} duplicate rows on ({', '.join(keys)})" if surplus else f"({', '.join(keys)}) is unique"
     return Evaluation(asset, check, severity, surplus == 0, by_partition, text, detail)
 
 
-def check_reconciles(expected: dict, parts: dict[str, dict], asset: str, check: str, identity: str,
-                     severity=ERROR) -> Evaluation:
+def check_reconciles(
+    expected: dict, parts: dict[str, dict], asset: str, check: str, identity: str, severity=ERROR
+) -> Evaluation:
     """`expected[p] == sum(part[p] for part in parts)` for every partition p.
 
     A partition's passed rows are the accounted ones and its failed rows the difference, so a lost
@@ -228,19 +266,39 @@ def check_reconciles(expected: dict, parts: dict[str, dict], asset: str, check: 
         got = sum(int(counts.get(k, 0)) for counts in parts.values())
         by_partition[k] = (min(want, got), abs(want - got))
         if want != got:
-            mismatches.append({"partition": _partition_key(k), "expected": want,
-                               **{name: int(counts.get(k, 0)) for name, counts in parts.items()}})
+            mismatches.append(
+                {
+                    "partition": _partition_key(k),
+                    "expected": want,
+                    **{name: int(counts.get(k, 0)) for name, counts in parts.items()},
+                }
+            )
     totals = {name: sum(int(v) for v in counts.values()) for name, counts in parts.items()}
     want_total = sum(int(v) for v in expected.values())
-    text = (f"{identity}: {want_total} = {' + '.join(f'{v} {k}' for k, v in totals.items())}" if not mismatches
-            else f"{identity} fails in {len(mismatches)} partition(s)")
-    return Evaluation(asset, check, severity, not mismatches, by_partition, text,
-                      {"identity": identity, "expected_total": want_total, **{f"{k}_total": v for k, v in totals.items()},
-                       "examples": mismatches[:EXAMPLES]})
+    text = (
+        f"{identity}: {want_total} = {' + '.join(f'{v} {k}' for k, v in totals.items())}"
+        if not mismatches
+        else f"{identity} fails in {len(mismatches)} partition(s)"
+    )
+    return Evaluation(
+        asset,
+        check,
+        severity,
+        not mismatches,
+        by_partition,
+        text,
+        {
+            "identity": identity,
+            "expected_total": want_total,
+            **{f"{k}_total": v for k, v in totals.items()},
+            "examples": mismatches[:EXAMPLES],
+        },
+    )
 
 
-def check_rate(numerator: dict, denominator: dict, limit: float, asset: str, check: str, what: str,
-               severity=WARN) -> Evaluation:
+def check_rate(
+    numerator: dict, denominator: dict, limit: float, asset: str, check: str, what: str, severity=WARN
+) -> Evaluation:
     """numerator / denominator at most `limit` in every partition; failed rows are the numerator's."""
     by_partition, over = {}, []
     for k in sorted(set(denominator) | set(numerator)):
@@ -251,10 +309,20 @@ def check_rate(numerator: dict, denominator: dict, limit: float, asset: str, che
             over.append({"partition": _partition_key(k), what: num, "of": den, "rate": round(rate, 4)})
     num_t, den_t = sum(numerator.values()), sum(denominator.values())
     rate_t = num_t / den_t if den_t else 0.0
-    text = (f"{what} rate {rate_t:.2%} (limit {limit:.2%})" if not over else
-            f"{what} rate above {limit:.2%} in {len(over)} partition(s)")
-    return Evaluation(asset, check, severity, not over, by_partition, text,
-                      {"rate": round(rate_t, 4), "limit": limit, "examples": over[:EXAMPLES]})
+    text = (
+        f"{what} rate {rate_t:.2%} (limit {limit:.2%})"
+        if not over
+        else f"{what} rate above {limit:.2%} in {len(over)} partition(s)"
+    )
+    return Evaluation(
+        asset,
+        check,
+        severity,
+        not over,
+        by_partition,
+        text,
+        {"rate": round(rate_t, 4), "limit": limit, "examples": over[:EXAMPLES]},
+    )
 
 
 def counts_by(df: DataFrame, column: str) -> dict:
@@ -270,6 +338,7 @@ def _plain(v):
 
 
 # --- the data-quality log ------------------------------------------------------------------
+
 
 class DataQualityRecord(pa.DataFrameModel):
     """One check, for one partition, at one evaluation."""
@@ -294,14 +363,27 @@ def _partition_key(k: datetime | date | str) -> str:
 
 
 def log_rows(evaluations: list[Evaluation], run_id: str, now: datetime | None = None) -> list[tuple]:
-    now = (now or datetime.now(timezone.utc)).replace(tzinfo=None)
+    now = (now or datetime.now(UTC)).replace(tzinfo=None)
     rows = []
     for e in evaluations:
         for k, (ok, bad) in sorted(e.by_partition.items()):
             # A partition fails by its own rows; a failure no row explains (a schema problem) fails them all.
             failed = bad > 0 or (not e.passed and e.failed_rows == 0)
-            rows.append((now, run_id, e.asset, e.check, _partition_key(k), "failed" if failed else "passed",
-                         e.severity.value, int(ok), int(bad), e.description[:1000], now.date()))
+            rows.append(
+                (
+                    now,
+                    run_id,
+                    e.asset,
+                    e.check,
+                    _partition_key(k),
+                    "failed" if failed else "passed",
+                    e.severity.value,
+                    int(ok),
+                    int(bad),
+                    e.description[:1000],
+                    now.date(),
+                )
+            )
     return rows
 
 
@@ -310,15 +392,20 @@ def write_log(spark, lake, evaluations: list[Evaluation], run_id: str) -> int:
     rows = log_rows(evaluations, run_id)
     if rows:
         df = spark.createDataFrame(rows, struct_type(DataQualityRecord))
-        df.coalesce(1).write.format("delta").mode("append").option("mergeSchema", "true") \
-            .partitionBy("evaluation_date").save(lake.uri(DQ_TABLE))
+        df.coalesce(1).write.format("delta").mode("append").option("mergeSchema", "true").partitionBy(
+            "evaluation_date"
+        ).save(lake.uri(DQ_TABLE))
     return len(rows)
 
 
 def partitions_of(keys: list[str]) -> list[datetime | date]:
     """Hourly (`YYYY-MM-DD-HH:MM`) or daily (`YYYY-MM-DD`) partition keys as the checks key them."""
-    return [datetime.strptime(k, "%Y-%m-%d").date() if len(k) == 10
-            else datetime.strptime(k, "%Y-%m-%d-%H:%M").replace(tzinfo=timezone.utc) for k in keys]
+    return [
+        datetime.strptime(k, "%Y-%m-%d").date()
+        if len(k) == 10
+        else datetime.strptime(k, "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
+        for k in keys
+    ]
 
 
 def report(context, spark, lake, evaluations: list[Evaluation]):
@@ -329,7 +416,7 @@ def report(context, spark, lake, evaluations: list[Evaluation]):
     partitioned = context.has_partition_key or context.has_partition_key_range
     window = context.partition_time_window if partitioned else None
     for e in evaluations:
-        for k in (partitions_of(context.partition_keys) if partitioned else [UNPARTITIONED]):
+        for k in partitions_of(context.partition_keys) if partitioned else [UNPARTITIONED]:
             e.by_partition.setdefault(k, (0, 0))
     write_log(spark, lake, evaluations, context.run.run_id)
     for e in evaluations:

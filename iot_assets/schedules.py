@@ -26,14 +26,15 @@ ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatu
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
     description=f"At minute {MINUTE}, runs hourly_pipeline_job for the previous hour unless a sensor "
-                "already has (the hour is in gold, or a run for it is queued or running).",
+    "already has (the hour is in gold, or a run for it is queued or running).",
 )
 def hourly_pipeline_schedule(context: ScheduleEvaluationContext):
     key = hour_key(hour_of(context.scheduled_execution_time) - HOUR)
     if key in context.instance.get_materialized_partitions(LAST_ASSET):
         return SkipReason(f"{key} is already in {LAST_ASSET.to_user_string()}")
     active = context.instance.get_runs(
-        RunsFilter(job_name=hourly_pipeline_job.name, tags={"dagster/partition": key}, statuses=ACTIVE), limit=1)
+        RunsFilter(job_name=hourly_pipeline_job.name, tags={"dagster/partition": key}, statuses=ACTIVE), limit=1
+    )
     if active:
         return SkipReason(f"run {active[0].run_id} for {key} is {active[0].status.value.lower()}")
     return RunRequest(run_key=f"schedule:{key}", partition_key=key, tags={"iot/trigger": "schedule"})

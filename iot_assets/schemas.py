@@ -28,13 +28,17 @@ def _constraints(col) -> list[str]:
 
 def table_schema(model: type[pa.DataFrameModel]) -> TableSchema:
     cols = model.to_schema().columns
-    return TableSchema(columns=[
-        TableColumn(
-            name=name, type=col.dtype.type.simpleString(), description=col.description,
-            constraints=TableColumnConstraints(nullable=col.nullable, other=_constraints(col)),
-        )
-        for name, col in cols.items()
-    ])
+    return TableSchema(
+        columns=[
+            TableColumn(
+                name=name,
+                type=col.dtype.type.simpleString(),
+                description=col.description,
+                constraints=TableColumnConstraints(nullable=col.nullable, other=_constraints(col)),
+            )
+            for name, col in cols.items()
+        ]
+    )
 
 
 def conform(df: DataFrame, model: type[pa.DataFrameModel]) -> DataFrame:

@@ -28,52 +28,93 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("IOT_AWS_ENDPOINT_URL", LOCAL_ENDPOINT,
-            "AWS endpoint for S3, Kinesis, SNS and CloudWatch. `aws` (or empty) means real AWS "
-            "with the standard credential chain."),
+    Setting(
+        "IOT_AWS_ENDPOINT_URL",
+        LOCAL_ENDPOINT,
+        "AWS endpoint for S3, Kinesis, SNS and CloudWatch. `aws` (or empty) means real AWS "
+        "with the standard credential chain.",
+    ),
     Setting("IOT_AWS_REGION", "us-east-1", "AWS region."),
     Setting("IOT_BUCKET", "iot-lakehouse", "S3 bucket holding raw batches and all Delta tables."),
     Setting("IOT_LAKE_PREFIX", "lake", "Key prefix under which the Delta tables live."),
     Setting("IOT_KINESIS_STREAM", "iot-sensor-readings", "Kinesis stream the fleet publishes to."),
     Setting("IOT_KINESIS_SHARDS", "2", "Shard count used when `iot-assets local-aws` creates the stream."),
-    Setting("IOT_RAW_SOURCE", "simulator",
-            "Where `raw_sensor_batches` gets an hour's records: `simulator`, `kinesis`, `s3_landing` or "
-            "`historian` (a PostgreSQL SQL historian, see the README's SQL historian source section)."),
-    Setting("IOT_ALLOWED_LATENESS_MINUTES", "10",
-            "Records arriving this long after their hour still land in their event hour. The Kinesis "
-            "sensor requests an hour once it has ended and this much more time has passed."),
-    Setting("IOT_LANDING_PREFIX", "landing",
-            "Key prefix where producers land files themselves (Firehose-style), watched by `s3_landing_sensor`."),
-    Setting("IOT_MAX_OBJECT_EXPANDED_BYTES", str(256 << 20),
-            "Most bytes one landed object may hold once decompressed (and most records: this / 64). A larger "
-            "object (a gzip bomb) is refused as one `object_too_large` quarantine row. Firehose writes objects of "
-            "at most 128 MiB before compression."),
+    Setting(
+        "IOT_RAW_SOURCE",
+        "simulator",
+        "Where `raw_sensor_batches` gets an hour's records: `simulator`, `kinesis`, `s3_landing` or "
+        "`historian` (a PostgreSQL SQL historian, see the README's SQL historian source section).",
+    ),
+    Setting(
+        "IOT_ALLOWED_LATENESS_MINUTES",
+        "10",
+        "Records arriving this long after their hour still land in their event hour. The Kinesis "
+        "sensor requests an hour once it has ended and this much more time has passed.",
+    ),
+    Setting(
+        "IOT_LANDING_PREFIX",
+        "landing",
+        "Key prefix where producers land files themselves (Firehose-style), watched by `s3_landing_sensor`.",
+    ),
+    Setting(
+        "IOT_MAX_OBJECT_EXPANDED_BYTES",
+        str(256 << 20),
+        "Most bytes one landed object may hold once decompressed (and most records: this / 64). A larger "
+        "object (a gzip bomb) is refused as one `object_too_large` quarantine row. Firehose writes objects of "
+        "at most 128 MiB before compression.",
+    ),
     Setting("IOT_KINESIS_SENSOR_INTERVAL_SECONDS", "30", "Seconds between ticks of `kinesis_arrival_sensor`."),
     Setting("IOT_S3_SENSOR_INTERVAL_SECONDS", "30", "Seconds between ticks of `s3_landing_sensor`."),
-    Setting("IOT_S3_SENSOR_OVERLAP_SECONDS", "300",
-            "How far behind its newest LastModified `s3_landing_sensor` still looks for objects it has not seen "
-            "(same-second objects, slow uploads that appear late)."),
-    Setting("IOT_SCHEDULE_MINUTE", "20",
-            "Minute past each hour at which `hourly_pipeline_schedule` runs the previous hour, when no sensor "
-            "has. Keep it above the allowed lateness."),
-    Setting("IOT_AUTOMATION_INTERVAL_SECONDS", "30",
-            "Seconds between evaluations of the assets' automation conditions (gold, models, anomaly log)."),
-    Setting("IOT_HISTORIAN_JDBC_URL", "jdbc:postgresql://127.0.0.1:5433/historian",
-            "JDBC URL of the PostgreSQL historian (`IOT_RAW_SOURCE=historian`); no credentials in it."),
+    Setting(
+        "IOT_S3_SENSOR_OVERLAP_SECONDS",
+        "300",
+        "How far behind its newest LastModified `s3_landing_sensor` still looks for objects it has not seen "
+        "(same-second objects, slow uploads that appear late).",
+    ),
+    Setting(
+        "IOT_SCHEDULE_MINUTE",
+        "20",
+        "Minute past each hour at which `hourly_pipeline_schedule` runs the previous hour, when no sensor "
+        "has. Keep it above the allowed lateness.",
+    ),
+    Setting(
+        "IOT_AUTOMATION_INTERVAL_SECONDS",
+        "30",
+        "Seconds between evaluations of the assets' automation conditions (gold, models, anomaly log).",
+    ),
+    Setting(
+        "IOT_HISTORIAN_JDBC_URL",
+        "jdbc:postgresql://127.0.0.1:5433/historian",
+        "JDBC URL of the PostgreSQL historian (`IOT_RAW_SOURCE=historian`); no credentials in it.",
+    ),
     Setting("IOT_HISTORIAN_USER", "historian", "User the historian is read as."),
-    Setting("IOT_HISTORIAN_PASSWORD", "",
-            "The historian user's password (a secret: set it in the environment only). Ignored when "
-            "`IOT_HISTORIAN_SECRET_NAME` is set."),
-    Setting("IOT_HISTORIAN_SECRET_NAME", "",
-            "AWS Secrets Manager secret (on `IOT_AWS_ENDPOINT_URL`) holding the historian password, as plain "
-            "text or JSON with a `password` key."),
-    Setting("IOT_HISTORIAN_TABLE_PREFIX", "sqlt_data_1",
-            "Monthly data tables are `<prefix>_YYYY_MM` (UTC months), as Ignition names its partitions."),
+    Setting(
+        "IOT_HISTORIAN_PASSWORD",
+        "",
+        "The historian user's password (a secret: set it in the environment only). Ignored when "
+        "`IOT_HISTORIAN_SECRET_NAME` is set.",
+    ),
+    Setting(
+        "IOT_HISTORIAN_SECRET_NAME",
+        "",
+        "AWS Secrets Manager secret (on `IOT_AWS_ENDPOINT_URL`) holding the historian password, as plain "
+        "text or JSON with a `password` key.",
+    ),
+    Setting(
+        "IOT_HISTORIAN_TABLE_PREFIX",
+        "sqlt_data_1",
+        "Monthly data tables are `<prefix>_YYYY_MM` (UTC months), as Ignition names its partitions.",
+    ),
     Setting("IOT_HISTORIAN_TAG_TABLE", "sqlth_te", "Tag metadata table: `id` -> `tagpath` (`site/line/device/field`)."),
-    Setting("IOT_HISTORIAN_READ_PARTITIONS", "2", "Parallel JDBC reads per monthly table (`numPartitions` over `t_stamp`)."),
-    Setting("IOT_HISTORIAN_SCAN_TOLERANCE_MS", "500",
-            "Samples of one device less than this far apart (ms) form one scan, pivoted into one reading. Keep it "
-            "below the scan interval."),
+    Setting(
+        "IOT_HISTORIAN_READ_PARTITIONS", "2", "Parallel JDBC reads per monthly table (`numPartitions` over `t_stamp`)."
+    ),
+    Setting(
+        "IOT_HISTORIAN_SCAN_TOLERANCE_MS",
+        "500",
+        "Samples of one device less than this far apart (ms) form one scan, pivoted into one reading. Keep it "
+        "below the scan interval.",
+    ),
     Setting("IOT_HISTORIAN_SENSOR_INTERVAL_SECONDS", "60", "Seconds between ticks of `historian_arrival_sensor`."),
     Setting("IOT_DEVICE_COUNT", "50", "Number of simulated devices."),
     Setting("IOT_READINGS_PER_HOUR", "60", "Readings each simulated device sends per hour."),
@@ -81,53 +122,101 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("IOT_SIMULATOR_ANOMALY_RATE", "0.04", "Chance that a simulated device-hour carries one injected anomaly."),
     Setting("IOT_SIMULATOR_MALFORMED_RATE", "0.01", "Share of simulated readings replaced by a malformed record."),
     Setting("IOT_PARTITIONS_START", "2026-11-01-00:00", "First hourly partition (UTC), `YYYY-MM-DD-HH:MM`."),
-    Setting("IOT_SPARK_MASTER", "local[*]",
-            "Spark master URL: `local[*]`, `spark://host:7077`, `yarn`, ...; `submit` keeps the master spark-submit "
-            "chose (EMR)."),
+    Setting(
+        "IOT_SPARK_MASTER",
+        "local[*]",
+        "Spark master URL: `local[*]`, `spark://host:7077`, `yarn`, ...; `submit` keeps the master spark-submit "
+        "chose (EMR).",
+    ),
     Setting("IOT_SPARK_SHUFFLE_PARTITIONS", "8", "`spark.sql.shuffle.partitions` (AQE coalesces further)."),
     Setting("IOT_SPARK_DRIVER_MEMORY", "2g", "`spark.driver.memory` when Spark starts in this process."),
-    Setting("IOT_SPARK_PYTHON", "",
-            "Python for Spark's Python workers (`spark.pyspark.python`); empty means this process's interpreter. "
-            "On a cluster, a Python with this project's dependencies on every worker."),
+    Setting(
+        "IOT_SPARK_PYTHON",
+        "",
+        "Python for Spark's Python workers (`spark.pyspark.python`); empty means this process's interpreter. "
+        "On a cluster, a Python with this project's dependencies on every worker.",
+    ),
     Setting("IOT_SPARK_PACKAGES_EXTRA", "", "Extra Maven coordinates appended to `spark.jars.packages`."),
-    Setting("IOT_THRESHOLD_RULES", "",
-            "JSON list of `{\"metric\", \"op\": \">\"|\"<\", \"limit\"}` replacing the default threshold rules."),
+    Setting(
+        "IOT_THRESHOLD_RULES",
+        "",
+        'JSON list of `{"metric", "op": ">"|"<", "limit"}` replacing the default threshold rules.',
+    ),
     Setting("IOT_ZSCORE_LIMIT", "3.0", "z-score limit, in standard deviations of the trailing 24-hour baseline."),
     Setting("IOT_KMEANS_K", "3", "Clusters per device model."),
-    Setting("IOT_KMEANS_DISTANCE_PERCENTILE", "99.5",
-            "Percentile of a device's training distances that, times the margin, sets its threshold."),
+    Setting(
+        "IOT_KMEANS_DISTANCE_PERCENTILE",
+        "99.5",
+        "Percentile of a device's training distances that, times the margin, sets its threshold.",
+    ),
     Setting("IOT_KMEANS_THRESHOLD_MARGIN", "1.5", "Multiplier on that percentile."),
     Setting("IOT_DELTA_MAX_RECORDS_PER_FILE", "1000000", "Cap on rows per Delta data file."),
-    Setting("IOT_DELTA_LOG_STORE", "s3",
-            "Delta's S3 log store: `s3` (one writing driver at a time, enforced by the `delta_lake_writers` "
-            "pool) or `dynamodb` (several drivers may write one table; see deployments/production/)."),
+    Setting(
+        "IOT_DELTA_LOG_STORE",
+        "s3",
+        "Delta's S3 log store: `s3` (one writing driver at a time, enforced by the `delta_lake_writers` "
+        "pool) or `dynamodb` (several drivers may write one table; see deployments/production/).",
+    ),
     Setting("IOT_DELTA_DYNAMODB_TABLE", "delta_log", "DynamoDB table of the `dynamodb` log store."),
-    Setting("IOT_EMR_APPLICATION_ID", "",
-            "EMR Serverless application that runs the hourly pipeline (deployments/aws/ code location only)."),
+    Setting(
+        "IOT_EMR_APPLICATION_ID",
+        "",
+        "EMR Serverless application that runs the hourly pipeline (deployments/aws/ code location only).",
+    ),
     Setting("IOT_EMR_EXECUTION_ROLE_ARN", "", "IAM role the EMR Serverless job runs as."),
     Setting("IOT_EMR_ENTRY_POINT", "", "S3 URI of `deployments/aws/emr_entry.py`."),
-    Setting("IOT_EMR_VENV_ARCHIVE", "",
-            "S3 URI of the packed virtualenv with this project, with `#environment` (see deployments/aws/)."),
-    Setting("IOT_SPARK_STEP_RETRIES", "2",
-            "Retries of a failed Spark asset step (S3 or Spark briefly unavailable). Failed blocking checks are "
-            "not retried."),
-    Setting("IOT_SPARK_STEP_RETRY_DELAY_SECONDS", "20", "Wait before the first retry; it doubles for each further one."),
-    Setting("IOT_MAX_QUARANTINE_RATE", "0.05",
-            "`check_quarantine_rate` warns when an hour quarantines a larger share of its raw records."),
-    Setting("IOT_ANOMALY_SPIKE_FACTOR", "3.0",
-            "`check_anomaly_rate_spike` warns when an hour's share of confirmed anomalous readings exceeds this "
-            "multiple of the trailing 24 hours' share ..."),
+    Setting(
+        "IOT_EMR_VENV_ARCHIVE",
+        "",
+        "S3 URI of the packed virtualenv with this project, with `#environment` (see deployments/aws/).",
+    ),
+    Setting(
+        "IOT_SPARK_STEP_RETRIES",
+        "2",
+        "Retries of a failed Spark asset step (S3 or Spark briefly unavailable). Failed blocking checks are "
+        "not retried.",
+    ),
+    Setting(
+        "IOT_SPARK_STEP_RETRY_DELAY_SECONDS", "20", "Wait before the first retry; it doubles for each further one."
+    ),
+    Setting(
+        "IOT_MAX_QUARANTINE_RATE",
+        "0.05",
+        "`check_quarantine_rate` warns when an hour quarantines a larger share of its raw records.",
+    ),
+    Setting(
+        "IOT_ANOMALY_SPIKE_FACTOR",
+        "3.0",
+        "`check_anomaly_rate_spike` warns when an hour's share of confirmed anomalous readings exceeds this "
+        "multiple of the trailing 24 hours' share ...",
+    ),
     Setting("IOT_ANOMALY_SPIKE_FLOOR", "0.01", "... and this share."),
-    Setting("IOT_FRESHNESS_DEADLINE_MINUTE", "30",
-            "Freshness checks fail when the previous hour's partition is missing this many minutes past the hour."),
-    Setting("IOT_DAGSTER_UI_URL", "http://127.0.0.1:3000", "Base URL of the Dagster UI; alerts link to `<url>/runs/<run id>`."),
-    Setting("IOT_ALERT_SNS_TOPIC", "iot-alerts",
-            "SNS topic for alerts: a topic ARN, or on a local endpoint a topic name (`iot-assets local-aws` "
-            "creates it). Empty disables SNS."),
-    Setting("IOT_ALERT_METRICS_NAMESPACE", "IotAssets",
-            "CloudWatch namespace for check row counts, check failures and anomaly counts. Empty disables metrics."),
-    Setting("IOT_ALERT_SLACK_WEBHOOK_URL", "",
-            "Slack incoming-webhook URL (a secret: set it in the environment only). Empty disables Slack."),
+    Setting(
+        "IOT_FRESHNESS_DEADLINE_MINUTE",
+        "30",
+        "Freshness checks fail when the previous hour's partition is missing this many minutes past the hour.",
+    ),
+    Setting(
+        "IOT_DAGSTER_UI_URL",
+        "http://127.0.0.1:3000",
+        "Base URL of the Dagster UI; alerts link to `<url>/runs/<run id>`.",
+    ),
+    Setting(
+        "IOT_ALERT_SNS_TOPIC",
+        "iot-alerts",
+        "SNS topic for alerts: a topic ARN, or on a local endpoint a topic name (`iot-assets local-aws` "
+        "creates it). Empty disables SNS.",
+    ),
+    Setting(
+        "IOT_ALERT_METRICS_NAMESPACE",
+        "IotAssets",
+        "CloudWatch namespace for check row counts, check failures and anomaly counts. Empty disables metrics.",
+    ),
+    Setting(
+        "IOT_ALERT_SLACK_WEBHOOK_URL",
+        "",
+        "Slack incoming-webhook URL (a secret: set it in the environment only). Empty disables Slack.",
+    ),
 )
 _BY_NAME = {s.env: s for s in SETTINGS}
 
@@ -189,8 +278,16 @@ def validate_name(name: str) -> str:
 def validate_link_base(url: str) -> str:
     """A base URL that alerts put in front of `/runs/<id>`: http(s), a host, no credentials, query or fragment."""
     parsed = urlparse(url)
-    if (parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.username or parsed.password
-            or parsed.query or parsed.fragment):
-        raise ValueError("IOT_DAGSTER_UI_URL must be an http(s) URL with a host and no credentials, query or "
-                         f"fragment; got scheme {parsed.scheme!r} host {parsed.hostname!r}")
+    if (
+        parsed.scheme not in ("http", "https")
+        or not parsed.hostname
+        or parsed.username
+        or parsed.password
+        or parsed.query
+        or parsed.fragment
+    ):
+        raise ValueError(
+            "IOT_DAGSTER_UI_URL must be an http(s) URL with a host and no credentials, query or "
+            f"fragment; got scheme {parsed.scheme!r} host {parsed.hostname!r}"
+        )
     return url

@@ -11,14 +11,14 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from iot_assets import reasons
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bad_input"
 # Every fixture's timestamps are written for this batch hour (its landing key names it).
-HOUR = datetime(2026, 11, 10, 12, tzinfo=timezone.utc)
+HOUR = datetime(2026, 11, 10, 12, tzinfo=UTC)
 
 SILVER = ("silver", None)
 
@@ -39,10 +39,10 @@ CORPUS: dict[str, list[tuple[str, str | None]]] = {
     "empty_file.jsonl": [quarantined(reasons.EMPTY_OBJECT)],
     "zero_bytes.jsonl": [quarantined(reasons.EMPTY_OBJECT)],
     "not_gzip.jsonl.gz": [quarantined(reasons.CORRUPT_GZIP)],
-    "plain_text_named_gz.jsonl.gz": [SILVER],                      # read by its bytes, not its name
+    "plain_text_named_gz.jsonl.gz": [SILVER],  # read by its bytes, not its name
     "missing_field.jsonl": [quarantined(reasons.MISSING_FIELD)],
     "null_field.jsonl": [quarantined(reasons.MISSING_FIELD)],
-    "comma_decimal.jsonl": [quarantined(reasons.INVALID_TYPE)],     # "12,5": 12.5 or 125? not guessed
+    "comma_decimal.jsonl": [quarantined(reasons.INVALID_TYPE)],  # "12,5": 12.5 or 125? not guessed
     "nan_literal.jsonl": [quarantined(reasons.INVALID_TYPE)],
     "infinity_string.jsonl": [quarantined(reasons.INVALID_TYPE)],
     "boolean_number.jsonl": [quarantined(reasons.INVALID_TYPE)],
@@ -65,36 +65,36 @@ CORPUS: dict[str, list[tuple[str, str | None]]] = {
     "duplicate_records.jsonl": [SILVER, rejected(reasons.DUPLICATE)],
     "huge_record.jsonl.gz": [quarantined(reasons.RECORD_TOO_LARGE)],
     "non_utf8.jsonl": [quarantined(reasons.NOT_UTF8)],
-    "schema_drift.jsonl": [SILVER],                                 # kept, extra fields in `extra_fields`
+    "schema_drift.jsonl": [SILVER],  # kept, extra fields in `extra_fields`
     # Framing (issue 15): any line ending, a BOM, several objects on a line, text after an object.
     "bom.jsonl": [SILVER],
     "cr_only_line_endings.jsonl": [SILVER, SILVER],
     "crlf_line_endings.jsonl": [SILVER, SILVER],
-    "objects_on_one_line.jsonl": [SILVER, SILVER],                  # Firehose without a delimiter
+    "objects_on_one_line.jsonl": [SILVER, SILVER],  # Firehose without a delimiter
     "array_then_object.jsonl": [quarantined(reasons.NOT_AN_OBJECT), SILVER],
     "trailing_garbage.jsonl": [quarantined(reasons.TRAILING_TEXT)],
     "trailing_nuls.jsonl": [quarantined(reasons.TRAILING_TEXT)],
     "trailing_comma.jsonl": [quarantined(reasons.TRAILING_TEXT)],
-    "gzip_members.jsonl.gz": [SILVER, SILVER],                      # concatenated gzip members
+    "gzip_members.jsonl.gz": [SILVER, SILVER],  # concatenated gzip members
     "gzip_trailing_junk.jsonl.gz": [SILVER, quarantined(reasons.CORRUPT_GZIP)],
     "truncated_gzip_readable_records.jsonl.gz": [SILVER] * 16 + [quarantined(reasons.CORRUPT_GZIP)],
     # Strict parsing: JSON as RFC 8259 has it, numbers as JSON numbers or decimal text.
     "single_quotes.jsonl": [quarantined(reasons.MALFORMED_JSON)],
     "duplicate_key.jsonl": [quarantined(reasons.DUPLICATE_KEY)],
-    "java_double_suffix.jsonl": [quarantined(reasons.INVALID_TYPE)],   # "21.5d"
-    "java_float_suffix.jsonl": [quarantined(reasons.INVALID_TYPE)],    # "2.2f"
-    "java_hex_float.jsonl": [quarantined(reasons.INVALID_TYPE)],       # "0x1.2p1"
-    "underscore_number.jsonl": [quarantined(reasons.INVALID_TYPE)],    # "-6_1"
-    "padded_number_text.jsonl": [quarantined(reasons.INVALID_TYPE)],   # " 41.0 "
-    "plus_sign_number.jsonl": [quarantined(reasons.INVALID_TYPE)],     # "+41.0"
+    "java_double_suffix.jsonl": [quarantined(reasons.INVALID_TYPE)],  # "21.5d"
+    "java_float_suffix.jsonl": [quarantined(reasons.INVALID_TYPE)],  # "2.2f"
+    "java_hex_float.jsonl": [quarantined(reasons.INVALID_TYPE)],  # "0x1.2p1"
+    "underscore_number.jsonl": [quarantined(reasons.INVALID_TYPE)],  # "-6_1"
+    "padded_number_text.jsonl": [quarantined(reasons.INVALID_TYPE)],  # " 41.0 "
+    "plus_sign_number.jsonl": [quarantined(reasons.INVALID_TYPE)],  # "+41.0"
     # Timestamps carry a date and a time of day; zone abbreviations are refused, zone names are not.
     "date_only_timestamp.jsonl": [quarantined(reasons.INVALID_TIMESTAMP)],
     "hour_only_timestamp.jsonl": [quarantined(reasons.INVALID_TIMESTAMP)],
     "time_only_timestamp.jsonl": [quarantined(reasons.INVALID_TIMESTAMP)],
     "month_only_timestamp.jsonl": [quarantined(reasons.INVALID_TIMESTAMP)],
-    "zone_abbreviations.jsonl": [quarantined(reasons.INVALID_TIMESTAMP)] * 3,   # CST, IST, BST
+    "zone_abbreviations.jsonl": [quarantined(reasons.INVALID_TIMESTAMP)] * 3,  # CST, IST, BST
     "utc_zone_name.jsonl": [SILVER],
-    "region_zone_id.jsonl": [SILVER],                                # America/Chicago
+    "region_zone_id.jsonl": [SILVER],  # America/Chicago
     "device_id_trailing_newline.jsonl": [quarantined(reasons.INVALID_DEVICE_ID)],
     # Bounded resources, built at test time (see GENERATED).
     "oversize_line_25mib.jsonl": [SILVER, quarantined(reasons.RECORD_TOO_LARGE), SILVER],
@@ -104,9 +104,19 @@ BAD_DEVICE_IDS = ("../../etc/passwd", "dev/0003", "dev 0003", "d" * 300, "dev-00
 
 
 def _reading(minute: int) -> bytes:
-    return json.dumps({"device_id": "dev-0003", "timestamp": f"2026-11-10T12:{minute:02d}:00Z", "temperature": 48.5,
-                       "humidity": 41.0, "pressure": 2.2, "vibration": 1.1, "battery_level": 80.0,
-                       "signal_strength": -61, "status": "normal"}).encode()
+    return json.dumps(
+        {
+            "device_id": "dev-0003",
+            "timestamp": f"2026-11-10T12:{minute:02d}:00Z",
+            "temperature": 48.5,
+            "humidity": 41.0,
+            "pressure": 2.2,
+            "vibration": 1.1,
+            "battery_level": 80.0,
+            "signal_strength": -61,
+            "status": "normal",
+        }
+    ).encode()
 
 
 def _bomb() -> bytes:

@@ -26,23 +26,31 @@ def _free_port() -> int:
 
 ROOT = Path(__file__).resolve().parents[1]
 _PORT = _free_port()
-os.environ.update({
-    "IOT_AWS_ENDPOINT_URL": f"http://127.0.0.1:{_PORT}",
-    "IOT_BUCKET": "iot-test-lake",
-    "IOT_KINESIS_STREAM": "iot-test-readings",
-    "IOT_DEVICE_COUNT": "12",
-    "IOT_READINGS_PER_HOUR": "30",
-    "IOT_SPARK_SHUFFLE_PARTITIONS": "4",
-    "IOT_SIMULATOR_ANOMALY_RATE": "0.25",
-    # A retried Spark step waits this long in tests (20 s by default), so a fault test stays short.
-    "IOT_SPARK_STEP_RETRY_DELAY_SECONDS": "1",
-})
+os.environ.update(
+    {
+        "IOT_AWS_ENDPOINT_URL": f"http://127.0.0.1:{_PORT}",
+        "IOT_BUCKET": "iot-test-lake",
+        "IOT_KINESIS_STREAM": "iot-test-readings",
+        "IOT_DEVICE_COUNT": "12",
+        "IOT_READINGS_PER_HOUR": "30",
+        "IOT_SPARK_SHUFFLE_PARTITIONS": "4",
+        "IOT_SIMULATOR_ANOMALY_RATE": "0.25",
+        # A retried Spark step waits this long in tests (20 s by default), so a fault test stays short.
+        "IOT_SPARK_STEP_RETRY_DELAY_SECONDS": "1",
+    }
+)
 
 
 # The longest test files start first, so that with several test processes (`make test`) none of
 # them is left running a long file alone at the end.
-SLOWEST_FIRST = ("test_anomalies_e2e.py", "test_spark_cluster.py", "test_pipeline_e2e.py",
-                 "test_concurrent_writers.py", "test_faults_e2e.py", "test_ui_browser.py")
+SLOWEST_FIRST = (
+    "test_anomalies_e2e.py",
+    "test_spark_cluster.py",
+    "test_pipeline_e2e.py",
+    "test_concurrent_writers.py",
+    "test_faults_e2e.py",
+    "test_ui_browser.py",
+)
 
 
 def pytest_collection_modifyitems(items):
@@ -82,12 +90,17 @@ def lake_prefix(resources, monkeypatch):
 
 @pytest.fixture(scope="session")
 def postgres():
-    """A throwaway PostgreSQL server on 127.0.0.1 (Debian's package, installed if missing); yields its DAGSTER_POSTGRES_* variables."""
+    """A throwaway PostgreSQL server on 127.0.0.1 (Debian's package, installed if missing); yields
+    its DAGSTER_POSTGRES_* variables."""
     root = tempfile.mkdtemp(prefix="iot-pg-")
     os.chmod(root, 0o755)  # as root, the server runs as `postgres`, which must reach its directory
     data = f"{root}/pg"
-    started = subprocess.run([ROOT / "scripts/postgres_local.sh", "start", data, str(_free_port())],
-                             capture_output=True, text=True, timeout=900)
+    started = subprocess.run(
+        [ROOT / "scripts/postgres_local.sh", "start", data, str(_free_port())],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert started.returncode == 0, f"could not install or start PostgreSQL:\n{started.stderr}"
     env = dict(line.removeprefix("export ").split("=", 1) for line in started.stdout.split("\n") if line)
     yield env
@@ -104,19 +117,28 @@ def historian_db(postgres, local_aws):
     from iot_assets.resources.aws import make_client
 
     password, secret = uuid.uuid4().hex, f"iot-test/historian-{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(host=postgres["DAGSTER_POSTGRES_HOST"], port=postgres["DAGSTER_POSTGRES_PORT"],
-                             user=postgres["DAGSTER_POSTGRES_USER"], password=postgres["DAGSTER_POSTGRES_PASSWORD"],
-                             dbname="postgres")
+    admin = psycopg2.connect(
+        host=postgres["DAGSTER_POSTGRES_HOST"],
+        port=postgres["DAGSTER_POSTGRES_PORT"],
+        user=postgres["DAGSTER_POSTGRES_USER"],
+        password=postgres["DAGSTER_POSTGRES_PASSWORD"],
+        dbname="postgres",
+    )
     admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute("CREATE ROLE historian LOGIN PASSWORD %s", (password,))
         cur.execute("CREATE DATABASE historian OWNER historian")
     admin.close()
     make_client("secretsmanager", local_aws, "us-east-1").create_secret(
-        Name=secret, SecretString=json.dumps({"username": "historian", "password": password}))
+        Name=secret, SecretString=json.dumps({"username": "historian", "password": password})
+    )
     port = postgres["DAGSTER_POSTGRES_PORT"]
-    yield {"settings": {"jdbc_url": f"jdbc:postgresql://127.0.0.1:{port}/historian", "user": "historian",
-                        "secret_name": secret},
-           "libpq": {"host": "127.0.0.1", "port": port, "user": "historian", "password": password,
-                     "dbname": "historian"},
-           "password": password}
+    yield {
+        "settings": {
+            "jdbc_url": f"jdbc:postgresql://127.0.0.1:{port}/historian",
+            "user": "historian",
+            "secret_name": secret,
+        },
+        "libpq": {"host": "127.0.0.1", "port": port, "user": "historian", "password": password, "dbname": "historian"},
+        "password": password,
+    }

@@ -10,6 +10,7 @@ import json
 import logging
 import threading
 import uuid
+from datetime import UTC
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -82,41 +83,72 @@ def check_slow_readings(context) -> AssetCheckResult:
 CRITICAL = {"n": 3}
 
 
-@asset(name="anomaly_log", partitions_def=hourly, backfill_policy=BackfillPolicy.single_run(),
-       group_name="test", kinds={"python"})
+@asset(
+    name="anomaly_log",
+    partitions_def=hourly,
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="test",
+    kinds={"python"},
+)
 def fake_anomaly_log(context) -> MaterializeResult:
     """The real anomaly_log's metadata contract, without Spark."""
     by_severity = {"low": 5, "medium": 2, "high": 1, "critical": CRITICAL["n"]}
-    summary = {"by_method": {"threshold": 4, "zscore": 7, "kmeans": 0}, "by_severity": by_severity,
-               "top_devices": [{"device_id": "dev-007", "anomalies": 6, "max_severity": "critical",
-                                "methods": ["threshold", "zscore"]}]}
-    return MaterializeResult(metadata={
-        "anomaly_summary": MetadataValue.json(summary),
-        "anomalies_by_method": MetadataValue.json(summary["by_method"]),
-        "anomalies_by_severity": MetadataValue.json(by_severity),
-        "critical_anomalies": CRITICAL["n"],
-    })
+    summary = {
+        "by_method": {"threshold": 4, "zscore": 7, "kmeans": 0},
+        "by_severity": by_severity,
+        "top_devices": [
+            {"device_id": "dev-007", "anomalies": 6, "max_severity": "critical", "methods": ["threshold", "zscore"]}
+        ],
+    }
+    return MaterializeResult(
+        metadata={
+            "anomaly_summary": MetadataValue.json(summary),
+            "anomalies_by_method": MetadataValue.json(summary["by_method"]),
+            "anomalies_by_severity": MetadataValue.json(by_severity),
+            "critical_anomalies": CRITICAL["n"],
+        }
+    )
 
 
 OPENED = {"incidents": []}
 
 
-@asset(name="anomaly_incidents", partitions_def=hourly, backfill_policy=BackfillPolicy.single_run(),
-       group_name="test", kinds={"python"})
+@asset(
+    name="anomaly_incidents",
+    partitions_def=hourly,
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="test",
+    kinds={"python"},
+)
 def fake_anomaly_incidents(context) -> MaterializeResult:
     """The real anomaly_incidents' metadata contract, without Spark."""
-    return MaterializeResult(metadata={"incidents_opened": len(OPENED["incidents"]),
-                                       "opened_incidents": MetadataValue.json(OPENED["incidents"])})
+    return MaterializeResult(
+        metadata={
+            "incidents_opened": len(OPENED["incidents"]),
+            "opened_incidents": MetadataValue.json(OPENED["incidents"]),
+        }
+    )
 
 
 def incident(device, minute, severity="critical"):
-    return {"incident_id": f"{device}@2026-11-02T00:{minute:02d}:00.000000", "device_id": device,
-            "opened_at": f"2026-11-02T00:{minute:02d}:00", "peak_severity": severity, "methods": "threshold,zscore",
-            "metrics": "temperature", "first_detected_by": "threshold", "readings": 4, "hour": "2026-11-02T00:00:00"}
+    return {
+        "incident_id": f"{device}@2026-11-02T00:{minute:02d}:00.000000",
+        "device_id": device,
+        "opened_at": f"2026-11-02T00:{minute:02d}:00",
+        "peak_severity": severity,
+        "methods": "threshold,zscore",
+        "metrics": "temperature",
+        "first_detected_by": "threshold",
+        "readings": 4,
+        "hour": "2026-11-02T00:00:00",
+    }
 
 
-@asset(group_name="test", kinds={"python"},
-       check_specs=[AssetCheckSpec("check_gate", asset="gated_readings", blocking=True)])
+@asset(
+    group_name="test",
+    kinds={"python"},
+    check_specs=[AssetCheckSpec("check_gate", asset="gated_readings", blocking=True)],
+)
 def gated_readings():
     """A stand-in for silver: written, then its blocking check fails."""
     yield MaterializeResult()
@@ -148,8 +180,12 @@ def instance(tmp_path):
 @pytest.fixture()
 def sinks(local_aws):
     """The settings' sinks (topic `iot-alerts`, created by local-aws) with a namespace of this test's own."""
-    return AlertSinks(aws=AwsResource(endpoint_url=local_aws), sns_topic="iot-alerts",
-                      metrics_namespace=f"IotTest{uuid.uuid4().hex[:8]}", ui_url="http://dagster.test:3000")
+    return AlertSinks(
+        aws=AwsResource(endpoint_url=local_aws),
+        sns_topic="iot-alerts",
+        metrics_namespace=f"IotTest{uuid.uuid4().hex[:8]}",
+        ui_url="http://dagster.test:3000",
+    )
 
 
 @pytest.fixture()
@@ -179,26 +215,37 @@ def alert_queue(local_aws):
 
 def tick(sensor_def, instance, defs, sinks, cursor):
     """One evaluation of a sensor as the daemon runs it; returns (cursor, skip message)."""
-    with build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
-                              resources={"alert_sinks": sinks}) as context:
+    with build_sensor_context(
+        instance=instance, cursor=cursor, definitions=defs, resources={"alert_sinks": sinks}
+    ) as context:
         data = sensor_def.evaluate_tick(context)
     return data.cursor, data.skip_message
 
 
 def toy_defs(sinks):
-    return Definitions(assets=[toy_readings, slow_readings, fake_anomaly_log, fake_anomaly_incidents, gated_readings, gated_summary],
-                       asset_checks=[check_toy_readings_in_range, check_slow_readings],
-                       jobs=[flaky_job], sensors=alert_sensors, resources={"alert_sinks": sinks})
+    return Definitions(
+        assets=[toy_readings, slow_readings, fake_anomaly_log, fake_anomaly_incidents, gated_readings, gated_summary],
+        asset_checks=[check_toy_readings_in_range, check_slow_readings],
+        jobs=[flaky_job],
+        sensors=alert_sensors,
+        resources={"alert_sinks": sinks},
+    )
 
 
 def metric_sum(sinks, name, dims):
     cw = sinks.aws.client("cloudwatch")
-    from datetime import datetime, timedelta, timezone
-    now = datetime.now(timezone.utc)
-    stats = cw.get_metric_statistics(Namespace=sinks.metrics_namespace, MetricName=name,
-                                     Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()],
-                                     StartTime=now - timedelta(hours=1), EndTime=now + timedelta(minutes=5),
-                                     Period=3600, Statistics=["Sum", "SampleCount"])
+    from datetime import datetime, timedelta
+
+    now = datetime.now(UTC)
+    stats = cw.get_metric_statistics(
+        Namespace=sinks.metrics_namespace,
+        MetricName=name,
+        Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()],
+        StartTime=now - timedelta(hours=1),
+        EndTime=now + timedelta(minutes=5),
+        Period=3600,
+        Statistics=["Sum", "SampleCount"],
+    )
     points = stats["Datapoints"]
     return sum(p["Sum"] for p in points), sum(p["SampleCount"] for p in points)
 
@@ -212,9 +259,17 @@ def test_each_failed_check_is_alerted_exactly_once(instance, sinks, alert_queue)
     alerts = alert_queue()
     assert len(alerts) == 1, message
     text, attrs = alerts[0]["Message"], alerts[0]["MessageAttributes"]
-    for part in ("toy_readings", "2026-11-02-03:00", "check_toy_readings_in_range", "ERROR",
-                 "Failed rows: 3", "Passed rows: 97", "3 of 100 rows failed", "dev-3",
-                 f"http://dagster.test:3000/runs/{run.run_id}"):
+    for part in (
+        "toy_readings",
+        "2026-11-02-03:00",
+        "check_toy_readings_in_range",
+        "ERROR",
+        "Failed rows: 3",
+        "Passed rows: 97",
+        "3 of 100 rows failed",
+        "dev-3",
+        f"http://dagster.test:3000/runs/{run.run_id}",
+    ):
         assert part in text, part
     assert alerts[0]["Subject"].startswith("[ERROR] Asset check failed: toy_readings")
     assert attrs["partition"]["Value"] == "2026-11-02-03:00" and attrs["run_id"]["Value"] == run.run_id
@@ -237,8 +292,11 @@ def test_a_check_still_running_is_not_skipped_by_later_ones(instance, sinks, ale
     cursor, _ = tick(asset_check_alert_sensor, instance, defs, sinks, None)
     CHECK_STARTED.clear()
     CHECK_RELEASE.clear()
-    slow = threading.Thread(target=materialize, args=([slow_readings, check_slow_readings],),
-                            kwargs={"instance": instance, "partition_key": "2026-11-02-01:00"})
+    slow = threading.Thread(
+        target=materialize,
+        args=([slow_readings, check_slow_readings],),
+        kwargs={"instance": instance, "partition_key": "2026-11-02-01:00"},
+    )
     slow.start()
     try:
         assert CHECK_STARTED.wait(60)
@@ -257,8 +315,9 @@ def test_passing_checks_send_metrics_but_no_alert(instance, sinks, alert_queue):
     defs = toy_defs(sinks)
     cursor, _ = tick(asset_check_alert_sensor, instance, defs, sinks, None)
     for hour in ("02", "04"):
-        materialize([toy_readings, check_toy_readings_in_range], instance=instance,
-                    partition_key=f"2026-11-02-{hour}:00")
+        materialize(
+            [toy_readings, check_toy_readings_in_range], instance=instance, partition_key=f"2026-11-02-{hour}:00"
+        )
     materialize([toy_readings, check_toy_readings_in_range], instance=instance, partition_key="2026-11-02-07:00")
     tick(asset_check_alert_sensor, instance, defs, sinks, cursor)
 
@@ -301,8 +360,13 @@ def webhook():
 def test_a_refused_sink_is_retried_without_repeating_the_others(instance, sinks, alert_queue, webhook, caplog):
     secret = f"T0/B0/{uuid.uuid4().hex}"
     url = f"http://127.0.0.1:{webhook.server_port}/services/{secret}"
-    sinks = AlertSinks(aws=sinks.aws, sns_topic="iot-alerts", metrics_namespace=sinks.metrics_namespace,
-                       slack_webhook_url=url, ui_url=sinks.ui_url)
+    sinks = AlertSinks(
+        aws=sinks.aws,
+        sns_topic="iot-alerts",
+        metrics_namespace=sinks.metrics_namespace,
+        slack_webhook_url=url,
+        ui_url=sinks.ui_url,
+    )
     defs = toy_defs(sinks)
     caplog.set_level(logging.DEBUG)
     cursor, _ = tick(asset_check_alert_sensor, instance, defs, sinks, None)
@@ -322,8 +386,12 @@ def test_a_refused_sink_is_retried_without_repeating_the_others(instance, sinks,
 
     tick(asset_check_alert_sensor, instance, defs, sinks, cursor)
     assert len(webhook.bodies) == 2
-    for where, text in [("logs", caplog.text), ("tick", message + cursor), ("resource", repr(sinks)),
-                        ("slack text", json.dumps(webhook.bodies))]:
+    for where, text in [
+        ("logs", caplog.text),
+        ("tick", message + cursor),
+        ("resource", repr(sinks)),
+        ("slack text", json.dumps(webhook.bodies)),
+    ]:
         assert secret not in text, where
 
 
@@ -338,8 +406,12 @@ def test_a_failed_run_is_alerted_once(instance, sinks, alert_queue):
     alerts = alert_queue()
     assert len(alerts) == 1
     text = alerts[0]["Message"]
-    for part in ("Run failed: flaky_job", "broken_step", "sensor feed went away",
-                 f"http://dagster.test:3000/runs/{result.run_id}"):
+    for part in (
+        "Run failed: flaky_job",
+        "broken_step",
+        "sensor feed went away",
+        f"http://dagster.test:3000/runs/{result.run_id}",
+    ):
         assert part in text, part
 
 
@@ -360,8 +432,10 @@ def test_anomaly_counts_go_to_cloudwatch_once_per_run_and_raise_no_alert(instanc
     """Changed on purpose (issue 16): a burst of critical anomalies no longer alerts; incidents do."""
     defs = toy_defs(sinks)
     cursor, _ = tick(anomaly_metrics_sensor, instance, defs, sinks, None)
-    range_tags = {"dagster/asset_partition_range_start": "2026-11-02-00:00",
-                  "dagster/asset_partition_range_end": "2026-11-02-05:00"}
+    range_tags = {
+        "dagster/asset_partition_range_start": "2026-11-02-00:00",
+        "dagster/asset_partition_range_end": "2026-11-02-05:00",
+    }
     CRITICAL["n"] = 3
     materialize([fake_anomaly_log], instance=instance, tags=range_tags)
     CRITICAL["n"] = 0
@@ -378,10 +452,12 @@ def test_anomaly_counts_go_to_cloudwatch_once_per_run_and_raise_no_alert(instanc
 def test_each_incident_is_alerted_once_when_it_opens(instance, sinks, alert_queue):
     defs = toy_defs(sinks)
     cursor, _ = tick(incident_alert_sensor, instance, defs, sinks, None)
-    range_tags = {"dagster/asset_partition_range_start": "2026-11-02-00:00",
-                  "dagster/asset_partition_range_end": "2026-11-02-05:00"}
+    range_tags = {
+        "dagster/asset_partition_range_start": "2026-11-02-00:00",
+        "dagster/asset_partition_range_end": "2026-11-02-05:00",
+    }
     OPENED["incidents"] = [incident("dev-007", 4), incident("dev-012", 9, "low")]
-    first = materialize([fake_anomaly_incidents], instance=instance, tags=range_tags)   # 6 hours, one list
+    first = materialize([fake_anomaly_incidents], instance=instance, tags=range_tags)  # 6 hours, one list
     cursor, _ = tick(incident_alert_sensor, instance, defs, sinks, cursor)
     # The hour re-materialised (same incidents) and a later hour with no new incident: no repeat.
     materialize([fake_anomaly_incidents], instance=instance, partition_key="2026-11-02-00:00")
@@ -392,8 +468,12 @@ def test_each_incident_is_alerted_once_when_it_opens(instance, sinks, alert_queu
     alerts = alert_queue()
     assert len(alerts) == 2
     texts = sorted(a["Message"] for a in alerts)
-    for part in ("Incident opened: dev-007 (critical)", "dev-007@2026-11-02T00:04:00", "threshold,zscore",
-                 f"/runs/{first.run_id}"):
+    for part in (
+        "Incident opened: dev-007 (critical)",
+        "dev-007@2026-11-02T00:04:00",
+        "threshold,zscore",
+        f"/runs/{first.run_id}",
+    ):
         assert part in texts[0], part
     assert "Incident opened: dev-012 (low)" in texts[1] and texts[1].startswith("[WARN]")
     assert sorted(a["MessageAttributes"]["kind"]["Value"] for a in alerts) == ["incident", "incident"]
@@ -410,7 +490,8 @@ def test_the_code_location_runs_the_alert_sensors_with_its_own_resources(instanc
         assert sensor_def.default_status == DefaultSensorStatus.RUNNING
         cursor = None
         for _ in range(2):  # the first tick starts the cursor, the second reads after it
-            with build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
-                                      resources=defs.resources) as context:
+            with build_sensor_context(
+                instance=instance, cursor=cursor, definitions=defs, resources=defs.resources
+            ) as context:
                 cursor = sensor_def.evaluate_tick(context).cursor
             assert cursor

@@ -26,13 +26,27 @@ def readings(spark, rows):
 
 
 def test_threshold_rules_and_severity(spark):
-    df = readings(spark, [("d1", H, 85.0, 50.0, 2.0, 1.0, 90.0), ("d1", H + timedelta(minutes=1), 60.0, 50.0, 2.0, 1.0, 10.0),
-                          ("d1", H + timedelta(minutes=2), 0.0, 50.0, 2.0, 1.0, 90.0)])
-    rules = [ThresholdRule(metric="temperature", op=">", limit=80.0), ThresholdRule(metric="temperature", op="<", limit=5.0),
-             ThresholdRule(metric="battery_level", op="<", limit=20.0)]
-    got = {(r["metric"], r["value"]): (r["severity"], r["limit"]) for r in threshold_anomalies(df, rules, "v").collect()}
-    assert got == {("temperature", 85.0): ("low", 80.0), ("battery_level", 10.0): ("medium", 20.0),
-                   ("temperature", 0.0): ("high", 5.0)}
+    df = readings(
+        spark,
+        [
+            ("d1", H, 85.0, 50.0, 2.0, 1.0, 90.0),
+            ("d1", H + timedelta(minutes=1), 60.0, 50.0, 2.0, 1.0, 10.0),
+            ("d1", H + timedelta(minutes=2), 0.0, 50.0, 2.0, 1.0, 90.0),
+        ],
+    )
+    rules = [
+        ThresholdRule(metric="temperature", op=">", limit=80.0),
+        ThresholdRule(metric="temperature", op="<", limit=5.0),
+        ThresholdRule(metric="battery_level", op="<", limit=20.0),
+    ]
+    got = {
+        (r["metric"], r["value"]): (r["severity"], r["limit"]) for r in threshold_anomalies(df, rules, "v").collect()
+    }
+    assert got == {
+        ("temperature", 85.0): ("low", 80.0),
+        ("battery_level", 10.0): ("medium", 20.0),
+        ("temperature", 0.0): ("high", 5.0),
+    }
 
 
 def test_no_threshold_rules_flag_nothing(spark):
@@ -41,15 +55,19 @@ def test_no_threshold_rules_flag_nothing(spark):
 
 
 def hourly(spark, rows):
-    cols = ["device_id", "event_hour", "reading_count", *[f"{p}_{m}" for m in ("temperature", "humidity", "pressure", "vibration")
-                                                           for p in ("avg", "stddev")]]
+    cols = [
+        "device_id",
+        "event_hour",
+        "reading_count",
+        *[f"{p}_{m}" for m in ("temperature", "humidity", "pressure", "vibration") for p in ("avg", "stddev")],
+    ]
     return spark.createDataFrame(rows, cols)
 
 
 def test_baseline_is_trailing_and_robust(spark):
     rows = [("d1", H - timedelta(hours=i), 60, 50.0, 1.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1) for i in range(1, 25)]
-    rows[3] = ("d1", H - timedelta(hours=4), 60, 0.0, 20.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1)   # a dropout hour
-    rows.append(("d1", H, 60, 500.0, 100.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1))               # the hour itself
+    rows[3] = ("d1", H - timedelta(hours=4), 60, 0.0, 20.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1)  # a dropout hour
+    rows.append(("d1", H, 60, 500.0, 100.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1))  # the hour itself
     base = trailing_baseline(hourly(spark, rows), [H]).collect()[0]
     assert base["baseline_n"] == 24 * 60
     assert base["mean_temperature"] == 50.0
@@ -57,22 +75,52 @@ def test_baseline_is_trailing_and_robust(spark):
 
 
 def test_zscore_flags_past_three_sigma_only(spark):
-    base = spark.createDataFrame([("d1", H, 1440, 50.0, 1.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1)],
-                                 ["device_id", "event_hour", "baseline_n", "mean_temperature", "std_temperature",
-                                  "mean_humidity", "std_humidity", "mean_pressure", "std_pressure",
-                                  "mean_vibration", "std_vibration"])
-    df = readings(spark, [("d1", H, 52.9, 40.0, 2.0, 1.0, 90.0), ("d1", H + timedelta(minutes=1), 56.0, 40.0, 2.0, 1.0, 90.0),
-                          ("d2", H, 99.0, 40.0, 2.0, 1.0, 90.0)])
+    base = spark.createDataFrame(
+        [("d1", H, 1440, 50.0, 1.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1)],
+        [
+            "device_id",
+            "event_hour",
+            "baseline_n",
+            "mean_temperature",
+            "std_temperature",
+            "mean_humidity",
+            "std_humidity",
+            "mean_pressure",
+            "std_pressure",
+            "mean_vibration",
+            "std_vibration",
+        ],
+    )
+    df = readings(
+        spark,
+        [
+            ("d1", H, 52.9, 40.0, 2.0, 1.0, 90.0),
+            ("d1", H + timedelta(minutes=1), 56.0, 40.0, 2.0, 1.0, 90.0),
+            ("d2", H, 99.0, 40.0, 2.0, 1.0, 90.0),
+        ],
+    )
     got = zscore_anomalies(df, base, 3.0, 30).collect()
     assert [(r["device_id"], r["metric"], r["score"], r["limit"]) for r in got] == [("d1", "temperature", 6.0, 53.0)]
     assert got[0]["severity"] == "high"
 
 
 def test_zscore_needs_a_baseline(spark):
-    base = spark.createDataFrame([("d1", H, 10, 50.0, 1.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1)],
-                                 ["device_id", "event_hour", "baseline_n", "mean_temperature", "std_temperature",
-                                  "mean_humidity", "std_humidity", "mean_pressure", "std_pressure",
-                                  "mean_vibration", "std_vibration"])
+    base = spark.createDataFrame(
+        [("d1", H, 10, 50.0, 1.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1)],
+        [
+            "device_id",
+            "event_hour",
+            "baseline_n",
+            "mean_temperature",
+            "std_temperature",
+            "mean_humidity",
+            "std_humidity",
+            "mean_pressure",
+            "std_pressure",
+            "mean_vibration",
+            "std_vibration",
+        ],
+    )
     assert zscore_anomalies(readings(spark, [("d1", H, 99.0, 40.0, 2.0, 1.0, 90.0)]), base, 3.0, 30).count() == 0
 
 
@@ -80,38 +128,72 @@ def test_kmeans_training_and_scoring(spark):
     rng = np.random.default_rng(0)
     centres = np.array([[0.0] * len(FEATURES), [5.0] * len(FEATURES)])
     x = np.vstack([c + rng.normal(0, 0.2, (200, len(FEATURES))) for c in centres])
-    model = train_device(x, {"k": 2, "min_training_rows": 50, "max_iterations": 25, "seed": 1,
-                             "distance_percentile": 99.5, "threshold_margin": 1.5})
+    model = train_device(
+        x,
+        {
+            "k": 2,
+            "min_training_rows": 50,
+            "max_iterations": 25,
+            "seed": 1,
+            "distance_percentile": 99.5,
+            "threshold_margin": 1.5,
+        },
+    )
     assert model["status"] == "trained" and model["k"] == 2
-    got = sorted(np.round(np.array(model["centroids"]) * np.array(model["feature_stds"]) + np.array(model["feature_means"]))[:, 0])
+    got = sorted(
+        np.round(np.array(model["centroids"]) * np.array(model["feature_stds"]) + np.array(model["feature_means"]))[
+            :, 0
+        ]
+    )
     assert got == [0.0, 5.0]
-    models = spark.createDataFrame([("d1", H, "trained", model["centroids"], model["feature_means"], model["feature_stds"],
-                                     model["distance_threshold"], "m1")],
-                                   "device_id string, event_hour timestamp, status string, centroids array<array<double>>, "
-                                   "feature_means array<double>, feature_stds array<double>, distance_threshold double, "
-                                   "model_version string")
+    models = spark.createDataFrame(
+        [
+            (
+                "d1",
+                H,
+                "trained",
+                model["centroids"],
+                model["feature_means"],
+                model["feature_stds"],
+                model["distance_threshold"],
+                "m1",
+            )
+        ],
+        "device_id string, event_hour timestamp, status string, centroids array<array<double>>, "
+        "feature_means array<double>, feature_stds array<double>, distance_threshold double, "
+        "model_version string",
+    )
     normal, odd = [0.1] * len(FEATURES), [2.5] * len(FEATURES)
     odd[2] = 40.0
-    feats = spark.createDataFrame([("d1", H, H, *normal), ("d1", H + timedelta(minutes=1), H, *odd)],
-                                  ["device_id", "event_time", "event_hour", *FEATURES])
+    feats = spark.createDataFrame(
+        [("d1", H, H, *normal), ("d1", H + timedelta(minutes=1), H, *odd)],
+        ["device_id", "event_time", "event_hour", *FEATURES],
+    )
     flagged = kmeans_anomalies(feats, models).collect()
     assert len(flagged) == 1 and flagged[0]["metric"] == f"multivariate:{FEATURES[2]}" and flagged[0]["value"] == 40.0
 
 
 def test_too_little_data_is_reported():
-    assert train_device(np.zeros((10, len(FEATURES))), {"k": 3, "min_training_rows": 120})["status"] == "insufficient_data"
+    assert (
+        train_device(np.zeros((10, len(FEATURES))), {"k": 3, "min_training_rows": 120})["status"] == "insufficient_data"
+    )
 
 
 def test_score():
     t = [H + timedelta(minutes=i) for i in range(10)]
     events = {"e1": {("d1", t[0]), ("d1", t[1])}, "e2": {("d2", t[5])}}
-    flags = [Flag("d1", t[0], "threshold"), Flag("d1", t[1], "kmeans"), Flag("d1", t[8], "zscore"),
-             Flag("d1", t[9], "zscore"), Flag("d3", t[2], "zscore")]
+    flags = [
+        Flag("d1", t[0], "threshold"),
+        Flag("d1", t[1], "kmeans"),
+        Flag("d1", t[8], "zscore"),
+        Flag("d1", t[9], "zscore"),
+        Flag("d3", t[2], "zscore"),
+    ]
     got = score(flags, events, device_days=2.0, gap=timedelta(minutes=5))
     assert got["any_method"]["precision"] == pytest.approx(2 / 5, abs=1e-3)
     assert got["any_method"]["recall"] == pytest.approx(2 / 3, abs=1e-3)
     assert got["any_method"]["event_recall"] == 0.5
-    assert got["any_method"]["false_alarms_per_device_day"] == 1.0    # two runs (d1 t8-t9, d3 t2) over 2 device-days
+    assert got["any_method"]["false_alarms_per_device_day"] == 1.0  # two runs (d1 t8-t9, d3 t2) over 2 device-days
     assert got["zscore"]["precision"] == 0.0 and got["threshold"]["recall"] == pytest.approx(1 / 3, abs=1e-3)
     # The combined verdict counts only confirmed readings.
     unconfirmed = [Flag(f.device_id, f.event_time, f.method, confirmed=f.method != "zscore") for f in flags]
@@ -120,39 +202,61 @@ def test_score():
 
 
 def test_verdict_confirms_readings_not_rows(spark):
-    rows = [("d1", H, "zscore", "low"),                               # a z-score just past 3 sigma, alone
-            ("d1", H + timedelta(minutes=1), "zscore", "low"),         # ... joined by a KMeans hit on the same reading
-            ("d1", H + timedelta(minutes=1), "kmeans", "low"),
-            ("d1", H + timedelta(minutes=2), "zscore", "medium"),      # a strong z-score confirms itself
-            ("d2", H, "threshold", "low")]
+    rows = [
+        ("d1", H, "zscore", "low"),  # a z-score just past 3 sigma, alone
+        ("d1", H + timedelta(minutes=1), "zscore", "low"),  # ... joined by a KMeans hit on the same reading
+        ("d1", H + timedelta(minutes=1), "kmeans", "low"),
+        ("d1", H + timedelta(minutes=2), "zscore", "medium"),  # a strong z-score confirms itself
+        ("d2", H, "threshold", "low"),
+    ]
     # d3: weak z-scores on one metric every 2 minutes; from the fifth within 10 minutes they persist.
     rows += [("d3", H + timedelta(minutes=2 * i), "zscore", "low") for i in range(6)]
-    got = {(r["device_id"], r["event_time"], r["method"]): r["confirmed"] for r in
-           with_verdict(spark.createDataFrame([(d, t, m, "temperature", s) for d, t, m, s in rows],
-                                              "device_id string, event_time timestamp, method string, metric string, "
-                                              "severity string")).collect()}
+    got = {
+        (r["device_id"], r["event_time"], r["method"]): r["confirmed"]
+        for r in with_verdict(
+            spark.createDataFrame(
+                [(d, t, m, "temperature", s) for d, t, m, s in rows],
+                "device_id string, event_time timestamp, method string, metric string, severity string",
+            )
+        ).collect()
+    }
     assert {k: v for k, v in got.items() if k[0] != "d3"} == {
-        ("d1", H, "zscore"): False, ("d1", H + timedelta(minutes=1), "zscore"): True,
-        ("d1", H + timedelta(minutes=1), "kmeans"): True, ("d1", H + timedelta(minutes=2), "zscore"): True,
-        ("d2", H, "threshold"): True}
+        ("d1", H, "zscore"): False,
+        ("d1", H + timedelta(minutes=1), "zscore"): True,
+        ("d1", H + timedelta(minutes=1), "kmeans"): True,
+        ("d1", H + timedelta(minutes=2), "zscore"): True,
+        ("d2", H, "threshold"): True,
+    }
     assert [got[("d3", H + timedelta(minutes=2 * i), "zscore")] for i in range(6)] == [False] * 4 + [True] * 2
 
 
 def test_shift_flags_a_sustained_shift_for_as_long_as_it_lasts_but_not_a_spike(spark):
     from iot_assets.assets.anomalies import shift_anomalies
 
-    base = spark.createDataFrame([("d1", H, 1440, 50.0, 1.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1)],
-                                 ["device_id", "event_hour", "baseline_n", "mean_temperature", "std_temperature",
-                                  "mean_humidity", "std_humidity", "mean_pressure", "std_pressure",
-                                  "mean_vibration", "std_vibration"])
+    base = spark.createDataFrame(
+        [("d1", H, 1440, 50.0, 1.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1)],
+        [
+            "device_id",
+            "event_hour",
+            "baseline_n",
+            "mean_temperature",
+            "std_temperature",
+            "mean_humidity",
+            "std_humidity",
+            "mean_pressure",
+            "std_pressure",
+            "mean_vibration",
+            "std_vibration",
+        ],
+    )
     m = timedelta(minutes=1)
-    rows = [("d1", H - (10 - i) * m, 50.0, 40.0, 2.0, 1.0, 90.0) for i in range(10)]          # the hour before
+    rows = [("d1", H - (10 - i) * m, 50.0, 40.0, 2.0, 1.0, 90.0) for i in range(10)]  # the hour before
     rows += [("d1", H + i * m, 60.0 if i == 2 else 50.0, 40.0, 2.0, 1.0, 90.0) for i in range(20)]  # a spike at 10:02
-    rows += [("d1", H + i * m, 52.0, 40.0, 2.0, 1.0, 90.0) for i in range(20, 60)]          # +2 sigma from 10:20
+    rows += [("d1", H + i * m, 52.0, 40.0, 2.0, 1.0, 90.0) for i in range(20, 60)]  # +2 sigma from 10:20
     df = readings(spark, rows)
     got = shift_anomalies(df, base, 30, scored_from=H).collect()
     assert {r["metric"] for r in got} == {"temperature"}
     times = sorted(r["event_time"] for r in got)
-    assert times == [H + i * m for i in range(27, 60)]   # from the 8th shifted reading to the end
+    assert times == [H + i * m for i in range(27, 60)]  # from the 8th shifted reading to the end
     first = min(got, key=lambda r: r["event_time"])
     assert first["limit"] == 51.5 and first["value"] == pytest.approx(51.6) and first["method"] == "shift"

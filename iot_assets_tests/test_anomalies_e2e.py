@@ -1,6 +1,6 @@
 """Anomaly detection end to end: 24 hours of history, then models and the anomaly log for the next hours."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from pyspark.sql import functions as F
@@ -13,7 +13,7 @@ from iot_assets.simulator import simulate_hour
 
 pytestmark = pytest.mark.e2e
 
-START = datetime(2026, 11, 5, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 5, 0, tzinfo=UTC)
 SCORED = [START + HOUR * 24, START + HOUR * 25]
 
 
@@ -49,7 +49,9 @@ def test_models_trained_on_previous_day_only(scored, spark):
 def test_injected_anomalies_are_found(scored, spark):
     lake = resolved("lake")
     log = lake.read_window(spark, "anomaly_log", "event_hour", SCORED[0], SCORED[-1] + HOUR)
-    flagged = {(r["device_id"], r["event_time"].replace(tzinfo=None)) for r in log.select("device_id", "event_time").collect()}
+    flagged = {
+        (r["device_id"], r["event_time"].replace(tzinfo=None)) for r in log.select("device_id", "event_time").collect()
+    }
     fleet = resolved("raw_source").fleet
     events: dict[str, set] = {}
     for hour in SCORED:
@@ -58,8 +60,13 @@ def test_injected_anomalies_are_found(scored, spark):
             events.setdefault(label.event_id, set()).add((label.device_id, t))
     assert len(events) >= 3
     hit = [e for e, pts in events.items() if pts & flagged]
-    assert len(hit) / len(events) >= 0.8, (sorted(set(events) - set(hit)))
-    assert set(r["method"] for r in log.select("method").distinct().collect()) <= {"threshold", "zscore", "kmeans", "shift"}
+    assert len(hit) / len(events) >= 0.8, sorted(set(events) - set(hit))
+    assert set(r["method"] for r in log.select("method").distinct().collect()) <= {
+        "threshold",
+        "zscore",
+        "kmeans",
+        "shift",
+    }
 
 
 def test_summary_metadata(scored):
@@ -91,8 +98,15 @@ def test_charts_and_uniform_metadata(scored):
     log = scored.asset_materializations_for_node("anomaly_log")[0].metadata
     models = scored.asset_materializations_for_node("device_anomaly_models")[0].metadata
     for meta in (log, models):
-        assert {"dagster/partition_row_count", "dagster/uri", "dagster/column_schema", "delta_version", "spark_seconds",
-                "partition_start", "partition_end"} <= set(meta)
+        assert {
+            "dagster/partition_row_count",
+            "dagster/uri",
+            "dagster/column_schema",
+            "delta_version",
+            "spark_seconds",
+            "partition_start",
+            "partition_end",
+        } <= set(meta)
     for chart in (log["top_devices_chart"].value, models["training_distance_chart"].value):
         png = _png(chart)
         assert png.startswith(b"\x89PNG") and 2_000 < len(png) < 100_000
@@ -101,8 +115,13 @@ def test_charts_and_uniform_metadata(scored):
 def test_incidents_cover_the_confirmed_readings(scored, spark):
     lake = resolved("lake")
     window = (SCORED[0], SCORED[-1] + HOUR)
-    confirmed = (lake.read_window(spark, "anomaly_log", "event_hour", *window).where("confirmed")
-                 .select("device_id", "event_time").distinct().count())
+    confirmed = (
+        lake.read_window(spark, "anomaly_log", "event_hour", *window)
+        .where("confirmed")
+        .select("device_id", "event_time")
+        .distinct()
+        .count()
+    )
     rows = lake.read_window(spark, "anomaly_incidents", "event_hour", *window)
     latest = rows.groupBy("incident_id").agg(F.max("readings").alias("n"), F.min("opened_at").alias("opened"))
     assert rows.groupBy("incident_id", "event_hour").count().where("count > 1").count() == 0

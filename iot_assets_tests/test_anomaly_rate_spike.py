@@ -1,11 +1,11 @@
 """check_anomaly_rate_spike judges each hour of a range run exactly as that hour's own run would."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from iot_assets.assets.anomalies import rate_spike_by_hour
 from iot_assets.quality import DataQualityConfig
 
-H0 = datetime(2026, 11, 21, 0, tzinfo=timezone.utc)
+H0 = datetime(2026, 11, 21, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 
 
@@ -33,15 +33,21 @@ def test_anomaly_checks_read_the_trailing_day_of_every_hour_of_the_window(spark)
     from iot_assets.assets.anomalies import anomaly_checks
 
     naive = H0.replace(tzinfo=None)
-    cols = "device_id string, event_time timestamp, metric string, method string, confirmed boolean, event_hour timestamp"
+    cols = (
+        "device_id string, event_time timestamp, metric string, method string, confirmed boolean, event_hour timestamp"
+    )
     row = lambda h, i: ("d1", naive + h * HOUR + timedelta(seconds=i), "temperature", "zscore", True, naive + h * HOUR)  # noqa: E731
     trailing_log = spark.createDataFrame([row(23, i) for i in range(5)], cols)
     log = spark.createDataFrame([row(24, i) for i in range(50)] + [row(25, i) for i in range(50)], cols)
-    stats = spark.createDataFrame([("d1", naive + h * HOUR, 1000) for h in range(0, 25)],
-                                  "device_id string, event_hour timestamp, reading_count long")
+    stats = spark.createDataFrame(
+        [("d1", naive + h * HOUR, 1000) for h in range(0, 25)],
+        "device_id string, event_hour timestamp, reading_count long",
+    )
     readings = {H0 + 24 * HOUR: 1000, H0 + 25 * HOUR: 1000}
     _, spike = anomaly_checks(log, readings, trailing_log, stats, DataQualityConfig())
     # Hour 24: trailing 5 / 24,000 -> limit 1 %, 5 % warns. Hour 25: trailing 55 / 24,000 -> still 1 %.
-    assert spike.detail["trailing_rate_by_hour"] == {"2026-11-22-00:00": round(5 / 24000, 5),
-                                                     "2026-11-22-01:00": round(55 / 24000, 5)}
+    assert spike.detail["trailing_rate_by_hour"] == {
+        "2026-11-22-00:00": round(5 / 24000, 5),
+        "2026-11-22-01:00": round(55 / 24000, 5),
+    }
     assert not spike.passed and spike.failed_rows == 100

@@ -8,7 +8,7 @@ rule, and a key that names no valid hour becomes a quarantine row that names it.
 
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from dagster import AssetSelection
@@ -31,20 +31,29 @@ TO_SILVER = AssetSelection.groups("raw", "bronze", "silver")
 
 
 def reading(device: str, at: datetime) -> bytes:
-    return json.dumps({"device_id": device, "timestamp": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "temperature": 21.5,
-                       "humidity": 40.0, "pressure": 1.01, "vibration": 0.5, "battery_level": 90.0,
-                       "signal_strength": -60.0, "status": "normal"}).encode()
+    return json.dumps(
+        {
+            "device_id": device,
+            "timestamp": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "temperature": 21.5,
+            "humidity": 40.0,
+            "pressure": 1.01,
+            "vibration": 0.5,
+            "battery_level": 90.0,
+            "signal_strength": -60.0,
+            "status": "normal",
+        }
+    ).encode()
 
 
 @pytest.fixture(scope="module")
 def fed(resources, spark, local_aws):
     from iot_assets.definitions import defs
-
     from iot_assets.resources.aws import make_client
 
     uid = uuid.uuid4().hex[:8]
-    now = datetime.now(timezone.utc)
-    hour = hour_of(now) - 2 * HOUR                  # complete, and within the lateness of records sent now
+    now = datetime.now(UTC)
+    hour = hour_of(now) - 2 * HOUR  # complete, and within the lateness of records sent now
     aws, bucket = resolved("aws"), resolved("lake").bucket
     devices = [d.device_id for d in device_registry(FleetConfig(device_count=12))]
     stream = f"ledger-{uid}"
@@ -60,28 +69,51 @@ def fed(resources, spark, local_aws):
 
     def land(key: str, lines: list[bytes]):
         aws.s3.put_object(Bucket=bucket, Key=f"{landing.prefix}/{key}", Body=b"\n".join(lines) + b"\n")
-    land(f"dt={d}/hour={h}/a.jsonl", [reading(devices[6], hour + timedelta(minutes=30)),
-                                     reading(devices[7], hour + timedelta(minutes=31))])
-    land(f"producerA/dt={d}/hour={h}/b.jsonl", [reading(devices[8], hour + timedelta(minutes=32)),
-                                               reading(devices[9], hour + timedelta(minutes=33))])
+
+    land(
+        f"dt={d}/hour={h}/a.jsonl",
+        [reading(devices[6], hour + timedelta(minutes=30)), reading(devices[7], hour + timedelta(minutes=31))],
+    )
+    land(
+        f"producerA/dt={d}/hour={h}/b.jsonl",
+        [reading(devices[8], hour + timedelta(minutes=32)), reading(devices[9], hour + timedelta(minutes=33))],
+    )
     # Firehose's arrival-hour layout: a reading of 59:50 in the next hour's folder, landed within the lateness
-    land(f"{nxt:%Y/%m/%d/%H}/late.jsonl", [reading(devices[10], hour + timedelta(minutes=59, seconds=50)),
-                                          reading(devices[11], nxt + timedelta(minutes=5))])
+    land(
+        f"{nxt:%Y/%m/%d/%H}/late.jsonl",
+        [
+            reading(devices[10], hour + timedelta(minutes=59, seconds=50)),
+            reading(devices[11], nxt + timedelta(minutes=5)),
+        ],
+    )
     land(f"dt={d}/hour=25/c.jsonl", [reading(devices[0], hour + timedelta(minutes=40))])
 
     base = resolved("raw_source")
-    source = {"kinesis": RawSource(**{**base.model_dump(), "source": "kinesis", "stream": stream,
-                                      "allowed_lateness_minutes": 180}),
-              "s3_landing": RawSource(**{**base.model_dump(), "source": "s3_landing", "allowed_lateness_minutes": 180})}
+    source = {
+        "kinesis": RawSource(
+            **{**base.model_dump(), "source": "kinesis", "stream": stream, "allowed_lateness_minutes": 180}
+        ),
+        "s3_landing": RawSource(**{**base.model_dump(), "source": "s3_landing", "allowed_lateness_minutes": 180}),
+    }
     lake = DeltaLakehouse(bucket=bucket, prefix=f"ledger{uid}")
     raw_io = S3KinesisRawIOManager(aws=aws, bucket=bucket, prefix=f"raw-{uid}", stream=stream)
 
     def run(kind: str, at: datetime = hour, selection=TO_SILVER, registry=False):
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(partitions, "utc_now", lambda: at + HOUR + LATENESS)
-            return materialize_hours(at, at, resources={**defs.resources, "landing": landing, "lake": lake,
-                                                        "raw_io_manager": raw_io, "raw_source": source[kind]},
-                                     selection=selection, include_registry=registry)
+            return materialize_hours(
+                at,
+                at,
+                resources={
+                    **defs.resources,
+                    "landing": landing,
+                    "lake": lake,
+                    "raw_io_manager": raw_io,
+                    "raw_source": source[kind],
+                },
+                selection=selection,
+                include_registry=registry,
+            )
 
     results = {"kinesis": run("kinesis", registry=True), "landing": run("s3_landing")}
     return hour, run, results, lake, landing, raw_io
@@ -113,7 +145,7 @@ def test_a_second_source_adds_to_the_hour(fed, spark):
         assert checks["check_raw_reconciles_arrivals"].passed and checks["check_bronze_reconciles_raw"].passed
     arrivals = _raw(results["landing"])["arrivals_per_hour"].value[hour_key(hour)]
     assert arrivals["s3_landing"]["stored"] == 5 and arrivals["s3_landing"]["routed_elsewhere"] == 1
-    assert "kinesis" not in arrivals                  # the landing run stored only what landed
+    assert "kinesis" not in arrivals  # the landing run stored only what landed
 
 
 def test_running_a_source_again_adds_nothing(fed):
@@ -134,7 +166,7 @@ def test_the_next_hour_keeps_only_its_own_records_of_an_early_file(fed):
 
 def test_a_key_naming_no_valid_hour_is_a_quarantine_row_that_names_it(fed, spark):
     _, run, _, _, landing, raw_io = fed
-    modified = hour_of(datetime.now(timezone.utc))      # where the unplaced object arrived
+    modified = hour_of(datetime.now(UTC))  # where the unplaced object arrived
     result = run("s3_landing", at=modified, selection=AssetSelection.groups("raw"))
     checks = _checks(result)
     assert not checks["check_landing_keys_name_an_hour"].passed
@@ -145,6 +177,7 @@ def test_a_key_naming_no_valid_hour_is_a_quarantine_row_that_names_it(fed, spark
         run("s3_landing", at=modified, selection=AssetSelection.groups("raw", "bronze"))
     # ... and bronze's own parse of that raw hour shows the row it will write once the hour closes.
     from iot_assets.assets.bronze import parse_raw, read_raw, split_bronze
+
     good, bad = split_bronze(parse_raw(read_raw(spark, raw_io.hour_objects(modified))))
     assert good.count() == 0
     [row] = bad.collect()

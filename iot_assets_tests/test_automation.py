@@ -1,7 +1,7 @@
 """Automation conditions: one new raw partition flows to the anomaly log, the daily summary waits for its
 24 hours, and the hourly schedule is only a fallback. Materialisations are reported, not computed."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from dagster import (
@@ -17,9 +17,16 @@ from iot_assets.definitions import defs
 from iot_assets.partitions import HOUR, hour_key
 from iot_assets.schedules import MINUTE, hourly_pipeline_schedule
 
-H = datetime(2026, 11, 21, 10, tzinfo=timezone.utc)
-SENSOR_RUN = ("raw_sensor_batches", "bronze_sensor_readings", "bronze_quarantine", "silver_sensor_readings",
-              "silver_rejected_readings", "device_hourly_stats", "sensor_aggregates_10min")
+H = datetime(2026, 11, 21, 10, tzinfo=UTC)
+SENSOR_RUN = (
+    "raw_sensor_batches",
+    "bronze_sensor_readings",
+    "bronze_quarantine",
+    "silver_sensor_readings",
+    "silver_rejected_readings",
+    "device_hourly_stats",
+    "sensor_aggregates_10min",
+)
 
 
 def report(instance, asset, *hours):
@@ -28,10 +35,21 @@ def report(instance, asset, *hours):
 
 
 def requested(result):
-    return {k.to_user_string(): sorted(p for p in result.get_requested_partitions(k))
-            for k in (AssetKey(n) for n in ("device_hourly_stats", "sensor_aggregates_10min", "daily_device_summary",
-                                            "device_anomaly_models", "anomaly_log", "device_registry"))
-            if result.get_num_requested(k)}
+    return {
+        k.to_user_string(): sorted(p for p in result.get_requested_partitions(k))
+        for k in (
+            AssetKey(n)
+            for n in (
+                "device_hourly_stats",
+                "sensor_aggregates_10min",
+                "daily_device_summary",
+                "device_anomaly_models",
+                "anomaly_log",
+                "device_registry",
+            )
+        )
+        if result.get_num_requested(k)
+    }
 
 
 @pytest.fixture()
@@ -48,15 +66,17 @@ def test_one_new_raw_partition_flows_to_the_anomaly_log(instance):
     report(instance, "device_anomaly_models", H)
     at = H + HOUR + timedelta(minutes=12)
     first = evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=at)
-    assert "anomaly_log" not in requested(first)          # silver H is not there yet
+    assert "anomaly_log" not in requested(first)  # silver H is not there yet
 
-    for asset in SENSOR_RUN:                              # the run the Kinesis sensor requested for H
+    for asset in SENSOR_RUN:  # the run the Kinesis sensor requested for H
         report(instance, asset, H)
-    second = evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=at + timedelta(seconds=30),
-                                            cursor=first.cursor)
+    second = evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=at + timedelta(seconds=30), cursor=first.cursor
+    )
     assert requested(second) == {"anomaly_log": [hour_key(H)]}
-    third = evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=at + timedelta(seconds=60),
-                                           cursor=second.cursor)
+    third = evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=at + timedelta(seconds=60), cursor=second.cursor
+    )
     assert requested(third) == {}
 
 
@@ -65,7 +85,7 @@ def test_models_do_not_wait_for_history_a_new_deployment_lacks(instance, silver_
     at = H + HOUR + timedelta(minutes=1)
     first = evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=at)
     if silver_hours:
-        report(instance, "silver_sensor_readings", H)     # the only hour there is
+        report(instance, "silver_sensor_readings", H)  # the only hour there is
         report(instance, "device_hourly_stats", H)
     nxt = evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=at + HOUR, cursor=first.cursor)
     assert requested(nxt).get("device_anomaly_models") == expected
@@ -73,14 +93,15 @@ def test_models_do_not_wait_for_history_a_new_deployment_lacks(instance, silver_
 
 @pytest.mark.parametrize("missing_hour,expected", [(None, ["2026-11-21"]), (5, [])])
 def test_daily_summary_waits_for_all_24_hours(instance, missing_hour, expected):
-    day = datetime(2026, 11, 21, tzinfo=timezone.utc)
+    day = datetime(2026, 11, 21, tzinfo=UTC)
     at = day + timedelta(days=1, minutes=12)
     report(instance, "silver_sensor_readings", *[day + HOUR * i for i in range(23) if i != missing_hour])
     first = evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=at)
     assert "daily_device_summary" not in requested(first)
     report(instance, "silver_sensor_readings", day + HOUR * 23)
-    second = evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=at + timedelta(seconds=30),
-                                            cursor=first.cursor)
+    second = evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=at + timedelta(seconds=30), cursor=first.cursor
+    )
     assert requested(second).get("daily_device_summary", []) == expected
 
 

@@ -36,14 +36,23 @@ def landed(resources, spark):
         aws.s3.put_object(Bucket=bucket, Key=raw_key(landing.prefix, HOUR, name), Body=body(name))
     lake = DeltaLakehouse(bucket=bucket, prefix=f"bad{uid}")
     raw_io = S3KinesisRawIOManager(aws=aws, bucket=bucket, prefix=f"raw-{uid}")
-    result = materialize_hours(HOUR, HOUR, resources={**defs.resources, "landing": landing, "lake": lake,
-                                                      "raw_io_manager": raw_io},
-                               selection=AssetSelection.groups("raw", "bronze", "silver"),
-                               run_config=LANDING_RUN_CONFIG)
+    result = materialize_hours(
+        HOUR,
+        HOUR,
+        resources={**defs.resources, "landing": landing, "lake": lake, "raw_io_manager": raw_io},
+        selection=AssetSelection.groups("raw", "bronze", "silver"),
+        run_config=LANDING_RUN_CONFIG,
+    )
     assert result.success
-    tables = {t: lake.read_window(spark, t, c, HOUR, HOUR + ONE_HOUR)
-              for t, c in (("bronze_sensor_readings", "event_hour"), ("bronze_quarantine", "batch_hour"),
-                           ("silver_sensor_readings", "event_hour"), ("silver_rejected_readings", "event_hour"))}
+    tables = {
+        t: lake.read_window(spark, t, c, HOUR, HOUR + ONE_HOUR)
+        for t, c in (
+            ("bronze_sensor_readings", "event_hour"),
+            ("bronze_quarantine", "batch_hour"),
+            ("silver_sensor_readings", "event_hour"),
+            ("silver_rejected_readings", "event_hour"),
+        )
+    }
     return result, tables, aws, bucket, uid
 
 
@@ -56,10 +65,18 @@ def test_counts_reconcile_and_every_reason_is_as_the_corpus_says(landed):
     assert raw == len(expected) == bronze + quarantine
     assert bronze == silver + rejected
     want = Counter(o for o in expected)
-    got = Counter({("quarantine", r): n for r, n in Counter(
-        x[0] for x in t["bronze_quarantine"].select("reason").collect()).items()})
-    got.update({("rejected", r): n for r, n in Counter(
-        x[0] for x in t["silver_rejected_readings"].select("reason").collect()).items()})
+    got = Counter(
+        {
+            ("quarantine", r): n
+            for r, n in Counter(x[0] for x in t["bronze_quarantine"].select("reason").collect()).items()
+        }
+    )
+    got.update(
+        {
+            ("rejected", r): n
+            for r, n in Counter(x[0] for x in t["silver_rejected_readings"].select("reason").collect()).items()
+        }
+    )
     got[("silver", None)] = silver
     assert got == want
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
@@ -71,18 +88,22 @@ def test_accepted_timestamps_are_utc_and_in_the_hour(landed):
     _, t, _, _, _ = landed
     times = sorted(r[0].strftime("%H:%M:%S.%f") for r in t["silver_sensor_readings"].select("event_time").collect())
     minutes = [17, 18, 19, 20, 21, 25, 26, 29, *range(30, 46)]
-    assert times == sorted([f"12:{m}:00.{250000 if m == 20 else 0:06d}" for m in minutes]
-                           + [f"12:46:{s:02d}.000000" for s in range(16)])
+    assert times == sorted(
+        [f"12:{m}:00.{250000 if m == 20 else 0:06d}" for m in minutes] + [f"12:46:{s:02d}.000000" for s in range(16)]
+    )
 
 
 def test_bad_device_ids_never_reach_a_key_or_path(landed):
     _, t, aws, bucket, uid = landed
-    keys = [o["Key"] for page in aws.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
-            for o in page.get("Contents", [])]
+    keys = [
+        o["Key"]
+        for page in aws.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for o in page.get("Contents", [])
+    ]
     mine = [k for k in keys if uid in k]
     assert mine
     for bad in BAD_DEVICE_IDS:
         assert not any(bad in k for k in keys)
         assert t["bronze_sensor_readings"].where(F.col("device_id") == bad).count() == 0
     q = t["bronze_quarantine"].where(F.col("reason") == "invalid_device_id").collect()
-    assert len(q) == len(BAD_DEVICE_IDS) + 1 and all(r["payload"] for r in q)   # text kept as data
+    assert len(q) == len(BAD_DEVICE_IDS) + 1 and all(r["payload"] for r in q)  # text kept as data

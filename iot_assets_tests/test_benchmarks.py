@@ -27,24 +27,32 @@ def test_save_merges_by_name_and_scale_and_rewrites_only_the_table(tmp_path, mon
 
     saved = json.loads(results.read_text())
     assert [(r["name"], r["scale"], r["ratio"], r["met"]) for r in saved] == [
-        ("backfill", "full", 4.0, False), ("backfill", "small", 3.0, False), ("memory", "full", 0.5, True)]
+        ("backfill", "full", 4.0, False),
+        ("backfill", "small", 3.0, False),
+        ("memory", "full", 0.5, True),
+    ]
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old table" not in text
     table = text.split(run.TABLE_START)[1].split(run.TABLE_END)[0].strip().splitlines()
     assert len(table) == 2 + 3
     assert "| backfill | full | seconds 1.5 | 4.0 | a target | **no** | 0.5 ->" in table[2]
-    assert "step_seconds" not in text          # per-step timings stay in the JSON
+    assert "step_seconds" not in text  # per-step timings stay in the JSON
 
 
 def test_unknown_benchmark_is_refused():
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.run", "--only", "nonsense"], capture_output=True,
-                          text=True, cwd=run.ROOT, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--only", "nonsense"],
+        capture_output=True,
+        text=True,
+        cwd=run.ROOT,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "unknown benchmark(s): nonsense" in proc.stderr
 
 
 def test_memory_helpers_read_proc():
     assert rss_bytes(os.getpid()) > 10 * 1024 * 1024
-    assert rss_bytes(2 ** 22 + 1) == 0          # above pid_max's default: no such process
+    assert rss_bytes(2**22 + 1) == 0  # above pid_max's default: no such process
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         assert child.pid in children(os.getpid())

@@ -9,8 +9,17 @@ from iot_assets import reasons
 from iot_assets.assets.bronze import ENVELOPE, parse_raw, split_bronze
 
 HOUR = "2026-11-21T10:00:00+00:00"
-GOOD = {"device_id": "dev-0001", "timestamp": "2026-11-21T10:15:00.000Z", "temperature": 50.5, "humidity": 40.0,
-        "pressure": 2.1, "vibration": 1.2, "battery_level": 90.0, "signal_strength": -60, "status": "normal"}
+GOOD = {
+    "device_id": "dev-0001",
+    "timestamp": "2026-11-21T10:15:00.000Z",
+    "temperature": 50.5,
+    "humidity": 40.0,
+    "pressure": 2.1,
+    "vibration": 1.2,
+    "battery_level": 90.0,
+    "signal_strength": -60,
+    "status": "normal",
+}
 
 
 def rec(**over) -> str:
@@ -50,8 +59,13 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def parsed(spark):
-    rows = [(f"test:{i}", HOUR, i, text, None, "simulator", None, None, None, None, None) for i, (_, text, _) in enumerate(CASES)]
-    rows.append(("test:utf8", HOUR, len(CASES), None, "//79/w==", "simulator", None, None, None, None, None))  # not UTF-8
+    rows = [
+        (f"test:{i}", HOUR, i, text, None, "simulator", None, None, None, None, None)
+        for i, (_, text, _) in enumerate(CASES)
+    ]
+    rows.append(
+        ("test:utf8", HOUR, len(CASES), None, "//79/w==", "simulator", None, None, None, None, None)
+    )  # not UTF-8
     df = spark.createDataFrame(rows, ENVELOPE).withColumn("source_object", F.lit("s3a://b/raw/x"))
     return parse_raw(df).select("record_index", "reason", "reason_detail").orderBy("record_index").collect()
 
@@ -74,7 +88,10 @@ def test_details_name_the_field(parsed):
 
 def test_split_reconciles_and_keeps_drift(spark):
     texts = [rec(), rec(firmware="1.2.3"), "{oops"]
-    rows = [(f"kinesis:s/shard-0/{100 + i}", HOUR, i, t, None, "kinesis", "shard-0", str(100 + i), "dev-0001", HOUR, None) for i, t in enumerate(texts)]
+    rows = [
+        (f"kinesis:s/shard-0/{100 + i}", HOUR, i, t, None, "kinesis", "shard-0", str(100 + i), "dev-0001", HOUR, None)
+        for i, t in enumerate(texts)
+    ]
     df = spark.createDataFrame(rows, ENVELOPE).withColumn("source_object", F.lit("s3a://b/raw/x"))
     good, bad = split_bronze(parse_raw(df))
     good_rows = good.orderBy("record_index").collect()

@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[1]
 
-FIRST = datetime(2026, 11, 14, 1, tzinfo=timezone.utc)
+FIRST = datetime(2026, 11, 14, 1, tzinfo=UTC)
 # Raw to bronze is enough to show it (two Delta tables, plus data_quality_log) and keeps this test short.
 SELECTION = AssetSelection.groups("raw", "bronze")
 
@@ -74,17 +74,34 @@ def test_two_concurrent_runs_on_one_table_both_land(resources, spark, lake_prefi
         monkeypatch.setenv(key, value)
     shutil.copy(ROOT / "deployments/production/dagster.yaml", tmp_path / "dagster.yaml")
     with DagsterInstance.from_config(str(tmp_path)) as instance:
-        first = materialize_hours(FIRST, FIRST, instance=instance, resources={**resources, "lake": lake},
-                                  include_registry=False, selection=SELECTION)
+        first = materialize_hours(
+            FIRST,
+            FIRST,
+            instance=instance,
+            resources={**resources, "lake": lake},
+            include_registry=False,
+            selection=SELECTION,
+        )
         assert first.success  # now the tables exist
 
-        env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "IOT_LAKE_PREFIX": lake_prefix,
-               "IOT_SPARK_DRIVER_MEMORY": "1g"}
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(tmp_path),
+            "IOT_LAKE_PREFIX": lake_prefix,
+            "IOT_SPARK_DRIVER_MEMORY": "1g",
+        }
         hours = (FIRST + HOUR, FIRST + 2 * HOUR)
         logs = [tmp_path / f"run-{i}.log" for i in range(len(hours))]
         # Output to files, not pipes: a pipe stays open while any child (the JVM) lives.
-        procs = [subprocess.Popen([sys.executable, "-c", RUN_ONE_HOUR, h.isoformat()], env=env,
-                                  stdout=log.open("w"), stderr=subprocess.STDOUT) for h, log in zip(hours, logs)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", RUN_ONE_HOUR, h.isoformat()],
+                env=env,
+                stdout=log.open("w"),
+                stderr=subprocess.STDOUT,
+            )
+            for h, log in zip(hours, logs)
+        ]
         try:
             for p in procs:
                 p.wait(timeout=600)

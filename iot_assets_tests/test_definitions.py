@@ -10,9 +10,17 @@ from iot_assets.definitions import defs
 from iot_assets.schemas import struct_type, table_schema
 
 GRAPH = defs.get_repository_def().asset_graph
-MODELS = [bronze.BronzeReading, bronze.QuarantinedRecord, silver.SilverReading, silver.RejectedReading,
-          gold.DeviceHourlyStats, gold.SensorAggregates10Min, gold.DailyDeviceSummary, registry.DeviceRecord,
-          incidents.IncidentRecord]
+MODELS = [
+    bronze.BronzeReading,
+    bronze.QuarantinedRecord,
+    silver.SilverReading,
+    silver.RejectedReading,
+    gold.DeviceHourlyStats,
+    gold.SensorAggregates10Min,
+    gold.DailyDeviceSummary,
+    registry.DeviceRecord,
+    incidents.IncidentRecord,
+]
 
 
 def test_every_asset_has_description_group_and_kinds():
@@ -45,8 +53,11 @@ def test_spark_and_dagster_schemas_come_from_the_pandera_model(model):
 
 
 def test_assets_publish_their_model_schema():
-    for key, model in [("bronze_sensor_readings", bronze.BronzeReading), ("silver_sensor_readings", silver.SilverReading),
-                       ("device_hourly_stats", gold.DeviceHourlyStats)]:
+    for key, model in [
+        ("bronze_sensor_readings", bronze.BronzeReading),
+        ("silver_sensor_readings", silver.SilverReading),
+        ("device_hourly_stats", gold.DeviceHourlyStats),
+    ]:
         meta = GRAPH.get(AssetKey(key)).metadata
         assert meta["dagster/column_schema"] == table_schema(model)
 
@@ -67,11 +78,17 @@ def test_gold_and_the_anomaly_log_have_freshness_policies():
 def test_column_lineage_names_real_upstream_columns():
     from iot_assets.assets.gold import _lineage
 
-    columns = {"silver_sensor_readings": silver.SilverReading, "bronze_sensor_readings": bronze.BronzeReading,
-               "device_registry": registry.DeviceRecord}
-    for model, lineage in [(silver.SilverReading, silver.SILVER_LINEAGE), (gold.DeviceHourlyStats, _lineage(gold.DeviceHourlyStats)),
-                           (gold.SensorAggregates10Min, _lineage(gold.SensorAggregates10Min)),
-                           (gold.DailyDeviceSummary, _lineage(gold.DailyDeviceSummary))]:
+    columns = {
+        "silver_sensor_readings": silver.SilverReading,
+        "bronze_sensor_readings": bronze.BronzeReading,
+        "device_registry": registry.DeviceRecord,
+    }
+    for model, lineage in [
+        (silver.SilverReading, silver.SILVER_LINEAGE),
+        (gold.DeviceHourlyStats, _lineage(gold.DeviceHourlyStats)),
+        (gold.SensorAggregates10Min, _lineage(gold.SensorAggregates10Min)),
+        (gold.DailyDeviceSummary, _lineage(gold.DailyDeviceSummary)),
+    ]:
         deps = lineage.deps_by_column
         assert set(deps) <= set(model.to_schema().columns)
         for column, sources in deps.items():
@@ -79,13 +96,18 @@ def test_column_lineage_names_real_upstream_columns():
                 assert dep.column_name in columns[dep.asset_key.to_user_string()].to_schema().columns, (column, dep)
     hourly = _lineage(gold.DeviceHourlyStats).deps_by_column
     assert [d.column_name for d in hourly["avg_temperature"]] == ["temperature"]
-    assert [d.column_name for d in _lineage(gold.DailyDeviceSummary).deps_by_column["daily_min_battery"]] == ["battery_level"]
-    assert len(hourly) == len(gold.DeviceHourlyStats.to_schema().columns) - 1   # all but reading_count
+    assert [d.column_name for d in _lineage(gold.DailyDeviceSummary).deps_by_column["daily_min_battery"]] == [
+        "battery_level"
+    ]
+    assert len(hourly) == len(gold.DeviceHourlyStats.to_schema().columns) - 1  # all but reading_count
 
 
 def test_lineage_starts_at_arrival_and_ends_in_the_quality_log():
     assert {k.to_user_string() for k in GRAPH.get(AssetKey("raw_sensor_batches")).parent_keys} == {
-        "kinesis_stream", "landing_files", "historian_tables"}
+        "kinesis_stream",
+        "landing_files",
+        "historian_tables",
+    }
     checked = {k.asset_key for k in GRAPH.asset_check_keys}
     assert GRAPH.get(AssetKey("data_quality_log")).parent_keys == checked - {AssetKey("data_quality_log")}
     assert {"raw_sensor_batches", "anomaly_incidents"} <= {k.to_user_string() for k in checked}

@@ -67,7 +67,7 @@ def test_compose_file_is_consistent():
         for port in svc.get("ports", []):
             assert port.startswith("127.0.0.1:"), (name, port)
         env = svc.get("environment", {})
-        for key, value in (env.items() if isinstance(env, dict) else []):
+        for key, value in env.items() if isinstance(env, dict) else []:
             if "PASSWORD" in key:
                 assert str(value).startswith("${"), f"{name}: {key} must come from the environment"
     assert services["spark-worker"]["deploy"]["replicas"] == 2
@@ -81,11 +81,20 @@ def test_compose_file_is_consistent():
 
 def _docker_compose_config(compose_file: Path) -> subprocess.CompletedProcess:
     """`docker-compose config`: Compose's own parser and schema, which needs no Docker engine."""
-    tool = subprocess.run([ROOT / "scripts/ensure_debian.sh", "docker-compose", "docker-compose"],
-                          capture_output=True, text=True, timeout=600)
+    tool = subprocess.run(
+        [ROOT / "scripts/ensure_debian.sh", "docker-compose", "docker-compose"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert tool.returncode == 0, tool.stderr
-    return subprocess.run([tool.stdout.strip(), "-f", str(compose_file), "config", "-q"], capture_output=True,
-                          text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "POSTGRES_PASSWORD": "unused"})
+    return subprocess.run(
+        [tool.stdout.strip(), "-f", str(compose_file), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "POSTGRES_PASSWORD": "unused"},
+    )
 
 
 def test_compose_file_passes_composes_own_validation(tmp_path):
@@ -135,9 +144,14 @@ def test_aws_code_location_loads_and_sends_the_lakes_settings_to_emr(monkeypatch
 def test_aws_workspace_loads_as_dagster_loads_it(tmp_path):
     # Dagster's own loader: it also refuses a module with more than one Definitions at module scope.
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
-    validated = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-w",
-                                str(DEPLOYMENTS / "aws/workspace.yaml")], capture_output=True, text=True,
-                               timeout=300, env=env, cwd=ROOT)
+    validated = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", str(DEPLOYMENTS / "aws/workspace.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=ROOT,
+    )
     assert validated.returncode == 0, validated.stderr[-3000:]
 
 
@@ -158,8 +172,13 @@ def _named_classes() -> list[tuple[str, str, str]]:
     # The Helm chart names its run launcher by type; the chart maps K8sRunLauncher to dagster_k8s.
     values = yaml.safe_load((DEPLOYMENTS / "kubernetes" / "values.yaml").read_text())
     launcher = values["runLauncher"]["type"]
-    found.append(("deployments/kubernetes/values.yaml", {"K8sRunLauncher": "dagster_k8s",
-                                                         "CeleryK8sRunLauncher": "dagster_celery_k8s"}[launcher], launcher))
+    found.append(
+        (
+            "deployments/kubernetes/values.yaml",
+            {"K8sRunLauncher": "dagster_k8s", "CeleryK8sRunLauncher": "dagster_celery_k8s"}[launcher],
+            launcher,
+        )
+    )
     return found
 
 
@@ -168,9 +187,12 @@ def _image_requirements() -> set[str]:
     import tomllib
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    extras = re.search(r'pip install --no-cache-dir "?\.\[([a-z,]+)\]', (DEPLOYMENTS / "compose" / "Dockerfile").read_text())
-    reqs = list(project["dependencies"]) + [r for e in (extras.group(1).split(",") if extras else [])
-                                            for r in project["optional-dependencies"][e]]
+    extras = re.search(
+        r'pip install --no-cache-dir "?\.\[([a-z,]+)\]', (DEPLOYMENTS / "compose" / "Dockerfile").read_text()
+    )
+    reqs = list(project["dependencies"]) + [
+        r for e in (extras.group(1).split(",") if extras else []) for r in project["optional-dependencies"][e]
+    ]
     return {re.split(r"[\[<>=!~; ]", r, maxsplit=1)[0].lower().replace("_", "-") for r in reqs}
 
 
@@ -184,7 +206,9 @@ def test_every_class_a_deployment_names_is_in_its_image():
     named = _named_classes()
     assert any(cls == "K8sRunLauncher" for _, _, cls in named)
     for path, module, cls in named:
-        module = ConfigurableClassData(module, cls, "").module_name     # as Dagster loads it (dagster.core -> dagster._core)
+        module = ConfigurableClassData(
+            module, cls, ""
+        ).module_name  # as Dagster loads it (dagster.core -> dagster._core)
         assert hasattr(importlib.import_module(module), cls), f"{path}: {module}.{cls} does not exist"
         dists = {d.lower() for d in packages_distributions()[module.split(".")[0]]}
         assert dists & image, f"{path}: {module}.{cls} comes from {sorted(dists)}, which the image does not install"

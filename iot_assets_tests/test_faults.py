@@ -42,10 +42,17 @@ def _tick(sensor_def, instance, cursor, resources):
 
 
 def test_kinesis_sensor_skips_and_keeps_its_cursor(silent, instance):
-    cursor = KinesisCursor(stream="arn:aws:kinesis:us-east-1:1:stream/s@1", positions={"shardId-000000000000": "4955"},
-                           pending=["2026-11-21-10:00"]).encode()
-    result, after, seconds = _tick(kinesis_arrival_sensor, instance, cursor, {
-        "raw_source": RawSource(source="kinesis", stream="s"), "aws": hanging_aws(silent.url)})
+    cursor = KinesisCursor(
+        stream="arn:aws:kinesis:us-east-1:1:stream/s@1",
+        positions={"shardId-000000000000": "4955"},
+        pending=["2026-11-21-10:00"],
+    ).encode()
+    result, after, seconds = _tick(
+        kinesis_arrival_sensor,
+        instance,
+        cursor,
+        {"raw_source": RawSource(source="kinesis", stream="s"), "aws": hanging_aws(silent.url)},
+    )
     assert isinstance(result, SkipReason)
     assert "kinesis endpoint " + silent.url in result.skip_message and "ReadTimeout" in result.skip_message
     assert after == cursor
@@ -53,11 +60,11 @@ def test_kinesis_sensor_skips_and_keeps_its_cursor(silent, instance):
 
 
 def test_s3_sensor_skips_and_keeps_its_cursor(silent, instance):
-    cursor = LandingCursor(mark="2026-11-21T10:30:07+00:00", seen=[["landing/a", "e1"]],
-                           pending=["2026-11-21-10:00"]).encode()
+    cursor = LandingCursor(
+        mark="2026-11-21T10:30:07+00:00", seen=[["landing/a", "e1"]], pending=["2026-11-21-10:00"]
+    ).encode()
     landing = LandingZone(aws=hanging_aws(silent.url), bucket="iot-test-lake", prefix="landing")
-    result, after, seconds = _tick(s3_landing_sensor, instance, cursor,
-                                   {"landing": landing, "raw_source": RawSource()})
+    result, after, seconds = _tick(s3_landing_sensor, instance, cursor, {"landing": landing, "raw_source": RawSource()})
     assert isinstance(result, SkipReason) and "s3 endpoint " + silent.url in result.skip_message
     assert after == cursor
     assert silent.conns and seconds < 20
@@ -68,8 +75,11 @@ def test_every_spark_asset_retries_by_the_settings():
     from iot_assets.resources.spark import SPARK_RETRY_POLICY
 
     graph = defs.get_repository_def().asset_graph
-    spark_assets = {defs.get_assets_def(k) for k in graph.get_all_asset_keys()
-                    if "spark" in graph.get(k).kinds and graph.get(k).is_executable}
+    spark_assets = {
+        defs.get_assets_def(k)
+        for k in graph.get_all_asset_keys()
+        if "spark" in graph.get(k).kinds and graph.get(k).is_executable
+    }
     assert len(spark_assets) >= 7
     assert {a.op.name: a.op.retry_policy for a in spark_assets} == {a.op.name: SPARK_RETRY_POLICY for a in spark_assets}
-    assert SPARK_RETRY_POLICY.max_retries == 2 and SPARK_RETRY_POLICY.delay == 1   # conftest: 1 s in tests
+    assert SPARK_RETRY_POLICY.max_retries == 2 and SPARK_RETRY_POLICY.delay == 1  # conftest: 1 s in tests

@@ -16,10 +16,36 @@ def silver(spark):
     for dev in ("dev-0001", "dev-0002"):
         for m, temp, vib in ((1, 10.0, 1.0), (5, 20.0, 5.0), (12, 30.0, 2.0), (70, 40.0, 1.0)):
             t = T0 + timedelta(minutes=m)
-            rows.append((dev, t, t.replace(minute=0), f"name-{dev}", "site-a", temp, 50.0, 2.0, vib, 90.0 - m, -60.0,
-                         "High" if vib >= 4.5 else "Low"))
-    cols = ["device_id", "event_time", "event_hour", "device_name", "site", "temperature", "humidity", "pressure",
-            "vibration", "battery_level", "signal_strength", "vibration_category"]
+            rows.append(
+                (
+                    dev,
+                    t,
+                    t.replace(minute=0),
+                    f"name-{dev}",
+                    "site-a",
+                    temp,
+                    50.0,
+                    2.0,
+                    vib,
+                    90.0 - m,
+                    -60.0,
+                    "High" if vib >= 4.5 else "Low",
+                )
+            )
+    cols = [
+        "device_id",
+        "event_time",
+        "event_hour",
+        "device_name",
+        "site",
+        "temperature",
+        "humidity",
+        "pressure",
+        "vibration",
+        "battery_level",
+        "signal_strength",
+        "vibration_category",
+    ]
     return spark.createDataFrame(rows, cols).withColumn("event_hour", F.date_trunc("hour", "event_time"))
 
 
@@ -33,9 +59,14 @@ def test_hourly_stats(silver):
 
 
 def test_ten_minute_windows(silver):
-    rows = sorted(ten_minute_aggregates(silver).where("device_id = 'dev-0001'").collect(), key=lambda x: x["window_start"])
+    rows = sorted(
+        ten_minute_aggregates(silver).where("device_id = 'dev-0001'").collect(), key=lambda x: x["window_start"]
+    )
     assert [(x["window_start"].minute, x["window_end"].minute, x["record_count"]) for x in rows] == [
-        (0, 10, 2), (10, 20, 1), (10, 20, 1)]
+        (0, 10, 2),
+        (10, 20, 1),
+        (10, 20, 1),
+    ]
     assert rows[0]["avg_temperature"] == 15.0 and rows[0]["high_vibration_count"] == 1
     assert rows[0]["min_battery_level"] == 85.0
 

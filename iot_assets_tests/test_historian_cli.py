@@ -22,7 +22,7 @@ def _free_port() -> int:
 
 def test_server_and_seed_load_the_fleet_into_monthly_tables(capsys, monkeypatch):
     root = tempfile.mkdtemp(prefix="iot-historian-")
-    os.chmod(root, 0o755)             # as root, the server runs as `postgres`, which must reach its directory
+    os.chmod(root, 0o755)  # as root, the server runs as `postgres`, which must reach its directory
     data = f"{root}/pg"
     try:
         assert cli.main(["historian", "server", "start", "--dir", data, "--port", str(_free_port())]) == 0
@@ -30,8 +30,12 @@ def test_server_and_seed_load_the_fleet_into_monthly_tables(capsys, monkeypatch)
         assert set(exports) == {"IOT_HISTORIAN_JDBC_URL", "IOT_HISTORIAN_USER", "IOT_HISTORIAN_PASSWORD"}
         for key, value in exports.items():
             monkeypatch.setenv(key, value)
-        assert cli.main(["historian", "seed", "--months", "2", "--devices", "2", "--rate", "4",
-                         "--bad-quality-rate", "0.01"]) == 0
+        assert (
+            cli.main(
+                ["historian", "seed", "--months", "2", "--devices", "2", "--rate", "4", "--bad-quality-rate", "0.01"]
+            )
+            == 0
+        )
         out = capsys.readouterr().out
         assert exports["IOT_HISTORIAN_PASSWORD"] not in out
         now = partitions.hour_of(partitions.utc_now())
@@ -39,8 +43,16 @@ def test_server_and_seed_load_the_fleet_into_monthly_tables(capsys, monkeypatch)
         hours = int((now - start) / partitions.HOUR)
         tables = [f"sqlt_data_1_{start:%Y_%m}", f"sqlt_data_1_{now:%Y_%m}"]
         port = int(exports["IOT_HISTORIAN_JDBC_URL"].split(":")[-1].split("/")[0])
-        with psycopg2.connect(host="127.0.0.1", port=port, dbname="historian", user="historian",
-                              password=exports["IOT_HISTORIAN_PASSWORD"]) as conn, conn.cursor() as cur:
+        with (
+            psycopg2.connect(
+                host="127.0.0.1",
+                port=port,
+                dbname="historian",
+                user="historian",
+                password=exports["IOT_HISTORIAN_PASSWORD"],
+            ) as conn,
+            conn.cursor() as cur,
+        ):
             counts = {}
             for table in tables:
                 cur.execute(f"SELECT count(*), count(*) FILTER (WHERE dataintegrity <> 192) FROM {table}")
@@ -51,8 +63,16 @@ def test_server_and_seed_load_the_fleet_into_monthly_tables(capsys, monkeypatch)
         assert all(n > 0 for n, _ in counts.values()) and sum(bad for _, bad in counts.values()) > 0
         # seeding again replaces the hours' rows: the same counts
         assert cli.main(["historian", "seed", "--months", "2", "--devices", "2", "--rate", "4"]) == 0
-        with psycopg2.connect(host="127.0.0.1", port=port, dbname="historian", user="historian",
-                              password=exports["IOT_HISTORIAN_PASSWORD"]) as conn, conn.cursor() as cur:
+        with (
+            psycopg2.connect(
+                host="127.0.0.1",
+                port=port,
+                dbname="historian",
+                user="historian",
+                password=exports["IOT_HISTORIAN_PASSWORD"],
+            ) as conn,
+            conn.cursor() as cur,
+        ):
             cur.execute(f"SELECT count(*) FROM {tables[0]}")
             assert cur.fetchone()[0] == counts[tables[0]][0]
     finally:

@@ -1,6 +1,6 @@
 """historian_arrival_sensor: the hours to request, and ticks against a real PostgreSQL historian."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg2
 import pytest
@@ -9,11 +9,11 @@ from dagster import AssetMaterialization, DagsterInstance, SensorResult, SkipRea
 from iot_assets.assets.raw import RawSource
 from iot_assets.resources.aws import AwsResource
 from iot_assets.resources.historian import HistorianSource
-from iot_assets.sensors.historian_arrivals import hours_to_request, historian_arrival_sensor
+from iot_assets.sensors.historian_arrivals import historian_arrival_sensor, hours_to_request
 from iot_assets.simulator import FleetConfig
 from iot_assets.simulator.historian import seed
 
-UTC = timezone.utc
+UTC = UTC
 START = datetime(2026, 11, 1, tzinfo=UTC)
 LATENESS = timedelta(minutes=10)
 
@@ -21,15 +21,19 @@ LATENESS = timedelta(minutes=10)
 def test_an_hour_is_requested_once_the_newest_sample_passes_its_end_plus_lateness():
     oldest = datetime(2026, 11, 30, 20, 0, 30, tzinfo=UTC)
     at = datetime(2026, 11, 30, 23, 9, 59, tzinfo=UTC)
-    assert hours_to_request(None, oldest, at, LATENESS, START) == \
-        (datetime(2026, 11, 30, 20, tzinfo=UTC), datetime(2026, 11, 30, 21, tzinfo=UTC))
-    assert hours_to_request(None, oldest, at + timedelta(seconds=1), LATENESS, START)[1] == \
-        datetime(2026, 11, 30, 22, tzinfo=UTC)
-    assert hours_to_request(datetime(2026, 11, 30, 22, tzinfo=UTC), oldest, at + timedelta(seconds=1),
-                            LATENESS, START) is None
+    assert hours_to_request(None, oldest, at, LATENESS, START) == (
+        datetime(2026, 11, 30, 20, tzinfo=UTC),
+        datetime(2026, 11, 30, 21, tzinfo=UTC),
+    )
+    assert hours_to_request(None, oldest, at + timedelta(seconds=1), LATENESS, START)[1] == datetime(
+        2026, 11, 30, 22, tzinfo=UTC
+    )
+    assert (
+        hours_to_request(datetime(2026, 11, 30, 22, tzinfo=UTC), oldest, at + timedelta(seconds=1), LATENESS, START)
+        is None
+    )
     # history older than the first partition starts at the first partition
     assert hours_to_request(None, datetime(2025, 1, 1, tzinfo=UTC), at, LATENESS, START)[0] == START
-
 
 
 @pytest.mark.e2e
@@ -38,8 +42,12 @@ def test_the_first_tick_backfills_as_one_run_and_later_ticks_request_new_hours(h
     first = datetime(2026, 11, 29, 22, tzinfo=UTC)
     with psycopg2.connect(**historian_db["libpq"]) as conn:
         seed(conn, fleet, [first + timedelta(hours=i) for i in range(4)], prefix="sensor_data", tag_table="sensor_te")
-    historian = HistorianSource(aws=AwsResource(endpoint_url=local_aws), table_prefix="sensor_data",
-                                tag_table="sensor_te", **historian_db["settings"])
+    historian = HistorianSource(
+        aws=AwsResource(endpoint_url=local_aws),
+        table_prefix="sensor_data",
+        tag_table="sensor_te",
+        **historian_db["settings"],
+    )
     resources = {"raw_source": RawSource(source="historian", allowed_lateness_minutes=10), "historian": historian}
     with DagsterInstance.ephemeral() as instance:
         instance.report_runless_asset_event(AssetMaterialization("device_registry"))
@@ -47,6 +55,7 @@ def test_the_first_tick_backfills_as_one_run_and_later_ticks_request_new_hours(h
         def tick(cursor=None):
             with build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
                 return historian_arrival_sensor(context)
+
         # samples up to ~01:5x: hours 22:00 .. 00:00 are complete (01:00 ends at 02:00, plus the lateness)
         result = tick()
         assert isinstance(result, SensorResult)
@@ -59,11 +68,18 @@ def test_the_first_tick_backfills_as_one_run_and_later_ticks_request_new_hours(h
             seed(conn, fleet, [first + timedelta(hours=4)], prefix="sensor_data", tag_table="sensor_te")
         later = tick(result.cursor)
         [request] = later.run_requests
-        assert (request.tags["dagster/asset_partition_range_start"], request.tags["dagster/asset_partition_range_end"]) \
-            == ("2026-11-30-01:00", "2026-11-30-01:00")
+        assert (
+            request.tags["dagster/asset_partition_range_start"],
+            request.tags["dagster/asset_partition_range_end"],
+        ) == ("2026-11-30-01:00", "2026-11-30-01:00")
         assert historian_db["password"] not in repr(later)
-    refused = HistorianSource(aws=AwsResource(endpoint_url=local_aws), table_prefix="sensor_data", password="wrong",
-                              jdbc_url=historian_db["settings"]["jdbc_url"], user="historian")
+    refused = HistorianSource(
+        aws=AwsResource(endpoint_url=local_aws),
+        table_prefix="sensor_data",
+        password="wrong",
+        jdbc_url=historian_db["settings"]["jdbc_url"],
+        user="historian",
+    )
     with DagsterInstance.ephemeral() as instance:
         instance.report_runless_asset_event(AssetMaterialization("device_registry"))
         with build_sensor_context(instance=instance, resources={**resources, "historian": refused}) as context:

@@ -22,11 +22,11 @@ ROWS = [
     ("d1", H, "temperature", "zscore", "high", True),
     ("d1", H + M, "multivariate:vibration", "kmeans", "medium", True),
     ("d1", H + 5 * M, "temperature", "zscore", "medium", True),
-    ("d1", H + 20 * M, "humidity", "zscore", "low", False),       # unconfirmed: no incident
+    ("d1", H + 20 * M, "humidity", "zscore", "low", False),  # unconfirmed: no incident
     ("d1", H + 30 * M, "pressure", "threshold", "critical", True),
-    ("d2", H + 55 * M, "vibration", "zscore", "high", True),       # still open at 11:00
-    ("d2", H + 62 * M, "vibration", "zscore", "critical", True),   # continues it in hour 11
-    ("d3", H + 58 * M, "humidity", "threshold", "low", True),      # open at 11:00, closes in hour 11 unseen
+    ("d2", H + 55 * M, "vibration", "zscore", "high", True),  # still open at 11:00
+    ("d2", H + 62 * M, "vibration", "zscore", "critical", True),  # continues it in hour 11
+    ("d3", H + 58 * M, "humidity", "threshold", "low", True),  # open at 11:00, closes in hour 11 unseen
 ]
 
 
@@ -41,8 +41,12 @@ def by_key(df):
 def test_consecutive_flags_merge_and_open_incidents_continue(spark):
     first = incidents(log(spark, [r for r in ROWS if r[1] < H + 60 * M]), none(spark), H, H)
     got = {r["incident_id"]: r for r in first.collect()}
-    assert set(got) == {"d1@2026-11-21T10:00:00.000000", "d1@2026-11-21T10:30:00.000000",
-                        "d2@2026-11-21T10:55:00.000000", "d3@2026-11-21T10:58:00.000000"}
+    assert set(got) == {
+        "d1@2026-11-21T10:00:00.000000",
+        "d1@2026-11-21T10:30:00.000000",
+        "d2@2026-11-21T10:55:00.000000",
+        "d3@2026-11-21T10:58:00.000000",
+    }
     a = got["d1@2026-11-21T10:00:00.000000"]
     assert (a["readings"], a["peak_severity"], a["closed_at"]) == (3, "high", H + 5 * M)
     assert (a["methods"], a["metrics"]) == ("kmeans,threshold,zscore", "multivariate:vibration,temperature")
@@ -52,7 +56,12 @@ def test_consecutive_flags_merge_and_open_incidents_continue(spark):
     nxt = {r["incident_id"]: r for r in second.collect()}
     assert set(nxt) == {"d2@2026-11-21T10:55:00.000000", "d3@2026-11-21T10:58:00.000000"}
     d2, d3 = nxt["d2@2026-11-21T10:55:00.000000"], nxt["d3@2026-11-21T10:58:00.000000"]
-    assert (d2["readings"], d2["peak_severity"], d2["closed_at"], d2["opened_in_hour"]) == (2, "critical", H + 62 * M, H)
+    assert (d2["readings"], d2["peak_severity"], d2["closed_at"], d2["opened_in_hour"]) == (
+        2,
+        "critical",
+        H + 62 * M,
+        H,
+    )
     assert (d3["readings"], d3["closed_at"]) == (1, H + 58 * M)
     info = incident_summary(second)
     assert info["incidents_opened"] == 0 and info["incidents_closed"] == 2
@@ -67,7 +76,7 @@ def test_a_range_run_gives_each_hour_what_its_own_run_gives(spark):
 
 
 def test_a_long_incident_stays_one_incident_across_quiet_hour_boundaries(spark):
-    rows = [("d1", H + i * 7 * M, "temperature", "kmeans", "low", True) for i in range(30)]   # 10:00 .. 13:23
+    rows = [("d1", H + i * 7 * M, "temperature", "kmeans", "low", True) for i in range(30)]  # 10:00 .. 13:23
     out = incidents(log(spark, rows), none(spark), H, H + 4 * 60 * M)
     got = sorted(out.collect(), key=lambda r: r["event_hour"])
     assert [r["event_hour"] for r in got] == [H + i * 60 * M for i in range(4)]

@@ -1,7 +1,7 @@
 """Kinesis publishing and draining: exactly-once puts, resends, chunking, and hour assignment."""
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -9,9 +9,9 @@ from iot_assets.resources.aws import make_client
 from iot_assets.resources.kinesis import (
     MAX_BATCH_RECORDS,
     StreamRecord,
-    record_hour,
     put_all,
     read_arrivals,
+    record_hour,
 )
 
 
@@ -67,20 +67,23 @@ def _rec(event: datetime, arrival: datetime) -> StreamRecord:
     return StreamRecord(data, "k", "1", "s", arrival)
 
 
-@pytest.mark.parametrize("event_min,arrival_min,expected_hour", [
-    (30, 40, 10),        # on time
-    (55, 65, 10),        # late, within 10 minutes after the hour: its event hour
-    (55, 75, 11),        # too late: arrival hour, where bronze quarantines it as late
-    (130, 70, 11),       # from the future: arrival hour
-])
+@pytest.mark.parametrize(
+    "event_min,arrival_min,expected_hour",
+    [
+        (30, 40, 10),  # on time
+        (55, 65, 10),  # late, within 10 minutes after the hour: its event hour
+        (55, 75, 11),  # too late: arrival hour, where bronze quarantines it as late
+        (130, 70, 11),  # from the future: arrival hour
+    ],
+)
 def test_assigned_hour(event_min, arrival_min, expected_hour):
-    base = datetime(2026, 11, 21, 10, tzinfo=timezone.utc)
+    base = datetime(2026, 11, 21, 10, tzinfo=UTC)
     r = _rec(base + timedelta(minutes=event_min), base + timedelta(minutes=arrival_min))
     assert record_hour(r, timedelta(minutes=10)).hour == expected_hour
 
 
 def test_unreadable_records_go_by_arrival():
-    arrival = datetime(2026, 11, 21, 10, 5, tzinfo=timezone.utc)
+    arrival = datetime(2026, 11, 21, 10, 5, tzinfo=UTC)
     assert record_hour(StreamRecord(b"{broken", "k", "1", "s", arrival), timedelta(minutes=10)).hour == 10
 
 
@@ -89,10 +92,10 @@ def test_round_trip_through_the_local_endpoint(local_aws):
 
     kinesis = make_client("kinesis", local_aws, "us-east-1")
     stream = os.environ["IOT_KINESIS_STREAM"]
-    start = datetime.now(timezone.utc) - timedelta(seconds=1)
+    start = datetime.now(UTC) - timedelta(seconds=1)
     payloads = [json.dumps({"n": i}).encode() for i in range(700)]
     published, _ = put_all(kinesis, stream, payloads, [f"dev-{i % 7}" for i in range(700)])
-    got = read_arrivals(kinesis, stream, start, datetime.now(timezone.utc) + timedelta(seconds=5))
+    got = read_arrivals(kinesis, stream, start, datetime.now(UTC) + timedelta(seconds=5))
     mine = [r for r in got if r.data in set(payloads)]
     assert sorted(r.data for r in mine) == sorted(payloads)
     assert {(r.shard_id, r.sequence_number) for r in mine} == {(p.shard_id, p.sequence_number) for p in published}

@@ -1,17 +1,25 @@
 """The arrival ledger's audit and the raw checks built on it, on hand-made ledgers."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from iot_assets.assets.raw import arrival_checks
 from iot_assets.partitions import hour_key
 from iot_assets.resources.io_managers import HourLedger, RawBatches, RawObject
 
-HOUR = datetime(2026, 11, 10, 12, tzinfo=timezone.utc)
+HOUR = datetime(2026, 11, 10, 12, tzinfo=UTC)
 
 
 def entry(source="s3_landing", arrived=0, stored=0, duplicates=0, routed=0, home=True, unplaced=0) -> dict:
-    return {"source": source, "arrived": arrived, "stored": stored, "duplicates": duplicates,
-            "routed_elsewhere": routed, "already_stored": 0, "home": home, "unplaced": unplaced}
+    return {
+        "source": source,
+        "arrived": arrived,
+        "stored": stored,
+        "duplicates": duplicates,
+        "routed_elsewhere": routed,
+        "already_stored": 0,
+        "home": home,
+        "unplaced": unplaced,
+    }
 
 
 def raw_object(name: str, records: int) -> RawObject:
@@ -20,21 +28,31 @@ def raw_object(name: str, records: int) -> RawObject:
 
 
 def test_a_batch_that_reconciles_counts_every_record_as_accounted():
-    ledger = HourLedger({"kinesis-aa": entry("kinesis", arrived=7, stored=5, duplicates=2),
-                         "s3_landing-bb": entry(arrived=3, stored=2, routed=1)},
-                        [raw_object("kinesis-aa", 5), raw_object("s3_landing-bb", 2)])
+    ledger = HourLedger(
+        {
+            "kinesis-aa": entry("kinesis", arrived=7, stored=5, duplicates=2),
+            "s3_landing-bb": entry(arrived=3, stored=2, routed=1),
+        },
+        [raw_object("kinesis-aa", 5), raw_object("s3_landing-bb", 2)],
+    )
     assert ledger.audit() == (10, 0, [])
 
 
 def test_a_lost_record_and_a_missing_object_are_counted_and_named():
-    ledger = HourLedger({"kinesis-aa": entry("kinesis", arrived=7, stored=5, duplicates=1),
-                         "s3_landing-bb": entry(arrived=4, stored=4),
-                         "s3_landing-cc": entry(arrived=2, routed=2, home=False)},     # all of it in another hour
-                        [raw_object("kinesis-aa", 5)])
+    ledger = HourLedger(
+        {
+            "kinesis-aa": entry("kinesis", arrived=7, stored=5, duplicates=1),
+            "s3_landing-bb": entry(arrived=4, stored=4),
+            "s3_landing-cc": entry(arrived=2, routed=2, home=False),
+        },  # all of it in another hour
+        [raw_object("kinesis-aa", 5)],
+    )
     ok, bad, problems = ledger.audit()
     assert (ok, bad) == (6 + 2, 1 + 4)
-    assert problems == ["kinesis-aa: 7 arrived != 5 stored + 1 duplicates + 0 in other hours",
-                        "s3_landing-bb: no raw object, 4 records arrived"]
+    assert problems == [
+        "kinesis-aa: 7 arrived != 5 stored + 1 duplicates + 0 in other hours",
+        "s3_landing-bb: no raw object, 4 records arrived",
+    ]
 
 
 def test_arrival_checks_give_rows_per_hour_for_the_quality_log():

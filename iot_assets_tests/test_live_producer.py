@@ -3,7 +3,7 @@
 import gzip
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -13,7 +13,7 @@ from iot_assets.simulator import FleetConfig, simulate_hour
 from iot_assets.simulator.live import land_hours, produce, records_between
 
 FLEET = FleetConfig(device_count=6, readings_per_hour=40, seed=11, anomaly_rate=0.3, malformed_rate=0.1)
-HOUR = datetime(2026, 11, 21, 10, tzinfo=timezone.utc)
+HOUR = datetime(2026, 11, 21, 10, tzinfo=UTC)
 H0 = HOUR.timestamp()
 
 
@@ -22,7 +22,7 @@ def test_a_whole_hour_is_the_simulated_hour_in_time_order():
     sent = records_between(FLEET, H0, H0 + 3600)
     assert sorted(text for _, text, _ in sent) == sorted(sim.records)
     assert [t for t, _, _ in sent] == sorted(t for t, _, _ in sent)
-    assert sum(sim.malformed.values()) > 0      # malformed records are sent too
+    assert sum(sim.malformed.values()) > 0  # malformed records are sent too
 
 
 def test_consecutive_windows_lose_and_repeat_nothing():
@@ -30,7 +30,7 @@ def test_consecutive_windows_lose_and_repeat_nothing():
     edges = [H0 - 700, H0 - 3.5, H0 + 1, H0 + 1234.5, H0 + 3599.9, H0 + 5000]
     pieces = [records_between(FLEET, a, b, cache) for a, b in zip(edges, edges[1:])]
     assert [r for p in pieces for r in p] == records_between(FLEET, edges[0], edges[-1])
-    assert all(h >= int(edges[-2] // 3600) * 3600 for h in cache)   # old hours are dropped
+    assert all(h >= int(edges[-2] // 3600) * 3600 for h in cache)  # old hours are dropped
 
 
 class FakeKinesis:
@@ -39,7 +39,10 @@ class FakeKinesis:
 
     def put_records(self, StreamName, Records):
         self.sent.extend(r["Data"] for r in Records)
-        return {"FailedRecordCount": 0, "Records": [{"ShardId": "s", "SequenceNumber": str(len(self.sent))}] * len(Records)}
+        return {
+            "FailedRecordCount": 0,
+            "Records": [{"ShardId": "s", "SequenceNumber": str(len(self.sent))}] * len(Records),
+        }
 
 
 class Clock:
@@ -64,7 +67,7 @@ def test_stops_when_asked():
     stop.set()
     client = FakeKinesis()
     stats = produce(client, "s", FLEET, duration=None, stop=stop, tick=5, clock=Clock(H0, 30.0))
-    assert stats.puts == 1            # one pass, then it stops without waiting
+    assert stats.puts == 1  # one pass, then it stops without waiting
     assert client.sent == [t.encode() for _, t, _ in records_between(FLEET, H0 + 30, H0 + 60)]
 
 

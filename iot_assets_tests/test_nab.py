@@ -9,8 +9,12 @@ import pytest
 from iot_assets import nab
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nab"
-FILES = {"ambient": "ambient_temperature_system_failure.csv", "ec2": "ec2_request_latency_system_failure.csv",
-         "cpu": "cpu_utilization_asg_misconfiguration.csv", "occupancy": "occupancy_6005.csv"}
+FILES = {
+    "ambient": "ambient_temperature_system_failure.csv",
+    "ec2": "ec2_request_latency_system_failure.csv",
+    "cpu": "cpu_utilization_asg_misconfiguration.csv",
+    "occupancy": "occupancy_6005.csv",
+}
 # NAB's published standard-profile scores on these files, as quoted in issue 16
 PUBLISHED = {
     "ARTime": {"ambient": 91.4, "ec2": 73.2, "cpu": 37.1, "occupancy": 68.0},
@@ -21,9 +25,13 @@ PUBLISHED = {
 @pytest.mark.skipif(not DATA.exists(), reason="NAB data lives outside the repository")
 @pytest.mark.parametrize("detector,file", [(d, f) for d in PUBLISHED for f in FILES])
 def test_reproduces_reference_detector_scores(detector, file):
-    threshold = json.loads((DATA / "detector_results" / "thresholds.json").read_text())[detector]["standard"]["threshold"]
+    threshold = json.loads((DATA / "detector_results" / "thresholds.json").read_text())[detector]["standard"][
+        "threshold"
+    ]
     times, scores = nab.read_reference(DATA / "detector_results" / f"{detector}_{FILES[file]}")
-    result = nab.score(times, [s >= threshold for s in scores], nab.read_windows(DATA / "anomaly_windows.json", FILES[file]))
+    result = nab.score(
+        times, [s >= threshold for s in scores], nab.read_windows(DATA / "anomaly_windows.json", FILES[file])
+    )
     assert result.normalised == pytest.approx(PUBLISHED[detector][file], abs=0.05)
 
 
@@ -82,7 +90,7 @@ def test_operator_scores_on_readings_and_on_incident_openings():
     assert result["point_precision"] == 0.75 and result["point_recall"] == 0.15
     assert result["miss_rate"] == 0.85 and result["false_alarm_rate"] == round(1 / 180, 4)
     assert result["latency_hours"] == [round(25 / 60, 1)]
-    assert result["nab_score_incidents"] == result["nab_score_flagged"]   # later flags in a window are free
+    assert result["nab_score_incidents"] == result["nab_score_flagged"]  # later flags in a window are free
     assert operator_scores(times, set(), [], windows)["nab_score_incidents"] == 0
 
 
@@ -93,5 +101,9 @@ def test_incident_scores_count_true_incidents_found_events_and_coverage():
     events = {"e1": {("d1", t[i]) for i in range(5, 10)}, "e2": {("d2", t[15])}}
     spans = [("d1", t[6], t[8]), ("d1", t[12], t[13]), ("d3", t[15], t[15])]
     got = incident_scores(spans, events)
-    assert got == {"incidents": 3, "incident_precision": round(1 / 3, 4), "event_recall": 0.5,
-                   "labelled_points_in_incidents": 0.5}
+    assert got == {
+        "incidents": 3,
+        "incident_precision": round(1 / 3, 4),
+        "event_recall": 0.5,
+        "labelled_points_in_incidents": 0.5,
+    }

@@ -6,7 +6,7 @@ first hour is materialised again: its rows stay the same and the second hour is 
 """
 
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from pyspark.sql import functions as F
@@ -18,7 +18,7 @@ from iot_assets.simulator import simulate_hour
 
 pytestmark = pytest.mark.e2e
 
-H1 = datetime(2026, 11, 10, 10, tzinfo=timezone.utc)
+H1 = datetime(2026, 11, 10, 10, tzinfo=UTC)
 H2 = H1 + HOUR
 VOLATILE = ("ingest_time",)
 
@@ -55,13 +55,18 @@ def two_hours(runs):
 
 
 def test_every_check_passes_on_clean_hours_and_is_logged(runs, spark, lake):
-    for hour, result in runs.items():
+    for result in runs.values():
         evaluations = result.get_asset_check_evaluations()
         failed = [(e.asset_key.to_user_string(), e.check_name, e.description) for e in evaluations if not e.passed]
         assert not failed
         names = {e.check_name for e in evaluations}
-        assert {"check_bronze_reconciles_raw", "check_silver_schema", "check_silver_unique_readings",
-                "check_silver_reconciles_bronze", "check_device_hourly_stats_reconciles_silver"} <= names
+        assert {
+            "check_bronze_reconciles_raw",
+            "check_silver_schema",
+            "check_silver_unique_readings",
+            "check_silver_reconciles_bronze",
+            "check_device_hourly_stats_reconciles_silver",
+        } <= names
         recon = next(e for e in evaluations if e.check_name == "check_silver_reconciles_bronze")
         assert recon.metadata["failed_rows"].value == 0 and recon.metadata["passed_rows"].value > 0
         log = lake.read(spark, "data_quality_log").where(F.col("run_id") == result.run_id)
@@ -83,8 +88,14 @@ def test_layers_reconcile(two_hours, spark, lake, hour):
     n_bronze, n_quarantine, n_silver, n_rejected = bronze.count(), quarantine.count(), silver.count(), rejected.count()
     assert n_bronze + n_quarantine == len(sim.records)
     assert n_silver + n_rejected == n_bronze
-    assert Counter({r["reason"]: r["count"] for r in quarantine.groupBy("reason").count().collect()}) == sim.expected_quarantine
-    assert Counter({r["reason"]: r["count"] for r in rejected.groupBy("reason").count().collect()}) == sim.expected_rejected
+    assert (
+        Counter({r["reason"]: r["count"] for r in quarantine.groupBy("reason").count().collect()})
+        == sim.expected_quarantine
+    )
+    assert (
+        Counter({r["reason"]: r["count"] for r in rejected.groupBy("reason").count().collect()})
+        == sim.expected_rejected
+    )
     assert n_silver == sim.valid_readings
     assert silver.select("device_id", "event_time").distinct().count() == n_silver
 
@@ -98,13 +109,21 @@ def test_layers_reconcile(two_hours, spark, lake, hour):
 
 def test_quarantine_keeps_text_and_reason(two_hours, spark, lake):
     q = lake.read_window(spark, "bronze_quarantine", "batch_hour", H1, H1 + HOUR).collect()
-    assert q and all(r["payload"] and r["reason"] and r["source_object"].endswith(".jsonl.gz") and "/raw/" in r["source_object"] for r in q)
+    assert q and all(
+        r["payload"] and r["reason"] and r["source_object"].endswith(".jsonl.gz") and "/raw/" in r["source_object"]
+        for r in q
+    )
 
 
 def test_rematerialising_is_idempotent(two_hours, spark, lake):
-    tables = [("bronze_sensor_readings", "event_hour"), ("bronze_quarantine", "batch_hour"),
-              ("silver_sensor_readings", "event_hour"), ("silver_rejected_readings", "event_hour"),
-              ("device_hourly_stats", "event_hour"), ("sensor_aggregates_10min", "event_hour")]
+    tables = [
+        ("bronze_sensor_readings", "event_hour"),
+        ("bronze_quarantine", "batch_hour"),
+        ("silver_sensor_readings", "event_hour"),
+        ("silver_rejected_readings", "event_hour"),
+        ("device_hourly_stats", "event_hour"),
+        ("sensor_aggregates_10min", "event_hour"),
+    ]
     before = {t: rows(spark, lake, t, c, H1) for t, c in tables}
     h2_before = {t: rows(spark, lake, t, c, H2) for t, c in tables}
     h2_files = files(spark, lake, "silver_sensor_readings", H2)

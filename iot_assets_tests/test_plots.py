@@ -16,19 +16,27 @@ def _readings() -> pd.DataFrame:
     rows = []
     for d in ("dev-1", "dev-2"):
         for i in range(30):
-            rows.append({"device_id": d, "event_time": T0 + timedelta(minutes=2 * i),
-                         "temperature": 20.0 + (30.0 if (d, i) == ("dev-1", 7) else 0.0), "vibration": 1.0 + i / 30})
+            rows.append(
+                {
+                    "device_id": d,
+                    "event_time": T0 + timedelta(minutes=2 * i),
+                    "temperature": 20.0 + (30.0 if (d, i) == ("dev-1", 7) else 0.0),
+                    "vibration": 1.0 + i / 30,
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def _flags() -> pd.DataFrame:
     hit = T0 + timedelta(minutes=14)
-    return pd.DataFrame([
-        {"device_id": "dev-1", "event_time": hit, "metric": "temperature", "method": "threshold"},
-        {"device_id": "dev-1", "event_time": hit, "metric": "temperature", "method": "zscore"},
-        {"device_id": "dev-1", "event_time": hit, "metric": "multivariate:temperature", "method": "kmeans"},
-        {"device_id": "dev-2", "event_time": T0, "metric": "multivariate:vibration_log_spread", "method": "kmeans"},
-    ])
+    return pd.DataFrame(
+        [
+            {"device_id": "dev-1", "event_time": hit, "metric": "temperature", "method": "threshold"},
+            {"device_id": "dev-1", "event_time": hit, "metric": "temperature", "method": "zscore"},
+            {"device_id": "dev-1", "event_time": hit, "metric": "multivariate:temperature", "method": "kmeans"},
+            {"device_id": "dev-2", "event_time": T0, "metric": "multivariate:vibration_log_spread", "method": "kmeans"},
+        ]
+    )
 
 
 def _size(png: bytes) -> tuple[int, int]:
@@ -46,7 +54,7 @@ def test_anomaly_chart_is_a_small_png_with_a_panel_per_device():
     two = plots.anomaly_chart(_readings(), _flags(), ["dev-1", "dev-2"], "two")
     assert one.startswith(PNG_MAGIC) and two.startswith(PNG_MAGIC)
     assert len(two) < 100_000
-    assert _size(two)[1] > _size(one)[1] * 1.5   # a second panel below the first
+    assert _size(two)[1] > _size(one)[1] * 1.5  # a second panel below the first
 
 
 def test_anomaly_chart_without_anomalies_still_renders():
@@ -56,8 +64,13 @@ def test_anomaly_chart_without_anomalies_still_renders():
 
 def test_distance_chart_and_markdown_embedding():
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"device_id": np.repeat(["a", "b"], 101), "distance": rng.gamma(2.0, 0.5, 202),
-                          "threshold": np.repeat([4.0, 5.0], 101)})
+    frame = pd.DataFrame(
+        {
+            "device_id": np.repeat(["a", "b"], 101),
+            "distance": rng.gamma(2.0, 0.5, 202),
+            "threshold": np.repeat([4.0, 5.0], 101),
+        }
+    )
     png = plots.distance_chart(frame, "models")
     assert png.startswith(PNG_MAGIC) and len(png) < 100_000
     md = plots.markdown_image(png, "chart").value

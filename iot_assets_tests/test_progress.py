@@ -19,9 +19,11 @@ def test_prints_at_most_once_per_interval_with_counts_and_elapsed():
     for second in range(1, 31):
         clock.now = float(second)
         p.update(done=second // 3, records=second * 100)
-    assert lines == ["[demo] 3/12 asset partitions, 1,000 records, 10 s",
-                     "[demo] 6/12 asset partitions, 2,000 records, 20 s",
-                     "[demo] 10/12 asset partitions, 3,000 records, 30 s"]
+    assert lines == [
+        "[demo] 3/12 asset partitions, 1,000 records, 10 s",
+        "[demo] 6/12 asset partitions, 2,000 records, 20 s",
+        "[demo] 10/12 asset partitions, 3,000 records, 30 s",
+    ]
     p.update(force=True)
     assert len(lines) == 4
 
@@ -50,7 +52,7 @@ def test_watch_run_counts_the_tagged_runs_materialisations(kind):
         return first + 1
 
     lines = []
-    with (instance_for_test() if kind == "on_disk" else DagsterInstance.ephemeral()) as instance:
+    with instance_for_test() if kind == "on_disk" else DagsterInstance.ephemeral() as instance:
         progress = Progress("run", total=2, unit="asset partitions", interval=3600, write=lines.append)
         with watch_run(instance, ("iot/progress", "t"), progress, poll=0.05):
             materialize([first, second], instance=instance, tags={"iot/progress": "t"})

@@ -7,7 +7,7 @@ run stops before gold; the checks' metadata and the data-quality log say what fa
 """
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from dagster import AssetKey, DagsterInstance, materialize
@@ -23,7 +23,7 @@ from iot_assets.simulator import device_registry, simulate_hour
 
 pytestmark = pytest.mark.e2e
 
-BAD_HOUR = datetime(2026, 11, 12, 7, tzinfo=timezone.utc)
+BAD_HOUR = datetime(2026, 11, 12, 7, tzinfo=UTC)
 
 
 def evaluations(result) -> dict:
@@ -42,10 +42,23 @@ def bad_run(resources, spark):
     every = executable_assets
     instance = DagsterInstance.ephemeral()
     try:
-        registry = materialize(every, selection=["device_registry"], instance=instance, resources=defs.resources,
-                               run_config=QUIET, raise_on_error=False)
-        hour = materialize(every, selection=HOURLY_PIPELINE, partition_key=hour_key(BAD_HOUR), instance=instance,
-                           resources=defs.resources, run_config=QUIET, raise_on_error=False)
+        registry = materialize(
+            every,
+            selection=["device_registry"],
+            instance=instance,
+            resources=defs.resources,
+            run_config=QUIET,
+            raise_on_error=False,
+        )
+        hour = materialize(
+            every,
+            selection=HOURLY_PIPELINE,
+            partition_key=hour_key(BAD_HOUR),
+            instance=instance,
+            resources=defs.resources,
+            run_config=QUIET,
+            raise_on_error=False,
+        )
     finally:
         aws.s3.delete_object(Bucket=lake.bucket, Key=REFERENCE_KEY)
         # Leave a clean registry for the tests that follow.
@@ -72,7 +85,7 @@ def test_blocking_silver_checks_fail_with_counts_and_examples(bad_run, spark):
     assert not schema.passed and schema.blocking
     silver = lake.read_window(spark, "silver_sensor_readings", "event_hour", BAD_HOUR, BAD_HOUR + HOUR)
     siteless = silver.where(F.col("site").isNull()).count()
-    assert siteless > 0 and abs(siteless - per_device["dev-0002"]) <= 2     # a malformed record or two aside
+    assert siteless > 0 and abs(siteless - per_device["dev-0002"]) <= 2  # a malformed record or two aside
     assert schema.metadata["failed_rows"].value == siteless
     assert schema.metadata["failures_by_rule"].value == {"site:not_null": siteless}
     assert {e["device_id"] for e in schema.metadata["examples"].value} == {"dev-0002"}
@@ -81,7 +94,7 @@ def test_blocking_silver_checks_fail_with_counts_and_examples(bad_run, spark):
     rejected = lake.read_window(spark, "silver_rejected_readings", "event_hour", BAD_HOUR, BAD_HOUR + HOUR)
     doubled = rejected.where((F.col("reason") == "duplicate") & (F.col("device_id") == "dev-0001")).count()
     assert not recon.passed and recon.metadata["failed_rows"].value == doubled > 0
-    assert got[("silver_sensor_readings", "check_silver_unique_readings")].passed   # dedup did its job
+    assert got[("silver_sensor_readings", "check_silver_unique_readings")].passed  # dedup did its job
     assert got[("bronze_sensor_readings", "check_bronze_reconciles_raw")].passed
 
 

@@ -7,7 +7,7 @@ import re
 import subprocess
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlparse
@@ -29,24 +29,39 @@ REPO = Path(__file__).resolve().parents[1]
 
 # ------------------------------------------------------------------ validated paths and URLs
 
-@pytest.mark.parametrize("build", [
-    lambda: raw_key("../raw", datetime(2026, 11, 10, tzinfo=timezone.utc)),
-    lambda: raw_key("raw/../../x", datetime(2026, 11, 10, tzinfo=timezone.utc)),
-    lambda: DeltaLakehouse(bucket="iot-lakehouse", prefix="lake").uri("../silver"),
-    lambda: DeltaLakehouse(bucket="iot-lakehouse", prefix="lake/../other").uri("silver_sensor_readings"),
-    lambda: DeltaLakehouse(bucket="Bad_Bucket", prefix="lake").uri("silver_sensor_readings"),
-    lambda: window_predicate("event_hour OR 1=1", datetime(2026, 11, 10), datetime(2026, 11, 11)),
-    lambda: LandingZone(aws=AwsResource(), prefix="landing/../raw").objects(),
-    lambda: settings.validate_stream("stream/../x"),
-], ids=["raw_prefix_dotdot", "raw_prefix_nested_dotdot", "table_name", "lake_prefix", "bucket", "sql_column",
-        "landing_prefix", "stream"])
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: raw_key("../raw", datetime(2026, 11, 10, tzinfo=UTC)),
+        lambda: raw_key("raw/../../x", datetime(2026, 11, 10, tzinfo=UTC)),
+        lambda: DeltaLakehouse(bucket="iot-lakehouse", prefix="lake").uri("../silver"),
+        lambda: DeltaLakehouse(bucket="iot-lakehouse", prefix="lake/../other").uri("silver_sensor_readings"),
+        lambda: DeltaLakehouse(bucket="Bad_Bucket", prefix="lake").uri("silver_sensor_readings"),
+        lambda: window_predicate("event_hour OR 1=1", datetime(2026, 11, 10), datetime(2026, 11, 11)),
+        lambda: LandingZone(aws=AwsResource(), prefix="landing/../raw").objects(),
+        lambda: settings.validate_stream("stream/../x"),
+    ],
+    ids=[
+        "raw_prefix_dotdot",
+        "raw_prefix_nested_dotdot",
+        "table_name",
+        "lake_prefix",
+        "bucket",
+        "sql_column",
+        "landing_prefix",
+        "stream",
+    ],
+)
 def test_keys_and_paths_are_built_only_from_validated_parts(build):
     with pytest.raises(ValueError):
         build()
 
 
-@pytest.mark.parametrize("url", ["javascript:alert(1)", "http://user:pw@ui.example", "ftp://ui.example",
-                                 "http://ui.example/?next=evil", "/runs"])
+@pytest.mark.parametrize(
+    "url",
+    ["javascript:alert(1)", "http://user:pw@ui.example", "ftp://ui.example", "http://ui.example/?next=evil", "/runs"],
+)
 def test_ui_url_is_validated(url):
     with pytest.raises(ValueError):
         settings.validate_link_base(url)
@@ -67,12 +82,13 @@ def test_local_aws_listens_on_loopback_only(local_aws):
         for line in Path(table).read_text().splitlines()[1:]:
             local, state = line.split()[1], line.split()[3]
             address, hex_port = local.split(":")
-            if state == "0A" and int(hex_port, 16) == port:      # 0A: LISTEN
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
                 listening.append(address)
-    assert listening == ["0100007F"]                             # 127.0.0.1, and no IPv6 socket
+    assert listening == ["0100007F"]  # 127.0.0.1, and no IPv6 socket
 
 
 # ------------------------------------------------------------------ a planted secret appears nowhere
+
 
 class _SlackCatcher(BaseHTTPRequestHandler):
     bodies: list[bytes] = []
@@ -83,7 +99,7 @@ class _SlackCatcher(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(b"ok")
 
-    def log_message(self, *args):   # keep the test's output to what the product prints
+    def log_message(self, *args):  # keep the test's output to what the product prints
         pass
 
 
@@ -99,7 +115,7 @@ def slack():
     thread.join(timeout=5)
 
 
-SECRET_HOUR = datetime(2026, 11, 19, 5, tzinfo=timezone.utc)
+SECRET_HOUR = datetime(2026, 11, 19, 5, tzinfo=UTC)
 
 
 def test_a_planted_secret_appears_in_no_output(resources, slack, monkeypatch, tmp_path, capfd, caplog):
@@ -109,36 +125,54 @@ def test_a_planted_secret_appears_in_no_output(resources, slack, monkeypatch, tm
     port, received = slack
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", f"aws-{canary}")
     monkeypatch.setenv("IOT_ALERT_SLACK_WEBHOOK_URL", f"http://127.0.0.1:{port}/services/T0/B0/{canary}")
-    sinks = AlertSinks(aws=defs.resources["aws"], sns_topic="iot-alerts", metrics_namespace="",
-                       slack_webhook_url=EnvVar("IOT_ALERT_SLACK_WEBHOOK_URL"), ui_url="http://127.0.0.1:3000")
+    sinks = AlertSinks(
+        aws=defs.resources["aws"],
+        sns_topic="iot-alerts",
+        metrics_namespace="",
+        slack_webhook_url=EnvVar("IOT_ALERT_SLACK_WEBHOOK_URL"),
+        ui_url="http://127.0.0.1:3000",
+    )
     res = {**defs.resources, "alert_sinks": sinks}
     alert_defs = Definitions(assets=executable_assets, sensors=[run_failure_alert_sensor], resources=res)
     (tmp_path / "home").mkdir()
     instance = DagsterInstance.local_temp(str(tmp_path / "home"))
     try:
+
         def tick(cursor):
-            with build_sensor_context(instance=instance, cursor=cursor, definitions=alert_defs,
-                                      resources={"alert_sinks": sinks}) as context:
+            with build_sensor_context(
+                instance=instance, cursor=cursor, definitions=alert_defs, resources={"alert_sinks": sinks}
+            ) as context:
                 return run_failure_alert_sensor.evaluate_tick(context).cursor
 
         cursor = tick(None)
         # A simulated hour: published to Kinesis, backed up to S3, with its metadata in the event log.
-        ok = materialize(executable_assets, selection=["raw_sensor_batches"], partition_key=hour_key(SECRET_HOUR),
-                         instance=instance, resources=res)
+        ok = materialize(
+            executable_assets,
+            selection=["raw_sensor_batches"],
+            partition_key=hour_key(SECRET_HOUR),
+            instance=instance,
+            resources=res,
+        )
         # An unknown raw source fails its run: the run-failure alert goes to SNS and Slack.
-        failed = materialize(executable_assets, selection=["raw_sensor_batches"], partition_key=hour_key(SECRET_HOUR),
-                             instance=instance, resources=res, raise_on_error=False,
-                             run_config={"resources": {"raw_source": {"config": {"source": "kafka"}}}})
+        failed = materialize(
+            executable_assets,
+            selection=["raw_sensor_batches"],
+            partition_key=hour_key(SECRET_HOUR),
+            instance=instance,
+            resources=res,
+            raise_on_error=False,
+            run_config={"resources": {"raw_source": {"config": {"source": "kafka"}}}},
+        )
         assert ok.success and not failed.success
         tick(cursor)
-        assert received and b"raw_sensor_batches" in received[0]        # the alert went out
+        assert received and b"raw_sensor_batches" in received[0]  # the alert went out
 
         outputs = {"slack bodies": b"".join(received).decode(errors="replace")}
         for run in (ok, failed):
             record = instance.get_run_by_id(run.run_id)
             outputs[f"run config and tags {run.run_id}"] = json.dumps([record.run_config, record.tags], default=str)
             outputs[f"event log {run.run_id}"] = "\n".join(serialize_value(e) for e in instance.all_logs(run.run_id))
-        for path in (tmp_path / "home").rglob("*"):                       # compute logs, event and run storage
+        for path in (tmp_path / "home").rglob("*"):  # compute logs, event and run storage
             if path.is_file():
                 outputs[str(path)] = path.read_bytes().decode(errors="replace")
         captured = capfd.readouterr()
@@ -153,7 +187,8 @@ def test_a_planted_secret_appears_in_no_output(resources, slack, monkeypatch, tm
 # Shapes of real credentials: AWS access key ids and secrets, Slack webhooks, private keys.
 SECRET_SHAPES = re.compile(
     r"AKIA[0-9A-Z]{16}|aws_secret_access_key\s*[=:]\s*['\"]?[A-Za-z0-9/+=]{40}"
-    r"|hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]+|-----BEGIN [A-Z ]*PRIVATE KEY-----")
+    r"|hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]+|-----BEGIN [A-Z ]*PRIVATE KEY-----"
+)
 
 
 def test_no_tracked_file_holds_a_credential():

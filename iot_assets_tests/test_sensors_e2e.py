@@ -11,7 +11,7 @@ gold, which is what a record waits once its hour is complete.
 import json
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from dagster import AssetMaterialization, DagsterInstance, build_sensor_context, materialize
@@ -43,7 +43,7 @@ def stream(local_aws):
 
 def test_kinesis_records_reach_gold(stream, resources, spark, local_aws, monkeypatch, record_property):
     kinesis, name = stream
-    hour = hour_of(datetime.now(timezone.utc)) - HOUR
+    hour = hour_of(datetime.now(UTC)) - HOUR
     base = resolved("raw_source")
     source = RawSource(**{**base.model_dump(), "source": "kinesis", "stream": name, "allowed_lateness_minutes": 180})
     sim = simulate_hour(hour, source.fleet)
@@ -52,7 +52,7 @@ def test_kinesis_records_reach_gold(stream, resources, spark, local_aws, monkeyp
     in_hour = sum(event_hour_of(r.encode()) == hour for r in sim.records)
 
     run_resources = {**resources, "raw_source": source}
-    assert materialize([device_registry], resources=run_resources).success    # as in a running deployment
+    assert materialize([device_registry], resources=run_resources).success  # as in a running deployment
     with DagsterInstance.ephemeral() as instance:
         instance.report_runless_asset_event(AssetMaterialization("device_registry"))
         sensor_resources = {"raw_source": source, "aws": AwsResource(endpoint_url=local_aws)}
@@ -61,8 +61,9 @@ def test_kinesis_records_reach_gold(stream, resources, spark, local_aws, monkeyp
 
         monkeypatch.setattr(partitions, "utc_now", lambda: hour + HOUR + source.lateness)
         began = time.monotonic()
-        tick = kinesis_arrival_sensor(build_sensor_context(instance=instance, cursor=early.cursor,
-                                                           resources=sensor_resources))
+        tick = kinesis_arrival_sensor(
+            build_sensor_context(instance=instance, cursor=early.cursor, resources=sensor_resources)
+        )
         [request] = tick.run_requests
         assert (request.partition_key, request.run_key) == (hour_key(hour), f"kinesis:{hour_key(hour)}")
         # the current hour holds the records whose timestamps were unreadable or far off (if the simulated
@@ -79,7 +80,7 @@ def test_kinesis_records_reach_gold(stream, resources, spark, local_aws, monkeyp
     latency = time.monotonic() - began
 
     raw = result.asset_materializations_for_node("raw_sensor_batches")[0].metadata["records_per_hour"].value
-    assert raw == {hour_key(hour): in_hour}                             # exactly the hour's records
+    assert raw == {hour_key(hour): in_hour}  # exactly the hour's records
     silver = lake.read_window(spark, "silver_sensor_readings", "event_hour", hour, hour + HOUR)
     assert silver.count() == n_gold == sim.valid_readings
     assert silver.where(F.col("kinesis_sequence_number").isNull()).count() == 0

@@ -17,9 +17,15 @@ def test_readme_documents_every_setting():
     assert not missing
 
 
-@pytest.mark.parametrize("value,expected", [
-    ("http://127.0.0.1:4566", "http://127.0.0.1:4566"), ("aws", None), ("", None),
-    ("https://s3.example.internal/", "https://s3.example.internal")])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("http://127.0.0.1:4566", "http://127.0.0.1:4566"),
+        ("aws", None),
+        ("", None),
+        ("https://s3.example.internal/", "https://s3.example.internal"),
+    ],
+)
 def test_endpoint(value, expected):
     assert settings.endpoint_url(value) == expected
 

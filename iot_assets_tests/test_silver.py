@@ -18,14 +18,35 @@ T0 = datetime(2026, 11, 21, 10, 0, 0)
 
 def bronze_row(i, dev="dev-0001", minute=0.0, temperature=50.0, status="normal", vibration=1.0, humidity=40.0):
     t = T0 + timedelta(minutes=minute)
-    return (dev, t, temperature, humidity, 2.0, vibration, 80.0, -60.0, status, None, "simulator", "s3a://b/raw",
-            i, None, None, None, None, t, t.replace(minute=0, second=0, microsecond=0))
+    return (
+        dev,
+        t,
+        temperature,
+        humidity,
+        2.0,
+        vibration,
+        80.0,
+        -60.0,
+        status,
+        None,
+        "simulator",
+        "s3a://b/raw",
+        i,
+        None,
+        None,
+        None,
+        None,
+        t,
+        t.replace(minute=0, second=0, microsecond=0),
+    )
 
 
 @pytest.fixture(scope="module")
 def registry(spark):
-    return spark.createDataFrame([("dev-0001", "pump-1", "plant", "pump", 50.0, 5.0),
-                                  ("dev-0002", "pump-2", "plant", "pump", 50.0, 5.0)], struct_type(DeviceRecord))
+    return spark.createDataFrame(
+        [("dev-0001", "pump-1", "plant", "pump", 50.0, 5.0), ("dev-0002", "pump-2", "plant", "pump", 50.0, 5.0)],
+        struct_type(DeviceRecord),
+    )
 
 
 def run(spark, registry, rows):
@@ -35,11 +56,21 @@ def run(spark, registry, rows):
 
 
 def test_rejections_have_reasons(spark, registry):
-    rows = [bronze_row(0), bronze_row(1, minute=1, humidity=140.0), bronze_row(2, minute=2, status="bogus"),
-            bronze_row(3, dev="dev-9999", minute=3), bronze_row(4, minute=0), bronze_row(5, minute=4)]
+    rows = [
+        bronze_row(0),
+        bronze_row(1, minute=1, humidity=140.0),
+        bronze_row(2, minute=2, status="bogus"),
+        bronze_row(3, dev="dev-9999", minute=3),
+        bronze_row(4, minute=0),
+        bronze_row(5, minute=4),
+    ]
     silver, rejected = run(spark, registry, rows)
     assert [(r["record_index"], r["reason"]) for r in rejected] == [
-        (1, reasons.OUT_OF_RANGE), (2, reasons.INVALID_STATUS), (3, reasons.UNKNOWN_DEVICE), (4, reasons.DUPLICATE)]
+        (1, reasons.OUT_OF_RANGE),
+        (2, reasons.INVALID_STATUS),
+        (3, reasons.UNKNOWN_DEVICE),
+        (4, reasons.DUPLICATE),
+    ]
     assert rejected[0]["reason_detail"] == "humidity=140.0"
     assert [r["record_index"] for r in silver] == [0, 5]
     assert len(silver) + len(rejected) == len(rows)
@@ -51,8 +82,10 @@ def test_duplicate_of_a_rejected_reading_is_kept(spark, registry):
 
 
 def test_rolling_average_and_vibration_category(spark, registry):
-    rows = [bronze_row(i, minute=m, temperature=t, vibration=v)
-            for i, (m, t, v) in enumerate([(0, 10.0, 1.0), (2, 20.0, 2.0), (4, 30.0, 5.0), (7, 40.0, 1.7)])]
+    rows = [
+        bronze_row(i, minute=m, temperature=t, vibration=v)
+        for i, (m, t, v) in enumerate([(0, 10.0, 1.0), (2, 20.0, 2.0), (4, 30.0, 5.0), (7, 40.0, 1.7)])
+    ]
     silver, _ = run(spark, registry, rows)
     assert [r["temperature_avg_5min"] for r in silver] == [10.0, 15.0, 20.0, 35.0]
     assert [r["vibration_category"] for r in silver] == ["Low", "Medium", "High", "Low"]
@@ -68,12 +101,23 @@ def test_previous_hour_tail_seeds_rolling_but_is_not_emitted(spark, registry):
 
 def test_of_several_copies_the_first_fit_one_received_is_kept(spark, registry):
     # One instant, five readings: unfit ones keep their own reason and do not count as the original.
-    rows = [bronze_row(0, status="bogus"), bronze_row(1), bronze_row(2), bronze_row(3, humidity=140.0),
-            bronze_row(4), bronze_row(5, minute=1), bronze_row(6, dev="dev-0002")]
+    rows = [
+        bronze_row(0, status="bogus"),
+        bronze_row(1),
+        bronze_row(2),
+        bronze_row(3, humidity=140.0),
+        bronze_row(4),
+        bronze_row(5, minute=1),
+        bronze_row(6, dev="dev-0002"),
+    ]
     silver, rejected = run(spark, registry, rows)
     assert [r["record_index"] for r in silver] == [1, 5, 6]
     assert [(r["record_index"], r["reason"]) for r in rejected] == [
-        (0, reasons.INVALID_STATUS), (2, reasons.DUPLICATE), (3, reasons.OUT_OF_RANGE), (4, reasons.DUPLICATE)]
+        (0, reasons.INVALID_STATUS),
+        (2, reasons.DUPLICATE),
+        (3, reasons.OUT_OF_RANGE),
+        (4, reasons.DUPLICATE),
+    ]
     # Across raw objects, the earlier object's copy is the one kept.
     later, earlier = list(bronze_row(0)), list(bronze_row(1))
     later[11], earlier[11] = "s3a://b/raw/hour=02", "s3a://b/raw/hour=01"
@@ -85,13 +129,26 @@ def test_of_several_copies_the_first_fit_one_received_is_kept(spark, registry):
 def test_rolling_averages_equal_the_direct_five_minute_mean(spark, registry):
     # The running-total formula against Spark's own average over a (t - 5 min, t] range frame.
     rng = random.Random(7)
-    rows = [bronze_row(i, dev=rng.choice(["dev-0001", "dev-0002"]), minute=rng.uniform(-5, 59.9),
-                       temperature=rng.uniform(-50, 240), humidity=rng.uniform(0, 100)) for i in range(400)]
+    rows = [
+        bronze_row(
+            i,
+            dev=rng.choice(["dev-0001", "dev-0002"]),
+            minute=rng.uniform(-5, 59.9),
+            temperature=rng.uniform(-50, 240),
+            humidity=rng.uniform(0, 100),
+        )
+        for i in range(400)
+    ]
     silver, _ = run(spark, registry, rows)
     direct = Window.partitionBy("device_id").orderBy(F.unix_millis("event_time")).rangeBetween(-299_999, 0)
-    expected = {(r["device_id"], r["event_time"]): r for r in (
-        spark.createDataFrame(rows, struct_type(BronzeReading))
-        .select("device_id", "event_time", *[F.avg(m).over(direct).alias(m) for m in ROLLING_METRICS]).collect())}
+    expected = {
+        (r["device_id"], r["event_time"]): r
+        for r in (
+            spark.createDataFrame(rows, struct_type(BronzeReading))
+            .select("device_id", "event_time", *[F.avg(m).over(direct).alias(m) for m in ROLLING_METRICS])
+            .collect()
+        )
+    }
     assert len(silver) > 300
     for r in silver:
         want = expected[(r["device_id"], r["event_time"])]

@@ -2,13 +2,13 @@
 
 import json
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from iot_assets.partitions import HOUR
 from iot_assets.simulator import FleetConfig, device_registry, simulate_hour
 from iot_assets.simulator.fleet import checksum
 
-H = datetime(2026, 11, 12, 6, tzinfo=timezone.utc)
+H = datetime(2026, 11, 12, 6, tzinfo=UTC)
 CFG = FleetConfig(device_count=20, readings_per_hour=60)
 
 
@@ -36,7 +36,7 @@ def _clean(sim):
 
 
 def test_signals_join_smoothly_across_hours():
-    labelled = {l.device_id for h in (H, H + HOUR) for l in simulate_hour(h, CFG).labels}
+    labelled = {label.device_id for h in (H, H + HOUR) for label in simulate_hour(h, CFG).labels}
     a, b = _clean(simulate_hour(H, CFG)), _clean(simulate_hour(H + HOUR, CFG))
     for dev in {r["device_id"] for r in a} - labelled:
         last = [r for r in a if r["device_id"] == dev and isinstance(r.get("temperature"), float)][-1]
@@ -46,8 +46,17 @@ def test_signals_join_smoothly_across_hours():
 
 def test_fields_and_registry():
     rec = _clean(simulate_hour(H, CFG))[0]
-    assert set(rec) == {"device_id", "timestamp", "temperature", "humidity", "pressure", "vibration",
-                        "battery_level", "signal_strength", "status"}
+    assert set(rec) == {
+        "device_id",
+        "timestamp",
+        "temperature",
+        "humidity",
+        "pressure",
+        "vibration",
+        "battery_level",
+        "signal_strength",
+        "status",
+    }
     reg = device_registry(CFG)
     assert len(reg) == 20 and len({d.device_id for d in reg}) == 20 and all(d.site and d.device_type for d in reg)
 
@@ -58,7 +67,7 @@ def test_anomalies_and_malformed_are_labelled():
     hours = 24
     for i in range(hours):
         sim = simulate_hour(H + HOUR * i, cfg)
-        kinds.update({l.kind for l in sim.labels})
+        kinds.update({label.kind for label in sim.labels})
         malformed.update(sim.malformed)
         expected_records = cfg.device_count * cfg.readings_per_hour + sim.malformed["duplicate"]
         assert len(sim.records) == expected_records

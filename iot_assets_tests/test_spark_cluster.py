@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyspark
@@ -31,9 +31,13 @@ from iot_assets.resources.lakehouse import DeltaLakehouse
 pytestmark = pytest.mark.e2e
 
 SPARK_HOME = Path(pyspark.__file__).parent
-H = datetime(2026, 11, 13, 5, tzinfo=timezone.utc)
-TABLES = (("silver_sensor_readings", "event_hour"), ("silver_rejected_readings", "event_hour"),
-          ("device_hourly_stats", "event_hour"), ("sensor_aggregates_10min", "event_hour"))
+H = datetime(2026, 11, 13, 5, tzinfo=UTC)
+TABLES = (
+    ("silver_sensor_readings", "event_hour"),
+    ("silver_rejected_readings", "event_hour"),
+    ("device_hourly_stats", "event_hour"),
+    ("sensor_aggregates_10min", "event_hour"),
+)
 VOLATILE = ("ingest_time",)
 CLUSTER_RUN = """
 import sys
@@ -56,11 +60,15 @@ def _free_port() -> int:
 
 
 def _spark_class(log: Path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": "127.0.0.1",
-           "SPARK_DAEMON_MEMORY": "512m"}
+    env = {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_DAEMON_MEMORY": "512m"}
     with open(log, "w") as out:
-        return subprocess.Popen([str(SPARK_HOME / "bin/spark-class"), *args], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [str(SPARK_HOME / "bin/spark-class"), *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def _master_state(web_port: int) -> dict:
@@ -85,16 +93,39 @@ def standalone_cluster(tmp_path_factory):
     logs = tmp_path_factory.mktemp("spark-standalone")
     port, web = _free_port(), _free_port()
     url = f"spark://127.0.0.1:{port}"
-    procs = [_spark_class(logs / "master.log", "org.apache.spark.deploy.master.Master",
-                          "--host", "127.0.0.1", "--port", str(port), "--webui-port", str(web))]
+    procs = [
+        _spark_class(
+            logs / "master.log",
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--webui-port",
+            str(web),
+        )
+    ]
     try:
         _wait("Spark master", lambda: _master_state(web)["status"] == "ALIVE")
         for i in range(2):
-            procs.append(_spark_class(logs / f"worker{i}.log", "org.apache.spark.deploy.worker.Worker", url,
-                                      "--host", "127.0.0.1", "--cores", "1", "--memory", "1g",
-                                      "--webui-port", str(_free_port()), "--work-dir", str(logs / f"work{i}")))
-        _wait("two Spark workers",
-              lambda: sum(w["state"] == "ALIVE" for w in _master_state(web)["workers"]) == 2)
+            procs.append(
+                _spark_class(
+                    logs / f"worker{i}.log",
+                    "org.apache.spark.deploy.worker.Worker",
+                    url,
+                    "--host",
+                    "127.0.0.1",
+                    "--cores",
+                    "1",
+                    "--memory",
+                    "1g",
+                    "--webui-port",
+                    str(_free_port()),
+                    "--work-dir",
+                    str(logs / f"work{i}"),
+                )
+            )
+        _wait("two Spark workers", lambda: sum(w["state"] == "ALIVE" for w in _master_state(web)["workers"]) == 2)
         yield url, web
     finally:
         for p in procs:
@@ -122,14 +153,25 @@ def rows(spark, lake, table, column):
 def test_cluster_run_matches_local_mode(standalone_cluster, resources, spark, tmp_path):
     url, web = standalone_cluster
     prefix = f"cluster{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "IOT_SPARK_MASTER": url, "IOT_LAKE_PREFIX": prefix, "IOT_SPARK_DRIVER_MEMORY": "1g",
-           "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
+    env = {
+        **os.environ,
+        "IOT_SPARK_MASTER": url,
+        "IOT_LAKE_PREFIX": prefix,
+        "IOT_SPARK_DRIVER_MEMORY": "1g",
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": sys.executable,
+    }
     began = time.monotonic()
     log = tmp_path / "cluster-run.log"
     # Output to a file, not a pipe: a pipe stays open while any child (the JVM) lives.
     with log.open("w") as out:
-        run = subprocess.run([sys.executable, "-c", CLUSTER_RUN, H.isoformat()], env=env, stdout=out,
-                             stderr=subprocess.STDOUT, timeout=900)
+        run = subprocess.run(
+            [sys.executable, "-c", CLUSTER_RUN, H.isoformat()],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=900,
+        )
     output = log.read_text()
     assert run.returncode == 0, output[-8000:]
     assert f"MASTER {url} EXECUTORS 2" in output

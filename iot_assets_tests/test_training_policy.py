@@ -34,8 +34,10 @@ def featured(spark, n=300, shift_from=200):
 def test_readings_in_incidents_and_confirmed_ones_are_left_out_of_training(spark):
     df = featured(spark)
     confirmed = spark.createDataFrame([("d1", H - 250 * M)], "device_id string, event_time timestamp")
-    incidents = spark.createDataFrame([("d1", "d1@x", H - 100 * M, H - 1 * M), ("d1", "d1@x", H - 100 * M, H - 90 * M)],
-                                      "device_id string, incident_id string, opened_at timestamp, last_flag_at timestamp")
+    incidents = spark.createDataFrame(
+        [("d1", "d1@x", H - 100 * M, H - 1 * M), ("d1", "d1@x", H - 100 * M, H - 90 * M)],
+        "device_id string, incident_id string, opened_at timestamp, last_flag_at timestamp",
+    )
     flagged = with_normal_flag(df, abnormal_spans(confirmed, incidents))
     assert flagged.where(~F.col("normal")).count() == 101
     devices = spark.createDataFrame([("d1",)], "device_id string")
@@ -46,16 +48,23 @@ def test_readings_in_incidents_and_confirmed_ones_are_left_out_of_training(spark
 
 
 def test_abnormal_hours_are_left_out_of_the_zscore_baseline(spark):
-    cols = ["device_id", "event_hour", "reading_count", *[f"{p}_{m}" for m in ("temperature", "humidity", "pressure", "vibration")
-                                                           for p in ("avg", "stddev")]]
+    cols = [
+        "device_id",
+        "event_hour",
+        "reading_count",
+        *[f"{p}_{m}" for m in ("temperature", "humidity", "pressure", "vibration") for p in ("avg", "stddev")],
+    ]
     rows = [("d1", H - timedelta(hours=i), 60, 50.0, 1.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1) for i in range(1, 25)]
-    for i in (1, 2, 3):   # a sustained shift over the last three hours: normal variance, shifted mean
+    for i in (1, 2, 3):  # a sustained shift over the last three hours: normal variance, shifted mean
         rows[i - 1] = ("d1", H - timedelta(hours=i), 60, 90.0, 1.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1)
     stats = spark.createDataFrame(rows, cols)
-    confirmed = spark.createDataFrame([("d1", H - timedelta(hours=4) + k * M) for k in range(20)],
-                                      "device_id string, event_time timestamp")          # 20 of 60: abnormal
-    incidents = spark.createDataFrame([("d1", "d1@y", H - timedelta(hours=3), H - timedelta(minutes=1))],
-                                      "device_id string, incident_id string, opened_at timestamp, last_flag_at timestamp")
+    confirmed = spark.createDataFrame(
+        [("d1", H - timedelta(hours=4) + k * M) for k in range(20)], "device_id string, event_time timestamp"
+    )  # 20 of 60: abnormal
+    incidents = spark.createDataFrame(
+        [("d1", "d1@y", H - timedelta(hours=3), H - timedelta(minutes=1))],
+        "device_id string, incident_id string, opened_at timestamp, last_flag_at timestamp",
+    )
     bad = abnormal_hours(abnormal_spans(confirmed, incidents), stats)
     assert sorted(r["event_hour"] for r in bad.collect()) == [H - timedelta(hours=i) for i in (4, 3, 2, 1)]
     assert trailing_baseline(stats, [H]).collect()[0]["mean_temperature"] == 55.0

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(__file__).parent / "artifacts"
-HOUR = datetime(2026, 11, 14, 6, tzinfo=timezone.utc)
+HOUR = datetime(2026, 11, 14, 6, tzinfo=UTC)
 WAIT_SECONDS = 240
 SILVER_CHECKS = ("check_silver_schema", "check_silver_unique_readings", "check_silver_reconciles_bronze")
 
@@ -64,8 +64,13 @@ def chromium():
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1800,1100"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1800,1100",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     driver.set_page_load_timeout(120)
@@ -84,10 +89,21 @@ def webserver(dagster_home, local_aws):
     port = _free_port()
     log = open(dagster_home / "webserver.log", "w")
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port),
-         "-m", "iot_assets.definitions"],
-        cwd=ROOT, env={**os.environ, "DAGSTER_HOME": str(dagster_home)}, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True)
+        [
+            str(Path(sys.executable).parent / "dagster-webserver"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-m",
+            "iot_assets.definitions",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     yield f"http://127.0.0.1:{port}"
     os.killpg(proc.pid, signal.SIGTERM)
     try:
@@ -99,8 +115,9 @@ def webserver(dagster_home, local_aws):
 
 
 def graphql(url: str, query: str) -> dict:
-    request = urllib.request.Request(f"{url}/graphql", data=json.dumps({"query": query}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{url}/graphql", data=json.dumps({"query": query}).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         body = json.load(response)
     assert "errors" not in body, body["errors"]
@@ -129,20 +146,31 @@ def _all_keys() -> set[str]:
 
 def test_materialisation_metadata_is_uniform(materialised):
     """Every Delta asset reports the same core entries; set-aside rows by reason; lineage where natural."""
-    core = {"dagster/partition_row_count", "dagster/uri", "dagster/column_schema", "delta_version", "spark_seconds",
-            "partition_start", "partition_end"}
+    core = {
+        "dagster/partition_row_count",
+        "dagster/uri",
+        "dagster/column_schema",
+        "delta_version",
+        "spark_seconds",
+        "partition_start",
+        "partition_end",
+    }
     for node in ("bronze", "silver", "device_hourly_stats"):
         for mat in materialised.asset_materializations_for_node(node):
             assert core <= set(mat.metadata), (mat.asset_key, core - set(mat.metadata))
             assert mat.metadata["partition_start"].value == HOUR.isoformat()
-    by_key = {m.asset_key.to_user_string(): m.metadata for n in ("bronze", "silver", "device_hourly_stats")
-              for m in materialised.asset_materializations_for_node(n)}
+    by_key = {
+        m.asset_key.to_user_string(): m.metadata
+        for n in ("bronze", "silver", "device_hourly_stats")
+        for m in materialised.asset_materializations_for_node(n)
+    }
     quarantine = by_key["bronze_quarantine"]
     assert sum(quarantine["rows_by_reason"].value.values()) == quarantine["dagster/partition_row_count"].value > 0
     lineage = by_key["silver_sensor_readings"]["dagster/column_lineage"].value.deps_by_column
     assert {(d.asset_key.to_user_string(), d.column_name) for d in lineage["site"]} == {("device_registry", "site")}
     assert ("bronze_sensor_readings", "temperature") in {
-        (d.asset_key.to_user_string(), d.column_name) for d in lineage["temperature_avg_5min"]}
+        (d.asset_key.to_user_string(), d.column_name) for d in lineage["temperature_avg_5min"]
+    }
     stats = by_key["device_hourly_stats"]["dagster/column_lineage"].value.deps_by_column
     assert [d.column_name for d in stats["stddev_battery_level"]] == ["battery_level"]
 
@@ -151,10 +179,13 @@ def test_webserver_serves_every_asset_and_the_partition_with_its_checks(material
     nodes = graphql(webserver, "{ assetNodes { assetKey { path } owners { ... on TeamAssetOwner { team } } } }")
     assert {"/".join(n["assetKey"]["path"]) for n in nodes["assetNodes"]} == _all_keys()
     assert all(n["owners"] for n in nodes["assetNodes"])
-    silver = graphql(webserver, f"""{{ assetNodes(assetKeys: [{{path: ["silver_sensor_readings"]}}]) {{
+    silver = graphql(
+        webserver,
+        f"""{{ assetNodes(assetKeys: [{{path: ["silver_sensor_readings"]}}]) {{
         assetMaterializations(partitions: ["{hour_key(HOUR)}"]) {{ partition runId }}
         assetChecksOrError {{ ... on AssetChecks {{ checks {{ name
-            executionForLatestMaterialization {{ status partition }} }} }} }} }} }}""")["assetNodes"][0]
+            executionForLatestMaterialization {{ status partition }} }} }} }} }} }}""",
+    )["assetNodes"][0]
     assert [m["partition"] for m in silver["assetMaterializations"]] == [hour_key(HOUR)]
     checks = {c["name"]: c["executionForLatestMaterialization"] for c in silver["assetChecksOrError"]["checks"]}
     # The freshness check is also listed; it runs from its sensor, not in the run.
@@ -193,8 +224,9 @@ def test_browser_shows_the_asset_graph_and_the_partition_checks(materialised, we
         skip.click()  # the first-visit community dialog
     # Groups start collapsed; Alt+E is the UI's own "expand all groups".
     ActionChains(chromium).key_down(Keys.ALT).send_keys("e").key_up(Keys.ALT).perform()
-    labels = _wait("every asset node", lambda: (lambda got: got if len(got) >= len(keys) else None)(
-        _node_labels(chromium)), 60, 1)
+    labels = _wait(
+        "every asset node", lambda: (lambda got: got if len(got) >= len(keys) else None)(_node_labels(chromium)), 60, 1
+    )
     chromium.save_screenshot(str(ARTIFACTS / "asset_graph.png"))
     assert len(labels) == len(keys), labels
     assert all(sum(_shown(k, label) for label in labels) == 1 for k in keys), (sorted(keys), labels)
@@ -207,9 +239,16 @@ def test_browser_shows_the_asset_graph_and_the_partition_checks(materialised, we
     chromium.save_screenshot(str(ARTIFACTS / "silver_partition.png"))
     chromium.get(f"{webserver}/assets/silver_sensor_readings?view=checks")
     try:
-        labels = _wait("the checks' results", lambda: (lambda got: got if all(
-            got.get(c) not in (None, "In Progress", "Running") for c in SILVER_CHECKS) else None)(
-            _check_labels(body())), 120, 1)
+        labels = _wait(
+            "the checks' results",
+            lambda: (
+                lambda got: (
+                    got if all(got.get(c) not in (None, "In Progress", "Running") for c in SILVER_CHECKS) else None
+                )
+            )(_check_labels(body())),
+            120,
+            1,
+        )
     finally:
         chromium.save_screenshot(str(ARTIFACTS / "silver_checks.png"))
         (ARTIFACTS / "silver_checks.txt").write_text(body())

@@ -10,7 +10,7 @@ latency of the hour's first, median and last record, and of the hour's end.
 import gzip
 import json
 import statistics
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from dagster import AssetKey, DagsterInstance
 
@@ -34,14 +34,21 @@ def main() -> None:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=raw_key("raw", hour, "")):
             for o in page.get("Contents", []):
                 body = gzip.decompress(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())
-                arrivals += [datetime.fromisoformat(t).timestamp() for line in body.splitlines() if line.strip()
-                             if (t := json.loads(line)["kinesis_arrival_time"])]
+                arrivals += [
+                    datetime.fromisoformat(t).timestamp()
+                    for line in body.splitlines()
+                    if line.strip()
+                    if (t := json.loads(line)["kinesis_arrival_time"])
+                ]
         if not arrivals:
             continue
         lat = sorted(rec.timestamp - a for a in arrivals)
         end = rec.timestamp - (hour + HOUR).timestamp()
-        print(f"{hour:%Y-%m-%d %H:00}  {len(lat):>7} {lat[-1]:>8.0f} {statistics.median(lat):>8.0f} {lat[0]:>8.0f} {end:>8.0f}"
-              f"   gold at {datetime.fromtimestamp(rec.timestamp, timezone.utc):%H:%M:%S} UTC")
+        print(
+            f"{hour:%Y-%m-%d %H:00}  {len(lat):>7} {lat[-1]:>8.0f} {statistics.median(lat):>8.0f} "
+            f"{lat[0]:>8.0f} {end:>8.0f}"
+            f"   gold at {datetime.fromtimestamp(rec.timestamp, UTC):%H:%M:%S} UTC"
+        )
 
 
 if __name__ == "__main__":

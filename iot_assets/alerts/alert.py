@@ -41,10 +41,10 @@ def run_url(ui_url: str, run_id: str) -> str:
 
 @dataclass(frozen=True)
 class Alert:
-    kind: str                       # "asset_check", "run_failure" or "incident"
+    kind: str  # "asset_check", "run_failure" or "incident"
     title: str
-    what: str                       # one sentence: what failed and how badly
-    severity: str                   # ERROR, WARN or CRITICAL
+    what: str  # one sentence: what failed and how badly
+    severity: str  # ERROR, WARN or CRITICAL
     run_id: str
     run_url: str
     asset: str | None = None
@@ -73,8 +73,13 @@ class Alert:
         return text[:100]
 
     def lines(self) -> list[tuple[str, str]]:
-        rows = [("What", self.what), ("Asset", self.asset), ("Partition", self.partition),
-                ("Check", self.check), ("Severity", self.severity)]
+        rows = [
+            ("What", self.what),
+            ("Asset", self.asset),
+            ("Partition", self.partition),
+            ("Check", self.check),
+            ("Severity", self.severity),
+        ]
         if self.failed_rows is not None:
             rows.append(("Failed rows", f"{self.failed_rows:,}"))
         if self.passed_rows is not None:
@@ -91,9 +96,16 @@ class Alert:
 
     def attributes(self) -> dict[str, str]:
         """Structured fields for SNS message attributes (empty values are not allowed there)."""
-        fields = {"alert_id": self.alert_id, "kind": self.kind, "severity": self.severity, "run_id": self.run_id,
-                  "asset": self.asset, "partition": self.partition, "check": self.check,
-                  "incident_id": self.incident_id}
+        fields = {
+            "alert_id": self.alert_id,
+            "kind": self.kind,
+            "severity": self.severity,
+            "run_id": self.run_id,
+            "asset": self.asset,
+            "partition": self.partition,
+            "check": self.check,
+            "incident_id": self.incident_id,
+        }
         return {k: v for k, v in fields.items() if v}
 
 
@@ -113,8 +125,17 @@ def _examples(value: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
-def check_alert(*, asset: str, check: str, partition: str | None, severity: str, metadata: Mapping[str, Any],
-                description: str | None, run_id: str, ui_url: str) -> Alert:
+def check_alert(
+    *,
+    asset: str,
+    check: str,
+    partition: str | None,
+    severity: str,
+    metadata: Mapping[str, Any],
+    description: str | None,
+    run_id: str,
+    ui_url: str,
+) -> Alert:
     """A failed asset check. Reads the `failed_rows`/`passed_rows`/`examples` contract when present."""
     failed, passed = as_int(metadata.get("failed_rows")), as_int(metadata.get("passed_rows"))
     where = f"`{asset}`" + (f" partition {partition}" if partition else "")
@@ -131,16 +152,35 @@ def check_alert(*, asset: str, check: str, partition: str | None, severity: str,
     details = ()
     if isinstance(failing, list) and failing:
         shown = ", ".join(map(str, failing[:MAX_FAILING_PARTITIONS]))
-        details = (("Failing partitions", shown + (f" (+{len(failing) - MAX_FAILING_PARTITIONS} more)"
-                                                    if len(failing) > MAX_FAILING_PARTITIONS else "")),)
-    return Alert(kind="asset_check", title=f"Asset check failed: {asset} / {check}", what=what, severity=severity,
-                 run_id=run_id, run_url=run_url(ui_url, run_id), asset=asset, partition=partition, check=check,
-                 failed_rows=failed, passed_rows=passed, examples=_examples(metadata.get("examples")),
-                 details=details)
+        details = (
+            (
+                "Failing partitions",
+                shown
+                + (
+                    f" (+{len(failing) - MAX_FAILING_PARTITIONS} more)" if len(failing) > MAX_FAILING_PARTITIONS else ""
+                ),
+            ),
+        )
+    return Alert(
+        kind="asset_check",
+        title=f"Asset check failed: {asset} / {check}",
+        what=what,
+        severity=severity,
+        run_id=run_id,
+        run_url=run_url(ui_url, run_id),
+        asset=asset,
+        partition=partition,
+        check=check,
+        failed_rows=failed,
+        passed_rows=passed,
+        examples=_examples(metadata.get("examples")),
+        details=details,
+    )
 
 
-def run_failure_alert(*, job: str, run_id: str, partition: str | None, failed_steps: Mapping[str, str],
-                      error: str | None, ui_url: str) -> Alert:
+def run_failure_alert(
+    *, job: str, run_id: str, partition: str | None, failed_steps: Mapping[str, str], error: str | None, ui_url: str
+) -> Alert:
     """A failed run: the failing steps and the (trimmed) error."""
     steps = ", ".join(failed_steps) or None
     message = next(iter(failed_steps.values()), None) or error or "the run failed before any step failed"
@@ -149,9 +189,16 @@ def run_failure_alert(*, job: str, run_id: str, partition: str | None, failed_st
         message = message[:MAX_ERROR_CHARS] + "…"
     first_line = message.splitlines()[0] if message else ""
     what = f"run of `{job}` failed" + (f" in step {steps}" if steps else "") + (f": {first_line}" if first_line else "")
-    return Alert(kind="run_failure", title=f"Run failed: {job}", what=what, severity="ERROR", run_id=run_id,
-                 run_url=run_url(ui_url, run_id), partition=partition,
-                 details=tuple((k, v) for k, v in (("Job", job), ("Failed steps", steps), ("Error", message)) if v))
+    return Alert(
+        kind="run_failure",
+        title=f"Run failed: {job}",
+        what=what,
+        severity="ERROR",
+        run_id=run_id,
+        run_url=run_url(ui_url, run_id),
+        partition=partition,
+        details=tuple((k, v) for k, v in (("Job", job), ("Failed steps", steps), ("Error", message)) if v),
+    )
 
 
 # Peak severities at which an opened incident is alerted as CRITICAL rather than WARN.
@@ -161,11 +208,26 @@ CRITICAL_SEVERITIES = ("high", "critical")
 def incident_alert(*, asset: str, incident: Mapping[str, Any], run_id: str, ui_url: str) -> Alert:
     """One opened incident: device, when it opened, how bad so far, and which methods and metrics saw it."""
     device, sev = incident.get("device_id"), incident.get("peak_severity")
-    what = (f"incident opened on `{device}` at {incident.get('opened_at')}: peak severity {sev}, "
-            f"{incident.get('readings')} confirmed readings so far, metrics {incident.get('metrics')}")
-    details = [("Incident", incident.get("incident_id")), ("Device", device), ("Opened at", incident.get("opened_at")),
-               ("Methods", incident.get("methods")), ("First detected by", incident.get("first_detected_by"))]
-    return Alert(kind="incident", title=f"Incident opened: {device} ({sev})", what=what,
-                 severity="CRITICAL" if sev in CRITICAL_SEVERITIES else "WARN", run_id=run_id,
-                 run_url=run_url(ui_url, run_id), asset=asset, partition=incident.get("hour"),
-                 details=tuple((k, str(v)) for k, v in details if v), incident_id=incident.get("incident_id"))
+    what = (
+        f"incident opened on `{device}` at {incident.get('opened_at')}: peak severity {sev}, "
+        f"{incident.get('readings')} confirmed readings so far, metrics {incident.get('metrics')}"
+    )
+    details = [
+        ("Incident", incident.get("incident_id")),
+        ("Device", device),
+        ("Opened at", incident.get("opened_at")),
+        ("Methods", incident.get("methods")),
+        ("First detected by", incident.get("first_detected_by")),
+    ]
+    return Alert(
+        kind="incident",
+        title=f"Incident opened: {device} ({sev})",
+        what=what,
+        severity="CRITICAL" if sev in CRITICAL_SEVERITIES else "WARN",
+        run_id=run_id,
+        run_url=run_url(ui_url, run_id),
+        asset=asset,
+        partition=incident.get("hour"),
+        details=tuple((k, str(v)) for k, v in details if v),
+        incident_id=incident.get("incident_id"),
+    )

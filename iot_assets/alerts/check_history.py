@@ -19,12 +19,12 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 class CheckExecution:
     """One execution of one asset check: planned when its step started, evaluated when it ran."""
 
-    id: int                                   # increases with creation, across runs
+    id: int  # increases with creation, across runs
     key: AssetCheckKey
     run_id: str
     partition: str | None
-    created: float                            # when it was planned (epoch seconds)
-    evaluation: AssetCheckEvaluation | None   # None while only planned
+    created: float  # when it was planned (epoch seconds)
+    evaluation: AssetCheckEvaluation | None  # None while only planned
     evaluated_at: float | None
 
     @property
@@ -34,9 +34,15 @@ class CheckExecution:
 
 def _execution(row) -> CheckExecution:
     planned = row.status == AssetCheckExecutionRecordStatus.PLANNED
-    return CheckExecution(id=row.id, key=row.key, run_id=row.run_id, partition=row.partition,
-                          created=row.create_timestamp, evaluation=None if planned else row.evaluation,
-                          evaluated_at=None if planned or row.event is None else row.event.timestamp)
+    return CheckExecution(
+        id=row.id,
+        key=row.key,
+        run_id=row.run_id,
+        partition=row.partition,
+        created=row.create_timestamp,
+        evaluation=None if planned else row.evaluation,
+        evaluated_at=None if planned or row.event is None else row.event.timestamp,
+    )
 
 
 def latest_execution_id(instance: DagsterInstance, keys: list[AssetCheckKey]) -> int:
@@ -45,8 +51,9 @@ def latest_execution_id(instance: DagsterInstance, keys: list[AssetCheckKey]) ->
     return max((r.id for r in latest.values()), default=0)
 
 
-def executions_after(instance: DagsterInstance, keys: list[AssetCheckKey], after: int, page: int,
-                     max_pages: int, log) -> Iterator[CheckExecution]:
+def executions_after(
+    instance: DagsterInstance, keys: list[AssetCheckKey], after: int, page: int, max_pages: int, log
+) -> Iterator[CheckExecution]:
     """Every execution with id > after, newest pages first, per check key (at most max_pages pages each)."""
     storage = instance.event_log_storage
     for key in keys:
@@ -59,4 +66,6 @@ def executions_after(instance: DagsterInstance, keys: list[AssetCheckKey], after
                 break
             before = rows[-1].id
         else:
-            log.warning(f"more than {page * max_pages} new executions of {key.to_user_string()}; older ones are skipped")
+            log.warning(
+                f"more than {page * max_pages} new executions of {key.to_user_string()}; older ones are skipped"
+            )

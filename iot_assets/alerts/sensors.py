@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from dagster import (
     AssetKey,
@@ -68,7 +68,7 @@ def run_partition(instance: DagsterInstance, run_id: str) -> str | None:
 
 
 def _timestamp(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, tz=timezone.utc)
+    return datetime.fromtimestamp(ts, tz=UTC)
 
 
 def _finish(context: SensorEvaluationContext, cursor: dict, summary: str, error: str | None) -> SensorResult:
@@ -83,12 +83,17 @@ def _never_evaluated(instance: DagsterInstance, row: CheckExecution, queried_at:
     if record is None:
         return True
     if row.created < queried_at - MAX_PLANNED_WAIT_SECONDS:
-        log.warning(f"check execution {row.id} ({row.key.to_user_string()}) was planned more than "
-                    f"{MAX_PLANNED_WAIT_SECONDS // 3600} h ago in run {row.run_id} and never evaluated; "
-                    "no longer waiting for it")
+        log.warning(
+            f"check execution {row.id} ({row.key.to_user_string()}) was planned more than "
+            f"{MAX_PLANNED_WAIT_SECONDS // 3600} h ago in run {row.run_id} and never evaluated; "
+            "no longer waiting for it"
+        )
         return True
-    return (record.dagster_run.is_finished and record.end_time is not None
-            and record.end_time < queried_at - RUN_END_GRACE_SECONDS)
+    return (
+        record.dagster_run.is_finished
+        and record.end_time is not None
+        and record.end_time < queried_at - RUN_END_GRACE_SECONDS
+    )
 
 
 def _check_item(row: CheckExecution, instance: DagsterInstance, sinks: AlertSinks) -> Outgoing:
@@ -97,9 +102,16 @@ def _check_item(row: CheckExecution, instance: DagsterInstance, sinks: AlertSink
     failed_rows, passed_rows = as_int(meta.get("failed_rows")), as_int(meta.get("passed_rows"))
     alert = None
     if not ev.passed:
-        alert = check_alert(asset=asset, check=ev.check_name, severity=ev.severity.value, metadata=meta,
-                            partition=ev.partition or row.partition or run_partition(instance, row.run_id),
-                            description=ev.description, run_id=row.run_id, ui_url=sinks.ui_url)
+        alert = check_alert(
+            asset=asset,
+            check=ev.check_name,
+            severity=ev.severity.value,
+            metadata=meta,
+            partition=ev.partition or row.partition or run_partition(instance, row.run_id),
+            description=ev.description,
+            run_id=row.run_id,
+            ui_url=sinks.ui_url,
+        )
     metrics = check_metrics(asset, ev.check_name, ev.passed, failed_rows, passed_rows, _timestamp(row.evaluated_at))
     return Outgoing(key=str(row.id), alert=alert, metrics=metrics)
 
@@ -110,13 +122,19 @@ def asset_check_alert_sensor(context: SensorEvaluationContext, alert_sinks: Aler
     keys = sorted(context.repository_def.asset_graph.asset_check_keys, key=lambda k: k.to_user_string())
     if not context.cursor:
         start = latest_execution_id(context.instance, keys)
-        return _finish(context, {"after": start, "done": [], "partial": {}},
-                       f"started: alerting on check executions after {start}", None)
+        return _finish(
+            context,
+            {"after": start, "done": [], "partial": {}},
+            f"started: alerting on check executions after {start}",
+            None,
+        )
     state = json.loads(context.cursor)
     after, done = state["after"], set(state["done"])
     queried_at = time.time()
-    rows = sorted(executions_after(context.instance, keys, after, HISTORY_PAGE, MAX_HISTORY_PAGES, context.log),
-                  key=lambda r: r.id)
+    rows = sorted(
+        executions_after(context.instance, keys, after, HISTORY_PAGE, MAX_HISTORY_PAGES, context.log),
+        key=lambda r: r.id,
+    )
     items, waiting, handled = [], [], set()
     for row in rows:
         if row.id in done:
@@ -134,8 +152,11 @@ def asset_check_alert_sensor(context: SensorEvaluationContext, alert_sinks: Aler
     handled |= {int(k) for k in delivery.done}
     pending = waiting + [int(i.key) for i in items if int(i.key) not in handled]
     new_after = min(pending) - 1 if pending else max([after] + [r.id for r in rows])
-    cursor = {"after": new_after, "done": sorted(i for i in done | handled if i > new_after),
-              "partial": delivery.partial}
+    cursor = {
+        "after": new_after,
+        "done": sorted(i for i in done | handled if i > new_after),
+        "partial": delivery.partial,
+    }
     summary = f"{delivery.alerts_sent} failed checks alerted, {len(delivery.done)} evaluations recorded"
     return _finish(context, cursor, summary, delivery.error)
 
@@ -149,15 +170,20 @@ def _anomaly_metrics_item(run_id: str, records: list) -> Outgoing:
 
 
 def _new_materialisations(instance: DagsterInstance, key: AssetKey, after: int) -> list:
-    return instance.fetch_materializations(AssetRecordsFilter(asset_key=key, after_storage_id=after),
-                                           limit=MAX_ITEMS_PER_TICK, ascending=True).records
+    return instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=key, after_storage_id=after), limit=MAX_ITEMS_PER_TICK, ascending=True
+    ).records
 
 
 def _start(context: SensorEvaluationContext, key: AssetKey, state: dict) -> SensorResult:
     latest = context.instance.fetch_materializations(AssetRecordsFilter(asset_key=key), limit=1).records
     start = latest[0].storage_id if latest else 0
-    return _finish(context, {"after": start, **state, "partial": {}},
-                   f"started: reading {key.to_user_string()} materialisations after {start}", None)
+    return _finish(
+        context,
+        {"after": start, **state, "partial": {}},
+        f"started: reading {key.to_user_string()} materialisations after {start}",
+        None,
+    )
 
 
 @sensor(minimum_interval_seconds=30, default_status=ALERT_SENSOR_STATUS)
@@ -177,14 +203,14 @@ def anomaly_metrics_sensor(context: SensorEvaluationContext, alert_sinks: AlertS
     for r in records:
         if r.run_id not in recent:
             by_run.setdefault(r.run_id, []).append(r)
-    delivery = alert_sinks.deliver([_anomaly_metrics_item(run_id, rs) for run_id, rs in by_run.items()],
-                                   state["partial"])
+    delivery = alert_sinks.deliver(
+        [_anomaly_metrics_item(run_id, rs) for run_id, rs in by_run.items()], state["partial"]
+    )
     recent = (recent + delivery.done)[-RECENT_RUNS_KEPT:]
     undone = [r.storage_id for r in records if r.run_id in by_run and r.run_id not in delivery.done]
     new_after = min(undone) - 1 if undone else max([state["after"]] + [r.storage_id for r in records])
     summary = f"anomaly counts of {len(delivery.done)} runs recorded"
-    return _finish(context, {"after": new_after, "runs": recent, "partial": delivery.partial}, summary,
-                   delivery.error)
+    return _finish(context, {"after": new_after, "runs": recent, "partial": delivery.partial}, summary, delivery.error)
 
 
 @sensor(minimum_interval_seconds=30, default_status=ALERT_SENSOR_STATUS)
@@ -207,16 +233,25 @@ def incident_alert_sensor(context: SensorEvaluationContext, alert_sinks: AlertSi
             if key and key not in seen:
                 seen.add(key)
                 first_record[key] = r.storage_id
-                items.append(Outgoing(key=key, alert=incident_alert(
-                    asset=INCIDENT_ASSET.to_user_string(), incident=incident, run_id=r.run_id,
-                    ui_url=alert_sinks.ui_url)))
+                items.append(
+                    Outgoing(
+                        key=key,
+                        alert=incident_alert(
+                            asset=INCIDENT_ASSET.to_user_string(),
+                            incident=incident,
+                            run_id=r.run_id,
+                            ui_url=alert_sinks.ui_url,
+                        ),
+                    )
+                )
     delivery = alert_sinks.deliver(items, state["partial"])
     alerted = (alerted + delivery.done)[-RECENT_INCIDENTS_KEPT:]
     undone = [first_record[i.key] for i in items if i.key not in delivery.done]
     new_after = min(undone) - 1 if undone else max([state["after"]] + [r.storage_id for r in records])
     summary = f"{delivery.alerts_sent} incidents alerted"
-    return _finish(context, {"after": new_after, "incidents": alerted, "partial": delivery.partial}, summary,
-                   delivery.error)
+    return _finish(
+        context, {"after": new_after, "incidents": alerted, "partial": delivery.partial}, summary, delivery.error
+    )
 
 
 def _root_message(error) -> str | None:
@@ -246,8 +281,14 @@ def run_failure_alert_sensor(context: RunFailureSensorContext, alert_sinks: Aler
         context.log.info(f"run {run.run_id} stopped at a blocking check; alerted as the check")
         return
     steps = {e.step_key: _root_message(e.step_failure_data.error) or e.message or "" for e in failures}
-    alert = run_failure_alert(job=run.job_name, run_id=run.run_id, partition=run_partition(context.instance, run.run_id),
-                              failed_steps=steps, error=context.failure_event.message, ui_url=alert_sinks.ui_url)
+    alert = run_failure_alert(
+        job=run.job_name,
+        run_id=run.run_id,
+        partition=run_partition(context.instance, run.run_id),
+        failed_steps=steps,
+        error=context.failure_event.message,
+        ui_url=alert_sinks.ui_url,
+    )
     errors = alert_sinks.send_everywhere(Outgoing(key=f"run:{run.run_id}", alert=alert))
     if errors:
         raise SinkError("alert delivery refused: " + "; ".join(errors))

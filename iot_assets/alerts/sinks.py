@@ -43,19 +43,25 @@ class Outgoing:
 
 @dataclass
 class Delivery:
-    done: list[str] = field(default_factory=list)            # keys every sink accepted
+    done: list[str] = field(default_factory=list)  # keys every sink accepted
     partial: dict[str, list[str]] = field(default_factory=dict)  # the failed key -> sinks that accepted it
     error: str | None = None
     alerts_sent: int = 0
 
 
 def datum(name: str, value: float, dimensions: Mapping[str, str], at: datetime) -> dict:
-    return {"MetricName": name, "Value": float(value), "Unit": "Count", "Timestamp": at,
-            "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()]}
+    return {
+        "MetricName": name,
+        "Value": float(value),
+        "Unit": "Count",
+        "Timestamp": at,
+        "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+    }
 
 
-def check_metrics(asset: str, check: str, passed: bool, failed_rows: int | None, passed_rows: int | None,
-                  at: datetime) -> tuple[dict, ...]:
+def check_metrics(
+    asset: str, check: str, passed: bool, failed_rows: int | None, passed_rows: int | None, at: datetime
+) -> tuple[dict, ...]:
     """CheckFailures (0 or 1) for every evaluation, and row counts when the check reports them."""
     dims = {"Asset": asset, "Check": check}
     out = [datum("CheckFailures", 0 if passed else 1, dims, at)]
@@ -66,11 +72,13 @@ def check_metrics(asset: str, check: str, passed: bool, failed_rows: int | None,
     return tuple(out)
 
 
-def anomaly_metrics(asset: str, by_severity: Mapping[str, int], by_method: Mapping[str, int],
-                    at: datetime) -> tuple[dict, ...]:
+def anomaly_metrics(
+    asset: str, by_severity: Mapping[str, int], by_method: Mapping[str, int], at: datetime
+) -> tuple[dict, ...]:
     """AnomalyCount per severity and per method, for one run of the anomaly log."""
-    return (tuple(datum("AnomalyCount", n, {"Asset": asset, "Severity": s}, at) for s, n in sorted(by_severity.items()))
-            + tuple(datum("AnomalyCount", n, {"Asset": asset, "Method": m}, at) for m, n in sorted(by_method.items())))
+    return tuple(
+        datum("AnomalyCount", n, {"Asset": asset, "Severity": s}, at) for s, n in sorted(by_severity.items())
+    ) + tuple(datum("AnomalyCount", n, {"Asset": asset, "Method": m}, at) for m, n in sorted(by_method.items()))
 
 
 def _check_webhook(url: str) -> str:
@@ -98,8 +106,10 @@ class AlertSinks(ConfigurableResource):
         if not topic or topic.startswith("arn:"):
             return topic or None
         if not is_local(self.aws.endpoint):
-            raise ValueError("IOT_ALERT_SNS_TOPIC must be a topic ARN against real AWS; a bare topic name "
-                             "is resolved only on a local endpoint")
+            raise ValueError(
+                "IOT_ALERT_SNS_TOPIC must be a topic ARN against real AWS; a bare topic name "
+                "is resolved only on a local endpoint"
+            )
         return self.aws.client("sns").create_topic(Name=topic)["TopicArn"]
 
     def sinks_for(self, item: Outgoing) -> list[str]:
@@ -123,10 +133,14 @@ class AlertSinks(ConfigurableResource):
 
     def post_slack(self, alert: Alert) -> None:
         url = _check_webhook(self.slack_webhook_url.strip())
-        body = json.dumps({"text": f"*{alert.subject}*\n" + "\n".join(f"*{k}:* {v}" for k, v in alert.lines())
-                           + ("\n```" + "\n".join(alert.examples) + "```" if alert.examples else "")}).encode()
-        request = urllib.request.Request(url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
+        body = json.dumps(
+            {
+                "text": f"*{alert.subject}*\n"
+                + "\n".join(f"*{k}:* {v}" for k, v in alert.lines())
+                + ("\n```" + "\n".join(alert.examples) + "```" if alert.examples else "")
+            }
+        ).encode()
+        request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=SLACK_TIMEOUT_SECONDS) as response:
                 response.read()
@@ -139,7 +153,7 @@ class AlertSinks(ConfigurableResource):
     def put_metrics(self, metrics: Sequence[dict]) -> None:
         client = self.aws.client("cloudwatch")
         for i in range(0, len(metrics), 500):
-            client.put_metric_data(Namespace=self.metrics_namespace.strip(), MetricData=list(metrics[i:i + 500]))
+            client.put_metric_data(Namespace=self.metrics_namespace.strip(), MetricData=list(metrics[i : i + 500]))
 
     def _send(self, sink: str, item: Outgoing) -> None:
         if sink == "sns":

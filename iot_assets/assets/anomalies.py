@@ -54,7 +54,7 @@ ZSCORE_METRICS = ("temperature", "humidity", "pressure", "vibration")
 
 class ThresholdRule(Config):
     metric: str
-    op: str          # ">" or "<"
+    op: str  # ">" or "<"
     limit: float
 
 
@@ -103,22 +103,25 @@ class AnomalyRecord(pa.DataFrameModel):
 
 def severity(excess: Column) -> Column:
     low, medium, high = SEVERITY_BANDS
-    return (F.when(excess < low, "low").when(excess < medium, "medium").when(excess < high, "high")
-            .otherwise("critical"))
+    return F.when(excess < low, "low").when(excess < medium, "medium").when(excess < high, "high").otherwise("critical")
 
 
 def _hits(readings: DataFrame, found: list[tuple[Column, dict[str, Column]]]) -> DataFrame:
     """One row per (reading, true condition), with that condition's columns, in one pass over the
     readings: a union of one filter per condition would read them once per condition."""
-    if not found:   # e.g. no threshold rules for this channel
+    if not found:  # e.g. no threshold rules for this channel
         return readings.where(F.lit(False)).select(
-            "device_id", "event_time", "event_hour", F.lit(None).cast("string").alias("metric"),
+            "device_id",
+            "event_time",
+            "event_hour",
+            F.lit(None).cast("string").alias("metric"),
             *[F.lit(None).cast("double").alias(c) for c in ("value", "score", "limit")],
-            F.lit(None).cast("string").alias("severity"))
+            F.lit(None).cast("string").alias("severity"),
+        )
     hits = [F.when(cond, F.struct(*[c.alias(name) for name, c in cols.items()])) for cond, cols in found]
-    return (readings.select("device_id", "event_time", "event_hour",
-                            F.explode(F.array_compact(F.array(*hits))).alias("_hit"))
-            .select("device_id", "event_time", "event_hour", "_hit.*"))
+    return readings.select(
+        "device_id", "event_time", "event_hour", F.explode(F.array_compact(F.array(*hits))).alias("_hit")
+    ).select("device_id", "event_time", "event_hour", "_hit.*")
 
 
 def threshold_anomalies(readings: DataFrame, rules: list[ThresholdRule], version: str) -> DataFrame:
@@ -126,9 +129,18 @@ def threshold_anomalies(readings: DataFrame, rules: list[ThresholdRule], version
     for r in rules:
         crossed = F.col(r.metric) > r.limit if r.op == ">" else F.col(r.metric) < r.limit
         excess = F.abs(F.col(r.metric) - F.lit(r.limit)) / F.lit(max(abs(r.limit), 1.0))
-        found.append((crossed, {"metric": F.lit(r.metric), "value": F.col(r.metric).cast("double"),
-                                "score": F.col(r.metric).cast("double"), "limit": F.lit(float(r.limit)),
-                                "severity": severity(excess)}))
+        found.append(
+            (
+                crossed,
+                {
+                    "metric": F.lit(r.metric),
+                    "value": F.col(r.metric).cast("double"),
+                    "score": F.col(r.metric).cast("double"),
+                    "limit": F.lit(float(r.limit)),
+                    "severity": severity(excess),
+                },
+            )
+        )
     return _hits(readings, found).withColumn("method", F.lit("threshold")).withColumn("model_version", F.lit(version))
 
 
@@ -145,17 +157,28 @@ def abnormal_hours(spans: DataFrame, hourly_stats: DataFrame, share: float = ABN
     """(device_id, event_hour) of the hours at least `share` abnormal: by time inside incidents, or
     by confirmed readings out of the hour's readings (see models.abnormal_spans)."""
     hour = F.col("event_hour")
-    parts = (spans.withColumn("event_hour", F.explode(F.sequence(F.date_trunc("hour", "span_start"),
-                                                                 F.date_trunc("hour", "span_end"), F.expr("INTERVAL 1 HOUR"))))
-             .withColumn("_s", F.unix_seconds(F.least("span_end", hour + F.expr("INTERVAL 1 HOUR")))
-                         - F.unix_seconds(F.greatest("span_start", hour))))
+    parts = spans.withColumn(
+        "event_hour",
+        F.explode(
+            F.sequence(F.date_trunc("hour", "span_start"), F.date_trunc("hour", "span_end"), F.expr("INTERVAL 1 HOUR"))
+        ),
+    ).withColumn(
+        "_s",
+        F.unix_seconds(F.least("span_end", hour + F.expr("INTERVAL 1 HOUR")))
+        - F.unix_seconds(F.greatest("span_start", hour)),
+    )
     per = parts.groupBy("device_id", "event_hour").agg(
         F.sum(F.when(F.col("kind") == "incident", F.col("_s")).otherwise(0)).alias("_covered"),
-        F.sum(F.when(F.col("kind") == "reading", 1).otherwise(0)).alias("_points"))
-    return (per.join(hourly_stats.select("device_id", "event_hour", "reading_count"), ["device_id", "event_hour"], "left")
-            .where((F.col("_covered") >= share * 3600)
-                   | (F.col("_points") >= share * F.coalesce(F.col("reading_count"), F.lit(0))))
-            .select("device_id", "event_hour"))
+        F.sum(F.when(F.col("kind") == "reading", 1).otherwise(0)).alias("_points"),
+    )
+    return (
+        per.join(hourly_stats.select("device_id", "event_hour", "reading_count"), ["device_id", "event_hour"], "left")
+        .where(
+            (F.col("_covered") >= share * 3600)
+            | (F.col("_points") >= share * F.coalesce(F.col("reading_count"), F.lit(0)))
+        )
+        .select("device_id", "event_hour")
+    )
 
 
 def trailing_baseline(hourly_stats: DataFrame, hours: list, excluded: DataFrame | None = None) -> DataFrame:
@@ -175,35 +198,52 @@ def trailing_baseline(hourly_stats: DataFrame, hours: list, excluded: DataFrame 
         hourly_stats = hourly_stats.join(excluded, ["device_id", "event_hour"], "left_anti")
     targets = hourly_stats.sparkSession.createDataFrame([(h.replace(tzinfo=None),) for h in hours], "target timestamp")
     keys = ["device_id", "baseline_hour"]
-    rows = (hourly_stats.join(F.broadcast(targets), (F.col("event_hour") >= F.col("target") - F.expr("INTERVAL 24 HOURS"))
-                              & (F.col("event_hour") < F.col("target")))
-            .withColumnRenamed("target", "baseline_hour"))
+    rows = hourly_stats.join(
+        F.broadcast(targets),
+        (F.col("event_hour") >= F.col("target") - F.expr("INTERVAL 24 HOURS"))
+        & (F.col("event_hour") < F.col("target")),
+    ).withColumnRenamed("target", "baseline_hour")
     out = rows.groupBy(*keys).agg(F.sum("reading_count").alias("baseline_n"))
     by_hour = Window.partitionBy(*keys)
     for m in ZSCORE_METRICS:
         avg, var = F.col(f"avg_{m}"), F.coalesce(F.col(f"stddev_{m}"), F.lit(0.0)) ** 2
-        kept = (rows.select(*keys, avg.alias("a"), var.alias("v"))
-                .withColumn("_median_v", F.percentile_approx("v", 0.5).over(by_hour))
-                .where(F.col("v") <= F.col("_median_v") * BASELINE_OUTLIER_VARIANCE))
+        kept = (
+            rows.select(*keys, avg.alias("a"), var.alias("v"))
+            .withColumn("_median_v", F.percentile_approx("v", 0.5).over(by_hour))
+            .where(F.col("v") <= F.col("_median_v") * BASELINE_OUTLIER_VARIANCE)
+        )
         stats = kept.groupBy(*keys).agg(
-            F.avg("a").alias(f"mean_{m}"),
-            F.sqrt(F.avg("v") + F.coalesce(F.var_pop("a"), F.lit(0.0))).alias(f"std_{m}"))
+            F.avg("a").alias(f"mean_{m}"), F.sqrt(F.avg("v") + F.coalesce(F.var_pop("a"), F.lit(0.0))).alias(f"std_{m}")
+        )
         out = out.join(stats, keys, "left")
-    return out.select(F.col("device_id"), F.col("baseline_hour").alias("event_hour"), "baseline_n",
-                      *[c for m in ZSCORE_METRICS for c in (f"mean_{m}", f"std_{m}")])
+    return out.select(
+        F.col("device_id"),
+        F.col("baseline_hour").alias("event_hour"),
+        "baseline_n",
+        *[c for m in ZSCORE_METRICS for c in (f"mean_{m}", f"std_{m}")],
+    )
 
 
 def zscore_anomalies(readings: DataFrame, baseline: DataFrame, limit: float, min_readings: int) -> DataFrame:
-    usable = baseline.where((F.col("baseline_n") >= min_readings))
+    usable = baseline.where(F.col("baseline_n") >= min_readings)
     joined = readings.join(F.broadcast(usable), ["device_id", "event_hour"])
     found = []
     for m in ZSCORE_METRICS:
         std = F.col(f"std_{m}")
         z = (F.col(m) - F.col(f"mean_{m}")) / std
         side = F.when(z > 0, F.col(f"mean_{m}") + std * limit).otherwise(F.col(f"mean_{m}") - std * limit)
-        found.append(((std > 1e-9) & (F.abs(z) > limit),
-                      {"metric": F.lit(m), "value": F.col(m).cast("double"), "score": F.abs(z).cast("double"),
-                       "limit": side.cast("double"), "severity": severity(F.abs(z) / limit - 1)}))
+        found.append(
+            (
+                (std > 1e-9) & (F.abs(z) > limit),
+                {
+                    "metric": F.lit(m),
+                    "value": F.col(m).cast("double"),
+                    "score": F.abs(z).cast("double"),
+                    "limit": side.cast("double"),
+                    "severity": severity(F.abs(z) / limit - 1),
+                },
+            )
+        )
     version = f"zscore-{limit:g}sigma-24h"
     return _hits(joined, found).withColumn("method", F.lit("zscore")).withColumn("model_version", F.lit(version))
 
@@ -215,18 +255,31 @@ SHIFT_MIN_READINGS = 5
 SHIFT_LIMIT = 1.5
 
 
-def shift_anomalies(readings: DataFrame, baseline: DataFrame, min_readings: int, scored_from=None,
-                    limit: float = SHIFT_LIMIT, window: timedelta = SHIFT_WINDOW,
-                    min_window_readings: int = SHIFT_MIN_READINGS) -> DataFrame:
+def shift_anomalies(
+    readings: DataFrame,
+    baseline: DataFrame,
+    min_readings: int,
+    scored_from=None,
+    limit: float = SHIFT_LIMIT,
+    window: timedelta = SHIFT_WINDOW,
+    min_window_readings: int = SHIFT_MIN_READINGS,
+) -> DataFrame:
     """Sustained shifts: per device and metric, the trailing `window` mean of the readings against
     the trailing 24-hour baseline's mean and sigma. The row's value is that window mean and its
     limit the baseline mean +/- `limit` sigma. `readings` may start up to `window` before
     `scored_from`, so the first minutes of an hour see the end of the previous one."""
-    trailing = Window.partitionBy("device_id").orderBy(F.unix_millis("event_time")).rangeBetween(
-        -int(window.total_seconds() * 1000) + 1, 0)
-    rolled = readings.select("device_id", "event_time", "event_hour",
-                             *[F.avg(m).over(trailing).alias(f"roll_{m}") for m in ZSCORE_METRICS],
-                             *[F.count(m).over(trailing).alias(f"n_{m}") for m in ZSCORE_METRICS])
+    trailing = (
+        Window.partitionBy("device_id")
+        .orderBy(F.unix_millis("event_time"))
+        .rangeBetween(-int(window.total_seconds() * 1000) + 1, 0)
+    )
+    rolled = readings.select(
+        "device_id",
+        "event_time",
+        "event_hour",
+        *[F.avg(m).over(trailing).alias(f"roll_{m}") for m in ZSCORE_METRICS],
+        *[F.count(m).over(trailing).alias(f"n_{m}") for m in ZSCORE_METRICS],
+    )
     if scored_from is not None:
         rolled = rolled.where(F.col("event_time") >= F.lit(scored_from))
     usable = baseline.where(F.col("baseline_n") >= min_readings)
@@ -236,9 +289,18 @@ def shift_anomalies(readings: DataFrame, baseline: DataFrame, min_readings: int,
         std, mean = F.col(f"std_{m}"), F.col(f"mean_{m}")
         z = (F.col(f"roll_{m}") - mean) / std
         side = F.when(z > 0, mean + std * limit).otherwise(mean - std * limit)
-        found.append(((std > 1e-9) & (F.col(f"n_{m}") >= min_window_readings) & (F.abs(z) > limit),
-                      {"metric": F.lit(m), "value": F.col(f"roll_{m}").cast("double"), "score": F.abs(z).cast("double"),
-                       "limit": side.cast("double"), "severity": severity(F.abs(z) / limit - 1)}))
+        found.append(
+            (
+                (std > 1e-9) & (F.col(f"n_{m}") >= min_window_readings) & (F.abs(z) > limit),
+                {
+                    "metric": F.lit(m),
+                    "value": F.col(f"roll_{m}").cast("double"),
+                    "score": F.abs(z).cast("double"),
+                    "limit": side.cast("double"),
+                    "severity": severity(F.abs(z) / limit - 1),
+                },
+            )
+        )
     version = f"shift-{limit:g}sigma-{int(window.total_seconds() // 60)}min-vs-24h"
     return _hits(joined, found).withColumn("method", F.lit("shift")).withColumn("model_version", F.lit(version))
 
@@ -247,26 +309,45 @@ def kmeans_anomalies(featured: DataFrame, models: DataFrame) -> DataFrame:
     """Score each reading against its device's model; native Spark expressions, no Python UDF."""
     names = F.array(*[F.lit(f) for f in FEATURES])
     trained = models.where("status = 'trained'").select(
-        "device_id", "event_hour", "centroids", "feature_means", "feature_stds", "distance_threshold", "model_version")
-    df = (featured.where(F.col("temperature_log_spread").isNotNull())
-          .join(F.broadcast(trained), ["device_id", "event_hour"])
-          .withColumn("_x", F.array(*[F.col(f) for f in FEATURES]))
-          .withColumn("_z", F.expr(f"transform(_x, (x, i) -> CASE WHEN i >= {N_VALUE_FEATURES} "
-                                   "THEN least((x - feature_means[i]) / feature_stds[i], 0D) "
-                                   "ELSE (x - feature_means[i]) / feature_stds[i] END)"))
-          .withColumn("_d", F.expr("transform(centroids, c -> sqrt(aggregate(zip_with(_z, c, (a, b) -> (a - b) * (a - b)), 0D, (acc, v) -> acc + v)))"))
-          .withColumn("_dist", F.array_min("_d"))
-          .where(F.col("_dist") > F.col("distance_threshold"))
-          .withColumn("_c", F.element_at("centroids", F.array_position("_d", F.col("_dist")).cast("int")))
-          .withColumn("_gap", F.expr("transform(zip_with(_z, _c, (a, b) -> abs(a - b)), v -> v)"))
-          .withColumn("_top", F.array_position("_gap", F.array_max("_gap")).cast("int")))
+        "device_id", "event_hour", "centroids", "feature_means", "feature_stds", "distance_threshold", "model_version"
+    )
+    df = (
+        featured.where(F.col("temperature_log_spread").isNotNull())
+        .join(F.broadcast(trained), ["device_id", "event_hour"])
+        .withColumn("_x", F.array(*[F.col(f) for f in FEATURES]))
+        .withColumn(
+            "_z",
+            F.expr(
+                f"transform(_x, (x, i) -> CASE WHEN i >= {N_VALUE_FEATURES} "
+                "THEN least((x - feature_means[i]) / feature_stds[i], 0D) "
+                "ELSE (x - feature_means[i]) / feature_stds[i] END)"
+            ),
+        )
+        .withColumn(
+            "_d",
+            F.expr(
+                "transform(centroids, c -> sqrt(aggregate(zip_with(_z, c, (a, b) -> (a - b) * (a - b)), 0D, "
+                "(acc, v) -> acc + v)))"
+            ),
+        )
+        .withColumn("_dist", F.array_min("_d"))
+        .where(F.col("_dist") > F.col("distance_threshold"))
+        .withColumn("_c", F.element_at("centroids", F.array_position("_d", F.col("_dist")).cast("int")))
+        .withColumn("_gap", F.expr("transform(zip_with(_z, _c, (a, b) -> abs(a - b)), v -> v)"))
+        .withColumn("_top", F.array_position("_gap", F.array_max("_gap")).cast("int"))
+    )
     return df.select(
-        "device_id", "event_time", "event_hour",
+        "device_id",
+        "event_time",
+        "event_hour",
         F.concat(F.lit("multivariate:"), F.element_at(names, F.col("_top"))).alias("metric"),
         F.element_at("_x", F.col("_top")).alias("value"),
-        F.col("_dist").alias("score"), F.col("distance_threshold").alias("limit"),
+        F.col("_dist").alias("score"),
+        F.col("distance_threshold").alias("limit"),
         severity(F.col("_dist") / F.col("distance_threshold") - 1).alias("severity"),
-        F.lit("kmeans").alias("method"), "model_version")
+        F.lit("kmeans").alias("method"),
+        "model_version",
+    )
 
 
 # A z-score flag just past the limit confirms a reading only when it persists: at least this many
@@ -286,24 +367,37 @@ def with_verdict(found: DataFrame) -> DataFrame:
     Gaussian), while a real fault that is only just past the limit lasts.
     """
     is_z = F.col("method") == "zscore"
-    trailing = Window.partitionBy("device_id", "metric").orderBy(F.unix_millis("event_time")).rangeBetween(
-        -int(PERSISTENCE_WINDOW.total_seconds() * 1000) + 1, 0)
+    trailing = (
+        Window.partitionBy("device_id", "metric")
+        .orderBy(F.unix_millis("event_time"))
+        .rangeBetween(-int(PERSISTENCE_WINDOW.total_seconds() * 1000) + 1, 0)
+    )
     persistent = F.sum(F.when(is_z, 1).otherwise(0)).over(trailing) >= PERSISTENT_FLAGS
     strong = ~is_z | (F.col("severity") != "low") | persistent
     reading = Window.partitionBy("device_id", "event_time")
     return found.withColumn("_strong", strong).withColumn("confirmed", F.max("_strong").over(reading)).drop("_strong")
 
 
-def detect(readings: DataFrame, featured: DataFrame, baseline: DataFrame, models: DataFrame,
-           rules: ThresholdRules, cfg: AnomalyModelConfig, history: DataFrame | None = None,
-           scored_from=None) -> DataFrame:
+def detect(
+    readings: DataFrame,
+    featured: DataFrame,
+    baseline: DataFrame,
+    models: DataFrame,
+    rules: ThresholdRules,
+    cfg: AnomalyModelConfig,
+    history: DataFrame | None = None,
+    scored_from=None,
+) -> DataFrame:
     """Every method's anomalies for the readings, with the combined verdict, conformed to the log schema.
     `history`: the readings with the minutes before `scored_from`, for the shift test's trailing window."""
-    found = (threshold_anomalies(readings, rules.parsed, rules.version)
-             .unionByName(zscore_anomalies(readings, baseline, cfg.zscore_limit, cfg.min_baseline_readings))
-             .unionByName(kmeans_anomalies(featured, models))
-             .unionByName(shift_anomalies(readings if history is None else history, baseline,
-                                          cfg.min_baseline_readings, scored_from)))
+    found = (
+        threshold_anomalies(readings, rules.parsed, rules.version)
+        .unionByName(zscore_anomalies(readings, baseline, cfg.zscore_limit, cfg.min_baseline_readings))
+        .unionByName(kmeans_anomalies(featured, models))
+        .unionByName(
+            shift_anomalies(readings if history is None else history, baseline, cfg.min_baseline_readings, scored_from)
+        )
+    )
     return conform(with_verdict(found), AnomalyRecord)
 
 
@@ -318,21 +412,46 @@ def summary(log: DataFrame, top: int = 5) -> dict:
         by_severity[r["severity"]] += int(r["count"])
     confirmed = log.where("confirmed")
     readings = confirmed.select("device_id", "event_time").distinct().count()
-    rank = F.when(F.col("severity") == "critical", 4).when(F.col("severity") == "high", 3) \
-        .when(F.col("severity") == "medium", 2).otherwise(1)
-    devices = (confirmed.groupBy("device_id").agg(F.countDistinct("event_time").alias("anomalies"),
-                                                  F.max(rank).alias("_r"), F.collect_set("method").alias("methods"))
-               .orderBy(F.desc("_r"), F.desc("anomalies"), "device_id").limit(top).collect())
-    return {"by_method": by_method, "by_severity": by_severity, "confirmed_readings": readings,
-            "top_devices": [{"device_id": d["device_id"], "anomalies": int(d["anomalies"]),
-                             "max_severity": SEVERITIES[int(d["_r"]) - 1], "methods": sorted(d["methods"])}
-                            for d in devices]}
+    rank = (
+        F.when(F.col("severity") == "critical", 4)
+        .when(F.col("severity") == "high", 3)
+        .when(F.col("severity") == "medium", 2)
+        .otherwise(1)
+    )
+    devices = (
+        confirmed.groupBy("device_id")
+        .agg(
+            F.countDistinct("event_time").alias("anomalies"),
+            F.max(rank).alias("_r"),
+            F.collect_set("method").alias("methods"),
+        )
+        .orderBy(F.desc("_r"), F.desc("anomalies"), "device_id")
+        .limit(top)
+        .collect()
+    )
+    return {
+        "by_method": by_method,
+        "by_severity": by_severity,
+        "confirmed_readings": readings,
+        "top_devices": [
+            {
+                "device_id": d["device_id"],
+                "anomalies": int(d["anomalies"]),
+                "max_severity": SEVERITIES[int(d["_r"]) - 1],
+                "methods": sorted(d["methods"]),
+            }
+            for d in devices
+        ],
+    }
 
 
 @asset(
     partitions_def=hourly_partitions,
-    deps=[AssetDep("silver_sensor_readings"), AssetDep("device_anomaly_models"),
-          AssetDep("device_hourly_stats", partition_mapping=TRAILING_DAY)],
+    deps=[
+        AssetDep("silver_sensor_readings"),
+        AssetDep("device_anomaly_models"),
+        AssetDep("device_hourly_stats", partition_mapping=TRAILING_DAY),
+    ],
     backfill_policy=BackfillPolicy.single_run(),
     retry_policy=SPARK_RETRY_POLICY,
     automation_condition=follow_upstream_despite_gaps_in("device_hourly_stats"),
@@ -341,44 +460,68 @@ def summary(log: DataFrame, top: int = 5) -> dict:
     pool=LAKE_WRITER_POOL,
     metadata={"dagster/column_schema": table_schema(AnomalyRecord)},
     check_specs=[
-        quality.spec("anomaly_log", "check_anomaly_log_schema",
-                     "Columns, types, methods and severities agree with the AnomalyRecord pandera model."),
-        quality.spec("anomaly_log", "check_anomaly_rate_spike",
-                     "The share of readings confirmed anomalous stays under IOT_ANOMALY_SPIKE_FACTOR times the "
-                     "trailing 24 hours' share (at least IOT_ANOMALY_SPIKE_FLOOR) (WARN)."),
+        quality.spec(
+            "anomaly_log",
+            "check_anomaly_log_schema",
+            "Columns, types, methods and severities agree with the AnomalyRecord pandera model.",
+        ),
+        quality.spec(
+            "anomaly_log",
+            "check_anomaly_rate_spike",
+            "The share of readings confirmed anomalous stays under IOT_ANOMALY_SPIKE_FACTOR times the "
+            "trailing 24 hours' share (at least IOT_ANOMALY_SPIKE_FLOOR) (WARN).",
+        ),
     ],
 )
-def anomaly_log(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse,
-                threshold_rules: ThresholdRules, anomaly_config: AnomalyModelConfig,
-                quality_config: quality.DataQualityConfig):
+def anomaly_log(
+    context: AssetExecutionContext,
+    spark: SparkResource,
+    lake: DeltaLakehouse,
+    threshold_rules: ThresholdRules,
+    anomaly_config: AnomalyModelConfig,
+    quality_config: quality.DataQualityConfig,
+):
     """One row per anomalous reading, metric and method (threshold, z-score, KMeans), with score,
     the limit it crossed, severity and model version. Re-materialising an hour replaces its rows.
     """
     w = context.partition_time_window
     session = spark.session
-    silver = lake.read_window(session, "silver_sensor_readings", "event_hour", w.start - HOUR, w.end) \
-        .where(F.col("event_time") >= F.lit(w.start - HOUR / 6))
+    silver = lake.read_window(session, "silver_sensor_readings", "event_hour", w.start - HOUR, w.end).where(
+        F.col("event_time") >= F.lit(w.start - HOUR / 6)
+    )
     featured = with_features(silver).where(F.col("event_time") >= F.lit(w.start))
     readings = silver.where(F.col("event_time") >= F.lit(w.start))
     models = lake.read_window(session, "device_anomaly_models", "event_hour", w.start, w.end)
     stats = lake.read_window(session, "device_hourly_stats", "event_hour", w.start - HOUR * 24, w.end - HOUR)
     spans = recorded_abnormal_spans(session, lake, w.start - HOUR * 24, w.start)
     baseline = trailing_baseline(stats, hours_in(w), None if spans is None else abnormal_hours(spans, stats)).persist()
-    log = detect(readings, featured, baseline, models, threshold_rules, anomaly_config,
-                 history=silver, scored_from=w.start).persist()
+    log = detect(
+        readings, featured, baseline, models, threshold_rules, anomaly_config, history=silver, scored_from=w.start
+    ).persist()
     try:
         written = lake.write_window(log, "anomaly_log", "event_hour", w)
         info = summary(log)
-        chart = top_devices_chart(readings, log, [d["device_id"] for d in info["top_devices"][:CHART_DEVICES]],
-                                  threshold_rules, f"{w.start:%Y-%m-%d %H:%M}-{w.end:%H:%M} UTC")
+        chart = top_devices_chart(
+            readings,
+            log,
+            [d["device_id"] for d in info["top_devices"][:CHART_DEVICES]],
+            threshold_rules,
+            f"{w.start:%Y-%m-%d %H:%M}-{w.end:%H:%M} UTC",
+        )
         scored = baseline.where(F.col("baseline_n") >= anomaly_config.min_baseline_readings)
         # Readings per device and hour, from one pass over silver: the devices without a z-score
         # baseline, and the hour's readings for the rate check below.
-        per_device = [(r["device_id"], quality.partition_value(r["event_hour"]), int(r["count"]),
-                       r["scored"] is not None)
-                      for r in readings.groupBy("device_id", "event_hour").count()
-                      .join(scored.select("device_id", "event_hour", F.lit(True).alias("scored")),
-                            ["device_id", "event_hour"], "left").collect()]
+        per_device = [
+            (r["device_id"], quality.partition_value(r["event_hour"]), int(r["count"]), r["scored"] is not None)
+            for r in readings.groupBy("device_id", "event_hour")
+            .count()
+            .join(
+                scored.select("device_id", "event_hour", F.lit(True).alias("scored")),
+                ["device_id", "event_hour"],
+                "left",
+            )
+            .collect()
+        ]
         no_baseline = sorted({d for d, _, _, has in per_device if not has})
         readings_by_hour = {}
         for _, hour, n, _ in per_device:
@@ -386,43 +529,65 @@ def anomaly_log(context: AssetExecutionContext, spark: SparkResource, lake: Delt
     finally:
         log.unpersist()
         baseline.unpersist()
-    yield MaterializeResult(metadata=table_metadata(written, AnomalyRecord, **{
-        "top_devices_chart": plots.markdown_image(chart, "most anomalous devices, anomalies marked by method"),
-        "anomaly_summary": MetadataValue.json(info),
-        "anomalies_by_method": MetadataValue.json(info["by_method"]),
-        "anomalies_by_severity": MetadataValue.json(info["by_severity"]),
-        "critical_anomalies": info["by_severity"]["critical"],
-        "confirmed_anomalous_readings": info["confirmed_readings"],
-        "devices_without_zscore_baseline": MetadataValue.json(no_baseline),
-        "threshold_rules_version": threshold_rules.version,
-    }))
+    yield MaterializeResult(
+        metadata=table_metadata(
+            written,
+            AnomalyRecord,
+            **{
+                "top_devices_chart": plots.markdown_image(chart, "most anomalous devices, anomalies marked by method"),
+                "anomaly_summary": MetadataValue.json(info),
+                "anomalies_by_method": MetadataValue.json(info["by_method"]),
+                "anomalies_by_severity": MetadataValue.json(info["by_severity"]),
+                "critical_anomalies": info["by_severity"]["critical"],
+                "confirmed_anomalous_readings": info["confirmed_readings"],
+                "devices_without_zscore_baseline": MetadataValue.json(no_baseline),
+                "threshold_rules_version": threshold_rules.version,
+            },
+        )
+    )
     trailing = (lake.read_window(session, "anomaly_log", "event_hour", w.start - HOUR * 24, w.start), stats)
-    yield from quality.report(context, session, lake, anomaly_checks(
-        lake.read_window(session, "anomaly_log", "event_hour", w.start, w.end), readings_by_hour, *trailing,
-        quality_config))
+    yield from quality.report(
+        context,
+        session,
+        lake,
+        anomaly_checks(
+            lake.read_window(session, "anomaly_log", "event_hour", w.start, w.end),
+            readings_by_hour,
+            *trailing,
+            quality_config,
+        ),
+    )
 
 
 # The chart shows the readings of this many of the most anomalous devices.
 CHART_DEVICES = 3
 
 
-def top_devices_chart(readings: DataFrame, log: DataFrame, devices: list[str], rules: ThresholdRules,
-                      when: str) -> bytes:
+def top_devices_chart(
+    readings: DataFrame, log: DataFrame, devices: list[str], rules: ThresholdRules, when: str
+) -> bytes:
     """The devices' readings of the window with every flag on them marked by method (see plots)."""
     pick = F.col("device_id").isin(devices)
     metrics = [m for m in dict.fromkeys([*ZSCORE_METRICS, *(r.metric for r in rules.parsed)]) if m in readings.columns]
     return plots.anomaly_chart(
         readings.where(pick).select("device_id", "event_time", *metrics).toPandas(),
         log.where(pick).select("device_id", "event_time", "metric", "method").toPandas(),
-        devices, f"anomaly_log {when}: most anomalous devices")
+        devices,
+        f"anomaly_log {when}: most anomalous devices",
+    )
 
 
 def confirmed_readings(log: DataFrame) -> DataFrame:
     return log.where("confirmed").select("device_id", "event_time", "event_hour").distinct()
 
 
-def rate_spike_by_hour(confirmed: dict, readings: dict, hours: list, cfg: quality.DataQualityConfig,
-                       trailing: timedelta = timedelta(hours=24)) -> quality.Evaluation:
+def rate_spike_by_hour(
+    confirmed: dict,
+    readings: dict,
+    hours: list,
+    cfg: quality.DataQualityConfig,
+    trailing: timedelta = timedelta(hours=24),
+) -> quality.Evaluation:
     """Each hour's confirmed-anomaly rate against its own trailing 24 hours' rate, as its own run
     would judge it: `confirmed` (confirmed readings) and `readings` (all readings) per hour must
     cover the 24 hours before the first hour through the last."""
@@ -434,33 +599,66 @@ def rate_spike_by_hour(confirmed: dict, readings: dict, hours: list, cfg: qualit
         limit = max(cfg.anomaly_spike_factor * base, cfg.anomaly_spike_floor)
         key = h.strftime("%Y-%m-%d-%H:%M")
         limits[key], trailing_rates[key] = round(limit, 5), round(base, 5)
-        evals.append(quality.check_rate({h: confirmed.get(h, 0)}, {h: readings.get(h, 0)}, limit, "anomaly_log",
-                                        "check_anomaly_rate_spike", "confirmed anomalous readings"))
+        evals.append(
+            quality.check_rate(
+                {h: confirmed.get(h, 0)},
+                {h: readings.get(h, 0)},
+                limit,
+                "anomaly_log",
+                "check_anomaly_rate_spike",
+                "confirmed anomalous readings",
+            )
+        )
     num = sum(confirmed.get(h, 0) for h in hours)
     den = sum(readings.get(h, 0) for h in hours)
     over = [e for e in evals if not e.passed]
-    text = (f"confirmed anomalous readings rate {num / den if den else 0:.2%}, every hour under its own limit"
-            if not over else f"confirmed anomalous readings rate above its hour's limit in {len(over)} partition(s)")
+    text = (
+        f"confirmed anomalous readings rate {num / den if den else 0:.2%}, every hour under its own limit"
+        if not over
+        else f"confirmed anomalous readings rate above its hour's limit in {len(over)} partition(s)"
+    )
     by_partition = {k: v for e in evals for k, v in e.by_partition.items()}
-    return quality.Evaluation("anomaly_log", "check_anomaly_rate_spike", evals[0].severity if evals else quality.WARN,
-                              not over, by_partition, text,
-                              {"rate": round(num / den, 4) if den else 0.0, "limit_by_hour": limits,
-                               "trailing_rate_by_hour": trailing_rates,
-                               "examples": [x for e in over for x in e.detail["examples"]][:quality.EXAMPLES]})
+    return quality.Evaluation(
+        "anomaly_log",
+        "check_anomaly_rate_spike",
+        evals[0].severity if evals else quality.WARN,
+        not over,
+        by_partition,
+        text,
+        {
+            "rate": round(num / den, 4) if den else 0.0,
+            "limit_by_hour": limits,
+            "trailing_rate_by_hour": trailing_rates,
+            "examples": [x for e in over for x in e.detail["examples"]][: quality.EXAMPLES],
+        },
+    )
 
 
-def anomaly_checks(log: DataFrame, readings_by_hour: dict, trailing_log: DataFrame, trailing_stats: DataFrame,
-                   cfg: quality.DataQualityConfig) -> list[quality.Evaluation]:
+def anomaly_checks(
+    log: DataFrame,
+    readings_by_hour: dict,
+    trailing_log: DataFrame,
+    trailing_stats: DataFrame,
+    cfg: quality.DataQualityConfig,
+) -> list[quality.Evaluation]:
     """Schema conformance, and each hour's confirmed-anomaly rate against its own trailing 24 hours'
     rate (in a range run too: `trailing_log` and `trailing_stats` cover the 24 hours before the
     range's first hour through its last)."""
     confirmed = quality.counts_by(confirmed_readings(trailing_log.unionByName(log)), "event_hour")
-    seen = {quality.partition_value(r["event_hour"]): int(r["n"] or 0) for r in
-            trailing_stats.groupBy("event_hour").agg(F.sum("reading_count").alias("n")).collect()}
+    seen = {
+        quality.partition_value(r["event_hour"]): int(r["n"] or 0)
+        for r in trailing_stats.groupBy("event_hour").agg(F.sum("reading_count").alias("n")).collect()
+    }
     hours = sorted(readings_by_hour)
     spike = rate_spike_by_hour(confirmed, {**seen, **readings_by_hour}, hours, cfg)
     return [
-        quality.check_schema(log, AnomalyRecord, "anomaly_log", "check_anomaly_log_schema", "event_hour",
-                             ["device_id", "event_time", "metric", "method"]),
+        quality.check_schema(
+            log,
+            AnomalyRecord,
+            "anomaly_log",
+            "check_anomaly_log_schema",
+            "event_hour",
+            ["device_id", "event_time", "metric", "method"],
+        ),
         spike,
     ]

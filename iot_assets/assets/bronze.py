@@ -5,7 +5,6 @@ becomes a typed reading whose event time lies in its batch hour, or a quarantine
 its text (up to 8 KiB) and says why.
 """
 
-
 import pandera.pyspark as pa
 import pyspark.sql.types as T
 from dagster import AssetExecutionContext, AssetOut, BackfillPolicy, MaterializeResult, multi_asset
@@ -30,19 +29,21 @@ KEPT_PAYLOAD_CHARS = 8 * 1024
 
 # One line of a raw batch object, as the raw IO manager writes it: the record exactly as it
 # arrived, plus where it came from.
-ENVELOPE = T.StructType([
-    T.StructField("arrival_id", T.StringType()),       # the record's identity where it arrived
-    T.StructField("batch_hour", T.StringType()),
-    T.StructField("record_index", T.LongType()),
-    T.StructField("payload", T.StringType()),
-    T.StructField("payload_b64", T.StringType()),      # set instead of payload when not UTF-8
-    T.StructField("source", T.StringType()),
-    T.StructField("kinesis_shard_id", T.StringType()),
-    T.StructField("kinesis_sequence_number", T.StringType()),
-    T.StructField("kinesis_partition_key", T.StringType()),
-    T.StructField("kinesis_arrival_time", T.StringType()),
-    T.StructField("object_problem", T.StringType()),   # "<reason>: <detail>" for a landed file without records
-])
+ENVELOPE = T.StructType(
+    [
+        T.StructField("arrival_id", T.StringType()),  # the record's identity where it arrived
+        T.StructField("batch_hour", T.StringType()),
+        T.StructField("record_index", T.LongType()),
+        T.StructField("payload", T.StringType()),
+        T.StructField("payload_b64", T.StringType()),  # set instead of payload when not UTF-8
+        T.StructField("source", T.StringType()),
+        T.StructField("kinesis_shard_id", T.StringType()),
+        T.StructField("kinesis_sequence_number", T.StringType()),
+        T.StructField("kinesis_partition_key", T.StringType()),
+        T.StructField("kinesis_arrival_time", T.StringType()),
+        T.StructField("object_problem", T.StringType()),  # "<reason>: <detail>" for a landed file without records
+    ]
+)
 
 # Every field is read as text, so a wrong type yields a precise reason instead of a null.
 _PAYLOAD_TEXT = T.StructType([T.StructField(f, T.StringType()) for f in REQUIRED_FIELDS])
@@ -50,8 +51,13 @@ _PAYLOAD_TEXT = T.StructType([T.StructField(f, T.StringType()) for f in REQUIRED
 # first JSON value, so text after it (`{..} garbage`, `{..}{..}`) is seen only as a wrapper that
 # does not parse or lacks its sentinel. One parse serves both.
 _END = "__iot_assets_end__"
-_WRAPPED = T.StructType([T.StructField("v", _PAYLOAD_TEXT), T.StructField(_END, T.StringType()),
-                         T.StructField("_corrupt_record", T.StringType())])
+_WRAPPED = T.StructType(
+    [
+        T.StructField("v", _PAYLOAD_TEXT),
+        T.StructField(_END, T.StringType()),
+        T.StructField("_corrupt_record", T.StringType()),
+    ]
+)
 _STRICT = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record", "allowSingleQuotes": "false"}
 _CORRUPT_ONLY = T.StructType([T.StructField("_corrupt_record", T.StringType())])
 _EXTRA = T.MapType(T.StringType(), T.StringType())
@@ -70,7 +76,9 @@ class BronzeReading(pa.DataFrameModel):
     signal_strength: T.DoubleType() = pa.Field(nullable=False, description="dBm")
     status: T.StringType() = pa.Field(nullable=False)
     extra_fields: T.StringType() = pa.Field(nullable=True, description="unexpected fields (schema drift), as JSON")
-    source: T.StringType() = pa.Field(nullable=False, isin=["simulator", "kinesis", "s3_landing", "replay", "historian"])
+    source: T.StringType() = pa.Field(
+        nullable=False, isin=["simulator", "kinesis", "s3_landing", "replay", "historian"]
+    )
     source_object: T.StringType() = pa.Field(nullable=False, description="raw batch object it was read from")
     record_index: T.LongType() = pa.Field(nullable=False, ge=0, description="position in the raw batch")
     kinesis_shard_id: T.StringType() = pa.Field(nullable=True)
@@ -92,7 +100,9 @@ class QuarantinedRecord(pa.DataFrameModel):
     source: T.StringType() = pa.Field(nullable=False)
     source_object: T.StringType() = pa.Field(nullable=False)
     record_index: T.LongType() = pa.Field(nullable=False, ge=0)
-    arrival_id: T.StringType() = pa.Field(nullable=True, description="Kinesis stream/shard/sequence or landed key@ETag#offset")
+    arrival_id: T.StringType() = pa.Field(
+        nullable=True, description="Kinesis stream/shard/sequence or landed key@ETag#offset"
+    )
     kinesis_shard_id: T.StringType() = pa.Field(nullable=True)
     kinesis_sequence_number: T.StringType() = pa.Field(nullable=True)
     kinesis_partition_key: T.StringType() = pa.Field(nullable=True)
@@ -109,8 +119,10 @@ def _first(conds: list[tuple[Column, str | Column]]) -> Column:
 
 # RFC 2822 / HTTP dates ("Tue, 10 Nov 2026 12:21:00 +0000" or "... GMT"), sent by some gateways;
 # the weekday is dropped because Spark parses no day-of-week names.
-_RFC2822 = [rf"try_to_timestamp(regexp_replace(ts_text, '^[A-Za-z]{{3}},\\s*', ''), 'd MMM yyyy HH:mm:ss {z}')"
-            for z in ("Z", "z")]
+_RFC2822 = [
+    rf"try_to_timestamp(regexp_replace(ts_text, '^[A-Za-z]{{3}},\\s*', ''), 'd MMM yyyy HH:mm:ss {z}')"
+    for z in ("Z", "z")
+]
 
 
 # A JSON number (as Jackson renders it: "48.5", "1.79431320025E9") or plain decimal text. Java's
@@ -132,13 +144,13 @@ def _parse_timestamp(text: Column) -> Column:
     # Only text that is a number is tried as one: the decimal cast is not free, and ISO text is
     # by far the common case.
     number = F.expr("try_cast(ts_text as decimal(20,6))")
-    epoch = (F.when(text.rlike(r"^\d{13}$"), F.timestamp_millis(F.expr("try_cast(ts_text as bigint)")))
-             .when((number >= 1e9) & (number < 1e10), F.timestamp_seconds(number)))
+    epoch = F.when(text.rlike(r"^\d{13}$"), F.timestamp_millis(F.expr("try_cast(ts_text as bigint)"))).when(
+        (number >= 1e9) & (number < 1e10), F.timestamp_seconds(number)
+    )
     iso = F.when(text.rlike(_ISO_DATE_AND_TIME), F.expr("try_cast(ts_text as timestamp)"))
     # The abbreviation search runs only on text ending in a letter other than the usual "Z".
     abbreviated = F.substring(text, -1, 1).rlike("[A-Ya-z]") & text.rlike(_ZONE_ABBREVIATION)
-    return (F.when(text.rlike(_NUMBER), epoch)
-            .when(~abbreviated, F.coalesce(iso, *[F.expr(e) for e in _RFC2822])))
+    return F.when(text.rlike(_NUMBER), epoch).when(~abbreviated, F.coalesce(iso, *[F.expr(e) for e in _RFC2822]))
 
 
 def _number(text: Column) -> Column:
@@ -151,21 +163,23 @@ def _reason() -> Column:
     is_object = F.col("payload").rlike(r"^\s*\{")
     other_json_value = F.col("payload").rlike(r'^\s*(\[|"|-?\d|true|false|null)')
     keys = F.col("_keys")
-    return _first([
-        (F.col("object_problem").isNotNull(), F.substring_index("object_problem", ":", 1)),
-        (F.col("payload_b64").isNotNull(), reasons.NOT_UTF8),
-        (F.col("payload_bytes") > MAX_RECORD_BYTES, reasons.RECORD_TOO_LARGE),
-        (~is_object & other_json_value, reasons.NOT_AN_OBJECT),
-        (F.col("payload").isNull() | ~is_object | F.col("_bad_json"), reasons.MALFORMED_JSON),
-        (~F.col("_whole"), reasons.TRAILING_TEXT),
-        (F.coalesce(F.size(keys) > F.size(F.array_distinct(keys)), F.lit(False)), reasons.DUPLICATE_KEY),
-        (F.col("_missing") != "", reasons.MISSING_FIELD),
-        (F.col("_bad_type") != "", reasons.INVALID_TYPE),
-        (~F.col("p.device_id").rlike(DEVICE_ID_PATTERN), reasons.INVALID_DEVICE_ID),
-        (F.col("_event_time").isNull(), reasons.INVALID_TIMESTAMP),
-        (F.col("_event_hour") < F.col("batch_hour"), reasons.LATE_EVENT),
-        (F.col("_event_hour") > F.col("batch_hour"), reasons.FUTURE_EVENT),
-    ])
+    return _first(
+        [
+            (F.col("object_problem").isNotNull(), F.substring_index("object_problem", ":", 1)),
+            (F.col("payload_b64").isNotNull(), reasons.NOT_UTF8),
+            (F.col("payload_bytes") > MAX_RECORD_BYTES, reasons.RECORD_TOO_LARGE),
+            (~is_object & other_json_value, reasons.NOT_AN_OBJECT),
+            (F.col("payload").isNull() | ~is_object | F.col("_bad_json"), reasons.MALFORMED_JSON),
+            (~F.col("_whole"), reasons.TRAILING_TEXT),
+            (F.coalesce(F.size(keys) > F.size(F.array_distinct(keys)), F.lit(False)), reasons.DUPLICATE_KEY),
+            (F.col("_missing") != "", reasons.MISSING_FIELD),
+            (F.col("_bad_type") != "", reasons.INVALID_TYPE),
+            (~F.col("p.device_id").rlike(DEVICE_ID_PATTERN), reasons.INVALID_DEVICE_ID),
+            (F.col("_event_time").isNull(), reasons.INVALID_TIMESTAMP),
+            (F.col("_event_hour") < F.col("batch_hour"), reasons.LATE_EVENT),
+            (F.col("_event_hour") > F.col("batch_hour"), reasons.FUTURE_EVENT),
+        ]
+    )
 
 
 def parse_raw(envelopes: DataFrame) -> DataFrame:
@@ -178,39 +192,68 @@ def parse_raw(envelopes: DataFrame) -> DataFrame:
     branch of the detail (90 k records: 8.8 s -> 4.2 s with the other changes of that commit).
     """
     wrapped = F.from_json(F.concat(F.lit('{"v":'), "payload", F.lit(f',"{_END}":1}}')), _WRAPPED, _STRICT)
-    df = (envelopes
-          .withColumn("payload_bytes", F.coalesce(F.octet_length("payload"), F.length("payload_b64") * 3 / 4).cast("long"))
-          .withColumn("w", wrapped)
-          .withColumn("_keys", F.json_object_keys("payload"))
-          .withColumn("batch_hour", F.to_timestamp("batch_hour")))
+    df = (
+        envelopes.withColumn(
+            "payload_bytes", F.coalesce(F.octet_length("payload"), F.length("payload_b64") * 3 / 4).cast("long")
+        )
+        .withColumn("w", wrapped)
+        .withColumn("_keys", F.json_object_keys("payload"))
+        .withColumn("batch_hour", F.to_timestamp("batch_hour"))
+    )
     whole = F.coalesce(F.col("w._corrupt_record").isNull() & F.col(f"w.{_END}").isNotNull(), F.lit(False))
     # Only a record whose wrapper failed is parsed again, alone, to tell bad JSON from trailing text.
     bad_json = F.when(~whole, F.from_json("payload", _CORRUPT_ONLY, _STRICT)["_corrupt_record"].isNotNull())
-    df = df.select("*", F.col("w.v").alias("p"), whole.alias("_whole"), F.coalesce(bad_json, F.lit(False)).alias("_bad_json"))
+    df = df.select(
+        "*", F.col("w.v").alias("p"), whole.alias("_whole"), F.coalesce(bad_json, F.lit(False)).alias("_bad_json")
+    )
     df = df.withColumn("ts_text", F.trim(F.col("p.timestamp")))
-    df = df.select("*", *[_number(F.col(f"p.{f}")).alias(f"_{f}") for f in NUMERIC_FIELDS],
-                   _parse_timestamp(F.col("ts_text")).alias("_event_time"))
+    df = df.select(
+        "*",
+        *[_number(F.col(f"p.{f}")).alias(f"_{f}") for f in NUMERIC_FIELDS],
+        _parse_timestamp(F.col("ts_text")).alias("_event_time"),
+    )
     missing = F.concat_ws(",", *[F.when(F.col(f"p.{f}").isNull(), F.lit(f)) for f in REQUIRED_FIELDS])
-    bad_type = F.concat_ws(",", *[
-        F.when(F.col(f"_{f}").isNull() | (F.abs(F.col(f"_{f}")) == float("inf")),
-               F.concat(F.lit(f + "="), F.substring(F.col(f"p.{f}"), 1, 40)))
-        for f in NUMERIC_FIELDS])
-    df = df.select("*", missing.alias("_missing"), bad_type.alias("_bad_type"),
-                   F.date_trunc("hour", F.col("_event_time")).alias("_event_hour"))
+    bad_type = F.concat_ws(
+        ",",
+        *[
+            F.when(
+                F.col(f"_{f}").isNull() | (F.abs(F.col(f"_{f}")) == float("inf")),
+                F.concat(F.lit(f + "="), F.substring(F.col(f"p.{f}"), 1, 40)),
+            )
+            for f in NUMERIC_FIELDS
+        ],
+    )
+    df = df.select(
+        "*",
+        missing.alias("_missing"),
+        bad_type.alias("_bad_type"),
+        F.date_trunc("hour", F.col("_event_time")).alias("_event_hour"),
+    )
     df = df.select("*", _reason().alias("reason"))
     keys = F.col("_keys")
     reason = F.col("reason")
-    detail = (F.when(reason.isNull(), F.lit(None).cast("string"))
-              .when(F.col("object_problem").isNotNull(), F.col("object_problem"))
-              .when(reason == reasons.MISSING_FIELD, F.col("_missing"))
-              .when(reason == reasons.INVALID_TYPE, F.col("_bad_type"))
-              .when(reason == reasons.INVALID_DEVICE_ID, F.substring(F.col("p.device_id"), 1, 80))
-              .when(reason.isin(reasons.INVALID_TIMESTAMP, reasons.LATE_EVENT, reasons.FUTURE_EVENT),
-                    F.concat(F.lit("timestamp="), F.substring("ts_text", 1, 60)))
-              .when(reason == reasons.RECORD_TOO_LARGE, F.concat(F.lit("bytes="), F.col("payload_bytes").cast("string")))
-              .when(reason == reasons.DUPLICATE_KEY, F.concat(F.lit("keys="), F.array_join(F.array_distinct(
-                  F.filter(keys, lambda k: F.size(F.filter(keys, lambda x: x == k)) > 1)), ",")))
-              .when(reason == reasons.TRAILING_TEXT, F.lit("text after the JSON object")))
+    detail = (
+        F.when(reason.isNull(), F.lit(None).cast("string"))
+        .when(F.col("object_problem").isNotNull(), F.col("object_problem"))
+        .when(reason == reasons.MISSING_FIELD, F.col("_missing"))
+        .when(reason == reasons.INVALID_TYPE, F.col("_bad_type"))
+        .when(reason == reasons.INVALID_DEVICE_ID, F.substring(F.col("p.device_id"), 1, 80))
+        .when(
+            reason.isin(reasons.INVALID_TIMESTAMP, reasons.LATE_EVENT, reasons.FUTURE_EVENT),
+            F.concat(F.lit("timestamp="), F.substring("ts_text", 1, 60)),
+        )
+        .when(reason == reasons.RECORD_TOO_LARGE, F.concat(F.lit("bytes="), F.col("payload_bytes").cast("string")))
+        .when(
+            reason == reasons.DUPLICATE_KEY,
+            F.concat(
+                F.lit("keys="),
+                F.array_join(
+                    F.array_distinct(F.filter(keys, lambda k: F.size(F.filter(keys, lambda x: x == k)) > 1)), ","
+                ),
+            ),
+        )
+        .when(reason == reasons.TRAILING_TEXT, F.lit("text after the JSON object"))
+    )
     # Unexpected fields (schema drift) are kept as JSON. Listing the keys is cheaper than parsing
     # the payload into a map, so the map is built only for records that have an unknown key.
     known = F.array(*[F.lit(f) for f in REQUIRED_FIELDS])
@@ -220,23 +263,38 @@ def parse_raw(envelopes: DataFrame) -> DataFrame:
     # goes to quarantine (the frame is cached between the two writes).
     reason = F.col("reason")
     return df.select(
-        reason, detail.alias("reason_detail"), "batch_hour",
-        F.when(reason.isNotNull(), F.substring(F.coalesce("payload", "payload_b64"), 1, KEPT_PAYLOAD_CHARS))
-        .alias("payload"),
-        "payload_bytes", F.col("p.device_id").alias("device_id"), F.col("_event_time").alias("event_time"),
-        *[F.col(f"_{f}").alias(f) for f in NUMERIC_FIELDS], F.col("p.status").alias("status"),
+        reason,
+        detail.alias("reason_detail"),
+        "batch_hour",
+        F.when(reason.isNotNull(), F.substring(F.coalesce("payload", "payload_b64"), 1, KEPT_PAYLOAD_CHARS)).alias(
+            "payload"
+        ),
+        "payload_bytes",
+        F.col("p.device_id").alias("device_id"),
+        F.col("_event_time").alias("event_time"),
+        *[F.col(f"_{f}").alias(f) for f in NUMERIC_FIELDS],
+        F.col("p.status").alias("status"),
         F.when(reason.isNull() & has_extra & (F.size(extra) > 0), F.to_json(extra)).alias("extra_fields"),
-        "source", "source_object", "record_index", "arrival_id", "kinesis_shard_id", "kinesis_sequence_number",
-        "kinesis_partition_key", "kinesis_arrival_time", F.current_timestamp().alias("ingest_time"),
+        "source",
+        "source_object",
+        "record_index",
+        "arrival_id",
+        "kinesis_shard_id",
+        "kinesis_sequence_number",
+        "kinesis_partition_key",
+        "kinesis_arrival_time",
+        F.current_timestamp().alias("ingest_time"),
     )
 
 
 def split_bronze(parsed: DataFrame) -> tuple[DataFrame, DataFrame]:
     """(valid readings, quarantined records), each conformed to its layer schema."""
-    good = (parsed.where(F.col("reason").isNull())
-            .withColumn("status", F.lower(F.trim("status")))
-            .withColumn("kinesis_arrival_time", F.to_timestamp("kinesis_arrival_time"))
-            .withColumn("event_hour", F.date_trunc("hour", "event_time")))
+    good = (
+        parsed.where(F.col("reason").isNull())
+        .withColumn("status", F.lower(F.trim("status")))
+        .withColumn("kinesis_arrival_time", F.to_timestamp("kinesis_arrival_time"))
+        .withColumn("event_hour", F.date_trunc("hour", "event_time"))
+    )
     bad = parsed.where(F.col("reason").isNotNull())
     return conform(good, BronzeReading), conform(bad, QuarantinedRecord)
 
@@ -246,8 +304,12 @@ def read_raw(spark, objects: list[RawObject]) -> DataFrame:
     uris = [o.uri for o in objects]
     if not uris:
         return spark.createDataFrame([], ENVELOPE).withColumn("source_object", F.lit(None).cast("string"))
-    df = (spark.read.schema(ENVELOPE).option("mode", "FAILFAST").json(uris)
-          .withColumn("source_object", F.col("_metadata.file_path")))
+    df = (
+        spark.read.schema(ENVELOPE)
+        .option("mode", "FAILFAST")
+        .json(uris)
+        .withColumn("source_object", F.col("_metadata.file_path"))
+    )
     # A gzip object is read by one task; parsing is the costly part, so it is spread over every
     # core (one hour of 1,000 devices at 1/s: parse 91 s -> 72 s on 2 cores).
     cores = spark.sparkContext.defaultParallelism
@@ -258,31 +320,54 @@ def read_raw(spark, objects: list[RawObject]) -> DataFrame:
     outs={
         "bronze_sensor_readings": AssetOut(
             description="Readings parsed from raw batches with an explicit schema, with their ingestion "
-                        "metadata (source object, ingest time, Kinesis shard, sequence number and key).",
+            "metadata (source object, ingest time, Kinesis shard, sequence number and key).",
             metadata={"dagster/column_schema": table_schema(BronzeReading)},
-            kinds={"spark", "delta", "s3"}, group_name="bronze", is_required=True),
+            kinds={"spark", "delta", "s3"},
+            group_name="bronze",
+            is_required=True,
+        ),
         "bronze_quarantine": AssetOut(
             description="Raw records that could not become readings, each with a reason and its text.",
             metadata={"dagster/column_schema": table_schema(QuarantinedRecord)},
-            kinds={"spark", "delta", "s3"}, group_name="bronze", is_required=True),
+            kinds={"spark", "delta", "s3"},
+            group_name="bronze",
+            is_required=True,
+        ),
     },
     partitions_def=hourly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     pool=LAKE_WRITER_POOL,
     retry_policy=SPARK_RETRY_POLICY,
     check_specs=[
-        quality.spec("bronze_sensor_readings", "check_bronze_schema",
-                     "Columns, types, ranges and nulls agree with the BronzeReading pandera model."),
-        quality.spec("bronze_sensor_readings", "check_bronze_reconciles_raw",
-                     "Every raw record is a bronze row or a quarantine row: raw = bronze + quarantine, per hour."),
-        quality.spec("bronze_quarantine", "check_quarantine_schema",
-                     "Columns, types and reasons agree with the QuarantinedRecord pandera model."),
-        quality.spec("bronze_quarantine", "check_quarantine_rate",
-                     "The share of raw records quarantined stays under IOT_MAX_QUARANTINE_RATE (WARN)."),
+        quality.spec(
+            "bronze_sensor_readings",
+            "check_bronze_schema",
+            "Columns, types, ranges and nulls agree with the BronzeReading pandera model.",
+        ),
+        quality.spec(
+            "bronze_sensor_readings",
+            "check_bronze_reconciles_raw",
+            "Every raw record is a bronze row or a quarantine row: raw = bronze + quarantine, per hour.",
+        ),
+        quality.spec(
+            "bronze_quarantine",
+            "check_quarantine_schema",
+            "Columns, types and reasons agree with the QuarantinedRecord pandera model.",
+        ),
+        quality.spec(
+            "bronze_quarantine",
+            "check_quarantine_rate",
+            "The share of raw records quarantined stays under IOT_MAX_QUARANTINE_RATE (WARN).",
+        ),
     ],
 )
-def bronze(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse,
-           quality_config: quality.DataQualityConfig, raw_sensor_batches: list[RawObject]):
+def bronze(
+    context: AssetExecutionContext,
+    spark: SparkResource,
+    lake: DeltaLakehouse,
+    quality_config: quality.DataQualityConfig,
+    raw_sensor_batches: list[RawObject],
+):
     """Parse the hour's raw batch into bronze readings and quarantined records."""
     window = context.partition_time_window
     parsed = parse_raw(read_raw(spark.session, raw_sensor_batches)).persist()
@@ -294,34 +379,62 @@ def bronze(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLake
     finally:
         parsed.unpersist()
     raw_records = sum(o.records for o in raw_sensor_batches)
-    yield MaterializeResult(asset_key="bronze_sensor_readings",
-                            metadata=table_metadata(written, BronzeReading, raw_records=raw_records))
-    yield MaterializeResult(asset_key="bronze_quarantine", metadata=table_metadata(
-        quarantined, QuarantinedRecord, rows_by_reason=reasons_count, raw_records=raw_records))
-    yield from quality.report(context, spark.session, lake, bronze_checks(
-        lake.read_window(spark.session, "bronze_sensor_readings", "event_hour", window.start, window.end),
-        lake.read_window(spark.session, "bronze_quarantine", "batch_hour", window.start, window.end),
-        raw_sensor_batches, quality_config.max_quarantine_rate))
+    yield MaterializeResult(
+        asset_key="bronze_sensor_readings", metadata=table_metadata(written, BronzeReading, raw_records=raw_records)
+    )
+    yield MaterializeResult(
+        asset_key="bronze_quarantine",
+        metadata=table_metadata(quarantined, QuarantinedRecord, rows_by_reason=reasons_count, raw_records=raw_records),
+    )
+    yield from quality.report(
+        context,
+        spark.session,
+        lake,
+        bronze_checks(
+            lake.read_window(spark.session, "bronze_sensor_readings", "event_hour", window.start, window.end),
+            lake.read_window(spark.session, "bronze_quarantine", "batch_hour", window.start, window.end),
+            raw_sensor_batches,
+            quality_config.max_quarantine_rate,
+        ),
+    )
 
 
-def bronze_checks(readings: DataFrame, quarantine: DataFrame, raw: list[RawObject],
-                  max_quarantine_rate: float) -> list[quality.Evaluation]:
+def bronze_checks(
+    readings: DataFrame, quarantine: DataFrame, raw: list[RawObject], max_quarantine_rate: float
+) -> list[quality.Evaluation]:
     """The bronze checks on the partition as written."""
     raw_by_hour: dict = {}
-    for o in raw:                       # an hour holds one raw object per arrival batch
+    for o in raw:  # an hour holds one raw object per arrival batch
         raw_by_hour[o.hour] = raw_by_hour.get(o.hour, 0) + o.records
-    readings_schema = quality.check_schema(readings, BronzeReading, "bronze_sensor_readings", "check_bronze_schema",
-                                           "event_hour", ["device_id", "event_time", "source_object", "record_index"])
-    quarantine_schema = quality.check_schema(quarantine, QuarantinedRecord, "bronze_quarantine",
-                                             "check_quarantine_schema", "batch_hour",
-                                             ["source_object", "record_index", "reason"])
+    readings_schema = quality.check_schema(
+        readings,
+        BronzeReading,
+        "bronze_sensor_readings",
+        "check_bronze_schema",
+        "event_hour",
+        ["device_id", "event_time", "source_object", "record_index"],
+    )
+    quarantine_schema = quality.check_schema(
+        quarantine,
+        QuarantinedRecord,
+        "bronze_quarantine",
+        "check_quarantine_schema",
+        "batch_hour",
+        ["source_object", "record_index", "reason"],
+    )
     # The schema checks see every row of the partition, so their counts are the table's.
     good, bad = readings_schema.rows_by_partition(), quarantine_schema.rows_by_partition()
     return [
         readings_schema,
-        quality.check_reconciles(raw_by_hour, {"bronze": good, "quarantine": bad}, "bronze_sensor_readings",
-                                 "check_bronze_reconciles_raw", "raw records = bronze rows + quarantine rows"),
+        quality.check_reconciles(
+            raw_by_hour,
+            {"bronze": good, "quarantine": bad},
+            "bronze_sensor_readings",
+            "check_bronze_reconciles_raw",
+            "raw records = bronze rows + quarantine rows",
+        ),
         quarantine_schema,
-        quality.check_rate(bad, raw_by_hour, max_quarantine_rate, "bronze_quarantine", "check_quarantine_rate",
-                           "quarantined"),
+        quality.check_rate(
+            bad, raw_by_hour, max_quarantine_rate, "bronze_quarantine", "check_quarantine_rate", "quarantined"
+        ),
     ]

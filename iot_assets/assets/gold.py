@@ -1,6 +1,5 @@
 """Gold: per-device aggregates by hour, by 10-minute window, and by day."""
 
-
 import pandera.pyspark as pa
 import pyspark.sql.types as T
 from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
@@ -33,25 +32,56 @@ def _model(name: str, doc: str, fields: dict[str, T.DataType], nullable: set[str
 
 
 _stats = _stat_fields(("avg", "min", "max", "stddev"), STAT_METRICS)
-DeviceHourlyStats = _model("DeviceHourlyStats", "Per device and hour: count and avg/min/max/stddev of each metric.", {
-    "device_id": T.StringType(), "event_hour": T.TimestampType(), "site": T.StringType(),
-    "reading_count": T.LongType(), **_stats,
-}, nullable={k for k in _stats if k.startswith("stddev_")})
+DeviceHourlyStats = _model(
+    "DeviceHourlyStats",
+    "Per device and hour: count and avg/min/max/stddev of each metric.",
+    {
+        "device_id": T.StringType(),
+        "event_hour": T.TimestampType(),
+        "site": T.StringType(),
+        "reading_count": T.LongType(),
+        **_stats,
+    },
+    nullable={k for k in _stats if k.startswith("stddev_")},
+)
 
 _window_stats = _stat_fields(("avg", "min", "max"), WINDOW_METRICS)
-SensorAggregates10Min = _model("SensorAggregates10Min", "Per device and 10-minute window.", {
-    "device_id": T.StringType(), "window_start": T.TimestampType(), "window_end": T.TimestampType(),
-    "device_name": T.StringType(), "record_count": T.LongType(), **_window_stats,
-    "min_battery_level": _D, "high_vibration_count": T.LongType(), "event_hour": T.TimestampType(),
-})
+SensorAggregates10Min = _model(
+    "SensorAggregates10Min",
+    "Per device and 10-minute window.",
+    {
+        "device_id": T.StringType(),
+        "window_start": T.TimestampType(),
+        "window_end": T.TimestampType(),
+        "device_name": T.StringType(),
+        "record_count": T.LongType(),
+        **_window_stats,
+        "min_battery_level": _D,
+        "high_vibration_count": T.LongType(),
+        "event_hour": T.TimestampType(),
+    },
+)
 
-DailyDeviceSummary = _model("DailyDeviceSummary", "Per device and day.", {
-    "device_id": T.StringType(), "event_date": T.DateType(), "device_name": T.StringType(),
-    "site": T.StringType(), "reading_count": T.LongType(), "hours_reporting": T.LongType(),
-    "daily_avg_temperature": _D, "daily_min_temperature": _D, "daily_max_temperature": _D,
-    "daily_avg_humidity": _D, "daily_avg_pressure": _D, "daily_max_vibration": _D,
-    "high_vibration_count": T.LongType(), "daily_min_battery": _D,
-})
+DailyDeviceSummary = _model(
+    "DailyDeviceSummary",
+    "Per device and day.",
+    {
+        "device_id": T.StringType(),
+        "event_date": T.DateType(),
+        "device_name": T.StringType(),
+        "site": T.StringType(),
+        "reading_count": T.LongType(),
+        "hours_reporting": T.LongType(),
+        "daily_avg_temperature": _D,
+        "daily_min_temperature": _D,
+        "daily_max_temperature": _D,
+        "daily_avg_humidity": _D,
+        "daily_avg_pressure": _D,
+        "daily_max_vibration": _D,
+        "high_vibration_count": T.LongType(),
+        "daily_min_battery": _D,
+    },
+)
 
 
 _SILVER = "silver_sensor_readings"
@@ -61,10 +91,14 @@ _STAT_PREFIXES = ("daily_avg_", "daily_min_", "daily_max_", "avg_", "min_", "max
 def _lineage(model: type) -> object:
     """A gold table's column lineage: each statistic from its silver metric, time columns from event_time."""
     silver_columns = SilverReading.to_schema().columns
-    derived = {"window_start": [(_SILVER, "event_time")], "window_end": [(_SILVER, "event_time")],
-               "event_date": [(_SILVER, "event_time")], "hours_reporting": [(_SILVER, "event_hour")],
-               "high_vibration_count": [(_SILVER, "vibration_category")],
-               "daily_min_battery": [(_SILVER, "battery_level")]}
+    derived = {
+        "window_start": [(_SILVER, "event_time")],
+        "window_end": [(_SILVER, "event_time")],
+        "event_date": [(_SILVER, "event_time")],
+        "hours_reporting": [(_SILVER, "event_hour")],
+        "high_vibration_count": [(_SILVER, "vibration_category")],
+        "daily_min_battery": [(_SILVER, "battery_level")],
+    }
     for column in model.to_schema().columns:
         metrics = [column.removeprefix(p) for p in _STAT_PREFIXES if column.startswith(p)]
         if metrics and metrics[0] in silver_columns:
@@ -77,33 +111,53 @@ def _lineage(model: type) -> object:
 def hourly_stats(silver: DataFrame) -> DataFrame:
     aggs = [F.count("*").alias("reading_count"), F.first("site").alias("site")]
     for m in STAT_METRICS:
-        aggs += [F.avg(m).alias(f"avg_{m}"), F.min(m).alias(f"min_{m}"), F.max(m).alias(f"max_{m}"),
-                 F.stddev_samp(m).alias(f"stddev_{m}")]
+        aggs += [
+            F.avg(m).alias(f"avg_{m}"),
+            F.min(m).alias(f"min_{m}"),
+            F.max(m).alias(f"max_{m}"),
+            F.stddev_samp(m).alias(f"stddev_{m}"),
+        ]
     return conform(silver.groupBy("device_id", "event_hour").agg(*aggs), DeviceHourlyStats)
 
 
 def ten_minute_aggregates(silver: DataFrame) -> DataFrame:
-    aggs = [F.count("*").alias("record_count"), F.first("device_name").alias("device_name"),
-            F.min("battery_level").alias("min_battery_level"),
-            F.sum(F.when(F.col("vibration_category") == "High", 1).otherwise(0)).alias("high_vibration_count")]
+    aggs = [
+        F.count("*").alias("record_count"),
+        F.first("device_name").alias("device_name"),
+        F.min("battery_level").alias("min_battery_level"),
+        F.sum(F.when(F.col("vibration_category") == "High", 1).otherwise(0)).alias("high_vibration_count"),
+    ]
     for m in WINDOW_METRICS:
         aggs += [F.avg(m).alias(f"avg_{m}"), F.min(m).alias(f"min_{m}"), F.max(m).alias(f"max_{m}")]
-    out = (silver.groupBy("device_id", F.window("event_time", "10 minutes").alias("w")).agg(*aggs)
-           .withColumn("window_start", F.col("w.start")).withColumn("window_end", F.col("w.end"))
-           .withColumn("event_hour", F.date_trunc("hour", "window_start")))
+    out = (
+        silver.groupBy("device_id", F.window("event_time", "10 minutes").alias("w"))
+        .agg(*aggs)
+        .withColumn("window_start", F.col("w.start"))
+        .withColumn("window_end", F.col("w.end"))
+        .withColumn("event_hour", F.date_trunc("hour", "window_start"))
+    )
     return conform(out, SensorAggregates10Min)
 
 
 def daily_summary(silver: DataFrame) -> DataFrame:
-    out = (silver.withColumn("event_date", F.to_date("event_time"))
-           .groupBy("device_id", "event_date")
-           .agg(F.first("device_name").alias("device_name"), F.first("site").alias("site"),
-                F.count("*").alias("reading_count"), F.countDistinct("event_hour").alias("hours_reporting"),
-                F.avg("temperature").alias("daily_avg_temperature"), F.min("temperature").alias("daily_min_temperature"),
-                F.max("temperature").alias("daily_max_temperature"), F.avg("humidity").alias("daily_avg_humidity"),
-                F.avg("pressure").alias("daily_avg_pressure"), F.max("vibration").alias("daily_max_vibration"),
-                F.sum(F.when(F.col("vibration_category") == "High", 1).otherwise(0)).alias("high_vibration_count"),
-                F.min("battery_level").alias("daily_min_battery")))
+    out = (
+        silver.withColumn("event_date", F.to_date("event_time"))
+        .groupBy("device_id", "event_date")
+        .agg(
+            F.first("device_name").alias("device_name"),
+            F.first("site").alias("site"),
+            F.count("*").alias("reading_count"),
+            F.countDistinct("event_hour").alias("hours_reporting"),
+            F.avg("temperature").alias("daily_avg_temperature"),
+            F.min("temperature").alias("daily_min_temperature"),
+            F.max("temperature").alias("daily_max_temperature"),
+            F.avg("humidity").alias("daily_avg_humidity"),
+            F.avg("pressure").alias("daily_avg_pressure"),
+            F.max("vibration").alias("daily_max_vibration"),
+            F.sum(F.when(F.col("vibration_category") == "High", 1).otherwise(0)).alias("high_vibration_count"),
+            F.min("battery_level").alias("daily_min_battery"),
+        )
+    )
     return conform(out, DailyDeviceSummary)
 
 
@@ -112,45 +166,74 @@ def _silver_window(context: AssetExecutionContext, spark: SparkResource, lake: D
     return lake.read_window(spark.session, "silver_sensor_readings", "event_hour", w.start, w.end)
 
 
-def gold_checks(asset: str, table: DataFrame, model: type, partition_col: str, count_col: str,
-                silver: DataFrame) -> list[quality.Evaluation]:
+def gold_checks(
+    asset: str, table: DataFrame, model: type, partition_col: str, count_col: str, silver: DataFrame
+) -> list[quality.Evaluation]:
     """Schema conformance, and every silver reading counted exactly once in the aggregate."""
-    silver_part = F.to_date("event_time").alias(partition_col) if partition_col == "event_date" else F.col(partition_col)
+    silver_part = (
+        F.to_date("event_time").alias(partition_col) if partition_col == "event_date" else F.col(partition_col)
+    )
     counted = table.groupBy(partition_col).agg(F.sum(count_col).alias("n")).collect()
     return [
         quality.check_schema(table, model, asset, f"check_{asset}_schema", partition_col, ["device_id"]),
-        quality.check_reconciles(quality.counts_by(silver.select(silver_part), partition_col),
-                                 {count_col: {quality.partition_value(r[partition_col]): int(r["n"]) for r in counted}},
-                                 asset, f"check_{asset}_reconciles_silver", f"silver rows = sum of {count_col}"),
+        quality.check_reconciles(
+            quality.counts_by(silver.select(silver_part), partition_col),
+            {count_col: {quality.partition_value(r[partition_col]): int(r["n"]) for r in counted}},
+            asset,
+            f"check_{asset}_reconciles_silver",
+            f"silver rows = sum of {count_col}",
+        ),
     ]
 
 
 def _gold_specs(asset: str, count_col: str) -> list:
-    return [quality.spec(asset, f"check_{asset}_schema", "Columns, types and nulls agree with the pandera model."),
-            quality.spec(asset, f"check_{asset}_reconciles_silver",
-                         f"Every silver reading of the window is counted once: silver rows = sum of {count_col}.")]
+    return [
+        quality.spec(asset, f"check_{asset}_schema", "Columns, types and nulls agree with the pandera model."),
+        quality.spec(
+            asset,
+            f"check_{asset}_reconciles_silver",
+            f"Every silver reading of the window is counted once: silver rows = sum of {count_col}.",
+        ),
+    ]
 
 
 # A day's summary needs all 24 of its silver hours: eager() waits until none is missing.
-_GOLD = dict(group_name="gold", kinds={"spark", "delta", "s3"}, backfill_policy=BackfillPolicy.single_run(),
-             automation_condition=FOLLOW_UPSTREAM, pool=LAKE_WRITER_POOL, retry_policy=SPARK_RETRY_POLICY)
+_GOLD = dict(
+    group_name="gold",
+    kinds={"spark", "delta", "s3"},
+    backfill_policy=BackfillPolicy.single_run(),
+    automation_condition=FOLLOW_UPSTREAM,
+    pool=LAKE_WRITER_POOL,
+    retry_policy=SPARK_RETRY_POLICY,
+)
 
 
-@asset(partitions_def=hourly_partitions, deps=[AssetDep("silver_sensor_readings")],
-       metadata={"dagster/column_schema": table_schema(DeviceHourlyStats)},
-       check_specs=_gold_specs("device_hourly_stats", "reading_count"), **_GOLD)
+@asset(
+    partitions_def=hourly_partitions,
+    deps=[AssetDep("silver_sensor_readings")],
+    metadata={"dagster/column_schema": table_schema(DeviceHourlyStats)},
+    check_specs=_gold_specs("device_hourly_stats", "reading_count"),
+    **_GOLD,
+)
 def device_hourly_stats(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse):
     """Per device and hour: reading count, and average, minimum, maximum and standard deviation of each metric."""
-    yield from _hourly_gold(context, spark, lake, "device_hourly_stats", hourly_stats, DeviceHourlyStats, "reading_count")
+    yield from _hourly_gold(
+        context, spark, lake, "device_hourly_stats", hourly_stats, DeviceHourlyStats, "reading_count"
+    )
 
 
-@asset(partitions_def=hourly_partitions, deps=[AssetDep("silver_sensor_readings")],
-       metadata={"dagster/column_schema": table_schema(SensorAggregates10Min)},
-       check_specs=_gold_specs("sensor_aggregates_10min", "record_count"), **_GOLD)
+@asset(
+    partitions_def=hourly_partitions,
+    deps=[AssetDep("silver_sensor_readings")],
+    metadata={"dagster/column_schema": table_schema(SensorAggregates10Min)},
+    check_specs=_gold_specs("sensor_aggregates_10min", "record_count"),
+    **_GOLD,
+)
 def sensor_aggregates_10min(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse):
     """Per device and 10-minute window (`window_start`, `window_end`): counts and avg/min/max of each metric."""
-    yield from _hourly_gold(context, spark, lake, "sensor_aggregates_10min", ten_minute_aggregates,
-                            SensorAggregates10Min, "record_count")
+    yield from _hourly_gold(
+        context, spark, lake, "sensor_aggregates_10min", ten_minute_aggregates, SensorAggregates10Min, "record_count"
+    )
 
 
 def _hourly_gold(context, spark, lake, table, transform, model, count_col):
@@ -158,20 +241,45 @@ def _hourly_gold(context, spark, lake, table, transform, model, count_col):
     silver = _silver_window(context, spark, lake)
     written = lake.write_window(transform(silver), table, "event_hour", w)
     yield MaterializeResult(metadata=table_metadata(written, model, lineage=_lineage(model)))
-    yield from quality.report(context, spark.session, lake, gold_checks(
-        table, lake.read_window(spark.session, table, "event_hour", w.start, w.end), model, "event_hour",
-        count_col, silver))
+    yield from quality.report(
+        context,
+        spark.session,
+        lake,
+        gold_checks(
+            table,
+            lake.read_window(spark.session, table, "event_hour", w.start, w.end),
+            model,
+            "event_hour",
+            count_col,
+            silver,
+        ),
+    )
 
 
-@asset(partitions_def=daily_partitions, deps=[AssetDep("silver_sensor_readings")],
-       metadata={"dagster/column_schema": table_schema(DailyDeviceSummary)},
-       check_specs=_gold_specs("daily_device_summary", "reading_count"), **_GOLD)
+@asset(
+    partitions_def=daily_partitions,
+    deps=[AssetDep("silver_sensor_readings")],
+    metadata={"dagster/column_schema": table_schema(DailyDeviceSummary)},
+    check_specs=_gold_specs("daily_device_summary", "reading_count"),
+    **_GOLD,
+)
 def daily_device_summary(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse):
-    """Per device and day, from the day's 24 hourly silver partitions: averages, extremes, high-vibration count, lowest battery."""
+    """Per device and day, from the day's 24 hourly silver partitions: averages, extremes,
+    high-vibration count, lowest battery."""
     w = context.partition_time_window
     silver = _silver_window(context, spark, lake)
     written = lake.write_window(daily_summary(silver), "daily_device_summary", "event_date", w)
     yield MaterializeResult(metadata=table_metadata(written, DailyDeviceSummary, lineage=_lineage(DailyDeviceSummary)))
-    yield from quality.report(context, spark.session, lake, gold_checks(
-        "daily_device_summary", lake.read_window(spark.session, "daily_device_summary", "event_date", w.start, w.end),
-        DailyDeviceSummary, "event_date", "reading_count", silver))
+    yield from quality.report(
+        context,
+        spark.session,
+        lake,
+        gold_checks(
+            "daily_device_summary",
+            lake.read_window(spark.session, "daily_device_summary", "event_date", w.start, w.end),
+            DailyDeviceSummary,
+            "event_date",
+            "reading_count",
+            silver,
+        ),
+    )

@@ -72,50 +72,94 @@ def incidents(log: DataFrame, carried: DataFrame, first_hour, last_hour, gap: ti
     of the hour before `first_hour` (those still open continue).
     """
     gap_s = int(gap.total_seconds())
-    readings = (log.where("confirmed").groupBy("device_id", "event_time")
-                .agg(F.max(_rank(F.col("severity"))).alias("sev"), F.collect_set("method").alias("m"),
-                     F.collect_set("metric").alias("x"))
-                .select("device_id", "event_time", "sev", "m", "x", F.col("m").alias("first_by"),
-                        F.lit(1).cast("long").alias("n"), F.lit(None).cast("string").alias("incident_id"),
-                        F.col("event_time").alias("opened_at"),
-                        F.date_trunc("hour", "event_time").alias("opened_in_hour")))
+    readings = (
+        log.where("confirmed")
+        .groupBy("device_id", "event_time")
+        .agg(
+            F.max(_rank(F.col("severity"))).alias("sev"),
+            F.collect_set("method").alias("m"),
+            F.collect_set("metric").alias("x"),
+        )
+        .select(
+            "device_id",
+            "event_time",
+            "sev",
+            "m",
+            "x",
+            F.col("m").alias("first_by"),
+            F.lit(1).cast("long").alias("n"),
+            F.lit(None).cast("string").alias("incident_id"),
+            F.col("event_time").alias("opened_at"),
+            F.date_trunc("hour", "event_time").alias("opened_in_hour"),
+        )
+    )
     seeds = carried.where(F.col("closed_at").isNull()).select(
-        "device_id", F.col("last_flag_at").alias("event_time"), _rank(F.col("peak_severity")).alias("sev"),
-        F.split("methods", ",").alias("m"), F.split("metrics", ",").alias("x"),
-        F.split("first_detected_by", ",").alias("first_by"), F.col("readings").alias("n"),
-        "incident_id", "opened_at", "opened_in_hour")
+        "device_id",
+        F.col("last_flag_at").alias("event_time"),
+        _rank(F.col("peak_severity")).alias("sev"),
+        F.split("methods", ",").alias("m"),
+        F.split("metrics", ",").alias("x"),
+        F.split("first_detected_by", ",").alias("first_by"),
+        F.col("readings").alias("n"),
+        "incident_id",
+        "opened_at",
+        "opened_in_hour",
+    )
     rows = seeds.unionByName(readings)
     order = Window.partitionBy("device_id").orderBy("event_time")
     prev = F.lag("event_time").over(order)
-    rows = rows.withColumn("_new", F.when(prev.isNull() | (F.unix_seconds("event_time") - F.unix_seconds(prev) > gap_s), 1)
-                           .otherwise(0)).withColumn("_session", F.sum("_new").over(order))
+    rows = rows.withColumn(
+        "_new", F.when(prev.isNull() | (F.unix_seconds("event_time") - F.unix_seconds(prev) > gap_s), 1).otherwise(0)
+    ).withColumn("_session", F.sum("_new").over(order))
     run = Window.partitionBy("device_id", "_session").orderBy("event_time").rowsBetween(Window.unboundedPreceding, 0)
     whole = Window.partitionBy("device_id", "_session").orderBy("event_time")
     first = lambda c: F.first(c).over(whole)  # noqa: E731  (the session's first row: a carried incident if any)
     cum = rows.select(
-        "device_id", "_session", F.col("event_time").alias("last_flag_at"),
+        "device_id",
+        "_session",
+        F.col("event_time").alias("last_flag_at"),
         F.date_trunc("hour", "event_time").alias("_hour"),
-        first("opened_at").alias("opened_at"), first("incident_id").alias("_carried_id"),
-        first("first_by").alias("first_by"), first("opened_in_hour").alias("opened_in_hour"),
-        F.max("sev").over(run).alias("sev"), F.sum("n").over(run).alias("readings"),
-        F.flatten(F.collect_list("m").over(run)).alias("m"), F.flatten(F.collect_list("x").over(run)).alias("x"))
+        first("opened_at").alias("opened_at"),
+        first("incident_id").alias("_carried_id"),
+        first("first_by").alias("first_by"),
+        first("opened_in_hour").alias("opened_in_hour"),
+        F.max("sev").over(run).alias("sev"),
+        F.sum("n").over(run).alias("readings"),
+        F.flatten(F.collect_list("m").over(run)).alias("m"),
+        F.flatten(F.collect_list("x").over(run)).alias("x"),
+    )
     # The state after the last reading of each (incident, hour), valid until its next reading's hour.
     last_in_hour = Window.partitionBy("device_id", "_session", "_hour").orderBy(F.desc("last_flag_at"))
-    snaps = (cum.withColumn("_k", F.row_number().over(last_in_hour)).where("_k = 1")
-             .withColumn("_next", F.lead("_hour").over(Window.partitionBy("device_id", "_session").orderBy("_hour"))))
+    snaps = (
+        cum.withColumn("_k", F.row_number().over(last_in_hour))
+        .where("_k = 1")
+        .withColumn("_next", F.lead("_hour").over(Window.partitionBy("device_id", "_session").orderBy("_hour")))
+    )
     closes = F.col("last_flag_at") + F.expr(f"INTERVAL {gap_s} SECONDS")
     close_hour = F.date_trunc("hour", closes - F.expr("INTERVAL 1 MICROSECOND"))
-    until = F.least(F.coalesce(F.col("_next") - F.expr("INTERVAL 1 HOUR"), close_hour), close_hour,
-                    F.lit(last_hour.replace(tzinfo=None)).cast("timestamp"))
+    until = F.least(
+        F.coalesce(F.col("_next") - F.expr("INTERVAL 1 HOUR"), close_hour),
+        close_hour,
+        F.lit(last_hour.replace(tzinfo=None)).cast("timestamp"),
+    )
     since = F.greatest(F.col("_hour"), F.lit(first_hour.replace(tzinfo=None)).cast("timestamp"))
-    out = (snaps.where(since <= until)
-           .withColumn("event_hour", F.explode(F.sequence(since, until, F.expr("INTERVAL 1 HOUR"))))
-           .withColumn("closed_at", F.when(closes <= F.col("event_hour") + F.expr("INTERVAL 1 HOUR"), F.col("last_flag_at")))
-           .withColumn("incident_id", F.coalesce("_carried_id", F.concat_ws(
-               "@", "device_id", F.date_format("opened_at", "yyyy-MM-dd'T'HH:mm:ss.SSSSSS"))))
-           .withColumn("peak_severity", F.element_at(F.array(*[F.lit(s) for s in SEVERITIES]), F.col("sev")))
-           .withColumn("methods", _sorted_set(F.col("m"))).withColumn("metrics", _sorted_set(F.col("x")))
-           .withColumn("first_detected_by", _sorted_set(F.col("first_by"))))
+    out = (
+        snaps.where(since <= until)
+        .withColumn("event_hour", F.explode(F.sequence(since, until, F.expr("INTERVAL 1 HOUR"))))
+        .withColumn(
+            "closed_at", F.when(closes <= F.col("event_hour") + F.expr("INTERVAL 1 HOUR"), F.col("last_flag_at"))
+        )
+        .withColumn(
+            "incident_id",
+            F.coalesce(
+                "_carried_id", F.concat_ws("@", "device_id", F.date_format("opened_at", "yyyy-MM-dd'T'HH:mm:ss.SSSSSS"))
+            ),
+        )
+        .withColumn("peak_severity", F.element_at(F.array(*[F.lit(s) for s in SEVERITIES]), F.col("sev")))
+        .withColumn("methods", _sorted_set(F.col("m")))
+        .withColumn("metrics", _sorted_set(F.col("x")))
+        .withColumn("first_detected_by", _sorted_set(F.col("first_by")))
+    )
     return conform(out, IncidentRecord)
 
 
@@ -129,23 +173,42 @@ def incident_summary(incident_rows: DataFrame) -> dict:
     new = opened(incident_rows).orderBy("opened_at", "device_id").collect()
     counts = incident_rows.agg(
         F.countDistinct("incident_id").alias("active"),
-        F.countDistinct(F.when(F.col("closed_at").isNotNull(), F.col("incident_id"))).alias("closed")).first()
+        F.countDistinct(F.when(F.col("closed_at").isNotNull(), F.col("incident_id"))).alias("closed"),
+    ).first()
     return {
-        "incidents_opened": len(new), "incidents_active": int(counts["active"] or 0),
+        "incidents_opened": len(new),
+        "incidents_active": int(counts["active"] or 0),
         "incidents_closed": int(counts["closed"] or 0),
-        "opened": [{"incident_id": r["incident_id"], "device_id": r["device_id"], "opened_at": r["opened_at"].isoformat(),
-                    "peak_severity": r["peak_severity"], "methods": r["methods"], "metrics": r["metrics"],
-                    "first_detected_by": r["first_detected_by"], "readings": int(r["readings"]),
-                    "hour": r["event_hour"].isoformat()} for r in new[:MAX_LISTED]],
+        "opened": [
+            {
+                "incident_id": r["incident_id"],
+                "device_id": r["device_id"],
+                "opened_at": r["opened_at"].isoformat(),
+                "peak_severity": r["peak_severity"],
+                "methods": r["methods"],
+                "metrics": r["metrics"],
+                "first_detected_by": r["first_detected_by"],
+                "readings": int(r["readings"]),
+                "hour": r["event_hour"].isoformat(),
+            }
+            for r in new[:MAX_LISTED]
+        ],
     }
 
 
 def incident_checks(rows: DataFrame) -> list[quality.Evaluation]:
     return [
-        quality.check_schema(rows, IncidentRecord, "anomaly_incidents", "check_anomaly_incidents_schema", "event_hour",
-                             ["incident_id", "device_id", "opened_at"]),
-        quality.check_unique(rows, ["incident_id"], "anomaly_incidents", "check_anomaly_incidents_unique",
-                             "event_hour"),
+        quality.check_schema(
+            rows,
+            IncidentRecord,
+            "anomaly_incidents",
+            "check_anomaly_incidents_schema",
+            "event_hour",
+            ["incident_id", "device_id", "opened_at"],
+        ),
+        quality.check_unique(
+            rows, ["incident_id"], "anomaly_incidents", "check_anomaly_incidents_unique", "event_hour"
+        ),
     ]
 
 
@@ -160,10 +223,12 @@ def incident_checks(rows: DataFrame) -> list[quality.Evaluation]:
     pool=LAKE_WRITER_POOL,
     metadata={"dagster/column_schema": table_schema(IncidentRecord)},
     check_specs=[
-        quality.spec("anomaly_incidents", "check_anomaly_incidents_schema",
-                     "Columns, types and severities agree with the IncidentRecord pandera model."),
-        quality.spec("anomaly_incidents", "check_anomaly_incidents_unique",
-                     "Each incident has one row per hour."),
+        quality.spec(
+            "anomaly_incidents",
+            "check_anomaly_incidents_schema",
+            "Columns, types and severities agree with the IncidentRecord pandera model.",
+        ),
+        quality.spec("anomaly_incidents", "check_anomaly_incidents_unique", "Each incident has one row per hour."),
     ],
 )
 def anomaly_incidents(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse):
@@ -186,9 +251,21 @@ def anomaly_incidents(context: AssetExecutionContext, spark: SparkResource, lake
         info = incident_summary(rows)
     finally:
         rows.unpersist()
-    yield MaterializeResult(metadata=table_metadata(written, IncidentRecord, **{
-        "incidents_opened": info["incidents_opened"], "incidents_active": info["incidents_active"],
-        "incidents_closed": info["incidents_closed"], "opened_incidents": MetadataValue.json(info["opened"]),
-    }))
-    yield from quality.report(context, session, lake, incident_checks(
-        lake.read_window(session, "anomaly_incidents", "event_hour", w.start, w.end)))
+    yield MaterializeResult(
+        metadata=table_metadata(
+            written,
+            IncidentRecord,
+            **{
+                "incidents_opened": info["incidents_opened"],
+                "incidents_active": info["incidents_active"],
+                "incidents_closed": info["incidents_closed"],
+                "opened_incidents": MetadataValue.json(info["opened"]),
+            },
+        )
+    )
+    yield from quality.report(
+        context,
+        session,
+        lake,
+        incident_checks(lake.read_window(session, "anomaly_incidents", "event_hour", w.start, w.end)),
+    )

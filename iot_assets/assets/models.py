@@ -14,7 +14,7 @@ device's KMeans is a few milliseconds of numpy.
 import hashlib
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,7 @@ from pyspark.sql import functions as F
 from iot_assets import plots, quality
 from iot_assets.conditions import follow_upstream_despite_gaps_in
 from iot_assets.metadata import table_metadata
-from iot_assets.partitions import HOUR, TRAILING_DAY, hours_in, hourly_partitions, spark_ts
+from iot_assets.partitions import HOUR, TRAILING_DAY, hourly_partitions, hours_in, spark_ts
 from iot_assets.resources.aws import AwsResource
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse, count_by
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
@@ -66,8 +66,17 @@ class AnomalyModelConfig(ConfigurableResource):
 
     @property
     def version_tag(self) -> str:
-        params = json.dumps([self.k, self.min_training_rows, self.distance_percentile, self.threshold_margin,
-                             self.max_iterations, self.seed, FEATURES])
+        params = json.dumps(
+            [
+                self.k,
+                self.min_training_rows,
+                self.distance_percentile,
+                self.threshold_margin,
+                self.max_iterations,
+                self.seed,
+                FEATURES,
+            ]
+        )
         return "kmeans-" + hashlib.sha1(params.encode()).hexdigest()[:8]
 
 
@@ -89,8 +98,9 @@ class DeviceAnomalyModel(pa.DataFrameModel):
     trained_at: T.TimestampType() = pa.Field(nullable=False)
     artifact_uri: T.StringType() = pa.Field(nullable=True)
     training_policy: T.StringType() = pa.Field(nullable=True, description="which readings it was trained on")
-    excluded_rows: T.LongType() = pa.Field(nullable=True, ge=0,
-                                           description="readings of its window left out as anomalous")
+    excluded_rows: T.LongType() = pa.Field(
+        nullable=True, ge=0, description="readings of its window left out as anomalous"
+    )
 
 
 def with_features(silver: DataFrame) -> DataFrame:
@@ -106,22 +116,40 @@ def with_features(silver: DataFrame) -> DataFrame:
 def abnormal_spans(confirmed: DataFrame, incident_rows: DataFrame) -> DataFrame:
     """(device_id, span_start, span_end): each confirmed reading, and each incident from its opening
     to its latest confirmed reading."""
-    points = confirmed.select("device_id", F.col("event_time").alias("span_start"), F.col("event_time").alias("span_end"),
-                              F.lit("reading").alias("kind"))
-    spans = incident_rows.groupBy("device_id", "incident_id").agg(
-        F.min("opened_at").alias("span_start"), F.max("last_flag_at").alias("span_end")).drop("incident_id") \
+    points = confirmed.select(
+        "device_id",
+        F.col("event_time").alias("span_start"),
+        F.col("event_time").alias("span_end"),
+        F.lit("reading").alias("kind"),
+    )
+    spans = (
+        incident_rows.groupBy("device_id", "incident_id")
+        .agg(F.min("opened_at").alias("span_start"), F.max("last_flag_at").alias("span_end"))
+        .drop("incident_id")
         .withColumn("kind", F.lit("incident"))
+    )
     return points.unionByName(spans)
 
 
 def with_normal_flag(featured: DataFrame, spans: DataFrame) -> DataFrame:
     """Add `normal`: false for readings inside an abnormal span of their device."""
-    hit = (featured.select("device_id", "event_time").join(
-        spans, (featured["device_id"] == spans["device_id"]) & (featured["event_time"] >= spans["span_start"])
-        & (featured["event_time"] <= spans["span_end"])).select(featured["device_id"], featured["event_time"])
-           .distinct().withColumn("_abnormal", F.lit(True)))
-    return (featured.join(hit, ["device_id", "event_time"], "left")
-            .withColumn("normal", F.col("_abnormal").isNull()).drop("_abnormal"))
+    hit = (
+        featured.select("device_id", "event_time")
+        .join(
+            spans,
+            (featured["device_id"] == spans["device_id"])
+            & (featured["event_time"] >= spans["span_start"])
+            & (featured["event_time"] <= spans["span_end"]),
+        )
+        .select(featured["device_id"], featured["event_time"])
+        .distinct()
+        .withColumn("_abnormal", F.lit(True))
+    )
+    return (
+        featured.join(hit, ["device_id", "event_time"], "left")
+        .withColumn("normal", F.col("_abnormal").isNull())
+        .drop("_abnormal")
+    )
 
 
 def kmeans(x: np.ndarray, k: int, iterations: int, seed: int) -> np.ndarray:
@@ -153,8 +181,15 @@ def standardise(x: np.ndarray, means: np.ndarray, stds: np.ndarray) -> np.ndarra
 def train_device(x: np.ndarray, cfg: dict) -> dict:
     """Standardise, cluster, and set the distance threshold for one device's training rows."""
     if len(x) < cfg["min_training_rows"]:
-        return {"status": "insufficient_data", "k": 0, "centroids": None, "feature_means": None,
-                "feature_stds": None, "distance_threshold": None, "distance_quantiles": None}
+        return {
+            "status": "insufficient_data",
+            "k": 0,
+            "centroids": None,
+            "feature_means": None,
+            "feature_stds": None,
+            "distance_threshold": None,
+            "distance_quantiles": None,
+        }
     means, stds = x.mean(0), x.std(0)
     stds = np.where(stds < 1e-9, 1.0, stds)
     z = standardise(x, means, stds)
@@ -162,64 +197,112 @@ def train_device(x: np.ndarray, cfg: dict) -> dict:
     c = kmeans(z, k, cfg["max_iterations"], cfg["seed"])
     dist = np.sqrt(np.min(((z[:, None, :] - c[None]) ** 2).sum(-1), axis=1))
     threshold = float(np.percentile(dist, cfg["distance_percentile"]) * cfg["threshold_margin"])
-    return {"status": "trained", "k": int(k), "centroids": c.tolist(), "feature_means": means.tolist(),
-            "feature_stds": stds.tolist(), "distance_threshold": threshold,
-            # The distance distribution in DISTANCE_QUANTILES points, for the chart in the UI (not stored).
-            "distance_quantiles": np.quantile(dist, np.linspace(0, 1, DISTANCE_QUANTILES)).tolist()}
+    return {
+        "status": "trained",
+        "k": int(k),
+        "centroids": c.tolist(),
+        "feature_means": means.tolist(),
+        "feature_stds": stds.tolist(),
+        "distance_threshold": threshold,
+        # The distance distribution in DISTANCE_QUANTILES points, for the chart in the UI (not stored).
+        "distance_quantiles": np.quantile(dist, np.linspace(0, 1, DISTANCE_QUANTILES)).tolist(),
+    }
 
 
-_TRAIN_OUT = T.StructType([
-    T.StructField("device_id", T.StringType()), T.StructField("event_hour", T.TimestampType()),
-    T.StructField("status", T.StringType()), T.StructField("k", T.IntegerType()),
-    T.StructField("centroids", T.ArrayType(T.ArrayType(T.DoubleType()))),
-    T.StructField("feature_means", T.ArrayType(T.DoubleType())),
-    T.StructField("feature_stds", T.ArrayType(T.DoubleType())),
-    T.StructField("distance_threshold", T.DoubleType()), T.StructField("training_rows", T.LongType()),
-    T.StructField("excluded_rows", T.LongType()), T.StructField("distance_quantiles", T.ArrayType(T.DoubleType())),
-])
+_TRAIN_OUT = T.StructType(
+    [
+        T.StructField("device_id", T.StringType()),
+        T.StructField("event_hour", T.TimestampType()),
+        T.StructField("status", T.StringType()),
+        T.StructField("k", T.IntegerType()),
+        T.StructField("centroids", T.ArrayType(T.ArrayType(T.DoubleType()))),
+        T.StructField("feature_means", T.ArrayType(T.DoubleType())),
+        T.StructField("feature_stds", T.ArrayType(T.DoubleType())),
+        T.StructField("distance_threshold", T.DoubleType()),
+        T.StructField("training_rows", T.LongType()),
+        T.StructField("excluded_rows", T.LongType()),
+        T.StructField("distance_quantiles", T.ArrayType(T.DoubleType())),
+    ]
+)
 
 
-def train_models(featured: DataFrame, devices: DataFrame, model_hours: list[datetime],
-                 cfg: AnomalyModelConfig) -> DataFrame:
+def train_models(
+    featured: DataFrame, devices: DataFrame, model_hours: list[datetime], cfg: AnomalyModelConfig
+) -> DataFrame:
     """One row per (device, model hour): each model hour H trains on featured rows in [H-24h, H)
     whose `normal` column is true (all rows when there is none).
 
     Every device in `devices` gets a row, `insufficient_data` when it has too few normal readings.
     """
-    params = {"k": cfg.k, "min_training_rows": cfg.min_training_rows, "max_iterations": cfg.max_iterations,
-              "seed": cfg.seed, "distance_percentile": cfg.distance_percentile,
-              "threshold_margin": cfg.threshold_margin}
+    params = {
+        "k": cfg.k,
+        "min_training_rows": cfg.min_training_rows,
+        "max_iterations": cfg.max_iterations,
+        "seed": cfg.seed,
+        "distance_percentile": cfg.distance_percentile,
+        "threshold_margin": cfg.threshold_margin,
+    }
     spark = featured.sparkSession
     hours = spark.createDataFrame([(h.replace(tzinfo=None),) for h in model_hours], "model_hour timestamp")
-    rows = (featured.where(F.col("temperature_log_spread").isNotNull())
-            .join(F.broadcast(hours), (F.col("event_time") >= F.col("model_hour") - F.expr(f"INTERVAL {TRAINING_HOURS} HOURS"))
-                  & (F.col("event_time") < F.col("model_hour")))
-            .select("device_id", "model_hour", *FEATURES,
-                    (F.col("normal") if "normal" in featured.columns else F.lit(True)).alias("normal")))
+    rows = (
+        featured.where(F.col("temperature_log_spread").isNotNull())
+        .join(
+            F.broadcast(hours),
+            (F.col("event_time") >= F.col("model_hour") - F.expr(f"INTERVAL {TRAINING_HOURS} HOURS"))
+            & (F.col("event_time") < F.col("model_hour")),
+        )
+        .select(
+            "device_id",
+            "model_hour",
+            *FEATURES,
+            (F.col("normal") if "normal" in featured.columns else F.lit(True)).alias("normal"),
+        )
+    )
     devices = devices.select("device_id").distinct().crossJoin(F.broadcast(hours))
 
     def fit(pdf: pd.DataFrame) -> pd.DataFrame:
         normal = pdf["normal"].to_numpy(dtype=bool)
         x = pdf.loc[normal, list(FEATURES)].to_numpy(dtype=float)
         out = train_device(x, params)
-        return pd.DataFrame([{"device_id": pdf["device_id"].iloc[0], "event_hour": pdf["model_hour"].iloc[0],
-                              **out, "training_rows": len(x), "excluded_rows": int((~normal).sum())}])
+        return pd.DataFrame(
+            [
+                {
+                    "device_id": pdf["device_id"].iloc[0],
+                    "event_hour": pdf["model_hour"].iloc[0],
+                    **out,
+                    "training_rows": len(x),
+                    "excluded_rows": int((~normal).sum()),
+                }
+            ]
+        )
 
     trained = rows.groupBy("device_id", "model_hour").applyInPandas(fit, schema=_TRAIN_OUT)
     # Devices with no training rows at all for an hour still get a row saying so. They are found
     # from the input rows, not from `trained`, which would run every fit a second time.
-    missing = (devices.join(rows.select("device_id", "model_hour").distinct(), ["device_id", "model_hour"], "left_anti")
-               .select("device_id", F.col("model_hour").alias("event_hour"), F.lit("insufficient_data").alias("status"),
-                       F.lit(0).alias("k"), F.lit(None).alias("centroids"), F.lit(None).alias("feature_means"),
-                       F.lit(None).alias("feature_stds"), F.lit(None).cast("double").alias("distance_threshold"),
-                       F.lit(0).cast("long").alias("training_rows"), F.lit(0).cast("long").alias("excluded_rows")))
-    return (trained.unionByName(missing, allowMissingColumns=True)
-            .withColumn("model_version", F.concat(F.lit(cfg.version_tag + "@"),
-                                                  F.date_format("event_hour", "yyyy-MM-dd'T'HH")))
-            .withColumn("training_start", F.col("event_hour") - F.expr(f"INTERVAL {TRAINING_HOURS} HOURS"))
-            .withColumn("training_end", F.col("event_hour"))
-            .withColumn("training_policy", F.lit(TRAINING_POLICY))
-            .withColumn("trained_at", F.current_timestamp()))
+    missing = devices.join(
+        rows.select("device_id", "model_hour").distinct(), ["device_id", "model_hour"], "left_anti"
+    ).select(
+        "device_id",
+        F.col("model_hour").alias("event_hour"),
+        F.lit("insufficient_data").alias("status"),
+        F.lit(0).alias("k"),
+        F.lit(None).alias("centroids"),
+        F.lit(None).alias("feature_means"),
+        F.lit(None).alias("feature_stds"),
+        F.lit(None).cast("double").alias("distance_threshold"),
+        F.lit(0).cast("long").alias("training_rows"),
+        F.lit(0).cast("long").alias("excluded_rows"),
+    )
+    return (
+        trained.unionByName(missing, allowMissingColumns=True)
+        .withColumn(
+            "model_version", F.concat(F.lit(cfg.version_tag + "@"), F.date_format("event_hour", "yyyy-MM-dd'T'HH"))
+        )
+        .withColumn("training_start", F.col("event_hour") - F.expr(f"INTERVAL {TRAINING_HOURS} HOURS"))
+        .withColumn("training_end", F.col("event_hour"))
+        .withColumn("training_policy", F.lit(TRAINING_POLICY))
+        .withColumn("trained_at", F.current_timestamp())
+    )
 
 
 @asset(
@@ -233,14 +316,25 @@ def train_models(featured: DataFrame, devices: DataFrame, model_hours: list[date
     pool=LAKE_WRITER_POOL,
     metadata={"dagster/column_schema": table_schema(DeviceAnomalyModel)},
     check_specs=[
-        quality.spec("device_anomaly_models", "check_models_schema",
-                     "Columns, types and statuses agree with the DeviceAnomalyModel pandera model."),
-        quality.spec("device_anomaly_models", "check_models_cover_registry",
-                     "Every registered device has exactly one model row (trained or insufficient_data) per hour."),
+        quality.spec(
+            "device_anomaly_models",
+            "check_models_schema",
+            "Columns, types and statuses agree with the DeviceAnomalyModel pandera model.",
+        ),
+        quality.spec(
+            "device_anomaly_models",
+            "check_models_cover_registry",
+            "Every registered device has exactly one model row (trained or insufficient_data) per hour.",
+        ),
     ],
 )
-def device_anomaly_models(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse,
-                          anomaly_config: AnomalyModelConfig, aws: AwsResource):
+def device_anomaly_models(
+    context: AssetExecutionContext,
+    spark: SparkResource,
+    lake: DeltaLakehouse,
+    anomaly_config: AnomalyModelConfig,
+    aws: AwsResource,
+):
     """One KMeans model per device for each hour, trained on the device's previous 24 hours of silver.
 
     Devices with too little data are recorded as `insufficient_data`. Each hour's models are also
@@ -250,8 +344,9 @@ def device_anomaly_models(context: AssetExecutionContext, spark: SparkResource, 
     window = context.partition_time_window
     hours = hours_in(window)
     session = spark.session
-    silver = lake.read_window(session, "silver_sensor_readings", "event_hour",
-                              window.start - HOUR * TRAINING_HOURS, window.end - HOUR)
+    silver = lake.read_window(
+        session, "silver_sensor_readings", "event_hour", window.start - HOUR * TRAINING_HOURS, window.end - HOUR
+    )
     registry = lake.read(session, "device_registry")
     spans = recorded_abnormal_spans(session, lake, window.start - HOUR * TRAINING_HOURS, window.start)
     featured = with_features(silver) if spans is None else with_normal_flag(with_features(silver), spans)
@@ -259,22 +354,40 @@ def device_anomaly_models(context: AssetExecutionContext, spark: SparkResource, 
     try:
         excluded = int(models.agg(F.sum("excluded_rows")).first()[0] or 0)
         artifacts = _write_artifacts(models, hours, lake.bucket, anomaly_config.version_tag, aws)
-        with_uri = models.join(F.broadcast(session.createDataFrame(list(artifacts.items()), "event_hour timestamp, artifact_uri string")),
-                               "event_hour", "left")
-        written = lake.write_window(conform(with_uri, DeviceAnomalyModel), "device_anomaly_models", "event_hour", window)
+        with_uri = models.join(
+            F.broadcast(session.createDataFrame(list(artifacts.items()), "event_hour timestamp, artifact_uri string")),
+            "event_hour",
+            "left",
+        )
+        written = lake.write_window(
+            conform(with_uri, DeviceAnomalyModel), "device_anomaly_models", "event_hour", window
+        )
         status = count_by(models, "status")
         distances = distance_frame(models, hours[-1])
     finally:
         models.unpersist()
     chart = plots.distance_chart(distances, f"models for {hours[-1]:%Y-%m-%d %H:00} UTC: training distances")
-    yield MaterializeResult(metadata=table_metadata(
-        written, DeviceAnomalyModel, models_by_status=status, model_version=anomaly_config.version_tag,
-        training_policy=TRAINING_POLICY, readings_excluded_from_training=excluded,
-        training_seconds=round(time.monotonic() - began, 2),
-        training_distance_chart=plots.markdown_image(chart, "training distance distribution with threshold")))
+    yield MaterializeResult(
+        metadata=table_metadata(
+            written,
+            DeviceAnomalyModel,
+            models_by_status=status,
+            model_version=anomaly_config.version_tag,
+            training_policy=TRAINING_POLICY,
+            readings_excluded_from_training=excluded,
+            training_seconds=round(time.monotonic() - began, 2),
+            training_distance_chart=plots.markdown_image(chart, "training distance distribution with threshold"),
+        )
+    )
     devices = registry.select("device_id").distinct().count()
-    yield from quality.report(context, session, lake, model_checks(
-        lake.read_window(session, "device_anomaly_models", "event_hour", window.start, window.end), devices, hours))
+    yield from quality.report(
+        context,
+        session,
+        lake,
+        model_checks(
+            lake.read_window(session, "device_anomaly_models", "event_hour", window.start, window.end), devices, hours
+        ),
+    )
 
 
 def recorded_abnormal_spans(session, lake: DeltaLakehouse, start: datetime, end: datetime) -> DataFrame | None:
@@ -282,32 +395,52 @@ def recorded_abnormal_spans(session, lake: DeltaLakehouse, start: datetime, end:
     incidents; None before either table exists."""
     if not lake.exists(session, "anomaly_log"):
         return None
-    confirmed = lake.read_window(session, "anomaly_log", "event_hour", start, end).where("confirmed") \
-        .select("device_id", "event_time").distinct()
+    confirmed = (
+        lake.read_window(session, "anomaly_log", "event_hour", start, end)
+        .where("confirmed")
+        .select("device_id", "event_time")
+        .distinct()
+    )
     if lake.exists(session, "anomaly_incidents"):
         incidents = lake.read_window(session, "anomaly_incidents", "event_hour", start, end)
     else:
-        incidents = session.createDataFrame([], "device_id string, incident_id string, opened_at timestamp, "
-                                                "last_flag_at timestamp")
+        incidents = session.createDataFrame(
+            [], "device_id string, incident_id string, opened_at timestamp, last_flag_at timestamp"
+        )
     return abnormal_spans(confirmed, incidents)
 
 
 def distance_frame(models: DataFrame, hour: datetime) -> pd.DataFrame:
     """device_id, distance, threshold: the training-distance quantiles of the hour's trained models."""
-    return (models.where(f"status = 'trained' AND event_hour = TIMESTAMP'{spark_ts(hour)}'")
-            .select("device_id", F.col("distance_threshold").alias("threshold"),
-                    F.explode("distance_quantiles").alias("distance"))
-            .toPandas())
+    return (
+        models.where(f"status = 'trained' AND event_hour = TIMESTAMP'{spark_ts(hour)}'")
+        .select(
+            "device_id",
+            F.col("distance_threshold").alias("threshold"),
+            F.explode("distance_quantiles").alias("distance"),
+        )
+        .toPandas()
+    )
 
 
 def model_checks(models: DataFrame, devices: int, hours: list[datetime]) -> list[quality.Evaluation]:
-    schema = quality.check_schema(models, DeviceAnomalyModel, "device_anomaly_models", "check_models_schema",
-                                  "event_hour", ["device_id", "event_hour", "status"])
+    schema = quality.check_schema(
+        models,
+        DeviceAnomalyModel,
+        "device_anomaly_models",
+        "check_models_schema",
+        "event_hour",
+        ["device_id", "event_hour", "status"],
+    )
     return [
         schema,
-        quality.check_reconciles({h: devices for h in hours}, {"models": schema.rows_by_partition()},
-                                 "device_anomaly_models", "check_models_cover_registry",
-                                 "registered devices = model rows, per hour"),
+        quality.check_reconciles(
+            {h: devices for h in hours},
+            {"models": schema.rows_by_partition()},
+            "device_anomaly_models",
+            "check_models_cover_registry",
+            "registered devices = model rows, per hour",
+        ),
     ]
 
 
@@ -315,14 +448,24 @@ def _write_artifacts(models: DataFrame, hours: list[datetime], bucket: str, tag:
     """Write each hour's trained models as one JSON artefact; returns {hour: s3 uri}."""
     by_hour: dict[datetime, list] = {h.replace(tzinfo=None): [] for h in hours}
     for r in models.where("status = 'trained'").toLocalIterator():
-        by_hour.setdefault(r["event_hour"], []).append({
-            "device_id": r["device_id"], "k": r["k"], "centroids": r["centroids"],
-            "feature_means": r["feature_means"], "feature_stds": r["feature_stds"],
-            "distance_threshold": r["distance_threshold"], "features": list(FEATURES)})
+        by_hour.setdefault(r["event_hour"], []).append(
+            {
+                "device_id": r["device_id"],
+                "k": r["k"],
+                "centroids": r["centroids"],
+                "feature_means": r["feature_means"],
+                "feature_stds": r["feature_stds"],
+                "distance_threshold": r["distance_threshold"],
+                "features": list(FEATURES),
+            }
+        )
     out = {}
     for hour, items in by_hour.items():
         key = f"models/{tag}/dt={hour:%Y-%m-%d}/hour={hour:%H}/models.json"
-        aws.s3.put_object(Bucket=bucket, Key=key, Body=json.dumps({"version": tag, "hour": hour.replace(
-            tzinfo=timezone.utc).isoformat(), "models": items}).encode())
+        aws.s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=json.dumps({"version": tag, "hour": hour.replace(tzinfo=UTC).isoformat(), "models": items}).encode(),
+        )
         out[hour] = f"s3://{bucket}/{key}"
     return out

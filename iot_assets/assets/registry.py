@@ -1,6 +1,5 @@
 """The device registry: each device's name, site, location and type, for enrichment in silver."""
 
-
 from dataclasses import asdict
 
 import pandera.pyspark as pa
@@ -42,21 +41,35 @@ def registered_devices(spark, aws: AwsResource, bucket: str, simulated: list[dic
         aws.s3.head_object(Bucket=bucket, Key=REFERENCE_KEY)
     except ClientError:
         return fleet
-    listed = spark.read.schema(struct_type(DeviceRecord)).option("mode", "FAILFAST").json(f"s3a://{bucket}/{REFERENCE_KEY}")
+    listed = (
+        spark.read.schema(struct_type(DeviceRecord)).option("mode", "FAILFAST").json(f"s3a://{bucket}/{REFERENCE_KEY}")
+    )
     return fleet.join(listed.select("device_id"), "device_id", "left_anti").unionByName(listed)
 
 
-@asset(group_name="reference", kinds={"spark", "delta", "s3"}, automation_condition=BUILD_WHEN_MISSING,
-       pool=LAKE_WRITER_POOL,
-       retry_policy=SPARK_RETRY_POLICY,
-       metadata={"dagster/column_schema": table_schema(DeviceRecord)},
-       check_specs=[
-           quality.spec("device_registry", "check_registry_schema",
-                        "Every device has a name, site, type and a valid location (DeviceRecord pandera model)."),
-           quality.spec("device_registry", "check_registry_unique_devices",
-                        "Each device_id is listed once; a repeated id would duplicate its readings in silver."),
-       ])
-def device_registry(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse, raw_source: RawSource, aws: AwsResource):
+@asset(
+    group_name="reference",
+    kinds={"spark", "delta", "s3"},
+    automation_condition=BUILD_WHEN_MISSING,
+    pool=LAKE_WRITER_POOL,
+    retry_policy=SPARK_RETRY_POLICY,
+    metadata={"dagster/column_schema": table_schema(DeviceRecord)},
+    check_specs=[
+        quality.spec(
+            "device_registry",
+            "check_registry_schema",
+            "Every device has a name, site, type and a valid location (DeviceRecord pandera model).",
+        ),
+        quality.spec(
+            "device_registry",
+            "check_registry_unique_devices",
+            "Each device_id is listed once; a repeated id would duplicate its readings in silver.",
+        ),
+    ],
+)
+def device_registry(
+    context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse, raw_source: RawSource, aws: AwsResource
+):
     """Every known device with its name, site, type and location; silver joins readings to it.
 
     The simulated fleet, plus any devices listed as JSON lines in `s3://<bucket>/reference/devices.jsonl`.
@@ -66,7 +79,12 @@ def device_registry(context: AssetExecutionContext, spark: SparkResource, lake: 
     written = lake.overwrite(df, TABLE)
     yield MaterializeResult(metadata=table_metadata(written, DeviceRecord, simulated_devices=len(simulated)))
     table = lake.read(spark.session, TABLE)
-    yield from quality.report(context, spark.session, lake, [
-        quality.check_schema(table, DeviceRecord, TABLE, "check_registry_schema", None, ["device_id"]),
-        quality.check_unique(table, ["device_id"], TABLE, "check_registry_unique_devices", None),
-    ])
+    yield from quality.report(
+        context,
+        spark.session,
+        lake,
+        [
+            quality.check_schema(table, DeviceRecord, TABLE, "check_registry_schema", None, ["device_id"]),
+            quality.check_unique(table, ["device_id"], TABLE, "check_registry_unique_devices", None),
+        ],
+    )

@@ -5,7 +5,6 @@ is not a known one, its device is not in the registry, or it repeats an earlier 
 same device and event time. `bronze rows = silver rows + rejected rows` for every hour.
 """
 
-
 from datetime import timedelta
 
 import pandera.pyspark as pa
@@ -93,39 +92,55 @@ class RejectedReading(pa.DataFrameModel):
 
 UPSTREAM = {"device_registry": DeviceRecord, "bronze_sensor_readings": BronzeReading}
 # Registry columns come from the registry, the rest from the bronze reading they enrich.
-SILVER_LINEAGE = column_lineage(SilverReading, UPSTREAM, {
-    **{f"{m}_avg_5min": [("bronze_sensor_readings", m), ("bronze_sensor_readings", "event_time")]
-       for m in ROLLING_METRICS},
-    "vibration_category": [("bronze_sensor_readings", "vibration")],
-    "event_hour": [("bronze_sensor_readings", "event_hour")],
-})
+SILVER_LINEAGE = column_lineage(
+    SilverReading,
+    UPSTREAM,
+    {
+        **{
+            f"{m}_avg_5min": [("bronze_sensor_readings", m), ("bronze_sensor_readings", "event_time")]
+            for m in ROLLING_METRICS
+        },
+        "vibration_category": [("bronze_sensor_readings", "vibration")],
+        "event_hour": [("bronze_sensor_readings", "event_hour")],
+    },
+)
 REJECTED_LINEAGE = column_lineage(RejectedReading, {"bronze_sensor_readings": BronzeReading})
 
 
 def classify(bronze: DataFrame, registry: DataFrame) -> DataFrame:
     """Bronze readings with `reason`/`reason_detail` (null when fit for silver) and device metadata."""
-    out_of_range = F.concat_ws(",", *[
-        F.when((F.col(f) < lo) | (F.col(f) > hi), F.concat(F.lit(f + "="), F.col(f).cast("string")))
-        for f, (lo, hi) in PHYSICAL_RANGES.items()])
-    df = (bronze.join(F.broadcast(registry), "device_id", "left")
-          .withColumn("_known", F.col("device_name").isNotNull())
-          .withColumn("_ranges", out_of_range)
-          .withColumn("_status_ok", F.col("status").isin(*VALID_STATUSES)))
+    out_of_range = F.concat_ws(
+        ",",
+        *[
+            F.when((F.col(f) < lo) | (F.col(f) > hi), F.concat(F.lit(f + "="), F.col(f).cast("string")))
+            for f, (lo, hi) in PHYSICAL_RANGES.items()
+        ],
+    )
+    df = (
+        bronze.join(F.broadcast(registry), "device_id", "left")
+        .withColumn("_known", F.col("device_name").isNotNull())
+        .withColumn("_ranges", out_of_range)
+        .withColumn("_status_ok", F.col("status").isin(*VALID_STATUSES))
+    )
     df = df.withColumn("_eligible", (F.col("_ranges") == "") & F.col("_status_ok") & F.col("_known"))
     # Of several fit readings of one device at one instant, the first received is kept: in each
     # device's readings ordered by time, fit ones first, then as received, a fit reading right
     # after a fit one of the same instant is a copy. The window is partitioned by device only, like
     # the rolling averages', so both share one shuffle.
     order = Window.partitionBy("device_id").orderBy("event_time", F.desc("_eligible"), "source_object", "record_index")
-    copy = (F.col("_eligible") & F.lag("_eligible").over(order)
-            & (F.lag("event_time").over(order) == F.col("event_time")))
+    copy = (
+        F.col("_eligible") & F.lag("_eligible").over(order) & (F.lag("event_time").over(order) == F.col("event_time"))
+    )
     df = df.withColumn("_copy", F.coalesce(copy, F.lit(False)))
-    reason = (F.when(F.col("_ranges") != "", F.lit(reasons.OUT_OF_RANGE))
-              .when(~F.col("_status_ok"), F.lit(reasons.INVALID_STATUS))
-              .when(~F.col("_known"), F.lit(reasons.UNKNOWN_DEVICE))
-              .when(F.col("_copy"), F.lit(reasons.DUPLICATE)))
-    detail = (F.when(F.col("_ranges") != "", F.col("_ranges"))
-              .when(~F.col("_status_ok"), F.concat(F.lit("status="), F.substring("status", 1, 40))))
+    reason = (
+        F.when(F.col("_ranges") != "", F.lit(reasons.OUT_OF_RANGE))
+        .when(~F.col("_status_ok"), F.lit(reasons.INVALID_STATUS))
+        .when(~F.col("_known"), F.lit(reasons.UNKNOWN_DEVICE))
+        .when(F.col("_copy"), F.lit(reasons.DUPLICATE))
+    )
+    detail = F.when(F.col("_ranges") != "", F.col("_ranges")).when(
+        ~F.col("_status_ok"), F.concat(F.lit("status="), F.substring("status", 1, 40))
+    )
     return df.withColumn("reason", reason).withColumn("reason_detail", detail)
 
 
@@ -151,7 +166,8 @@ def enrich(valid: DataFrame) -> DataFrame:
         out = out.withColumn(f"{m}_avg_5min", total / n)
     return out.withColumn(
         "vibration_category",
-        F.when(F.col("vibration") < low, "Low").when(F.col("vibration") < high, "Medium").otherwise("High"))
+        F.when(F.col("vibration") < low, "Low").when(F.col("vibration") < high, "Medium").otherwise("High"),
+    )
 
 
 def to_silver(bronze_with_context: DataFrame, registry: DataFrame, start, end) -> tuple[DataFrame, DataFrame]:
@@ -175,14 +191,18 @@ def split_silver(classified: DataFrame, start, end) -> tuple[DataFrame, DataFram
     outs={
         "silver_sensor_readings": AssetOut(
             description="Clean, deduplicated readings enriched with device metadata, trailing 5-minute "
-                        "averages and a vibration category.",
+            "averages and a vibration category.",
             metadata={"dagster/column_schema": table_schema(SilverReading)},
-            kinds={"spark", "delta", "s3"}, group_name="silver"),
+            kinds={"spark", "delta", "s3"},
+            group_name="silver",
+        ),
         "silver_rejected_readings": AssetOut(
             description="Bronze readings kept out of silver (impossible value, unknown status or device, "
-                        "duplicate), each with its reason.",
+            "duplicate), each with its reason.",
             metadata={"dagster/column_schema": table_schema(RejectedReading)},
-            kinds={"spark", "delta", "s3"}, group_name="silver"),
+            kinds={"spark", "delta", "s3"},
+            group_name="silver",
+        ),
     },
     deps=[AssetDep("bronze_sensor_readings"), AssetDep("device_registry")],
     partitions_def=hourly_partitions,
@@ -192,61 +212,88 @@ def split_silver(classified: DataFrame, start, end) -> tuple[DataFrame, DataFram
     # Blocking with ERROR severity: a failed silver check fails this step, so gold, the models
     # and the anomaly log of the same run do not run on bad silver.
     check_specs=[
-        quality.spec("silver_sensor_readings", "check_silver_schema",
-                     "Columns, types, physical ranges, statuses and nulls agree with the SilverReading pandera model.",
-                     blocking=True),
-        quality.spec("silver_sensor_readings", "check_silver_unique_readings",
-                     "No two silver rows share (device_id, event_time).", blocking=True),
-        quality.spec("silver_sensor_readings", "check_silver_reconciles_bronze",
-                     "Every bronze reading is in silver or rejected with a reason: bronze = silver + rejected, per hour.",
-                     blocking=True),
-        quality.spec("silver_rejected_readings", "check_rejected_schema",
-                     "Columns, types and reasons agree with the RejectedReading pandera model."),
+        quality.spec(
+            "silver_sensor_readings",
+            "check_silver_schema",
+            "Columns, types, physical ranges, statuses and nulls agree with the SilverReading pandera model.",
+            blocking=True,
+        ),
+        quality.spec(
+            "silver_sensor_readings",
+            "check_silver_unique_readings",
+            "No two silver rows share (device_id, event_time).",
+            blocking=True,
+        ),
+        quality.spec(
+            "silver_sensor_readings",
+            "check_silver_reconciles_bronze",
+            "Every bronze reading is in silver or rejected with a reason: bronze = silver + rejected, per hour.",
+            blocking=True,
+        ),
+        quality.spec(
+            "silver_rejected_readings",
+            "check_rejected_schema",
+            "Columns, types and reasons agree with the RejectedReading pandera model.",
+        ),
     ],
 )
 def silver(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse):
     """Clean, deduplicate and enrich the hour's bronze readings."""
     window = context.partition_time_window
     session = spark.session
-    bronze = (lake.read_window(session, "bronze_sensor_readings", "event_hour", window.start - HOUR, window.end)
-              .where(F.col("event_time") >= F.lit(window.start - ROLLING_WINDOW)))
+    bronze = lake.read_window(session, "bronze_sensor_readings", "event_hour", window.start - HOUR, window.end).where(
+        F.col("event_time") >= F.lit(window.start - ROLLING_WINDOW)
+    )
     registry = lake.read(session, "device_registry")
     # Both writes read the classified readings: kept, they are read from bronze and ranked once.
     classified = classify(bronze, registry).persist()
     try:
         classified_silver, rejected = split_silver(classified, window.start, window.end)
-        written = lake.write_window(classified_silver, "silver_sensor_readings", "event_hour", window,
-                                    parallel=True)
+        written = lake.write_window(classified_silver, "silver_sensor_readings", "event_hour", window, parallel=True)
         dropped = lake.write_window(rejected, "silver_rejected_readings", "event_hour", window)
         rejected_by_reason = count_by(rejected, "reason")
     finally:
         classified.unpersist()
-    yield MaterializeResult(asset_key="silver_sensor_readings",
-                            metadata=table_metadata(written, SilverReading, lineage=SILVER_LINEAGE))
-    yield MaterializeResult(asset_key="silver_rejected_readings", metadata=table_metadata(
-        dropped, RejectedReading, rows_by_reason=rejected_by_reason, lineage=REJECTED_LINEAGE))
-    yield from quality.report(context, session, lake, silver_checks(
-        bronze.where(F.col("event_time") >= F.lit(window.start)),
-        lake.read_window(session, "silver_sensor_readings", "event_hour", window.start, window.end),
-        lake.read_window(session, "silver_rejected_readings", "event_hour", window.start, window.end)))
+    yield MaterializeResult(
+        asset_key="silver_sensor_readings", metadata=table_metadata(written, SilverReading, lineage=SILVER_LINEAGE)
+    )
+    yield MaterializeResult(
+        asset_key="silver_rejected_readings",
+        metadata=table_metadata(dropped, RejectedReading, rows_by_reason=rejected_by_reason, lineage=REJECTED_LINEAGE),
+    )
+    yield from quality.report(
+        context,
+        session,
+        lake,
+        silver_checks(
+            bronze.where(F.col("event_time") >= F.lit(window.start)),
+            lake.read_window(session, "silver_sensor_readings", "event_hour", window.start, window.end),
+            lake.read_window(session, "silver_rejected_readings", "event_hour", window.start, window.end),
+        ),
+    )
 
 
 def silver_checks(bronze: DataFrame, silver: DataFrame, rejected: DataFrame) -> list[quality.Evaluation]:
     """The silver checks on the partition as written, against the window's bronze rows."""
     keys = ["device_id", "event_time", "source_object", "record_index"]
-    silver_schema = quality.check_schema(silver, SilverReading, "silver_sensor_readings", "check_silver_schema",
-                                         "event_hour", keys)
-    rejected_schema = quality.check_schema(rejected, RejectedReading, "silver_rejected_readings",
-                                           "check_rejected_schema", "event_hour", keys + ["reason"])
+    silver_schema = quality.check_schema(
+        silver, SilverReading, "silver_sensor_readings", "check_silver_schema", "event_hour", keys
+    )
+    rejected_schema = quality.check_schema(
+        rejected, RejectedReading, "silver_rejected_readings", "check_rejected_schema", "event_hour", keys + ["reason"]
+    )
     return [
         silver_schema,
-        quality.check_unique(silver, ["device_id", "event_time"], "silver_sensor_readings",
-                             "check_silver_unique_readings", "event_hour"),
+        quality.check_unique(
+            silver, ["device_id", "event_time"], "silver_sensor_readings", "check_silver_unique_readings", "event_hour"
+        ),
         # The schema checks see every row, so their counts are the tables' (no further pass).
-        quality.check_reconciles(quality.counts_by(bronze, "event_hour"),
-                                 {"silver": silver_schema.rows_by_partition(),
-                                  "rejected": rejected_schema.rows_by_partition()},
-                                 "silver_sensor_readings", "check_silver_reconciles_bronze",
-                                 "bronze rows = silver rows + rejected rows"),
+        quality.check_reconciles(
+            quality.counts_by(bronze, "event_hour"),
+            {"silver": silver_schema.rows_by_partition(), "rejected": rejected_schema.rows_by_partition()},
+            "silver_sensor_readings",
+            "check_silver_reconciles_bronze",
+            "bronze rows = silver rows + rejected rows",
+        ),
         rejected_schema,
     ]

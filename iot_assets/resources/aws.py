@@ -31,12 +31,24 @@ def local_credentials(endpoint: str | None) -> tuple[str, str] | None:
     return (PLACEHOLDER_KEY, PLACEHOLDER_KEY) if is_local(endpoint) else None
 
 
-def make_client(service: str, endpoint_url: str | None, region: str, connect_timeout: float = 5,
-                read_timeout: float = 30, max_attempts: int = 3):
+def make_client(
+    service: str,
+    endpoint_url: str | None,
+    region: str,
+    connect_timeout: float = 5,
+    read_timeout: float = 30,
+    max_attempts: int = 3,
+):
     creds = local_credentials(endpoint_url)
-    kwargs = dict(region_name=region, endpoint_url=endpoint_url,
-                  config=Config(retries={"max_attempts": max_attempts, "mode": "standard"},
-                                connect_timeout=connect_timeout, read_timeout=read_timeout))
+    kwargs = dict(
+        region_name=region,
+        endpoint_url=endpoint_url,
+        config=Config(
+            retries={"max_attempts": max_attempts, "mode": "standard"},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        ),
+    )
     if creds:
         kwargs.update(aws_access_key_id=creds[0], aws_secret_access_key=creds[1])
     return boto3.session.Session().client(service, **kwargs)
@@ -61,8 +73,9 @@ class AwsResource(ConfigurableResource):
         return settings.endpoint_url(self.endpoint_url)
 
     def client(self, service: str):
-        return make_client(service, self.endpoint, self.region, self.connect_timeout, self.read_timeout,
-                           self.max_attempts)
+        return make_client(
+            service, self.endpoint, self.region, self.connect_timeout, self.read_timeout, self.max_attempts
+        )
 
     @cached_property
     def s3(self):

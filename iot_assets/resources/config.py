@@ -24,36 +24,58 @@ def build_resources() -> dict:
     return {
         "aws": aws,
         "spark": SparkResource(
-            master=v("IOT_SPARK_MASTER"), endpoint_url=v("IOT_AWS_ENDPOINT_URL"), region=v("IOT_AWS_REGION"),
+            master=v("IOT_SPARK_MASTER"),
+            endpoint_url=v("IOT_AWS_ENDPOINT_URL"),
+            region=v("IOT_AWS_REGION"),
             shuffle_partitions=int(get("IOT_SPARK_SHUFFLE_PARTITIONS")),
-            driver_memory=v("IOT_SPARK_DRIVER_MEMORY"), extra_packages=v("IOT_SPARK_PACKAGES_EXTRA"),
-            python=v("IOT_SPARK_PYTHON"), log_store=v("IOT_DELTA_LOG_STORE"),
-            dynamodb_table=v("IOT_DELTA_DYNAMODB_TABLE")),
-        "lake": DeltaLakehouse(bucket=v("IOT_BUCKET"), prefix=v("IOT_LAKE_PREFIX"),
-                               max_records_per_file=int(get("IOT_DELTA_MAX_RECORDS_PER_FILE"))),
+            driver_memory=v("IOT_SPARK_DRIVER_MEMORY"),
+            extra_packages=v("IOT_SPARK_PACKAGES_EXTRA"),
+            python=v("IOT_SPARK_PYTHON"),
+            log_store=v("IOT_DELTA_LOG_STORE"),
+            dynamodb_table=v("IOT_DELTA_DYNAMODB_TABLE"),
+        ),
+        "lake": DeltaLakehouse(
+            bucket=v("IOT_BUCKET"),
+            prefix=v("IOT_LAKE_PREFIX"),
+            max_records_per_file=int(get("IOT_DELTA_MAX_RECORDS_PER_FILE")),
+        ),
         "raw_io_manager": S3KinesisRawIOManager(aws=aws, bucket=v("IOT_BUCKET"), stream=v("IOT_KINESIS_STREAM")),
         "raw_source": RawSource(
-            source=v("IOT_RAW_SOURCE"), device_count=int(get("IOT_DEVICE_COUNT")),
-            readings_per_hour=int(get("IOT_READINGS_PER_HOUR")), seed=int(get("IOT_SIMULATOR_SEED")),
+            source=v("IOT_RAW_SOURCE"),
+            device_count=int(get("IOT_DEVICE_COUNT")),
+            readings_per_hour=int(get("IOT_READINGS_PER_HOUR")),
+            seed=int(get("IOT_SIMULATOR_SEED")),
             anomaly_rate=float(get("IOT_SIMULATOR_ANOMALY_RATE")),
             malformed_rate=float(get("IOT_SIMULATOR_MALFORMED_RATE")),
             allowed_lateness_minutes=int(get("IOT_ALLOWED_LATENESS_MINUTES")),
-            stream=v("IOT_KINESIS_STREAM")),
-        "landing": LandingZone(aws=aws, bucket=v("IOT_BUCKET"), prefix=v("IOT_LANDING_PREFIX"),
-                               max_object_expanded_bytes=int(get("IOT_MAX_OBJECT_EXPANDED_BYTES"))),
+            stream=v("IOT_KINESIS_STREAM"),
+        ),
+        "landing": LandingZone(
+            aws=aws,
+            bucket=v("IOT_BUCKET"),
+            prefix=v("IOT_LANDING_PREFIX"),
+            max_object_expanded_bytes=int(get("IOT_MAX_OBJECT_EXPANDED_BYTES")),
+        ),
         "historian": historian_source(aws),
         "threshold_rules": ThresholdRules(rules=rules),
         "quality_config": DataQualityConfig(
             max_quarantine_rate=float(get("IOT_MAX_QUARANTINE_RATE")),
             anomaly_spike_factor=float(get("IOT_ANOMALY_SPIKE_FACTOR")),
-            anomaly_spike_floor=float(get("IOT_ANOMALY_SPIKE_FLOOR"))),
+            anomaly_spike_floor=float(get("IOT_ANOMALY_SPIKE_FLOOR")),
+        ),
         "anomaly_config": AnomalyModelConfig(
-            k=int(get("IOT_KMEANS_K")), zscore_limit=float(get("IOT_ZSCORE_LIMIT")),
+            k=int(get("IOT_KMEANS_K")),
+            zscore_limit=float(get("IOT_ZSCORE_LIMIT")),
             distance_percentile=float(get("IOT_KMEANS_DISTANCE_PERCENTILE")),
-            threshold_margin=float(get("IOT_KMEANS_THRESHOLD_MARGIN"))),
+            threshold_margin=float(get("IOT_KMEANS_THRESHOLD_MARGIN")),
+        ),
         "alert_sinks": AlertSinks(
-            aws=aws, sns_topic=v("IOT_ALERT_SNS_TOPIC"), metrics_namespace=v("IOT_ALERT_METRICS_NAMESPACE"),
-            slack_webhook_url=v("IOT_ALERT_SLACK_WEBHOOK_URL"), ui_url=v("IOT_DAGSTER_UI_URL")),
+            aws=aws,
+            sns_topic=v("IOT_ALERT_SNS_TOPIC"),
+            metrics_namespace=v("IOT_ALERT_METRICS_NAMESPACE"),
+            slack_webhook_url=v("IOT_ALERT_SLACK_WEBHOOK_URL"),
+            ui_url=v("IOT_DAGSTER_UI_URL"),
+        ),
     }
 
 
@@ -64,10 +86,15 @@ def historian_source(aws=None):
 
     return HistorianSource(
         aws=aws or AwsResource(endpoint_url=v("IOT_AWS_ENDPOINT_URL"), region=v("IOT_AWS_REGION")),
-        jdbc_url=v("IOT_HISTORIAN_JDBC_URL"), user=v("IOT_HISTORIAN_USER"), password=v("IOT_HISTORIAN_PASSWORD"),
-        secret_name=v("IOT_HISTORIAN_SECRET_NAME"), table_prefix=v("IOT_HISTORIAN_TABLE_PREFIX"),
-        tag_table=v("IOT_HISTORIAN_TAG_TABLE"), read_partitions=int(get("IOT_HISTORIAN_READ_PARTITIONS")),
-        scan_tolerance_ms=int(get("IOT_HISTORIAN_SCAN_TOLERANCE_MS")))
+        jdbc_url=v("IOT_HISTORIAN_JDBC_URL"),
+        user=v("IOT_HISTORIAN_USER"),
+        password=v("IOT_HISTORIAN_PASSWORD"),
+        secret_name=v("IOT_HISTORIAN_SECRET_NAME"),
+        table_prefix=v("IOT_HISTORIAN_TABLE_PREFIX"),
+        tag_table=v("IOT_HISTORIAN_TAG_TABLE"),
+        read_partitions=int(get("IOT_HISTORIAN_READ_PARTITIONS")),
+        scan_tolerance_ms=int(get("IOT_HISTORIAN_SCAN_TOLERANCE_MS")),
+    )
 
 
 def resolved(name: str):

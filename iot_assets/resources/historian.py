@@ -20,7 +20,7 @@ import re
 from collections import Counter
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlparse
 
 import psycopg2
@@ -34,7 +34,7 @@ from iot_assets.assets.bronze import NUMERIC_FIELDS
 from iot_assets.partitions import HOUR
 from iot_assets.resources.aws import AwsResource
 
-GOOD_QUALITY = 192                      # OPC / Ignition "Good"; every other code is a kind of bad or uncertain
+GOOD_QUALITY = 192  # OPC / Ignition "Good"; every other code is a kind of bad or uncertain
 TEXT_FIELDS = ("status",)
 FIELDS = (*NUMERIC_FIELDS, *TEXT_FIELDS)
 TAGPATH = "site/line/device/field"
@@ -56,8 +56,9 @@ def validate_jdbc_url(url: str) -> str:
         raise ValueError("IOT_HISTORIAN_JDBC_URL must start with jdbc:postgresql://")
     parsed = urlparse(url.removeprefix("jdbc:"))
     if parsed.username or parsed.password or re.search(r"(?i)(user|password)=", parsed.query):
-        raise ValueError("IOT_HISTORIAN_JDBC_URL must not hold credentials; use IOT_HISTORIAN_USER and the "
-                         "password settings")
+        raise ValueError(
+            "IOT_HISTORIAN_JDBC_URL must not hold credentials; use IOT_HISTORIAN_USER and the password settings"
+        )
     return url
 
 
@@ -68,16 +69,16 @@ def connection_params(url: str) -> dict:
 
 
 def epoch_ms(moment: datetime) -> int:
-    return round(moment.astimezone(timezone.utc).timestamp() * 1000)
+    return round(moment.astimezone(UTC).timestamp() * 1000)
 
 
 def month_table(prefix: str, moment: datetime) -> str:
-    return f"{validate_identifier(prefix)}_{moment.astimezone(timezone.utc):%Y_%m}"
+    return f"{validate_identifier(prefix)}_{moment.astimezone(UTC):%Y_%m}"
 
 
 def month_tables(prefix: str, start: datetime, end: datetime) -> list[str]:
     """The monthly tables holding samples stamped in [start, end), by name, oldest first."""
-    out, moment = [], start.astimezone(timezone.utc)
+    out, moment = [], start.astimezone(UTC)
     while moment < end:
         out.append(month_table(prefix, moment))
         moment = (moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0) + timedelta(days=32)).replace(day=1)
@@ -100,20 +101,43 @@ def classify(rows: DataFrame, tags: DataFrame, tag_table: str) -> DataFrame:
     mapped = (F.size(parts) == 4) & F.element_at(parts, 4).isin(*FIELDS) & (F.element_at(parts, 3) != "")
     ts = F.col("t_stamp").cast("string")
     problem = (
-        F.when(F.col("tagpath").isNull(),
-               F.concat(F.lit(f"{reasons.UNKNOWN_TAG}: tagid="), F.col("tagid").cast("string"),
-                        F.lit(f" is not in {tag_table} (t_stamp="), ts, F.lit(")")))
-        .when(~mapped, F.concat(F.lit(f"{reasons.UNKNOWN_TAG}: tagpath "), F.col("tagpath"),
-                                F.lit(f" does not name {TAGPATH} with a field in {','.join(FIELDS)}")))
-        .when(F.col("dataintegrity").isNull() | (F.col("dataintegrity") != GOOD_QUALITY),
-              F.concat(F.lit(f"{reasons.BAD_QUALITY}: dataintegrity="),
-                       F.coalesce(F.col("dataintegrity").cast("string"), F.lit("null")),
-                       F.lit(" for "), F.col("tagpath"), F.lit(" at t_stamp="), ts)))
-    return (rows.join(F.broadcast(tags.withColumnRenamed("id", "tagid")), "tagid", "left")
-            .withColumn("device_id", F.when(mapped, F.element_at(parts, 3)))
-            .withColumn("field", F.when(mapped, F.element_at(parts, 4)))
-            .withColumn("arrival", F.concat_ws("/", "table", F.col("tagid").cast("string"), ts))
-            .withColumn("problem", problem))
+        F.when(
+            F.col("tagpath").isNull(),
+            F.concat(
+                F.lit(f"{reasons.UNKNOWN_TAG}: tagid="),
+                F.col("tagid").cast("string"),
+                F.lit(f" is not in {tag_table} (t_stamp="),
+                ts,
+                F.lit(")"),
+            ),
+        )
+        .when(
+            ~mapped,
+            F.concat(
+                F.lit(f"{reasons.UNKNOWN_TAG}: tagpath "),
+                F.col("tagpath"),
+                F.lit(f" does not name {TAGPATH} with a field in {','.join(FIELDS)}"),
+            ),
+        )
+        .when(
+            F.col("dataintegrity").isNull() | (F.col("dataintegrity") != GOOD_QUALITY),
+            F.concat(
+                F.lit(f"{reasons.BAD_QUALITY}: dataintegrity="),
+                F.coalesce(F.col("dataintegrity").cast("string"), F.lit("null")),
+                F.lit(" for "),
+                F.col("tagpath"),
+                F.lit(" at t_stamp="),
+                ts,
+            ),
+        )
+    )
+    return (
+        rows.join(F.broadcast(tags.withColumnRenamed("id", "tagid")), "tagid", "left")
+        .withColumn("device_id", F.when(mapped, F.element_at(parts, 3)))
+        .withColumn("field", F.when(mapped, F.element_at(parts, 4)))
+        .withColumn("arrival", F.concat_ws("/", "table", F.col("tagid").cast("string"), ts))
+        .withColumn("problem", problem)
+    )
 
 
 def to_readings(samples: DataFrame, tolerance_ms: int) -> DataFrame:
@@ -125,30 +149,38 @@ def to_readings(samples: DataFrame, tolerance_ms: int) -> DataFrame:
     """
     by_time = Window.partitionBy("device_id").orderBy("t_stamp", "field", "arrival")
     gap = F.col("t_stamp") - F.lag("t_stamp").over(by_time)
-    scans = (samples
-             .withColumn("scan", F.sum(F.when(gap.isNull() | (gap > tolerance_ms), 1).otherwise(0))
-                         .over(by_time.rowsBetween(Window.unboundedPreceding, Window.currentRow)))
-             .withColumn("nth", F.row_number().over(Window.partitionBy("device_id", "scan", "field")
-                                                    .orderBy("t_stamp", "arrival"))))
+    scans = samples.withColumn(
+        "scan",
+        F.sum(F.when(gap.isNull() | (gap > tolerance_ms), 1).otherwise(0)).over(
+            by_time.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+        ),
+    ).withColumn(
+        "nth", F.row_number().over(Window.partitionBy("device_id", "scan", "field").orderBy("t_stamp", "arrival"))
+    )
     number = F.coalesce(F.col("floatvalue").cast("double"), F.col("intvalue").cast("double"))
     wide = scans.groupBy("device_id", "scan", "nth").agg(
         F.min("t_stamp").alias("scan_ms"),
         *[F.max(F.when(F.col("field") == f, number)).alias(f) for f in NUMERIC_FIELDS],
         *[F.max(F.when(F.col("field") == f, F.col("stringvalue"))).alias(f) for f in TEXT_FIELDS],
-        F.concat(F.lit(ARRIVAL_PREFIX), F.concat_ws(",", F.array_sort(F.collect_list("arrival")))).alias("arrival_id"))
+        F.concat(F.lit(ARRIVAL_PREFIX), F.concat_ws(",", F.array_sort(F.collect_list("arrival")))).alias("arrival_id"),
+    )
     timestamp = F.date_format(F.timestamp_millis("scan_ms"), "yyyy-MM-dd'T'HH:mm:ss.SSSXXX")
     record = F.struct("device_id", timestamp.alias("timestamp"), *FIELDS)
-    return wide.select("scan_ms", "device_id", "arrival_id",
-                       F.to_json(record, {"ignoreNullFields": "false"}).alias("payload"))
+    return wide.select(
+        "scan_ms", "device_id", "arrival_id", F.to_json(record, {"ignoreNullFields": "false"}).alias("payload")
+    )
 
 
 def problem_records(classified: DataFrame) -> DataFrame:
     """Rows with a problem, each one record: the row as JSON, and its reason."""
     row = F.struct("table", "tagid", "tagpath", "intvalue", "floatvalue", "stringvalue", "dataintegrity", "t_stamp")
     return classified.where(F.col("problem").isNotNull()).select(
-        F.col("t_stamp").alias("scan_ms"), F.lit("").alias("device_id"),
+        F.col("t_stamp").alias("scan_ms"),
+        F.lit("").alias("device_id"),
         F.concat(F.lit(ARRIVAL_PREFIX), F.col("arrival")).alias("arrival_id"),
-        F.to_json(row).alias("payload"), "problem")
+        F.to_json(row).alias("payload"),
+        "problem",
+    )
 
 
 @dataclass(frozen=True)
@@ -162,17 +194,20 @@ class HistorianRecord:
 @dataclass(frozen=True)
 class HistorianHour:
     records: list[HistorianRecord]
-    rows_by_table: dict[str, int]     # historian rows in the hour's records, per monthly table read
+    rows_by_table: dict[str, int]  # historian rows in the hour's records, per monthly table read
 
 
 def hour_of_records(classified: DataFrame, hour: datetime, tolerance_ms: int) -> list[HistorianRecord]:
     """The hour's records: scans that start in it, and problem rows stamped in it, in time order."""
     lo, hi = epoch_ms(hour), epoch_ms(hour + HOUR)
-    readings = to_readings(classified.where(F.col("problem").isNull()), tolerance_ms) \
-        .withColumn("problem", F.lit(None).cast("string"))
+    readings = to_readings(classified.where(F.col("problem").isNull()), tolerance_ms).withColumn(
+        "problem", F.lit(None).cast("string")
+    )
     both = readings.unionByName(problem_records(classified)).where((F.col("scan_ms") >= lo) & (F.col("scan_ms") < hi))
-    return [HistorianRecord(r["payload"].encode(), r["device_id"], r["arrival_id"], r["problem"])
-            for r in both.orderBy("scan_ms", "device_id", "arrival_id").collect()]
+    return [
+        HistorianRecord(r["payload"].encode(), r["device_id"], r["arrival_id"], r["problem"])
+        for r in both.orderBy("scan_ms", "device_id", "arrival_id").collect()
+    ]
 
 
 class HistorianSource(ConfigurableResource):
@@ -210,14 +245,17 @@ class HistorianSource(ConfigurableResource):
         """A libpq connection (closed on leaving `with`) for what needs no Spark: the metadata
         queries of the driver and the sensor, and the seed command."""
         user, password = self.credentials()
-        return closing(psycopg2.connect(user=user, password=password, connect_timeout=10,
-                                        **connection_params(self.jdbc_url)))
+        return closing(
+            psycopg2.connect(user=user, password=password, connect_timeout=10, **connection_params(self.jdbc_url))
+        )
 
     def _monthly_tables(self, cur) -> list[str]:
         """The monthly tables that exist, found by name (`<prefix>_YYYY_MM`), oldest first."""
         prefix = validate_identifier(self.table_prefix)
-        cur.execute("SELECT table_name FROM information_schema.tables WHERE table_name LIKE %s",
-                    (prefix.replace("_", "\\_") + "\\_%",))
+        cur.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_name LIKE %s",
+            (prefix.replace("_", "\\_") + "\\_%",),
+        )
         return sorted(t for (t,) in cur.fetchall() if re.fullmatch(rf"{prefix}_\d{{4}}_\d{{2}}", t))
 
     def existing_tables(self) -> set[str]:
@@ -235,16 +273,23 @@ class HistorianSource(ConfigurableResource):
                     if (value := cur.fetchone()[0]) is not None:
                         return value
                 return None
+
             oldest, newest = first("min", tables), first("max", reversed(tables))
         if oldest is None:
             return None
-        return tuple(datetime.fromtimestamp(v / 1000, tz=timezone.utc) for v in (oldest, newest))
+        return tuple(datetime.fromtimestamp(v / 1000, tz=UTC) for v in (oldest, newest))
 
     def _reader(self, spark: SparkSession, dbtable: str):
         user, password = self.credentials()
-        return (spark.read.format("jdbc").option("url", validate_jdbc_url(self.jdbc_url))
-                .option("driver", JDBC_DRIVER).option("user", user).option("password", password)
-                .option("dbtable", dbtable).option("fetchsize", "10000"))
+        return (
+            spark.read.format("jdbc")
+            .option("url", validate_jdbc_url(self.jdbc_url))
+            .option("driver", JDBC_DRIVER)
+            .option("user", user)
+            .option("password", password)
+            .option("dbtable", dbtable)
+            .option("fetchsize", "10000")
+        )
 
     def tags(self, spark: SparkSession) -> DataFrame:
         return self._reader(spark, f"(SELECT id, tagpath FROM {validate_identifier(self.tag_table)}) AS tags").load()
@@ -253,11 +298,19 @@ class HistorianSource(ConfigurableResource):
         """One monthly table's rows stamped in [start, end), read by `read_partitions` parallel
         queries over ranges of `t_stamp`."""
         lo, hi = epoch_ms(start), epoch_ms(end)
-        query = (f"(SELECT tagid, intvalue, floatvalue, stringvalue, dataintegrity, t_stamp FROM "
-                 f"{validate_identifier(table)} WHERE t_stamp >= {lo} AND t_stamp < {hi}) AS samples")
-        return (self._reader(spark, query).option("partitionColumn", "t_stamp").option("lowerBound", str(lo))
-                .option("upperBound", str(hi)).option("numPartitions", str(self.read_partitions)).load()
-                .withColumn("table", F.lit(table)))
+        query = (
+            f"(SELECT tagid, intvalue, floatvalue, stringvalue, dataintegrity, t_stamp FROM "
+            f"{validate_identifier(table)} WHERE t_stamp >= {lo} AND t_stamp < {hi}) AS samples"
+        )
+        return (
+            self._reader(spark, query)
+            .option("partitionColumn", "t_stamp")
+            .option("lowerBound", str(lo))
+            .option("upperBound", str(hi))
+            .option("numPartitions", str(self.read_partitions))
+            .load()
+            .withColumn("table", F.lit(table))
+        )
 
     def read_hour(self, spark: SparkSession, hour: datetime) -> HistorianHour:
         """The hour's records. Rows up to one scan tolerance either side are read too, so a scan

@@ -11,12 +11,11 @@ import base64
 import gzip
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from botocore.exceptions import ClientError
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 
 from iot_assets import reasons, settings
@@ -35,18 +34,18 @@ class RawBatch:
     """
 
     hour: datetime
-    source: str                                   # simulator | kinesis | s3_landing | historian
+    source: str  # simulator | kinesis | s3_landing | historian
     payloads: list[bytes]
     partition_keys: list[str]
-    name: str = ""                                # "<source>-<digest>"; default: named by its contents
-    arrivals: list[str] | None = None             # None until a simulated batch is published
-    kinesis: list[tuple[str, str, str]] | None = None   # (shard, sequence, arrival ISO) per record
-    publish: bool = False                         # publish to Kinesis before backing up to S3
-    dedupe: bool = False                          # drop records whose identity the hour already holds
-    ground_truth: list[dict] | None = None        # simulator labels, kept beside the raw data
-    problems: list[str | None] | None = None      # per record: "<reason>: <detail>" found before parsing
-    arrived: int | None = None                    # records that arrived in the batch (default: all)
-    routed_elsewhere: int = 0                     # records of the batch assigned to another hour
+    name: str = ""  # "<source>-<digest>"; default: named by its contents
+    arrivals: list[str] | None = None  # None until a simulated batch is published
+    kinesis: list[tuple[str, str, str]] | None = None  # (shard, sequence, arrival ISO) per record
+    publish: bool = False  # publish to Kinesis before backing up to S3
+    dedupe: bool = False  # drop records whose identity the hour already holds
+    ground_truth: list[dict] | None = None  # simulator labels, kept beside the raw data
+    problems: list[str | None] | None = None  # per record: "<reason>: <detail>" found before parsing
+    arrived: int | None = None  # records that arrived in the batch (default: all)
+    routed_elsewhere: int = 0  # records of the batch assigned to another hour
 
     def __post_init__(self):
         self.name = self.name or batch_name(self.source, self.checksum())
@@ -62,11 +61,19 @@ class RawBatch:
 
     def keep(self, indexes: list[int]) -> RawBatch:
         """The same batch holding only the records at `indexes`."""
+
         def pick(values):
             return None if values is None else [values[i] for i in indexes]
-        return replace(self, payloads=pick(self.payloads), partition_keys=pick(self.partition_keys),
-                       arrivals=pick(self.arrivals), kinesis=pick(self.kinesis), problems=pick(self.problems),
-                       arrived=self.arrived if self.arrived is not None else len(self.payloads))
+
+        return replace(
+            self,
+            payloads=pick(self.payloads),
+            partition_keys=pick(self.partition_keys),
+            arrivals=pick(self.arrivals),
+            kinesis=pick(self.kinesis),
+            problems=pick(self.problems),
+            arrived=self.arrived if self.arrived is not None else len(self.payloads),
+        )
 
 
 def batch_name(source: str, identity: str) -> str:
@@ -78,14 +85,16 @@ def batch_name(source: str, identity: str) -> str:
 class HourLedger:
     """What arrived for one hour and where it went, per arrival batch, checked after storing."""
 
-    batches: dict[str, dict] = field(default_factory=dict)   # name -> source, arrived, stored, duplicates, ...
-    objects: list[RawObject] = field(default_factory=list)   # the hour's raw objects after storing
+    batches: dict[str, dict] = field(default_factory=dict)  # name -> source, arrived, stored, duplicates, ...
+    objects: list[RawObject] = field(default_factory=list)  # the hour's raw objects after storing
 
     def by_source(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
         for b in self.batches.values():
-            totals = out.setdefault(b["source"], {"arrived": 0, "stored": 0, "duplicates": 0,
-                                                  "routed_elsewhere": 0, "already_stored": 0, "unplaced": 0})
+            totals = out.setdefault(
+                b["source"],
+                {"arrived": 0, "stored": 0, "duplicates": 0, "routed_elsewhere": 0, "already_stored": 0, "unplaced": 0},
+            )
             for k in totals:
                 totals[k] += b[k]
         return out
@@ -104,12 +113,14 @@ class HourLedger:
                     out.append(f"{name}: no raw object, {b['arrived']} records arrived")
                     bad += b["arrived"]
                 else:
-                    ok += b["arrived"]           # every record belongs to another hour
+                    ok += b["arrived"]  # every record belongs to another hour
                 continue
             accounted = stored[name] + b["duplicates"] + b["routed_elsewhere"]
             if accounted != b["arrived"]:
-                out.append(f"{name}: {b['arrived']} arrived != {stored[name]} stored + {b['duplicates']} "
-                           f"duplicates + {b['routed_elsewhere']} in other hours")
+                out.append(
+                    f"{name}: {b['arrived']} arrived != {stored[name]} stored + {b['duplicates']} "
+                    f"duplicates + {b['routed_elsewhere']} in other hours"
+                )
             ok, bad = ok + min(accounted, b["arrived"]), bad + abs(b["arrived"] - accounted)
         return ok, bad, out
 
@@ -138,7 +149,7 @@ class RawObject:
     """One raw object of an hour, and how many records it holds."""
 
     hour: datetime
-    uri: str          # s3a:// for Spark
+    uri: str  # s3a:// for Spark
     key: str
     records: int
     source: str = ""
@@ -163,7 +174,7 @@ GZIP_LEVEL = 6
 
 
 def envelope_lines(batch: RawBatch) -> bytes:
-    hour = batch.hour.astimezone(timezone.utc).isoformat()
+    hour = batch.hour.astimezone(UTC).isoformat()
     lines = []
     for i, (data, key) in enumerate(zip(batch.payloads, batch.partition_keys)):
         try:
@@ -177,12 +188,23 @@ def envelope_lines(batch: RawBatch) -> bytes:
         if problem:
             # The bytes of an unreadable file are kept as base64, whatever they hold.
             payload, b64 = None, base64.b64encode(data).decode()
-        lines.append(_COMPACT.encode({
-            "arrival_id": batch.arrivals[i] if batch.arrivals else None, "batch_hour": hour, "record_index": i, "payload": payload, "payload_b64": b64,
-            "source": batch.source, "kinesis_shard_id": shard, "kinesis_sequence_number": seq,
-            "kinesis_partition_key": key if batch.kinesis else None, "kinesis_arrival_time": arrival,
-            "object_problem": problem,
-        }))
+        lines.append(
+            _COMPACT.encode(
+                {
+                    "arrival_id": batch.arrivals[i] if batch.arrivals else None,
+                    "batch_hour": hour,
+                    "record_index": i,
+                    "payload": payload,
+                    "payload_b64": b64,
+                    "source": batch.source,
+                    "kinesis_shard_id": shard,
+                    "kinesis_sequence_number": seq,
+                    "kinesis_partition_key": key if batch.kinesis else None,
+                    "kinesis_arrival_time": arrival,
+                    "object_problem": problem,
+                }
+            )
+        )
     # One compression call over the whole batch, not one per line.
     return gzip.compress(("\n".join(lines) + "\n" if lines else "").encode(), compresslevel=GZIP_LEVEL, mtime=0)
 
@@ -207,13 +229,23 @@ class S3KinesisRawIOManager(ConfigurableIOManager):
         """The hour's raw objects, with the record count and source each was stored with."""
         bucket = settings.validate_bucket(self.bucket)
         folder = raw_key(self.prefix, hour, "")
-        keys = [o["Key"] for page in self.aws.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder)
-                for o in page.get("Contents", []) if o["Key"].endswith(RAW_SUFFIX)]
+        keys = [
+            o["Key"]
+            for page in self.aws.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder)
+            for o in page.get("Contents", [])
+            if o["Key"].endswith(RAW_SUFFIX)
+        ]
 
         def describe(key: str) -> RawObject:
             meta = self.aws.s3.head_object(Bucket=bucket, Key=key)["Metadata"]
-            return RawObject(hour=hour, uri=f"s3a://{bucket}/{key}", key=key, records=int(meta.get("records", -1)),
-                             source=meta.get("source", ""))
+            return RawObject(
+                hour=hour,
+                uri=f"s3a://{bucket}/{key}",
+                key=key,
+                records=int(meta.get("records", -1)),
+                source=meta.get("source", ""),
+            )
+
         with ThreadPoolExecutor(max_workers=min(16, len(keys) or 1)) as pool:
             return sorted(pool.map(describe, keys), key=lambda o: o.key)
 
@@ -228,7 +260,7 @@ class S3KinesisRawIOManager(ConfigurableIOManager):
     def _publish(self, batch: RawBatch) -> int:
         stream = settings.validate_stream(self.stream)
         published, resent = put_all(self.aws.kinesis, stream, batch.payloads, batch.partition_keys)
-        now = datetime.now(timezone.utc).isoformat()
+        now = datetime.now(UTC).isoformat()
         batch.kinesis = [(p.shard_id, p.sequence_number, now) for p in published]
         batch.arrivals = [arrival_id(stream, p.shard_id, p.sequence_number) for p in published]
         return resent
@@ -236,12 +268,19 @@ class S3KinesisRawIOManager(ConfigurableIOManager):
     def _put(self, batch: RawBatch) -> None:
         bucket = settings.validate_bucket(self.bucket)
         if batch.ground_truth is not None:
-            self.aws.s3.put_object(Bucket=bucket, Key=raw_key(self.truth_prefix, batch.hour, "labels.jsonl.gz"),
-                                   Body=gzip.compress(json.dumps(batch.ground_truth).encode(), mtime=0))
-        self.aws.s3.put_object(Bucket=bucket, Key=self._key(batch.hour, batch.name), Body=envelope_lines(batch),
-                               ContentType="application/x-ndjson", ContentEncoding="gzip",
-                               Metadata={"records": str(len(batch.payloads)), "source": batch.source,
-                                         "checksum": batch.checksum()})
+            self.aws.s3.put_object(
+                Bucket=bucket,
+                Key=raw_key(self.truth_prefix, batch.hour, "labels.jsonl.gz"),
+                Body=gzip.compress(json.dumps(batch.ground_truth).encode(), mtime=0),
+            )
+        self.aws.s3.put_object(
+            Bucket=bucket,
+            Key=self._key(batch.hour, batch.name),
+            Body=envelope_lines(batch),
+            ContentType="application/x-ndjson",
+            ContentEncoding="gzip",
+            Metadata={"records": str(len(batch.payloads)), "source": batch.source, "checksum": batch.checksum()},
+        )
 
     def store(self, batch: RawBatch) -> tuple[HourLedger, int]:
         """Add one batch to its hour (see `store_hour`)."""
@@ -257,10 +296,16 @@ class S3KinesisRawIOManager(ConfigurableIOManager):
         ledger, resent, known = HourLedger(), 0, None
         for batch in batches:
             arrived = batch.arrived if batch.arrived is not None else len(batch.payloads)
-            entry = {"source": batch.source, "arrived": arrived + batch.routed_elsewhere, "stored": 0,
-                     "duplicates": 0, "routed_elsewhere": batch.routed_elsewhere, "already_stored": 0,
-                     "home": batch.routed_elsewhere == 0 or bool(batch.payloads),
-                     "unplaced": sum(1 for p in batch.problems or [] if p and p.startswith(UNPLACED))}
+            entry = {
+                "source": batch.source,
+                "arrived": arrived + batch.routed_elsewhere,
+                "stored": 0,
+                "duplicates": 0,
+                "routed_elsewhere": batch.routed_elsewhere,
+                "already_stored": 0,
+                "home": batch.routed_elsewhere == 0 or bool(batch.payloads),
+                "unplaced": sum(1 for p in batch.problems or [] if p and p.startswith(UNPLACED)),
+            }
             ledger.batches[batch.name] = entry
             if batch.name in present:
                 # Stored before: a stream drain's duplicates were counted then; anything else must
@@ -301,26 +346,32 @@ class S3KinesisRawIOManager(ConfigurableIOManager):
             obj.ledgers[hour_key(hour)] = ledger
             per_hour[hour_key(hour)] = sum(o.records for o in ledger.objects)
             resent += n
-        context.add_output_metadata({
-            "dagster/partition_row_count": sum(per_hour.values()),
-            "records_per_hour": per_hour,
-            "arrivals_per_hour": MetadataValue.json({k: v.by_source() for k, v in obj.ledgers.items()}),
-            "raw_objects": sum(len(v.objects) for v in obj.ledgers.values()),
-            "dagster/uri": MetadataValue.path(f"s3://{self.bucket}/{self.prefix}/"),
-            "kinesis_records_resent": resent,
-        })
+        context.add_output_metadata(
+            {
+                "dagster/partition_row_count": sum(per_hour.values()),
+                "records_per_hour": per_hour,
+                "arrivals_per_hour": MetadataValue.json({k: v.by_source() for k, v in obj.ledgers.items()}),
+                "raw_objects": sum(len(v.objects) for v in obj.ledgers.values()),
+                "dagster/uri": MetadataValue.path(f"s3://{self.bucket}/{self.prefix}/"),
+                "kinesis_records_resent": resent,
+            }
+        )
 
     def load_input(self, context: InputContext) -> list[RawObject]:
         keys = context.asset_partition_keys if context.has_asset_partitions else []
-        if not keys:        # e.g. an hour that is not complete yet: never read it as an empty hour
-            raise ValueError("raw_sensor_batches: no raw partition maps to this step's partition (an hour that "
-                             "is not complete yet?); an hour is never read as empty")
+        if not keys:  # e.g. an hour that is not complete yet: never read it as an empty hour
+            raise ValueError(
+                "raw_sensor_batches: no raw partition maps to this step's partition (an hour that "
+                "is not complete yet?); an hour is never read as empty"
+            )
         out = []
         for pk in keys:
             objects = self.hour_objects(parse_hour_key(pk))
             if not objects:
                 raise FileNotFoundError(
-                    f"no raw objects for partition {pk} under s3://{self.bucket}/{raw_key(self.prefix, parse_hour_key(pk), '')}; "
-                    "materialise raw_sensor_batches for it first")
+                    f"no raw objects for partition {pk} under "
+                    f"s3://{self.bucket}/{raw_key(self.prefix, parse_hour_key(pk), '')}; "
+                    "materialise raw_sensor_batches for it first"
+                )
             out += objects
         return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from iot_assets.partitions import assigned_hour, hour_of
 
@@ -43,8 +43,9 @@ def _chunks(entries: list[dict]) -> list[list[int]]:
     return out
 
 
-def put_all(client, stream: str, payloads: list[bytes], keys: list[str],
-            sleep=time.sleep) -> tuple[list[Published], int]:
+def put_all(
+    client, stream: str, payloads: list[bytes], keys: list[str], sleep=time.sleep
+) -> tuple[list[Published], int]:
     """Put every payload once, in chunks of at most 500; resend only the records that failed.
 
     Returns the shard and sequence number of each payload, in input order, and how many resends
@@ -67,10 +68,12 @@ def put_all(client, stream: str, payloads: list[bytes], keys: list[str],
                 break
             resent += len(failed)
             pending = failed
-            sleep(min(0.05 * 2 ** attempt, 2.0))
+            sleep(min(0.05 * 2**attempt, 2.0))
         else:
-            raise RuntimeError(f"Kinesis put_records: {len(pending)} records still failing after "
-                               f"{MAX_ATTEMPTS} attempts on stream {stream!r}")
+            raise RuntimeError(
+                f"Kinesis put_records: {len(pending)} records still failing after "
+                f"{MAX_ATTEMPTS} attempts on stream {stream!r}"
+            )
     return result, resent  # type: ignore[return-value]
 
 
@@ -89,19 +92,22 @@ def read_arrivals(client, stream: str, start: datetime, end: datetime, max_calls
     out: list[StreamRecord] = []
     calls = 0
     for shard in list_all_shards(client, stream):
-        it = client.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
-                                       ShardIteratorType="AT_TIMESTAMP", Timestamp=start)["ShardIterator"]
+        it = client.get_shard_iterator(
+            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="AT_TIMESTAMP", Timestamp=start
+        )["ShardIterator"]
         while it and calls < max_calls:
             calls += 1
             resp = client.get_records(ShardIterator=it, Limit=10_000)
             done = False
             for r in resp["Records"]:
-                arrival = r["ApproximateArrivalTimestamp"].astimezone(timezone.utc)
+                arrival = r["ApproximateArrivalTimestamp"].astimezone(UTC)
                 if arrival >= end:
                     done = True
                     break
                 if arrival >= start:
-                    out.append(StreamRecord(r["Data"], r["PartitionKey"], r["SequenceNumber"], shard["ShardId"], arrival))
+                    out.append(
+                        StreamRecord(r["Data"], r["PartitionKey"], r["SequenceNumber"], shard["ShardId"], arrival)
+                    )
             it = resp.get("NextShardIterator")
             if done or (not resp["Records"] and resp.get("MillisBehindLatest", 0) == 0):
                 break
@@ -116,11 +122,11 @@ def event_hour_of(data: bytes) -> datetime | None:
         ts = json.loads(data)["timestamp"]
         if isinstance(ts, (int, float)) or (isinstance(ts, str) and ts.isdigit()):
             value = float(ts)
-            moment = datetime.fromtimestamp(value / 1000 if value > 1e11 else value, tz=timezone.utc)
+            moment = datetime.fromtimestamp(value / 1000 if value > 1e11 else value, tz=UTC)
         else:
             moment = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-            moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-        return moment.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     except Exception:  # noqa: BLE001 - any unreadable record is assigned by arrival
         return None
 

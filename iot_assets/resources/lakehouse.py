@@ -76,14 +76,26 @@ class DeltaLakehouse(ConfigurableResource):
     def exists(self, spark: SparkSession, table: str) -> bool:
         return DeltaTable.isDeltaTable(spark, self.uri(table))
 
-    def _write(self, df: DataFrame, table: str, mode: str, predicate: str | None, partition_by: str | None,
-               start=None, end=None) -> WriteResult:
+    def _write(
+        self,
+        df: DataFrame,
+        table: str,
+        mode: str,
+        predicate: str | None,
+        partition_by: str | None,
+        start=None,
+        end=None,
+    ) -> WriteResult:
         began = time.monotonic()
         uri = self.uri(table)
         # Columns only ever come from the pandera models (schemas.conform), so a column added to a
         # model is added to an existing table; nothing else can reach it.
-        writer = (df.write.format("delta").mode(mode).option("maxRecordsPerFile", self.max_records_per_file)
-                  .option("mergeSchema", "true"))
+        writer = (
+            df.write.format("delta")
+            .mode(mode)
+            .option("maxRecordsPerFile", self.max_records_per_file)
+            .option("mergeSchema", "true")
+        )
         if predicate:
             writer = writer.option("replaceWhere", predicate)
         if partition_by:
@@ -91,12 +103,20 @@ class DeltaLakehouse(ConfigurableResource):
         writer.save(uri)
         last = DeltaTable.forPath(df.sparkSession, uri).history(1).select("version", "operationMetrics").first()
         metrics = last["operationMetrics"] or {}
-        return WriteResult(table=table, uri=uri, version=int(last["version"]),
-                           rows=int(metrics.get("numOutputRows", 0)), files=int(metrics.get("numFiles", 0)),
-                           start=start, end=end, seconds=time.monotonic() - began)
+        return WriteResult(
+            table=table,
+            uri=uri,
+            version=int(last["version"]),
+            rows=int(metrics.get("numOutputRows", 0)),
+            files=int(metrics.get("numFiles", 0)),
+            start=start,
+            end=end,
+            seconds=time.monotonic() - began,
+        )
 
-    def write_window(self, df: DataFrame, table: str, column: str, window: TimeWindow,
-                     parallel: bool = False) -> WriteResult:
+    def write_window(
+        self, df: DataFrame, table: str, column: str, window: TimeWindow, parallel: bool = False
+    ) -> WriteResult:
         """Replace the rows of `table` whose `column` lies in the window with `df`.
 
         A window of several hours (a range backfill) is written one file per hour, not one per
@@ -105,8 +125,15 @@ class DeltaLakehouse(ConfigurableResource):
         bounds the files."""
         single_hour = window.end - window.start <= timedelta(hours=1)
         out = df if parallel and single_hour else df.repartition(column)
-        return self._write(out, table, "overwrite",
-                           window_predicate(column, window.start, window.end), column, window.start, window.end)
+        return self._write(
+            out,
+            table,
+            "overwrite",
+            window_predicate(column, window.start, window.end),
+            column,
+            window.start,
+            window.end,
+        )
 
     def overwrite(self, df: DataFrame, table: str) -> WriteResult:
         """Replace a whole (unpartitioned) table."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from dagster import ConfigurableResource
 
@@ -39,7 +39,7 @@ class Placement:
     """The hour an object's records arrive into, or why its key names none."""
 
     hour: datetime
-    problem: str | None = None     # "<reason>: <detail>" when the key names no valid hour
+    problem: str | None = None  # "<reason>: <detail>" when the key names no valid hour
 
 
 def place(key: str, last_modified: datetime) -> Placement:
@@ -48,27 +48,28 @@ def place(key: str, last_modified: datetime) -> Placement:
         m = pattern.search(key)
         if m:
             try:
-                return Placement(datetime(*map(int, m.groups()), tzinfo=timezone.utc))
+                return Placement(datetime(*map(int, m.groups()), tzinfo=UTC))
             except ValueError:
-                return Placement(hour_of(last_modified),
-                                 f"{reasons.UNPLACED_OBJECT}: {m.group(0).strip('/')} is not a valid hour in {key}")
+                return Placement(
+                    hour_of(last_modified),
+                    f"{reasons.UNPLACED_OBJECT}: {m.group(0).strip('/')} is not a valid hour in {key}",
+                )
     return Placement(hour_of(last_modified), f"{reasons.UNPLACED_OBJECT}: {key} names no hour ({LAYOUTS})")
 
 
-DEFAULT_MAX_EXPANDED_BYTES = 256 << 20   # IOT_MAX_OBJECT_EXPANDED_BYTES's default
+DEFAULT_MAX_EXPANDED_BYTES = 256 << 20  # IOT_MAX_OBJECT_EXPANDED_BYTES's default
 
 
 def split_records(body: bytes, max_expanded_bytes: int = DEFAULT_MAX_EXPANDED_BYTES) -> list[Framed]:
     """The records of an object held in memory (see `iot_assets.framing.frame_object`)."""
-    return frame_object(io.BytesIO(body).read, max_record_bytes=MAX_RECORD_BYTES,
-                        max_expanded_bytes=max_expanded_bytes)
+    return frame_object(io.BytesIO(body).read, max_record_bytes=MAX_RECORD_BYTES, max_expanded_bytes=max_expanded_bytes)
 
 
 @dataclass(frozen=True)
 class LandedObject:
     key: str
     etag: str
-    last_modified: datetime   # whole seconds, as S3 lists it
+    last_modified: datetime  # whole seconds, as S3 lists it
 
     @property
     def placement(self) -> Placement:
@@ -99,7 +100,7 @@ class LandingZone(ConfigurableResource):
         out = []
         for page in self.aws.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=base):
             for o in page.get("Contents", []):
-                lm = o["LastModified"].astimezone(timezone.utc).replace(microsecond=0)
+                lm = o["LastModified"].astimezone(UTC).replace(microsecond=0)
                 out.append(LandedObject(o["Key"], o["ETag"].strip('"'), lm))
         return out
 
@@ -115,7 +116,8 @@ class LandingZone(ConfigurableResource):
         """The object's records, framed as it streams from S3 (see `iot_assets.framing.frame_object`)."""
         body = self.aws.s3.get_object(Bucket=settings.validate_bucket(self.bucket), Key=key)["Body"]
         try:
-            return frame_object(body.read, max_record_bytes=MAX_RECORD_BYTES,
-                                max_expanded_bytes=self.max_object_expanded_bytes)
+            return frame_object(
+                body.read, max_record_bytes=MAX_RECORD_BYTES, max_expanded_bytes=self.max_object_expanded_bytes
+            )
         finally:
             body.close()

@@ -37,16 +37,28 @@ SPARK_PACKAGES = (
 # (Hadoop 3.5.0 client, Parquet, Jackson, logging, codecs). Leaving them out keeps one copy of
 # each class on the classpath and takes a session start from ~21 s to ~15 s here.
 SPARK_EXCLUDES = (
-    "org.apache.hadoop:hadoop-client-api", "org.apache.hadoop:hadoop-client-runtime",
-    "org.apache.parquet:parquet-column", "org.apache.parquet:parquet-common",
-    "org.apache.parquet:parquet-encoding", "org.apache.parquet:parquet-format-structures",
-    "org.apache.parquet:parquet-hadoop", "org.apache.parquet:parquet-jackson",
-    "com.fasterxml.jackson.core:jackson-annotations", "com.fasterxml.jackson.core:jackson-core",
-    "com.fasterxml.jackson.core:jackson-databind", "com.fasterxml.jackson.datatype:jackson-datatype-jdk8",
-    "org.apache.logging.log4j:log4j-api", "org.apache.logging.log4j:log4j-core",
-    "org.apache.logging.log4j:log4j-slf4j2-impl", "org.slf4j:slf4j-api",
-    "org.xerial.snappy:snappy-java", "com.github.luben:zstd-jni", "io.airlift:aircompressor",
-    "org.roaringbitmap:RoaringBitmap", "org.roaringbitmap:shims", "commons-logging:commons-logging",
+    "org.apache.hadoop:hadoop-client-api",
+    "org.apache.hadoop:hadoop-client-runtime",
+    "org.apache.parquet:parquet-column",
+    "org.apache.parquet:parquet-common",
+    "org.apache.parquet:parquet-encoding",
+    "org.apache.parquet:parquet-format-structures",
+    "org.apache.parquet:parquet-hadoop",
+    "org.apache.parquet:parquet-jackson",
+    "com.fasterxml.jackson.core:jackson-annotations",
+    "com.fasterxml.jackson.core:jackson-core",
+    "com.fasterxml.jackson.core:jackson-databind",
+    "com.fasterxml.jackson.datatype:jackson-datatype-jdk8",
+    "org.apache.logging.log4j:log4j-api",
+    "org.apache.logging.log4j:log4j-core",
+    "org.apache.logging.log4j:log4j-slf4j2-impl",
+    "org.slf4j:slf4j-api",
+    "org.xerial.snappy:snappy-java",
+    "com.github.luben:zstd-jni",
+    "io.airlift:aircompressor",
+    "org.roaringbitmap:RoaringBitmap",
+    "org.roaringbitmap:shims",
+    "commons-logging:commons-logging",
 )
 
 # Delta's S3 log stores. `s3` (S3SingleDriverLogStore) is safe for one writing driver at a time,
@@ -59,14 +71,24 @@ _lock = threading.Lock()
 
 # Every Spark asset step retries: a write that fails (S3 unreachable, executor lost) commits nothing
 # to its Delta table, and each write replaces its whole window, so running the step again is safe.
-SPARK_RETRY_POLICY = RetryPolicy(max_retries=int(settings.get("IOT_SPARK_STEP_RETRIES")),
-                                 delay=float(settings.get("IOT_SPARK_STEP_RETRY_DELAY_SECONDS")),
-                                 backoff=Backoff.EXPONENTIAL)
+SPARK_RETRY_POLICY = RetryPolicy(
+    max_retries=int(settings.get("IOT_SPARK_STEP_RETRIES")),
+    delay=float(settings.get("IOT_SPARK_STEP_RETRY_DELAY_SECONDS")),
+    backoff=Backoff.EXPONENTIAL,
+)
 
 
-def spark_conf(master: str, endpoint: str | None, region: str, shuffle_partitions: int,
-               driver_memory: str, extra_packages: str = "", python: str = "", log_store: str = "s3",
-               dynamodb_table: str = "delta_log") -> dict[str, str]:
+def spark_conf(
+    master: str,
+    endpoint: str | None,
+    region: str,
+    shuffle_partitions: int,
+    driver_memory: str,
+    extra_packages: str = "",
+    python: str = "",
+    log_store: str = "s3",
+    dynamodb_table: str = "delta_log",
+) -> dict[str, str]:
     """The full Spark configuration; a pure function so tests and deployments can read it."""
     if log_store not in LOG_STORES:
         raise ValueError(f"IOT_DELTA_LOG_STORE must be one of {sorted(LOG_STORES)}; got {log_store!r}")
@@ -108,22 +130,26 @@ def spark_conf(master: str, endpoint: str | None, region: str, shuffle_partition
         "spark.delta.logStore.s3a.impl": LOG_STORES[log_store],
     }
     if log_store == "dynamodb":
-        conf.update({
-            "spark.io.delta.storage.S3DynamoDBLogStore.ddb.tableName": dynamodb_table,
-            "spark.io.delta.storage.S3DynamoDBLogStore.ddb.region": region,
-        })
+        conf.update(
+            {
+                "spark.io.delta.storage.S3DynamoDBLogStore.ddb.tableName": dynamodb_table,
+                "spark.io.delta.storage.S3DynamoDBLogStore.ddb.region": region,
+            }
+        )
     if endpoint:
         local = endpoint.startswith("http://")
-        conf.update({
-            "spark.hadoop.fs.s3a.endpoint": endpoint,
-            "spark.hadoop.fs.s3a.path.style.access": "true",
-            "spark.hadoop.fs.s3a.connection.ssl.enabled": "false" if local else "true",
-            # Emulators accept any key; the chain below still prefers real credentials if set.
-            "spark.hadoop.fs.s3a.aws.credentials.provider": (
-                "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider,"
-                "software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider"
-            ),
-        })
+        conf.update(
+            {
+                "spark.hadoop.fs.s3a.endpoint": endpoint,
+                "spark.hadoop.fs.s3a.path.style.access": "true",
+                "spark.hadoop.fs.s3a.connection.ssl.enabled": "false" if local else "true",
+                # Emulators accept any key; the chain below still prefers real credentials if set.
+                "spark.hadoop.fs.s3a.aws.credentials.provider": (
+                    "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider,"
+                    "software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider"
+                ),
+            }
+        )
     return conf
 
 
@@ -149,16 +175,24 @@ class SparkResource(ConfigurableResource):
     def session(self) -> SparkSession:
         if self._session is None:
             self._session = get_or_create_session(
-                spark_conf(self.master, settings.endpoint_url(self.endpoint_url), self.region,
-                           self.shuffle_partitions, self.driver_memory, self.extra_packages, self.python,
-                           self.log_store, self.dynamodb_table)
+                spark_conf(
+                    self.master,
+                    settings.endpoint_url(self.endpoint_url),
+                    self.region,
+                    self.shuffle_partitions,
+                    self.driver_memory,
+                    self.extra_packages,
+                    self.python,
+                    self.log_store,
+                    self.dynamodb_table,
+                )
             )
             if not self.master.startswith("local"):
                 ship_package(self._session)
         return self._session
 
 
-_shipped: dict[str, str] = {}      # Spark application id -> the zip its executors have
+_shipped: dict[str, str] = {}  # Spark application id -> the zip its executors have
 
 
 def ship_package(session: SparkSession) -> str:
@@ -182,8 +216,11 @@ def _ship(session: SparkSession) -> str:
     package = Path(__file__).resolve().parents[1]
     target = Path(tempfile.mkdtemp(prefix="iot-assets-pyfiles-")) / "iot_assets.zip"
     # Archive the package folder as `iot_assets/...`: everything else under its parent is left out.
-    build_pyspark_zip(str(target), str(package.parent),
-                      exclude=[*DEFAULT_EXCLUDE, rf"^(?!{re.escape(str(package))}{re.escape(os.sep)})"])
+    build_pyspark_zip(
+        str(target),
+        str(package.parent),
+        exclude=[*DEFAULT_EXCLUDE, rf"^(?!{re.escape(str(package))}{re.escape(os.sep)})"],
+    )
     session.sparkContext.addPyFile(str(target))
     return str(target)
 

@@ -10,7 +10,7 @@ the hours completed since, again as one run.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
@@ -24,40 +24,49 @@ from iot_assets.sensors.kinesis_arrivals import REGISTRY_WAIT, registry_missing
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
-def hours_to_request(last_done: datetime | None, oldest: datetime, newest: datetime,
-                     lateness: timedelta, first_partition: datetime) -> tuple[datetime, datetime] | None:
+def hours_to_request(
+    last_done: datetime | None, oldest: datetime, newest: datetime, lateness: timedelta, first_partition: datetime
+) -> tuple[datetime, datetime] | None:
     """(first, last) hour to run: after the last one done (or from the oldest sample's hour), up
     to the last hour whose end plus the lateness the newest sample has passed; None if none."""
     start = max(last_done + HOUR if last_done else hour_of(oldest), first_partition)
-    end = hour_of(newest - lateness) - HOUR          # newest >= end + 1h + lateness
+    end = hour_of(newest - lateness) - HOUR  # newest >= end + 1h + lateness
     return (start, end) if end >= start else None
 
 
 @sensor(
     job=hourly_pipeline_job,
     minimum_interval_seconds=int(settings.get("IOT_HISTORIAN_SENSOR_INTERVAL_SECONDS")),
-    default_status=(DefaultSensorStatus.RUNNING if settings.get("IOT_RAW_SOURCE") == "historian"
-                    else DefaultSensorStatus.STOPPED),
+    default_status=(
+        DefaultSensorStatus.RUNNING if settings.get("IOT_RAW_SOURCE") == "historian" else DefaultSensorStatus.STOPPED
+    ),
     description="Requests hourly_pipeline_job, as one run, for the hours the SQL historian has completed "
-                "(its newest t_stamp past the hour's end plus the allowed lateness) since the last request.",
+    "(its newest t_stamp past the hour's end plus the allowed lateness) since the last request.",
 )
 def historian_arrival_sensor(context: SensorEvaluationContext, raw_source: RawSource, historian: HistorianSource):
     if raw_source.source != "historian":
-        return SkipReason(f"the raw source is {raw_source.source!r}; set IOT_RAW_SOURCE=historian to read the historian")
+        return SkipReason(
+            f"the raw source is {raw_source.source!r}; set IOT_RAW_SOURCE=historian to read the historian"
+        )
     if registry_missing(context.instance):
         return SkipReason(REGISTRY_WAIT)
     try:
         stamps = historian.stamp_range()
     except Exception as exc:  # noqa: BLE001 - unreachable or refusing: the cursor stays, the next tick retries
-        return SkipReason(f"historian {historian.jdbc_url} did not answer ({type(exc).__name__}); cursor left where it was")
+        return SkipReason(
+            f"historian {historian.jdbc_url} did not answer ({type(exc).__name__}); cursor left where it was"
+        )
     if stamps is None:
         return SkipReason(f"the historian holds no rows in {historian.table_prefix}_YYYY_MM tables yet")
     last_done = parse_hour_key(context.cursor) if context.cursor else None
-    first_partition = hourly_partitions.start.astimezone(timezone.utc)
+    first_partition = hourly_partitions.start.astimezone(UTC)
     todo = hours_to_request(last_done, *stamps, raw_source.lateness, first_partition)
     if todo is None:
-        return SkipReason(f"no hour complete since {context.cursor or 'the start'}; newest sample {stamps[1]:%Y-%m-%d %H:%M:%S}")
+        return SkipReason(
+            f"no hour complete since {context.cursor or 'the start'}; newest sample {stamps[1]:%Y-%m-%d %H:%M:%S}"
+        )
     first, last = (hour_key(h) for h in todo)
-    request = RunRequest(run_key=f"historian:{first}..{last}",
-                         tags={RANGE_START: first, RANGE_END: last, "iot/trigger": "historian"})
+    request = RunRequest(
+        run_key=f"historian:{first}..{last}", tags={RANGE_START: first, RANGE_END: last, "iot/trigger": "historian"}
+    )
     return SensorResult(run_requests=[request], cursor=last)

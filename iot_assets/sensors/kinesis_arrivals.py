@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 
 from botocore.exceptions import BotoCoreError
 from dagster import AssetKey, DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
@@ -24,16 +24,16 @@ from iot_assets.partitions import complete_hours, hour_key, hourly_partitions, p
 from iot_assets.resources.aws import AwsResource, unreachable
 from iot_assets.resources.kinesis import StreamRecord, list_all_shards, record_hour
 
-MAX_CALLS_PER_TICK = 300   # GetRecords calls; the rest is read on the next tick
-PAGE = 1000                # records per GetRecords call: the most the sensor holds at once
+MAX_CALLS_PER_TICK = 300  # GetRecords calls; the rest is read on the next tick
+PAGE = 1000  # records per GetRecords call: the most the sensor holds at once
 
 
 @dataclass
 class KinesisCursor:
-    stream: str = ""                                         # ARN@creation: a recreated stream starts over
+    stream: str = ""  # ARN@creation: a recreated stream starts over
     positions: dict[str, str] = field(default_factory=dict)  # shard -> last sequence number read
-    finished: list[str] = field(default_factory=list)        # closed shards read to their end
-    pending: list[str] = field(default_factory=list)         # hour keys holding records, not yet requested
+    finished: list[str] = field(default_factory=list)  # closed shards read to their end
+    pending: list[str] = field(default_factory=list)  # hour keys holding records, not yet requested
 
     def encode(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
@@ -63,8 +63,11 @@ def readable_shards(shards: Iterable[dict], cursor: KinesisCursor) -> list[str]:
     """Shards to read now: not finished, and every parent still listed has been read to its end."""
     listed = {s["ShardId"] for s in shards}
     done = set(cursor.finished)
-    return sorted(s["ShardId"] for s in shards
-                  if s["ShardId"] not in done and all(p in done or p not in listed for p in parents(s)))
+    return sorted(
+        s["ShardId"]
+        for s in shards
+        if s["ShardId"] not in done and all(p in done or p not in listed for p in parents(s))
+    )
 
 
 def forget_expired(cursor: KinesisCursor, listed: set[str]) -> None:
@@ -80,19 +83,29 @@ class Scan:
     hours: set[str] = field(default_factory=set)
 
 
-def _read_shard(client, stream: str, shard: dict, cursor: KinesisCursor, lateness: timedelta, scan: Scan,
-                on_record: Callable[[str, str], None] | None) -> None:
+def _read_shard(
+    client,
+    stream: str,
+    shard: dict,
+    cursor: KinesisCursor,
+    lateness: timedelta,
+    scan: Scan,
+    on_record: Callable[[str, str], None] | None,
+) -> None:
     sid = shard["ShardId"]
     after = cursor.positions.get(sid)
-    kwargs = ({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": after} if after
-              else {"ShardIteratorType": "TRIM_HORIZON"})
+    kwargs = (
+        {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": after}
+        if after
+        else {"ShardIteratorType": "TRIM_HORIZON"}
+    )
     it = client.get_shard_iterator(StreamName=stream, ShardId=sid, **kwargs)["ShardIterator"]
     caught_up = False
     while it and scan.calls < MAX_CALLS_PER_TICK:
         resp = client.get_records(ShardIterator=it, Limit=PAGE)
         scan.calls += 1
         for r in resp["Records"]:
-            arrival = r["ApproximateArrivalTimestamp"].astimezone(timezone.utc)
+            arrival = r["ApproximateArrivalTimestamp"].astimezone(UTC)
             record = StreamRecord(r["Data"], r["PartitionKey"], r["SequenceNumber"], sid, arrival)
             scan.hours.add(hour_key(record_hour(record, lateness)))
             cursor.positions[sid] = r["SequenceNumber"]
@@ -108,8 +121,9 @@ def _read_shard(client, stream: str, shard: dict, cursor: KinesisCursor, latenes
         cursor.finished.append(sid)
 
 
-def scan_stream(client, stream: str, cursor: KinesisCursor, lateness: timedelta,
-                on_record: Callable[[str, str], None] | None = None) -> Scan:
+def scan_stream(
+    client, stream: str, cursor: KinesisCursor, lateness: timedelta, on_record: Callable[[str, str], None] | None = None
+) -> Scan:
     """Read every readable shard from its position; parents first, then the children they unlock."""
     summary = client.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]
     identity = f"{summary['StreamARN']}@{summary['StreamCreationTimestamp'].timestamp():.0f}"
@@ -131,10 +145,11 @@ def scan_stream(client, stream: str, cursor: KinesisCursor, lateness: timedelta,
 @sensor(
     job=hourly_pipeline_job,
     minimum_interval_seconds=int(settings.get("IOT_KINESIS_SENSOR_INTERVAL_SECONDS")),
-    default_status=(DefaultSensorStatus.RUNNING if settings.get("IOT_RAW_SOURCE") == "kinesis"
-                    else DefaultSensorStatus.STOPPED),
+    default_status=(
+        DefaultSensorStatus.RUNNING if settings.get("IOT_RAW_SOURCE") == "kinesis" else DefaultSensorStatus.STOPPED
+    ),
     description="Requests hourly_pipeline_job for each hour that has Kinesis records, once the hour "
-                "has ended and the allowed lateness has passed.",
+    "has ended and the allowed lateness has passed.",
 )
 def kinesis_arrival_sensor(context: SensorEvaluationContext, raw_source: RawSource, aws: AwsResource):
     if raw_source.source != "kinesis":
@@ -148,12 +163,17 @@ def kinesis_arrival_sensor(context: SensorEvaluationContext, raw_source: RawSour
     except BotoCoreError as exc:
         # No SensorResult, so the stored cursor stays as it was: the next tick reads from there.
         return SkipReason(unreachable("kinesis", aws.endpoint, exc))
-    first = hourly_partitions.start.astimezone(timezone.utc)
+    first = hourly_partitions.start.astimezone(UTC)
     ready, cursor.pending = complete_hours(set(cursor.pending) | scan.hours, partitions.utc_now(), raw_source.lateness)
-    requests = [RunRequest(run_key=f"kinesis:{key}", partition_key=key, tags={"iot/trigger": "kinesis"})
-                for key in ready if parse_hour_key(key) >= first]
-    summary = (f"read {scan.records} records in {scan.calls} calls; "
-               f"waiting for {', '.join(cursor.pending) or 'no hours'}")
+    requests = [
+        RunRequest(run_key=f"kinesis:{key}", partition_key=key, tags={"iot/trigger": "kinesis"})
+        for key in ready
+        if parse_hour_key(key) >= first
+    ]
+    summary = (
+        f"read {scan.records} records in {scan.calls} calls; waiting for {', '.join(cursor.pending) or 'no hours'}"
+    )
     context.log.info(summary)
-    return SensorResult(run_requests=requests, cursor=cursor.encode(),
-                        skip_reason=None if requests else SkipReason(summary))
+    return SensorResult(
+        run_requests=requests, cursor=cursor.encode(), skip_reason=None if requests else SkipReason(summary)
+    )

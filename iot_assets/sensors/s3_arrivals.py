@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from botocore.exceptions import BotoCoreError
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
@@ -37,9 +37,9 @@ LANDING_RUN_CONFIG = {"resources": {"raw_source": {"config": {"source": "s3_land
 
 @dataclass
 class LandingCursor:
-    mark: str = ""                                         # newest LastModified seen (ISO, seconds)
-    seen: list[list[str]] = field(default_factory=list)    # [key, etag] within the overlap window
-    pending: list[str] = field(default_factory=list)       # hour keys with new files, not yet requested
+    mark: str = ""  # newest LastModified seen (ISO, seconds)
+    seen: list[list[str]] = field(default_factory=list)  # [key, etag] within the overlap window
+    pending: list[str] = field(default_factory=list)  # hour keys with new files, not yet requested
 
     def encode(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
@@ -49,8 +49,9 @@ class LandingCursor:
         return cls(**json.loads(text)) if text else cls()
 
 
-def new_objects(listed: list[LandedObject], cursor: LandingCursor,
-                overlap: timedelta) -> tuple[list[LandedObject], LandingCursor]:
+def new_objects(
+    listed: list[LandedObject], cursor: LandingCursor, overlap: timedelta
+) -> tuple[list[LandedObject], LandingCursor]:
     """The objects not seen before, and the cursor that remembers them."""
     mark = datetime.fromisoformat(cursor.mark) if cursor.mark else None
     seen = {tuple(s) for s in cursor.seen}
@@ -77,7 +78,7 @@ def objects_digest(objects: list[LandedObject]) -> str:
     minimum_interval_seconds=int(settings.get("IOT_S3_SENSOR_INTERVAL_SECONDS")),
     default_status=DefaultSensorStatus.RUNNING,
     description="Requests hourly_pipeline_job, reading the landing prefix, for each hour that has new or "
-                "rewritten files, once the hour is complete.",
+    "rewritten files, once the hour is complete.",
 )
 def s3_landing_sensor(context: SensorEvaluationContext, landing: LandingZone, raw_source: RawSource):
     if registry_missing(context.instance):
@@ -91,20 +92,28 @@ def s3_landing_sensor(context: SensorEvaluationContext, landing: LandingZone, ra
     overlap = timedelta(seconds=int(settings.get("IOT_S3_SENSOR_OVERLAP_SECONDS")))
     new, cursor = new_objects(listed, cursor, overlap)
     lateness = raw_source.lateness
-    first = hourly_partitions.start.astimezone(timezone.utc)
+    first = hourly_partitions.start.astimezone(UTC)
     unplaced = [o.key for o in new if o.placement.problem]
     if unplaced:
-        context.log.warning(f"{len(unplaced)} landed objects name no valid hour; each becomes an unplaced_object row "
-                            f"in bronze_quarantine, in the hour it was last modified (e.g. {unplaced[0]})")
+        context.log.warning(
+            f"{len(unplaced)} landed objects name no valid hour; each becomes an unplaced_object row "
+            f"in bronze_quarantine, in the hour it was last modified (e.g. {unplaced[0]})"
+        )
     touched = {hour_key(h) for o in new for h in hours_fed(o, lateness) if h >= first}
     ready, cursor.pending = complete_hours(set(cursor.pending) | touched, partitions.utc_now(), lateness)
     requests = []
     for key in ready:
         feeding = [o for o in listed if feeds_hour(o, parse_hour_key(key), lateness)]
         if feeding:
-            requests.append(RunRequest(run_key=f"s3:{key}:{objects_digest(feeding)}", partition_key=key,
-                                       run_config=LANDING_RUN_CONFIG, tags={"iot/trigger": "s3_landing"}))
+            requests.append(
+                RunRequest(
+                    run_key=f"s3:{key}:{objects_digest(feeding)}",
+                    partition_key=key,
+                    run_config=LANDING_RUN_CONFIG,
+                    tags={"iot/trigger": "s3_landing"},
+                )
+            )
     summary = f"{len(new)} new objects; waiting for {', '.join(cursor.pending) or 'no hours'}"
-    return SensorResult(run_requests=requests, cursor=cursor.encode(),
-                        skip_reason=None if requests else SkipReason(summary))
-
+    return SensorResult(
+        run_requests=requests, cursor=cursor.encode(), skip_reason=None if requests else SkipReason(summary)
+    )

@@ -12,7 +12,7 @@ import json
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -22,8 +22,18 @@ METRICS = ("temperature", "humidity", "pressure", "vibration", "battery_level", 
 SITES = ("plant-north", "plant-south", "refinery-east", "mill-west")
 DEVICE_TYPES = ("pump", "compressor", "motor", "turbine")
 ANOMALY_KINDS = ("spike", "level_shift", "stuck", "drift", "dropout")
-MALFORMED_KINDS = ("broken_json", "missing_field", "wrong_type", "non_numeric", "impossible_value",
-                   "invalid_status", "duplicate", "late_event", "future_event", "bad_timestamp")
+MALFORMED_KINDS = (
+    "broken_json",
+    "missing_field",
+    "wrong_type",
+    "non_numeric",
+    "impossible_value",
+    "invalid_status",
+    "duplicate",
+    "late_event",
+    "future_event",
+    "bad_timestamp",
+)
 
 
 @dataclass(frozen=True)
@@ -31,8 +41,8 @@ class FleetConfig:
     device_count: int = 50
     readings_per_hour: int = 60
     seed: int = 7
-    anomaly_rate: float = 0.04      # chance that a device-hour carries one anomaly event
-    malformed_rate: float = 0.01    # share of readings replaced by a malformed record
+    anomaly_rate: float = 0.04  # chance that a device-hour carries one anomaly event
+    malformed_rate: float = 0.01  # share of readings replaced by a malformed record
 
 
 @dataclass(frozen=True)
@@ -50,25 +60,24 @@ class AnomalyLabel:
     event_id: str
     device_id: str
     kind: str
-    metric: str              # the metric the anomaly moves; "all" for a dropout
-    event_time: str          # ISO-8601 UTC, one label per affected reading
+    metric: str  # the metric the anomaly moves; "all" for a dropout
+    event_time: str  # ISO-8601 UTC, one label per affected reading
 
 
 @dataclass
 class SimulatedHour:
     hour: datetime
-    records: list[str]                       # one JSON text per record, as a device sends it
-    partition_keys: list[str]                # the sending device of each record
+    records: list[str]  # one JSON text per record, as a device sends it
+    partition_keys: list[str]  # the sending device of each record
     labels: list[AnomalyLabel]
-    send_times: list[float] = field(default_factory=list)          # epoch seconds each record is sent
-    malformed: Counter = field(default_factory=Counter)            # kind -> count
+    send_times: list[float] = field(default_factory=list)  # epoch seconds each record is sent
+    malformed: Counter = field(default_factory=Counter)  # kind -> count
     expected_quarantine: Counter = field(default_factory=Counter)  # bronze reason -> count
-    expected_rejected: Counter = field(default_factory=Counter)    # silver reason -> count
+    expected_rejected: Counter = field(default_factory=Counter)  # silver reason -> count
 
     @property
     def valid_readings(self) -> int:
-        return (len(self.records) - sum(self.expected_quarantine.values())
-                - sum(self.expected_rejected.values()))
+        return len(self.records) - sum(self.expected_quarantine.values()) - sum(self.expected_rejected.values())
 
 
 def _rng(*parts: int) -> np.random.Generator:
@@ -85,11 +94,16 @@ def device_registry(config: FleetConfig) -> list[Device]:
         rng = _rng(config.seed, i, 1)
         site = SITES[i % len(SITES)]
         kind = DEVICE_TYPES[(i // len(SITES)) % len(DEVICE_TYPES)]
-        devices.append(Device(
-            device_id=device_id(i), device_name=f"{kind}-{site}-{i:04d}", site=site, device_type=kind,
-            latitude=round(float(rng.uniform(40.0, 52.0)), 5),
-            longitude=round(float(rng.uniform(-5.0, 15.0)), 5),
-        ))
+        devices.append(
+            Device(
+                device_id=device_id(i),
+                device_name=f"{kind}-{site}-{i:04d}",
+                site=site,
+                device_type=kind,
+                latitude=round(float(rng.uniform(40.0, 52.0)), 5),
+                longitude=round(float(rng.uniform(-5.0, 15.0)), 5),
+            )
+        )
     return devices
 
 
@@ -110,10 +124,14 @@ class _Profile:
 def _profile(config: FleetConfig, index: int) -> _Profile:
     rng = _rng(config.seed, index, 2)
     return _Profile(
-        temp_base=rng.uniform(40.0, 60.0), temp_amp=rng.uniform(2.0, 4.0),
-        humidity_base=rng.uniform(40.0, 60.0), pressure_base=rng.uniform(1.8, 2.8),
-        vibration_base=rng.uniform(0.8, 1.8), signal_base=rng.uniform(-80.0, -50.0),
-        battery_phase=rng.uniform(0, 720), drift_rate=rng.uniform(0.0, 1.5),
+        temp_base=rng.uniform(40.0, 60.0),
+        temp_amp=rng.uniform(2.0, 4.0),
+        humidity_base=rng.uniform(40.0, 60.0),
+        pressure_base=rng.uniform(1.8, 2.8),
+        vibration_base=rng.uniform(0.8, 1.8),
+        signal_base=rng.uniform(-80.0, -50.0),
+        battery_phase=rng.uniform(0, 720),
+        drift_rate=rng.uniform(0.0, 1.5),
         load_periods=tuple(rng.uniform(lo, hi) for lo, hi in ((900, 1800), (5400, 9000), (20000, 30000))),
         load_phases=tuple(rng.uniform(0, 2 * np.pi, 3)),
     )
@@ -123,7 +141,7 @@ def _signals(p: _Profile, t: np.ndarray, rng: np.random.Generator) -> dict[str, 
     """Normal operation at epoch seconds `t`."""
     day = 2 * np.pi * ((t % 86400) / 86400.0)
     load = sum(np.sin(2 * np.pi * t / period + phase) for period, phase in zip(p.load_periods, p.load_phases)) / 3
-    cycle = np.sin(day - 3 * np.pi / 4)               # warmest mid-afternoon UTC
+    cycle = np.sin(day - 3 * np.pi / 4)  # warmest mid-afternoon UTC
     drift = p.drift_rate * ((t / 3600.0) % 336) / 336  # re-calibrated every two weeks
     n = len(t)
     temperature = p.temp_base + p.temp_amp * cycle + drift + 1.5 * load + rng.normal(0, 0.3, n)
@@ -176,17 +194,22 @@ def _inject(kind: str, metric: str, sig: dict[str, np.ndarray], rng: np.random.G
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 # Decimal places of each rounded metric, in the order the record's fields are sent.
 _DIGITS = {"temperature": 3, "humidity": 2, "pressure": 4, "vibration": 4, "battery_level": 1}
-_COMPACT = json.JSONEncoder(separators=(",", ":"))   # one encoder for every record, not one per call
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # one encoder for every record, not one per call
 
 
 def _record(dev: str, ts: str, values: dict[str, float], status: str) -> dict:
-    return {"device_id": dev, "timestamp": ts, **{m: round(values[m], d) for m, d in _DIGITS.items()},
-            "signal_strength": int(values["signal_strength"]), "status": status}
+    return {
+        "device_id": dev,
+        "timestamp": ts,
+        **{m: round(values[m], d) for m, d in _DIGITS.items()},
+        "signal_strength": int(values["signal_strength"]),
+        "status": status,
+    }
 
 
 def _malform(kind: str, rec: dict, rng: np.random.Generator) -> tuple[list[str], str | None, str | None]:
@@ -211,16 +234,24 @@ def _malform(kind: str, rec: dict, rng: np.random.Generator) -> tuple[list[str],
         return [text, text], None, reasons.DUPLICATE
     if kind == "late_event":
         ts = datetime.strptime(rec["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ") - timedelta(hours=3)
-        return [json.dumps({**rec, "timestamp": ts.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"})], reasons.LATE_EVENT, None
+        return (
+            [json.dumps({**rec, "timestamp": ts.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"})],
+            reasons.LATE_EVENT,
+            None,
+        )
     if kind == "future_event":
         ts = datetime.strptime(rec["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ") + timedelta(hours=5)
-        return [json.dumps({**rec, "timestamp": ts.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"})], reasons.FUTURE_EVENT, None
+        return (
+            [json.dumps({**rec, "timestamp": ts.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"})],
+            reasons.FUTURE_EVENT,
+            None,
+        )
     # bad_timestamp
     return [json.dumps({**rec, "timestamp": "21/11/2026 10h"})], reasons.INVALID_TIMESTAMP, None
 
 
 def simulate_device_hour(config: FleetConfig, index: int, hour: datetime, out: SimulatedHour) -> None:
-    hour = hour.astimezone(timezone.utc)
+    hour = hour.astimezone(UTC)
     h_epoch = int(hour.timestamp())
     rng = _rng(config.seed, index, h_epoch // 3600, 3)
     n = config.readings_per_hour
@@ -233,7 +264,11 @@ def simulate_device_hour(config: FleetConfig, index: int, hour: datetime, out: S
     anomalous = np.zeros(n, dtype=bool)
     if rng.random() < config.anomaly_rate:
         kind = ANOMALY_KINDS[int(rng.integers(0, len(ANOMALY_KINDS)))]
-        metric = "all" if kind in ("dropout", "stuck") else ("temperature", "pressure", "vibration", "humidity")[int(rng.integers(0, 4))]
+        metric = (
+            "all"
+            if kind in ("dropout", "stuck")
+            else ("temperature", "pressure", "vibration", "humidity")[int(rng.integers(0, 4))]
+        )
         if kind == "drift" and metric in ("humidity", "pressure"):
             metric = "temperature"
         idx = _inject(kind, metric if metric != "all" else "temperature", sig, rng)
@@ -246,8 +281,10 @@ def simulate_device_hour(config: FleetConfig, index: int, hour: datetime, out: S
     # Rounded per array, then plain floats: rounding numpy scalars one by one was 40% of the time.
     # np.round is the rounding a numpy scalar's round() applies, and _record's round() of an
     # already rounded float returns it unchanged, so the records are the same as before.
-    values = [dict(zip(METRICS, row)) for row in zip(
-        *(np.round(sig[m], _DIGITS[m]).tolist() if m in _DIGITS else sig[m].tolist() for m in METRICS))]
+    values = [
+        dict(zip(METRICS, row))
+        for row in zip(*(np.round(sig[m], _DIGITS[m]).tolist() if m in _DIGITS else sig[m].tolist() for m in METRICS))
+    ]
     for i in range(n):
         rec = _record(dev, _iso(t[i]), values[i], "normal")
         if not malformed[i]:
@@ -269,7 +306,7 @@ def simulate_device_hour(config: FleetConfig, index: int, hour: datetime, out: S
 
 def simulate_hour(hour: datetime, config: FleetConfig) -> SimulatedHour:
     """The fleet's records for one hour, in device order; identical on every call."""
-    out = SimulatedHour(hour=hour.astimezone(timezone.utc), records=[], partition_keys=[], labels=[])
+    out = SimulatedHour(hour=hour.astimezone(UTC), records=[], partition_keys=[], labels=[])
     for index in range(config.device_count):
         simulate_device_hour(config, index, hour, out)
     return out

@@ -49,19 +49,24 @@ def fleet_tags(fleet: FleetConfig) -> list[Tag]:
 def create_schema(conn, prefix: str, tag_table: str, tables: Iterable[str]) -> None:
     """The tag table and the monthly tables (Ignition's columns), if missing."""
     with conn.cursor() as cur:
-        cur.execute(f"CREATE TABLE IF NOT EXISTS {validate_identifier(tag_table)} "
-                    "(id integer PRIMARY KEY, tagpath varchar(255) NOT NULL, retired bigint)")
+        cur.execute(
+            f"CREATE TABLE IF NOT EXISTS {validate_identifier(tag_table)} "
+            "(id integer PRIMARY KEY, tagpath varchar(255) NOT NULL, retired bigint)"
+        )
         for table in tables:
-            cur.execute(f"CREATE TABLE IF NOT EXISTS {validate_identifier(table)} (tagid integer NOT NULL, "
-                        "intvalue bigint, floatvalue double precision, stringvalue varchar(255), "
-                        "datevalue timestamp, dataintegrity integer, t_stamp bigint NOT NULL, "
-                        "PRIMARY KEY (tagid, t_stamp))")
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {validate_identifier(table)} (tagid integer NOT NULL, "
+                "intvalue bigint, floatvalue double precision, stringvalue varchar(255), "
+                "datevalue timestamp, dataintegrity integer, t_stamp bigint NOT NULL, "
+                "PRIMARY KEY (tagid, t_stamp))"
+            )
             cur.execute(f"CREATE INDEX IF NOT EXISTS {table}_t_stamp ON {table} (t_stamp)")
     conn.commit()
 
 
-def hour_rows(fleet: FleetConfig, hour: datetime, tag_ids: dict[tuple[str, str], int],
-              bad_quality_rate: float) -> list[tuple]:
+def hour_rows(
+    fleet: FleetConfig, hour: datetime, tag_ids: dict[tuple[str, str], int], bad_quality_rate: float
+) -> list[tuple]:
     """(tagid, floatvalue, stringvalue, dataintegrity, t_stamp) of the hour's readings."""
     sim = simulate_hour(hour, replace(fleet, malformed_rate=0.0))
     rng = np.random.default_rng([fleet.seed, epoch_ms(hour) // 3_600_000, 5])
@@ -69,18 +74,25 @@ def hour_rows(fleet: FleetConfig, hour: datetime, tag_ids: dict[tuple[str, str],
     for text in sim.records:
         record = json.loads(text)
         stamp = epoch_ms(datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00")))
-        jitter = rng.integers(0, 4, len(FIELDS))       # a scan's samples lie a few ms apart
+        jitter = rng.integers(0, 4, len(FIELDS))  # a scan's samples lie a few ms apart
         bad = rng.random(len(FIELDS)) < bad_quality_rate
         codes = rng.choice(BAD_QUALITY_CODES, len(FIELDS))
         for k, field in enumerate(FIELDS):
             number = float(record[field]) if field in NUMERIC_FIELDS else None
             text_value = None if field in NUMERIC_FIELDS else record[field]
-            rows.append((tag_ids[(record["device_id"], field)], number, text_value,
-                         int(codes[k]) if bad[k] else GOOD_QUALITY, stamp + int(jitter[k])))
+            rows.append(
+                (
+                    tag_ids[(record["device_id"], field)],
+                    number,
+                    text_value,
+                    int(codes[k]) if bad[k] else GOOD_QUALITY,
+                    stamp + int(jitter[k]),
+                )
+            )
     return rows
 
 
-_NULL = "\\N"     # COPY's text-format null
+_NULL = "\\N"  # COPY's text-format null
 
 
 def _copy(cur, table: str, rows: list[tuple]) -> None:
@@ -89,12 +101,19 @@ def _copy(cur, table: str, rows: list[tuple]) -> None:
         number = _NULL if number is None else repr(number)
         buf.write(f"{tagid}\t{number}\t{_NULL if text is None else text}\t{quality}\t{stamp}\n")
     buf.seek(0)
-    cur.copy_expert(f"COPY {validate_identifier(table)} (tagid, floatvalue, stringvalue, dataintegrity, t_stamp) "
-                    "FROM STDIN", buf)
+    cur.copy_expert(
+        f"COPY {validate_identifier(table)} (tagid, floatvalue, stringvalue, dataintegrity, t_stamp) FROM STDIN", buf
+    )
 
 
-def seed(conn, fleet: FleetConfig, hours: list[datetime], prefix: str = "sqlt_data_1", tag_table: str = "sqlth_te",
-         bad_quality_rate: float = 0.002) -> dict[str, int]:
+def seed(
+    conn,
+    fleet: FleetConfig,
+    hours: list[datetime],
+    prefix: str = "sqlt_data_1",
+    tag_table: str = "sqlth_te",
+    bad_quality_rate: float = 0.002,
+) -> dict[str, int]:
     """Load the fleet's readings of `hours` into the historian; returns rows written per table.
 
     Idempotent: the hours' rows are replaced, and the tag table is kept as it is when present.
@@ -111,12 +130,13 @@ def seed(conn, fleet: FleetConfig, hours: list[datetime], prefix: str = "sqlt_da
         for offset, tag in enumerate(new):
             cur.execute(f"INSERT INTO {tag_table} (id, tagpath) VALUES (%s, %s)", (next_id + offset, tag.tagpath))
             known[tag.tagpath] = next_id + offset
-        tag_ids = {(path.split("/")[2], path.split("/")[3]): id_ for path, id_ in known.items()
-                   if path.count("/") == 3}
+        tag_ids = {(path.split("/")[2], path.split("/")[3]): id_ for path, id_ in known.items() if path.count("/") == 3}
         for hour in hours:
             table = month_table(prefix, hour)
-            cur.execute(f"DELETE FROM {table} WHERE t_stamp >= %s AND t_stamp < %s",
-                        (epoch_ms(hour), epoch_ms(hour) + 3_600_000))
+            cur.execute(
+                f"DELETE FROM {table} WHERE t_stamp >= %s AND t_stamp < %s",
+                (epoch_ms(hour), epoch_ms(hour) + 3_600_000),
+            )
             rows = hour_rows(fleet, hour, tag_ids, bad_quality_rate)
             _copy(cur, table, rows)
             written[table] = written.get(table, 0) + len(rows)

@@ -13,15 +13,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from iot_assets import settings
 from iot_assets.resources.kinesis import put_all
 from iot_assets.simulator.fleet import FleetConfig, SimulatedHour, simulate_hour
 
 
-def records_between(fleet: FleetConfig, start: float, end: float,
-                    cache: dict[int, SimulatedHour] | None = None) -> list[tuple[float, str, str]]:
+def records_between(
+    fleet: FleetConfig, start: float, end: float, cache: dict[int, SimulatedHour] | None = None
+) -> list[tuple[float, str, str]]:
     """The fleet's records sent in [start, end) epoch seconds, as (send time, text, device), in order.
 
     `cache` keeps the simulated hours between calls; only the hours still needed are kept.
@@ -33,10 +34,11 @@ def records_between(fleet: FleetConfig, start: float, end: float,
         if hour >= end:
             break
         if hour not in cache:
-            cache[hour] = simulate_hour(datetime.fromtimestamp(hour, tz=timezone.utc), fleet)
+            cache[hour] = simulate_hour(datetime.fromtimestamp(hour, tz=UTC), fleet)
         sim = cache[hour]
-        out.extend((t, text, key) for text, key, t in zip(sim.records, sim.partition_keys, sim.send_times)
-                   if start <= t < end)
+        out.extend(
+            (t, text, key) for text, key, t in zip(sim.records, sim.partition_keys, sim.send_times) if start <= t < end
+        )
     for stale in [h for h in cache if h < first]:
         del cache[stale]
     out.sort(key=lambda r: r[0])
@@ -52,9 +54,16 @@ class ProducerStats:
     resent: int = 0
 
 
-def produce(client, stream: str, fleet: FleetConfig, duration: float | None, stop: threading.Event,
-            tick: float = 1.0, clock: Callable[[], float] = time.time,
-            report: Callable[[ProducerStats], None] | None = None) -> ProducerStats:
+def produce(
+    client,
+    stream: str,
+    fleet: FleetConfig,
+    duration: float | None,
+    stop: threading.Event,
+    tick: float = 1.0,
+    clock: Callable[[], float] = time.time,
+    report: Callable[[ProducerStats], None] | None = None,
+) -> ProducerStats:
     """Send the fleet's readings as their times come, until `duration` seconds pass or `stop` is set.
 
     `report` gets the running totals after every tick (it decides how often to show them).
