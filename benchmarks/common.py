@@ -144,9 +144,9 @@ def raw_uris(hours: list[datetime]) -> list[str]:
 def resources_for(lake_prefix: str, fleet) -> dict:
     """The code location's resources with the lake under `lake_prefix` and the fleet of `fleet`."""
     from iot_assets import settings
-    from iot_assets.assets.raw import RawSource
     from iot_assets.definitions import defs
     from iot_assets.resources.lakehouse import DeltaLakehouse
+    from iot_assets.resources.raw_source import RawSource
 
     lake = DeltaLakehouse(
         bucket=BUCKET, prefix=lake_prefix, max_records_per_file=int(settings.get("IOT_DELTA_MAX_RECORDS_PER_FILE"))

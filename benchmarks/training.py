@@ -36,7 +36,8 @@ def simulated_silver(spark, devices: int, progress=print):
 
 
 def grouped(silver, model_hour: datetime) -> float:
-    from iot_assets.assets.models import AnomalyModelConfig, train_models, with_features
+    from iot_assets.assets.models import train_models, with_features
+    from iot_assets.resources.detection import AnomalyModelConfig
 
     began = time.monotonic()
     models = train_models(

@@ -263,8 +263,6 @@ def evaluate_nab_file(file_name: str, nab_dir: Path | None = None, speedup: int 
     from dagster import AssetSelection
 
     from iot_assets import settings
-    from iot_assets.assets.anomalies import ThresholdRules
-    from iot_assets.assets.models import AnomalyModelConfig
     from iot_assets.assets.registry import REFERENCE_KEY
     from iot_assets.definitions import defs
     from iot_assets.demo import materialize_hours
@@ -272,6 +270,7 @@ def evaluate_nab_file(file_name: str, nab_dir: Path | None = None, speedup: int 
     from iot_assets.partitions import HOUR
     from iot_assets.progress import Progress
     from iot_assets.resources.config import resolved
+    from iot_assets.resources.detection import AnomalyModelConfig, ThresholdRules
     from iot_assets.resources.io_managers import RawBatch, S3KinesisRawIOManager
 
     nab_dir = nab_dir or default_nab_dir()

@@ -20,7 +20,7 @@ from functools import reduce
 
 import pandera.pyspark as pa
 import pyspark.sql.types as T
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, ConfigurableResource, MetadataValue
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
 from pandera.config import ValidationDepth, config_context
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -30,14 +30,6 @@ from iot_assets.schemas import struct_type
 DQ_TABLE = "data_quality_log"
 EXAMPLES = 5
 WARN, ERROR = AssetCheckSeverity.WARN, AssetCheckSeverity.ERROR
-
-
-class DataQualityConfig(ConfigurableResource):
-    """Limits of the rate checks."""
-
-    max_quarantine_rate: float = 0.05
-    anomaly_spike_factor: float = 3.0
-    anomaly_spike_floor: float = 0.01
 
 
 @dataclass

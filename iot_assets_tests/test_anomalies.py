@@ -7,7 +7,6 @@ import pytest
 from pyspark.sql import functions as F
 
 from iot_assets.assets.anomalies import (
-    ThresholdRule,
     kmeans_anomalies,
     threshold_anomalies,
     trailing_baseline,
@@ -16,6 +15,7 @@ from iot_assets.assets.anomalies import (
 )
 from iot_assets.assets.models import FEATURES, train_device
 from iot_assets.evaluation import Flag, score
+from iot_assets.resources.detection import ThresholdRule
 
 H = datetime(2026, 11, 21, 10)
 

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 from iot_assets.assets.anomalies import rate_spike_by_hour
-from iot_assets.quality import DataQualityConfig
+from iot_assets.resources.quality_config import DataQualityConfig
 
 H0 = datetime(2026, 11, 21, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -14,7 +14,7 @@ import pytest
 from dagster import AssetSelection
 
 from iot_assets import partitions, reasons
-from iot_assets.assets.raw import RawSource, landing_batches
+from iot_assets.assets.raw import landing_batches
 from iot_assets.demo import materialize_hours
 from iot_assets.partitions import HOUR, hour_key, hour_of
 from iot_assets.resources.config import resolved
@@ -22,6 +22,7 @@ from iot_assets.resources.io_managers import S3KinesisRawIOManager
 from iot_assets.resources.kinesis import put_all
 from iot_assets.resources.lakehouse import DeltaLakehouse
 from iot_assets.resources.landing import LandingZone
+from iot_assets.resources.raw_source import RawSource
 from iot_assets.simulator import FleetConfig, device_registry
 
 pytestmark = pytest.mark.e2e

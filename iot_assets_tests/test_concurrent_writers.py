@@ -116,7 +116,7 @@ def test_two_concurrent_runs_on_one_table_both_land(resources, spark, lake_prefi
 
         # The writing steps of the two runs never overlapped.
         a, b = (_writer_intervals(instance, run_id) for run_id in run_ids)
-        assert len(a) == len(b) == 1  # bronze
+        assert len(a) == len(b) == 2  # raw (its checks append to data_quality_log) and bronze
         assert not [(x, y) for x in a for y in b if x[0] < y[1] and y[0] < x[1]]
 
     # Every hour landed. (Its quarantine may be empty: the simulator garbles about 1% of readings.)

@@ -15,13 +15,13 @@ import pytest
 from dagster import AssetSelection, DagsterInstance
 
 from iot_assets import reasons
-from iot_assets.assets.raw import RawSource
 from iot_assets.demo import materialize_hours
 from iot_assets.partitions import HOUR, hour_key
 from iot_assets.resources.config import resolved
 from iot_assets.resources.historian import HistorianSource, epoch_ms, rows_in
 from iot_assets.resources.io_managers import S3KinesisRawIOManager
 from iot_assets.resources.lakehouse import DeltaLakehouse
+from iot_assets.resources.raw_source import RawSource
 from iot_assets.simulator import FleetConfig
 from iot_assets.simulator.historian import seed
 

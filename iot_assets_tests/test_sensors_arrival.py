@@ -10,11 +10,12 @@ import pytest
 from dagster import AssetMaterialization, DagsterInstance, SkipReason, build_sensor_context
 
 from iot_assets import partitions, reasons
-from iot_assets.assets.raw import RawSource, landing_batches
+from iot_assets.assets.raw import landing_batches
 from iot_assets.partitions import HOUR, complete_hours, hour_key, hour_of
 from iot_assets.resources.aws import AwsResource, make_client
 from iot_assets.resources.kinesis import list_all_shards, put_all
 from iot_assets.resources.landing import LandedObject, LandingZone, Placement, feeds_hour, place
+from iot_assets.resources.raw_source import RawSource
 from iot_assets.sensors.kinesis_arrivals import (
     KinesisCursor,
     forget_expired,

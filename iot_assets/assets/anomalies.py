@@ -11,8 +11,6 @@ Three methods, each configurable and versioned:
   baseline leaves out the hours already found abnormal.
 """
 
-import hashlib
-import json
 from datetime import timedelta
 
 import pandera.pyspark as pa
@@ -21,8 +19,6 @@ from dagster import (
     AssetDep,
     AssetExecutionContext,
     BackfillPolicy,
-    Config,
-    ConfigurableResource,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -31,17 +27,13 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from iot_assets import plots, quality
-from iot_assets.assets.models import (
-    FEATURES,
-    N_VALUE_FEATURES,
-    AnomalyModelConfig,
-    recorded_abnormal_spans,
-    with_features,
-)
+from iot_assets.assets.models import FEATURES, N_VALUE_FEATURES, recorded_abnormal_spans, with_features
 from iot_assets.conditions import follow_upstream_despite_gaps_in
 from iot_assets.metadata import table_metadata
 from iot_assets.partitions import HOUR, TRAILING_DAY, hourly_partitions, hours_in
+from iot_assets.resources.detection import AnomalyModelConfig, ThresholdRule, ThresholdRules
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
+from iot_assets.resources.quality_config import DataQualityConfig
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
 from iot_assets.schemas import conform, table_schema
 
@@ -50,39 +42,6 @@ SEVERITIES = ("low", "medium", "high", "critical")
 # Severity from how far past its limit a score goes, as a fraction of the limit.
 SEVERITY_BANDS = (0.25, 1.0, 3.0)
 ZSCORE_METRICS = ("temperature", "humidity", "pressure", "vibration")
-
-
-class ThresholdRule(Config):
-    metric: str
-    op: str  # ">" or "<"
-    limit: float
-
-
-# The seeds' limits: temperature above 80 °C or below 5 °C, pressure above 4 bar, vibration above
-# 4.5 mm/s, humidity above 85 %, battery below 20 %.
-DEFAULT_RULES = [
-    {"metric": "temperature", "op": ">", "limit": 80.0},
-    {"metric": "temperature", "op": "<", "limit": 5.0},
-    {"metric": "pressure", "op": ">", "limit": 4.0},
-    {"metric": "vibration", "op": ">", "limit": 4.5},
-    {"metric": "humidity", "op": ">", "limit": 85.0},
-    {"metric": "battery_level", "op": "<", "limit": 20.0},
-]
-
-
-class ThresholdRules(ConfigurableResource):
-    """Fixed limits per metric; set `IOT_THRESHOLD_RULES` to a JSON list to replace them."""
-
-    rules: list[ThresholdRule] = DEFAULT_RULES
-
-    @property
-    def parsed(self) -> list[ThresholdRule]:
-        return [r if isinstance(r, ThresholdRule) else ThresholdRule(**r) for r in self.rules]
-
-    @property
-    def version(self) -> str:
-        text = json.dumps([r.model_dump() for r in self.parsed], sort_keys=True)
-        return "rules-" + hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
 class AnomalyRecord(pa.DataFrameModel):
@@ -479,7 +438,7 @@ def anomaly_log(
     lake: DeltaLakehouse,
     threshold_rules: ThresholdRules,
     anomaly_config: AnomalyModelConfig,
-    quality_config: quality.DataQualityConfig,
+    quality_config: DataQualityConfig,
 ):
     """One row per anomalous reading, metric and method (threshold, z-score, KMeans), with score,
     the limit it crossed, severity and model version. Re-materialising an hour replaces its rows.
@@ -585,7 +544,7 @@ def rate_spike_by_hour(
     confirmed: dict,
     readings: dict,
     hours: list,
-    cfg: quality.DataQualityConfig,
+    cfg: DataQualityConfig,
     trailing: timedelta = timedelta(hours=24),
 ) -> quality.Evaluation:
     """Each hour's confirmed-anomaly rate against its own trailing 24 hours' rate, as its own run
@@ -639,7 +598,7 @@ def anomaly_checks(
     readings_by_hour: dict,
     trailing_log: DataFrame,
     trailing_stats: DataFrame,
-    cfg: quality.DataQualityConfig,
+    cfg: DataQualityConfig,
 ) -> list[quality.Evaluation]:
     """Schema conformance, and each hour's confirmed-anomaly rate against its own trailing 24 hours'
     rate (in a range run too: `trailing_log` and `trailing_stats` cover the 24 hours before the

@@ -17,6 +17,7 @@ from iot_assets.metadata import table_metadata
 from iot_assets.partitions import hourly_partitions
 from iot_assets.resources.io_managers import RawObject
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse, count_by
+from iot_assets.resources.quality_config import DataQualityConfig
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
 from iot_assets.schemas import conform, table_schema
 
@@ -365,7 +366,7 @@ def bronze(
     context: AssetExecutionContext,
     spark: SparkResource,
     lake: DeltaLakehouse,
-    quality_config: quality.DataQualityConfig,
+    quality_config: DataQualityConfig,
     raw_sensor_batches: list[RawObject],
 ):
     """Parse the hour's raw batch into bronze readings and quarantined records."""

@@ -24,7 +24,6 @@ from dagster import (
     AssetDep,
     AssetExecutionContext,
     BackfillPolicy,
-    ConfigurableResource,
     MaterializeResult,
     asset,
 )
@@ -36,6 +35,7 @@ from iot_assets.conditions import follow_upstream_despite_gaps_in
 from iot_assets.metadata import table_metadata
 from iot_assets.partitions import HOUR, TRAILING_DAY, hourly_partitions, hours_in, spark_ts
 from iot_assets.resources.aws import AwsResource
+from iot_assets.resources.detection import AnomalyModelConfig
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse, count_by
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
 from iot_assets.schemas import conform, table_schema
@@ -46,38 +46,28 @@ ROLLING_READINGS = 5
 # readings, which collapses when a sensor freezes (a stuck sensor reads normal values).
 FEATURES = FEATURE_METRICS + tuple(f"{m}_log_spread" for m in FEATURE_METRICS)
 N_VALUE_FEATURES = len(FEATURE_METRICS)
+
+
+def model_version(cfg: AnomalyModelConfig) -> str:
+    """The models' version: a digest of the KMeans settings and the features they are trained on."""
+    params = json.dumps(
+        [
+            cfg.k,
+            cfg.min_training_rows,
+            cfg.distance_percentile,
+            cfg.threshold_margin,
+            cfg.max_iterations,
+            cfg.seed,
+            FEATURES,
+        ]
+    )
+    return "kmeans-" + hashlib.sha1(params.encode()).hexdigest()[:8]
+
+
 TRAINING_HOURS = 24
 DISTANCE_QUANTILES = 101
 # Which readings a model is trained on (recorded on every model row).
 TRAINING_POLICY = "trailing-24h-normal-only"
-
-
-class AnomalyModelConfig(ConfigurableResource):
-    """KMeans and z-score settings (all also run config)."""
-
-    k: int = 3
-    min_training_rows: int = 120
-    distance_percentile: float = 99.5
-    threshold_margin: float = 1.5
-    max_iterations: int = 25
-    seed: int = 11
-    zscore_limit: float = 3.0
-    min_baseline_readings: int = 30
-
-    @property
-    def version_tag(self) -> str:
-        params = json.dumps(
-            [
-                self.k,
-                self.min_training_rows,
-                self.distance_percentile,
-                self.threshold_margin,
-                self.max_iterations,
-                self.seed,
-                FEATURES,
-            ]
-        )
-        return "kmeans-" + hashlib.sha1(params.encode()).hexdigest()[:8]
 
 
 class DeviceAnomalyModel(pa.DataFrameModel):
@@ -296,7 +286,7 @@ def train_models(
     return (
         trained.unionByName(missing, allowMissingColumns=True)
         .withColumn(
-            "model_version", F.concat(F.lit(cfg.version_tag + "@"), F.date_format("event_hour", "yyyy-MM-dd'T'HH"))
+            "model_version", F.concat(F.lit(model_version(cfg) + "@"), F.date_format("event_hour", "yyyy-MM-dd'T'HH"))
         )
         .withColumn("training_start", F.col("event_hour") - F.expr(f"INTERVAL {TRAINING_HOURS} HOURS"))
         .withColumn("training_end", F.col("event_hour"))
@@ -353,7 +343,7 @@ def device_anomaly_models(
     models = train_models(featured, registry, hours, anomaly_config).persist()
     try:
         excluded = int(models.agg(F.sum("excluded_rows")).first()[0] or 0)
-        artifacts = _write_artifacts(models, hours, lake.bucket, anomaly_config.version_tag, aws)
+        artifacts = _write_artifacts(models, hours, lake.bucket, model_version(anomaly_config), aws)
         with_uri = models.join(
             F.broadcast(session.createDataFrame(list(artifacts.items()), "event_hour timestamp, artifact_uri string")),
             "event_hour",
@@ -372,7 +362,7 @@ def device_anomaly_models(
             written,
             DeviceAnomalyModel,
             models_by_status=status,
-            model_version=anomaly_config.version_tag,
+            model_version=model_version(anomaly_config),
             training_policy=TRAINING_POLICY,
             readings_excluded_from_training=excluded,
             training_seconds=round(time.monotonic() - began, 2),

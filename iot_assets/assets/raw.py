@@ -8,7 +8,6 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     BackfillPolicy,
-    ConfigurableResource,
     Output,
     asset,
 )
@@ -22,36 +21,9 @@ from iot_assets.resources.io_managers import RawBatch, RawBatches, batch_name
 from iot_assets.resources.kinesis import arrival_id, event_hour_of, read_arrivals, record_hour
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
 from iot_assets.resources.landing import LandedObject, LandingZone
+from iot_assets.resources.raw_source import RawSource
 from iot_assets.resources.spark import SparkResource
 from iot_assets.simulator import FleetConfig, simulate_hour
-
-
-class RawSource(ConfigurableResource):
-    """Where raw batches come from: `simulator` (default), `kinesis`, `s3_landing` (files landed by
-    producers) or `historian` (a PostgreSQL SQL historian)."""
-
-    source: str = "simulator"
-    device_count: int = 50
-    readings_per_hour: int = 60
-    seed: int = 7
-    anomaly_rate: float = 0.04
-    malformed_rate: float = 0.01
-    allowed_lateness_minutes: int = 10
-    stream: str = "iot-sensor-readings"
-
-    @property
-    def fleet(self) -> FleetConfig:
-        return FleetConfig(
-            device_count=self.device_count,
-            readings_per_hour=self.readings_per_hour,
-            seed=self.seed,
-            anomaly_rate=self.anomaly_rate,
-            malformed_rate=self.malformed_rate,
-        )
-
-    @property
-    def lateness(self) -> timedelta:
-        return timedelta(minutes=self.allowed_lateness_minutes)
 
 
 def simulated_batch(hour: datetime, fleet: FleetConfig) -> RawBatch:

@@ -9,11 +9,11 @@ from dagster import AssetExecutionContext, MaterializeResult, asset
 from pyspark.sql import DataFrame
 
 from iot_assets import quality
-from iot_assets.assets.raw import RawSource
 from iot_assets.conditions import BUILD_WHEN_MISSING
 from iot_assets.metadata import table_metadata
 from iot_assets.resources.aws import AwsResource
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
+from iot_assets.resources.raw_source import RawSource
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
 from iot_assets.schemas import struct_type, table_schema
 from iot_assets.simulator import device_registry as fleet_registry

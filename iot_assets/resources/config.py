@@ -8,14 +8,13 @@ from iot_assets.settings import get
 
 def build_resources() -> dict:
     from iot_assets.alerts.sinks import AlertSinks
-    from iot_assets.assets.anomalies import DEFAULT_RULES, ThresholdRule, ThresholdRules
-    from iot_assets.assets.models import AnomalyModelConfig
-    from iot_assets.assets.raw import RawSource
-    from iot_assets.quality import DataQualityConfig
     from iot_assets.resources.aws import AwsResource
+    from iot_assets.resources.detection import DEFAULT_RULES, AnomalyModelConfig, ThresholdRule, ThresholdRules
     from iot_assets.resources.io_managers import S3KinesisRawIOManager
     from iot_assets.resources.lakehouse import DeltaLakehouse
     from iot_assets.resources.landing import LandingZone
+    from iot_assets.resources.quality_config import DataQualityConfig
+    from iot_assets.resources.raw_source import RawSource
     from iot_assets.resources.spark import SparkResource
 
     aws = AwsResource(endpoint_url=v("IOT_AWS_ENDPOINT_URL"), region=v("IOT_AWS_REGION"))
@@ -98,7 +97,7 @@ def historian_source(aws=None):
 
 
 def resolved(name: str):
-    """A resource outside a run (CLI, tests), with its EnvVars resolved; Spark's session is shared."""
-    from iot_assets.definitions import defs
+    """A resource outside a run (CLI, tests), with its EnvVars resolved; Spark's session is shared.
 
-    return defs.resources[name].process_config_and_initialize()
+    Built from the settings alone: fetching one resource loads no asset, sensor or definitions."""
+    return build_resources()[name].process_config_and_initialize()

@@ -18,11 +18,11 @@ from botocore.exceptions import BotoCoreError
 from dagster import AssetKey, DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from iot_assets import partitions, settings
-from iot_assets.assets.raw import RawSource
 from iot_assets.jobs import hourly_pipeline_job
 from iot_assets.partitions import complete_hours, hour_key, hourly_partitions, parse_hour_key
 from iot_assets.resources.aws import AwsResource, unreachable
 from iot_assets.resources.kinesis import StreamRecord, list_all_shards, record_hour
+from iot_assets.resources.raw_source import RawSource
 
 MAX_CALLS_PER_TICK = 300  # GetRecords calls; the rest is read on the next tick
 PAGE = 1000  # records per GetRecords call: the most the sensor holds at once
