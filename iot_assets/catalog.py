@@ -12,6 +12,8 @@ from datetime import timedelta
 from dagster import AssetsDefinition, AssetSpec, FreshnessPolicy, map_asset_specs, with_source_code_references
 
 from iot_assets import settings
+from iot_assets.assets.gold import AGGREGATES_10MIN, DAILY_SUMMARY, HOURLY_STATS
+from iot_assets.assets.verdicts import ANOMALY_LOG
 
 # Owners by group (layer). The platform team runs ingestion and the tables; the reliability team
 # owns what decides whether a device is anomalous.
@@ -30,17 +32,16 @@ HOURLY = FreshnessPolicy.cron(deadline_cron=f"{_MINUTE} * * * *", lower_bound_de
 # The day's summary needs the day's last hour, which completes at midnight: due an hour after it.
 DAILY = FreshnessPolicy.cron(deadline_cron=f"{_MINUTE} 1 * * *", lower_bound_delta=timedelta(hours=2))
 FRESHNESS = {
-    "device_hourly_stats": HOURLY,
-    "sensor_aggregates_10min": HOURLY,
-    "daily_device_summary": DAILY,
-    "anomaly_log": HOURLY,
+    HOURLY_STATS.key: HOURLY,
+    AGGREGATES_10MIN.key: HOURLY,
+    DAILY_SUMMARY.key: DAILY,
+    ANOMALY_LOG.key: HOURLY,
 }
 
 
 def _catalog_spec(spec: AssetSpec) -> AssetSpec:
-    key = spec.key.to_user_string()
     return spec.replace_attributes(
-        owners=GROUP_OWNERS[spec.group_name], freshness_policy=FRESHNESS.get(key, spec.freshness_policy)
+        owners=GROUP_OWNERS[spec.group_name], freshness_policy=FRESHNESS.get(spec.key, spec.freshness_policy)
     )
 
 

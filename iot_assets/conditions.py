@@ -8,7 +8,13 @@ of them is there, and the asset records what it lacked (`insufficient_data`,
 `devices_without_zscore_baseline`).
 """
 
-from dagster import AssetSelection, AutomationCondition, AutomationConditionSensorDefinition, DefaultSensorStatus
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    AutomationCondition,
+    AutomationConditionSensorDefinition,
+    DefaultSensorStatus,
+)
 
 from iot_assets import settings
 
@@ -21,18 +27,19 @@ BUILD_WHEN_MISSING = (
 ).with_label("build when missing")
 
 
-def follow_upstream_despite_gaps_in(*trailing: str) -> AutomationCondition:
+def follow_upstream_despite_gaps_in(*trailing: AssetKey) -> AutomationCondition:
     """eager(), except that missing partitions of the `trailing` dependencies do not hold it back,
     as long as at least one of them is there (with none, there is no table to read yet)."""
     window = AssetSelection.assets(*trailing)
+    names = ", ".join(k.to_user_string() for k in trailing)
     some_history = AutomationCondition.any_deps_match(~AutomationCondition.missing()).allow(window)
     return (
         AutomationCondition.eager().replace(
             "any_deps_missing",
             AutomationCondition.any_deps_missing().ignore(window),
         )
-        & some_history.with_label(f"any of {', '.join(trailing)} present")
-    ).with_label(f"eager, despite gaps in {', '.join(trailing)}")
+        & some_history.with_label(f"any of {names} present")
+    ).with_label(f"eager, despite gaps in {names}")
 
 
 automation_condition_sensor = AutomationConditionSensorDefinition(

@@ -23,6 +23,8 @@ from iot_assets import settings  # noqa: E402  (after the filters: the asset mod
 from iot_assets.alerts.sensors import alert_sensors  # noqa: E402
 from iot_assets.assets import anomalies, bronze, gold, incidents, models, raw, registry, silver  # noqa: E402
 from iot_assets.assets.external import SOURCES, data_quality_log  # noqa: E402
+from iot_assets.assets.silver import SILVER_READINGS  # noqa: E402
+from iot_assets.assets.verdicts import ANOMALY_LOG  # noqa: E402
 from iot_assets.catalog import catalogued  # noqa: E402
 from iot_assets.conditions import automation_condition_sensor  # noqa: E402
 from iot_assets.jobs import anomaly_detection_job, hourly_pipeline_job  # noqa: E402
@@ -38,7 +40,7 @@ from iot_assets.sensors.s3_arrivals import s3_landing_sensor  # noqa: E402
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", SupersessionWarning)
     freshness_checks = build_time_partition_freshness_checks(
-        assets=["silver_sensor_readings", "anomaly_log"],
+        assets=[SILVER_READINGS.key, ANOMALY_LOG.key],
         deadline_cron=f"{int(settings.get('IOT_FRESHNESS_DEADLINE_MINUTE'))} * * * *",
     )
     freshness_sensor = build_sensor_for_freshness_checks(

@@ -10,18 +10,15 @@ from datetime import datetime
 from dagster import AssetSelection, DagsterInstance, materialize
 
 from iot_assets import local_aws, settings
+from iot_assets.assets.bronze import BRONZE_READINGS, QUARANTINE
+from iot_assets.assets.gold import AGGREGATES_10MIN, HOURLY_STATS
+from iot_assets.assets.registry import REGISTRY
+from iot_assets.assets.silver import REJECTED, SILVER_READINGS
 from iot_assets.partitions import HOUR, hour_key, last_complete_hours
 from iot_assets.progress import Progress, watch_run
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-LAYER_TABLES = (
-    ("bronze_sensor_readings", "event_hour"),
-    ("bronze_quarantine", "batch_hour"),
-    ("silver_sensor_readings", "event_hour"),
-    ("silver_rejected_readings", "event_hour"),
-    ("device_hourly_stats", "event_hour"),
-    ("sensor_aggregates_10min", "event_hour"),
-)
+LAYER_TABLES = (BRONZE_READINGS, QUARANTINE, SILVER_READINGS, REJECTED, HOURLY_STATS, AGGREGATES_10MIN)
 
 
 def materialize_hours(
@@ -48,7 +45,7 @@ def materialize_hours(
     if include_registry:
         materialize(
             every,
-            selection=["device_registry"],
+            selection=[REGISTRY.key],
             instance=instance,
             resources=resources or defs.resources,
             run_config=QUIET,
@@ -77,8 +74,8 @@ def materialize_hours(
 
 def layer_counts(spark, lake, start: datetime, end: datetime, raw_total: int) -> list[tuple[str, int]]:
     rows = [("raw_sensor_batches (records)", raw_total)]
-    for table, column in LAYER_TABLES:
-        rows.append((table, lake.read_window(spark, table, column, start, end).count()))
+    for table in LAYER_TABLES:
+        rows.append((table.name, lake.read_window(spark, table, start, end).count()))
     return rows
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from iot_assets.assets.verdicts import ANOMALY_LOG, INCIDENTS
+
 COMBINED = "combined"
 ANY = "any_method"
 METHODS = ("threshold", "zscore", "kmeans", "shift")
@@ -105,7 +107,7 @@ def _incident_spans(spark, lake, start: datetime, end: datetime) -> list[tuple[s
     from pyspark.sql import functions as F
 
     rows = (
-        lake.read_window(spark, "anomaly_incidents", "event_hour", start, end)
+        lake.read_window(spark, INCIDENTS, start, end)
         .groupBy("device_id", "incident_id")
         .agg(F.min("opened_at").alias("a"), F.max("last_flag_at").alias("b"))
         .collect()
@@ -115,7 +117,7 @@ def _incident_spans(spark, lake, start: datetime, end: datetime) -> list[tuple[s
 
 def _flags(spark, lake, start: datetime, end: datetime) -> list[Flag]:
     rows = (
-        lake.read_window(spark, "anomaly_log", "event_hour", start, end)
+        lake.read_window(spark, ANOMALY_LOG, start, end)
         .select("device_id", "event_time", "method", "confirmed")
         .distinct()
         .collect()
@@ -331,7 +333,7 @@ def evaluate_nab_file(file_name: str, nab_dir: Path | None = None, speedup: int 
     flags = [f for f in _flags(spark, lake, hours[0], hours[-1] + HOUR) if f.device_id == device]
     openings = [
         back.get(r["opened_at"].replace(tzinfo=None))
-        for r in lake.read_window(spark, "anomaly_incidents", "event_hour", hours[0], hours[-1] + HOUR)
+        for r in lake.read_window(spark, INCIDENTS, hours[0], hours[-1] + HOUR)
         .where(f"device_id = '{device}'")
         .select("opened_at")
         .distinct()

@@ -2,8 +2,12 @@
 
 from dagster import AssetSelection, define_asset_job
 
+from iot_assets.assets.gold import AGGREGATES_10MIN, HOURLY_STATS
+from iot_assets.assets.models import MODELS
+from iot_assets.assets.verdicts import ANOMALY_LOG, INCIDENTS
+
 HOURLY_PIPELINE = AssetSelection.groups("raw", "bronze", "silver") | AssetSelection.assets(
-    "device_hourly_stats", "sensor_aggregates_10min"
+    HOURLY_STATS.key, AGGREGATES_10MIN.key
 )
 
 # dagster.yaml lets one run with this tag write at a time: two first writes to a new Delta table
@@ -19,7 +23,7 @@ hourly_pipeline_job = define_asset_job(
     description="Raw batch to bronze, silver and hourly gold for one hour (or a range, as one run).",
 )
 
-ANOMALY_DETECTION = AssetSelection.assets("device_anomaly_models", "anomaly_log", "anomaly_incidents")
+ANOMALY_DETECTION = AssetSelection.assets(MODELS.key, ANOMALY_LOG.key, INCIDENTS.key)
 
 anomaly_detection_job = define_asset_job(
     "anomaly_detection_job",

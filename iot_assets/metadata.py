@@ -14,8 +14,9 @@ from dagster import MetadataValue, TableColumnDep, TableColumnLineage
 
 from iot_assets.resources.lakehouse import WriteResult
 from iot_assets.schemas import table_schema
+from iot_assets.tables import Table
 
-Sources = Sequence[tuple[str, str]]  # (upstream asset, column)
+Sources = Sequence[tuple[Table, str]]  # (upstream table, column)
 
 
 def table_metadata(
@@ -37,17 +38,17 @@ def table_metadata(
 
 def column_lineage(
     model: type,
-    upstream: Mapping[str, type],
+    upstream: Sequence[Table],
     derived: Mapping[str, Sources] | None = None,
 ) -> TableColumnLineage:
-    """Each column of `model` comes from the same-named column of the first upstream model that has
-    it (`upstream`: asset key -> pandera model), unless `derived` names its sources."""
+    """Each column of `model` comes from the same-named column of the first upstream table that has
+    it, unless `derived` names its sources."""
     derived = derived or {}
     deps = {}
     for column in model.to_schema().columns:
         sources = derived.get(column) or next(
-            ([(asset, column)] for asset, up in upstream.items() if column in up.to_schema().columns), []
+            ([(table, column)] for table in upstream if column in table.model.to_schema().columns), []
         )
         if sources:
-            deps[column] = [TableColumnDep(asset_key=asset, column_name=c) for asset, c in sources]
+            deps[column] = [TableColumnDep(asset_key=table.key, column_name=c) for table, c in sources]
     return TableColumnLineage(deps_by_column=deps)

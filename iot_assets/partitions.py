@@ -9,7 +9,6 @@ from dagster import (
     DailyPartitionsDefinition,
     HourlyPartitionsDefinition,
     TimeWindow,
-    TimeWindowPartitionMapping,
 )
 
 from iot_assets import settings
@@ -19,9 +18,6 @@ START = settings.get("IOT_PARTITIONS_START")
 
 hourly_partitions = HourlyPartitionsDefinition(start_date=START, timezone="UTC")
 daily_partitions = DailyPartitionsDefinition(start_date=START[:10], timezone="UTC")
-
-# A KMeans model for hour H is trained on the 24 hours before H; scoring H uses it.
-TRAILING_DAY = TimeWindowPartitionMapping(start_offset=-24, end_offset=-1)
 
 
 def hour_key(hour: datetime) -> str:

@@ -26,8 +26,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from iot_assets.schemas import struct_type
+from iot_assets.tables import Table
 
-DQ_TABLE = "data_quality_log"
 EXAMPLES = 5
 WARN, ERROR = AssetCheckSeverity.WARN, AssetCheckSeverity.ERROR
 
@@ -348,6 +348,9 @@ class DataQualityRecord(pa.DataFrameModel):
     evaluation_date: T.DateType() = pa.Field(nullable=False, description="table partition")
 
 
+DATA_QUALITY_LOG = Table("data_quality_log", DataQualityRecord, "evaluation_date")
+
+
 def _partition_key(k: datetime | date | str) -> str:
     if isinstance(k, datetime):
         return k.strftime("%Y-%m-%d-%H:%M")
@@ -380,13 +383,13 @@ def log_rows(evaluations: list[Evaluation], run_id: str, now: datetime | None = 
 
 
 def write_log(spark, lake, evaluations: list[Evaluation], run_id: str) -> int:
-    """Append one row per check and partition to `data_quality_log`; returns the rows written."""
+    """Append one row per check and partition to the data-quality log; returns the rows written."""
     rows = log_rows(evaluations, run_id)
     if rows:
         df = spark.createDataFrame(rows, struct_type(DataQualityRecord))
         df.coalesce(1).write.format("delta").mode("append").option("mergeSchema", "true").partitionBy(
             "evaluation_date"
-        ).save(lake.uri(DQ_TABLE))
+        ).save(lake.uri(DATA_QUALITY_LOG))
     return len(rows)
 
 

@@ -1,7 +1,6 @@
 """The hourly schedule: the fallback that runs the previous hour when no sensor has."""
 
 from dagster import (
-    AssetKey,
     DagsterRunStatus,
     DefaultScheduleStatus,
     RunRequest,
@@ -12,11 +11,12 @@ from dagster import (
 )
 
 from iot_assets import settings
+from iot_assets.assets.gold import HOURLY_STATS
 from iot_assets.jobs import hourly_pipeline_job
 from iot_assets.partitions import HOUR, hour_key, hour_of, hourly_partitions
 
 MINUTE = int(settings.get("IOT_SCHEDULE_MINUTE"))
-LAST_ASSET = AssetKey("device_hourly_stats")
+LAST_ASSET = HOURLY_STATS.key
 ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 
 

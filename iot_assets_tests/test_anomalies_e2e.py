@@ -10,6 +10,7 @@ from iot_assets.jobs import ANOMALY_DETECTION
 from iot_assets.partitions import HOUR
 from iot_assets.resources.config import resolved
 from iot_assets.simulator import simulate_hour
+from iot_assets.tables import named
 
 pytestmark = pytest.mark.e2e
 
@@ -28,14 +29,14 @@ def scored(resources, spark):
 
 def test_first_hour_has_no_history(scored, spark):
     lake = resolved("lake")
-    first = lake.read_window(spark, "device_anomaly_models", "event_hour", START, START + HOUR).collect()
+    first = lake.read_window(spark, named("device_anomaly_models"), START, START + HOUR).collect()
     assert first and {r["status"] for r in first} == {"insufficient_data"}
     assert all(r["training_rows"] == 0 and r["centroids"] is None for r in first)
 
 
 def test_models_trained_on_previous_day_only(scored, spark):
     lake = resolved("lake")
-    models = lake.read_window(spark, "device_anomaly_models", "event_hour", SCORED[0], SCORED[-1] + HOUR).collect()
+    models = lake.read_window(spark, named("device_anomaly_models"), SCORED[0], SCORED[-1] + HOUR).collect()
     assert len(models) == 2 * resolved("raw_source").device_count
     trained = [m for m in models if m["status"] == "trained"]
     assert len(trained) >= len(models) - 2
@@ -48,7 +49,7 @@ def test_models_trained_on_previous_day_only(scored, spark):
 
 def test_injected_anomalies_are_found(scored, spark):
     lake = resolved("lake")
-    log = lake.read_window(spark, "anomaly_log", "event_hour", SCORED[0], SCORED[-1] + HOUR)
+    log = lake.read_window(spark, named("anomaly_log"), SCORED[0], SCORED[-1] + HOUR)
     flagged = {
         (r["device_id"], r["event_time"].replace(tzinfo=None)) for r in log.select("device_id", "event_time").collect()
     }
@@ -79,9 +80,9 @@ def test_summary_metadata(scored):
 
 def test_rematerialising_replaces_the_hours_rows(scored, spark):
     lake = resolved("lake")
-    before = lake.read_window(spark, "anomaly_log", "event_hour", SCORED[0], SCORED[0] + HOUR).count()
+    before = lake.read_window(spark, named("anomaly_log"), SCORED[0], SCORED[0] + HOUR).count()
     assert materialize_hours(SCORED[0], SCORED[0], include_registry=False, selection=ANOMALY_DETECTION).success
-    after = lake.read_window(spark, "anomaly_log", "event_hour", SCORED[0], SCORED[0] + HOUR)
+    after = lake.read_window(spark, named("anomaly_log"), SCORED[0], SCORED[0] + HOUR)
     assert after.count() == before
     assert after.groupBy("device_id", "event_time", "metric", "method").count().where(F.col("count") > 1).count() == 0
 
@@ -116,13 +117,13 @@ def test_incidents_cover_the_confirmed_readings(scored, spark):
     lake = resolved("lake")
     window = (SCORED[0], SCORED[-1] + HOUR)
     confirmed = (
-        lake.read_window(spark, "anomaly_log", "event_hour", *window)
+        lake.read_window(spark, named("anomaly_log"), *window)
         .where("confirmed")
         .select("device_id", "event_time")
         .distinct()
         .count()
     )
-    rows = lake.read_window(spark, "anomaly_incidents", "event_hour", *window)
+    rows = lake.read_window(spark, named("anomaly_incidents"), *window)
     latest = rows.groupBy("incident_id").agg(F.max("readings").alias("n"), F.min("opened_at").alias("opened"))
     assert rows.groupBy("incident_id", "event_hour").count().where("count > 1").count() == 0
     # Incidents open at the end of the hour before SCORED[0] carry readings from it.

@@ -24,6 +24,7 @@ from iot_assets.resources.lakehouse import DeltaLakehouse
 from iot_assets.resources.landing import LandingZone
 from iot_assets.resources.raw_source import RawSource
 from iot_assets.simulator import FleetConfig, device_registry
+from iot_assets.tables import named
 
 pytestmark = pytest.mark.e2e
 
@@ -129,7 +130,7 @@ def _raw(result) -> dict:
 
 
 def _count(spark, lake, table, column, hour) -> int:
-    return lake.read_window(spark, table, column, hour, hour + HOUR).count()
+    return lake.read_window(spark, named(table), hour, hour + HOUR).count()
 
 
 def test_a_second_source_adds_to_the_hour(fed, spark):

@@ -20,6 +20,7 @@ from iot_assets.resources.io_managers import S3KinesisRawIOManager
 from iot_assets.resources.lakehouse import DeltaLakehouse
 from iot_assets.resources.landing import LandingZone
 from iot_assets.sensors.s3_arrivals import LANDING_RUN_CONFIG
+from iot_assets.tables import named
 from iot_assets_tests.bad_input import BAD_DEVICE_IDS, HOUR, body, expected_outcomes, names
 
 pytestmark = pytest.mark.e2e
@@ -45,7 +46,7 @@ def landed(resources, spark):
     )
     assert result.success
     tables = {
-        t: lake.read_window(spark, t, c, HOUR, HOUR + ONE_HOUR)
+        t: lake.read_window(spark, named(t), HOUR, HOUR + ONE_HOUR)
         for t, c in (
             ("bronze_sensor_readings", "event_hour"),
             ("bronze_quarantine", "batch_hour"),

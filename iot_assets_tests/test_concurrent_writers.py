@@ -24,6 +24,7 @@ from iot_assets import settings
 from iot_assets.demo import materialize_hours
 from iot_assets.partitions import HOUR
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
+from iot_assets.tables import named
 
 pytestmark = pytest.mark.e2e
 
@@ -121,4 +122,4 @@ def test_two_concurrent_runs_on_one_table_both_land(resources, spark, lake_prefi
 
     # Every hour landed. (Its quarantine may be empty: the simulator garbles about 1% of readings.)
     for hour in (FIRST, *hours):
-        assert lake.read_window(spark, "bronze_sensor_readings", "event_hour", hour, hour + HOUR).count() > 0, hour
+        assert lake.read_window(spark, named("bronze_sensor_readings"), hour, hour + HOUR).count() > 0, hour

@@ -28,6 +28,7 @@ from iot_assets.resources.config import resolved
 from iot_assets.resources.io_managers import S3KinesisRawIOManager
 from iot_assets.resources.lakehouse import DeltaLakehouse
 from iot_assets.resources.spark import SPARK_RETRY_POLICY
+from iot_assets.tables import named
 from iot_assets_tests.netfaults import TcpProxy
 
 pytestmark = pytest.mark.e2e
@@ -74,8 +75,8 @@ def raw_records(s3, bucket: str, hour: datetime) -> int:
 
 
 def assert_one_copy_of_each_record(spark, lake: DeltaLakehouse, hour: datetime, raw_records: int) -> None:
-    bronze = lake.read_window(spark, "bronze_sensor_readings", "event_hour", hour, hour + ONE_HOUR)
-    quarantine = lake.read_window(spark, "bronze_quarantine", "batch_hour", hour, hour + ONE_HOUR)
+    bronze = lake.read_window(spark, named("bronze_sensor_readings"), hour, hour + ONE_HOUR)
+    quarantine = lake.read_window(spark, named("bronze_quarantine"), hour, hour + ONE_HOUR)
     assert bronze.count() + quarantine.count() == raw_records
     assert bronze.select("source_object", "record_index").distinct().count() == bronze.count()
 
@@ -86,10 +87,10 @@ def assert_one_copy_of_each_record(spark, lake: DeltaLakehouse, hour: datetime, 
 class EndpointFailsDuringBronzeWrite(DeltaLakehouse):
     """Takes the S3 endpoint down as soon as bronze's write has uploaded its first data file."""
 
-    def write_window(self, df, table, column, window, **kwargs):
-        proxy = OUTAGE.pop("proxy", None) if table == "bronze_sensor_readings" else None
+    def write_window(self, df, table, window, **kwargs):
+        proxy = OUTAGE.pop("proxy", None) if table.name == "bronze_sensor_readings" else None
         if proxy is not None:
-            s3, prefix = resolved("aws").s3, f"{self.prefix}/{table}"
+            s3, prefix = resolved("aws").s3, f"{self.prefix}/{table.name}"
 
             def cut():
                 if wait_for_data_file(s3, self.bucket, prefix, timeout=300):
@@ -97,7 +98,7 @@ class EndpointFailsDuringBronzeWrite(DeltaLakehouse):
                 OUTAGE["cut_at"] = time.monotonic()
 
             threading.Thread(target=cut, daemon=True).start()
-        return super().write_window(df, table, column, window, **kwargs)
+        return super().write_window(df, table, window, **kwargs)
 
 
 OUTAGE: dict = {}
@@ -195,6 +196,7 @@ TO_BRONZE = AssetSelection.groups("raw", "bronze")
 from datetime import datetime
 from dagster import DagsterInstance
 from iot_assets.demo import materialize_hours
+from iot_assets.tables import named
 hour = datetime.fromisoformat(sys.argv[1])
 materialize_hours(hour, hour, instance=DagsterInstance.ephemeral(), include_registry=False, selection=TO_BRONZE)
 """

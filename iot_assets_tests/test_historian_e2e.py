@@ -24,6 +24,7 @@ from iot_assets.resources.lakehouse import DeltaLakehouse
 from iot_assets.resources.raw_source import RawSource
 from iot_assets.simulator import FleetConfig
 from iot_assets.simulator.historian import seed
+from iot_assets.tables import named
 
 pytestmark = pytest.mark.e2e
 
@@ -132,7 +133,7 @@ def historian_run(historian_db, resources, spark):
 
 
 def _window(spark, lake, table, column):
-    return lake.read_window(spark, table, column, FIRST, LAST + HOUR)
+    return lake.read_window(spark, named(table), FIRST, LAST + HOUR)
 
 
 def _db_rows(db) -> int:

@@ -15,6 +15,7 @@ from iot_assets.demo import materialize_hours
 from iot_assets.partitions import HOUR
 from iot_assets.resources.config import resolved
 from iot_assets.simulator import simulate_hour
+from iot_assets.tables import named
 
 pytestmark = pytest.mark.e2e
 
@@ -24,13 +25,13 @@ VOLATILE = ("ingest_time",)
 
 
 def rows(spark, lake, table, column, hour):
-    df = lake.read_window(spark, table, column, hour, hour + HOUR)
+    df = lake.read_window(spark, named(table), hour, hour + HOUR)
     keep = [c for c in df.columns if c not in VOLATILE]
     return sorted(tuple(r) for r in df.select(keep).collect())
 
 
 def files(spark, lake, table, hour):
-    df = lake.read_window(spark, table, "event_hour", hour, hour + HOUR)
+    df = lake.read_window(spark, named(table), hour, hour + HOUR)
     return sorted(r[0] for r in df.select(F.input_file_name()).distinct().collect())
 
 
@@ -80,10 +81,10 @@ def test_every_check_passes_on_clean_hours_and_is_logged(runs, spark, lake):
 @pytest.mark.parametrize("hour", [H1, H2], ids=["h1", "h2"])
 def test_layers_reconcile(two_hours, spark, lake, hour):
     sim = two_hours[hour]
-    bronze = lake.read_window(spark, "bronze_sensor_readings", "event_hour", hour, hour + HOUR)
-    quarantine = lake.read_window(spark, "bronze_quarantine", "batch_hour", hour, hour + HOUR)
-    silver = lake.read_window(spark, "silver_sensor_readings", "event_hour", hour, hour + HOUR)
-    rejected = lake.read_window(spark, "silver_rejected_readings", "event_hour", hour, hour + HOUR)
+    bronze = lake.read_window(spark, named("bronze_sensor_readings"), hour, hour + HOUR)
+    quarantine = lake.read_window(spark, named("bronze_quarantine"), hour, hour + HOUR)
+    silver = lake.read_window(spark, named("silver_sensor_readings"), hour, hour + HOUR)
+    rejected = lake.read_window(spark, named("silver_rejected_readings"), hour, hour + HOUR)
 
     n_bronze, n_quarantine, n_silver, n_rejected = bronze.count(), quarantine.count(), silver.count(), rejected.count()
     assert n_bronze + n_quarantine == len(sim.records)
@@ -99,16 +100,16 @@ def test_layers_reconcile(two_hours, spark, lake, hour):
     assert n_silver == sim.valid_readings
     assert silver.select("device_id", "event_time").distinct().count() == n_silver
 
-    hourly = lake.read_window(spark, "device_hourly_stats", "event_hour", hour, hour + HOUR)
+    hourly = lake.read_window(spark, named("device_hourly_stats"), hour, hour + HOUR)
     assert hourly.count() == resolved("raw_source").device_count
     assert hourly.agg(F.sum("reading_count")).first()[0] == n_silver
-    ten = lake.read_window(spark, "sensor_aggregates_10min", "event_hour", hour, hour + HOUR)
+    ten = lake.read_window(spark, named("sensor_aggregates_10min"), hour, hour + HOUR)
     assert ten.agg(F.sum("record_count")).first()[0] == n_silver
     assert ten.where((F.unix_timestamp("window_end") - F.unix_timestamp("window_start")) != 600).count() == 0
 
 
 def test_quarantine_keeps_text_and_reason(two_hours, spark, lake):
-    q = lake.read_window(spark, "bronze_quarantine", "batch_hour", H1, H1 + HOUR).collect()
+    q = lake.read_window(spark, named("bronze_quarantine"), H1, H1 + HOUR).collect()
     assert q and all(
         r["payload"] and r["reason"] and r["source_object"].endswith(".jsonl.gz") and "/raw/" in r["source_object"]
         for r in q
@@ -136,6 +137,6 @@ def test_rematerialising_is_idempotent(two_hours, spark, lake):
 
 
 def test_bronze_carries_kinesis_metadata(two_hours, spark, lake):
-    b = lake.read_window(spark, "bronze_sensor_readings", "event_hour", H1, H1 + HOUR)
+    b = lake.read_window(spark, named("bronze_sensor_readings"), H1, H1 + HOUR)
     assert b.where(F.col("kinesis_sequence_number").isNull() | F.col("kinesis_shard_id").isNull()).count() == 0
     assert b.select("source").distinct().collect()[0][0] == "simulator"

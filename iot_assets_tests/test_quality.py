@@ -7,12 +7,12 @@ import pytest
 from dagster import AssetCheckSeverity
 
 from iot_assets import quality
-from iot_assets.assets.anomalies import AnomalyRecord
 from iot_assets.assets.bronze import BronzeReading, QuarantinedRecord
 from iot_assets.assets.gold import DailyDeviceSummary, DeviceHourlyStats, SensorAggregates10Min
 from iot_assets.assets.models import DeviceAnomalyModel
 from iot_assets.assets.registry import DeviceRecord
 from iot_assets.assets.silver import RejectedReading, SilverReading
+from iot_assets.assets.verdicts import AnomalyRecord
 from iot_assets.schemas import struct_type
 
 H = datetime(2026, 11, 21, 10, tzinfo=UTC)

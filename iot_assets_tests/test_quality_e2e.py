@@ -17,9 +17,10 @@ from iot_assets.assets.registry import REFERENCE_KEY
 from iot_assets.demo import QUIET
 from iot_assets.jobs import HOURLY_PIPELINE
 from iot_assets.partitions import HOUR, hour_key
-from iot_assets.quality import DQ_TABLE
+from iot_assets.quality import DATA_QUALITY_LOG
 from iot_assets.resources.config import resolved
 from iot_assets.simulator import device_registry, simulate_hour
+from iot_assets.tables import named
 
 pytestmark = pytest.mark.e2e
 
@@ -83,7 +84,7 @@ def test_blocking_silver_checks_fail_with_counts_and_examples(bad_run, spark):
     got = evaluations(run)
     schema = got[("silver_sensor_readings", "check_silver_schema")]
     assert not schema.passed and schema.blocking
-    silver = lake.read_window(spark, "silver_sensor_readings", "event_hour", BAD_HOUR, BAD_HOUR + HOUR)
+    silver = lake.read_window(spark, named("silver_sensor_readings"), BAD_HOUR, BAD_HOUR + HOUR)
     siteless = silver.where(F.col("site").isNull()).count()
     assert siteless > 0 and abs(siteless - per_device["dev-0002"]) <= 2  # a malformed record or two aside
     assert schema.metadata["failed_rows"].value == siteless
@@ -91,7 +92,7 @@ def test_blocking_silver_checks_fail_with_counts_and_examples(bad_run, spark):
     assert {e["device_id"] for e in schema.metadata["examples"].value} == {"dev-0002"}
 
     recon = got[("silver_sensor_readings", "check_silver_reconciles_bronze")]
-    rejected = lake.read_window(spark, "silver_rejected_readings", "event_hour", BAD_HOUR, BAD_HOUR + HOUR)
+    rejected = lake.read_window(spark, named("silver_rejected_readings"), BAD_HOUR, BAD_HOUR + HOUR)
     doubled = rejected.where((F.col("reason") == "duplicate") & (F.col("device_id") == "dev-0001")).count()
     assert not recon.passed and recon.metadata["failed_rows"].value == doubled > 0
     assert got[("silver_sensor_readings", "check_silver_unique_readings")].passed  # dedup did its job
@@ -107,7 +108,7 @@ def test_downstream_of_silver_did_not_run(bad_run):
 
 def test_data_quality_log_records_the_failures(bad_run, spark):
     _, run, _, lake = bad_run
-    log = lake.read(spark, DQ_TABLE).where(F.col("run_id") == run.run_id)
+    log = lake.read(spark, DATA_QUALITY_LOG).where(F.col("run_id") == run.run_id)
     rows = {(r["check_name"], r["partition"]): r for r in log.collect()}
     failed = rows[("check_silver_schema", hour_key(BAD_HOUR))]
     assert failed["status"] == "failed" and failed["failed_rows"] > 0 and failed["severity"] == "ERROR"

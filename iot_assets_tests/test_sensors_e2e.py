@@ -27,6 +27,7 @@ from iot_assets.resources.kinesis import event_hour_of, put_all
 from iot_assets.resources.raw_source import RawSource
 from iot_assets.sensors.kinesis_arrivals import kinesis_arrival_sensor
 from iot_assets.simulator import simulate_hour
+from iot_assets.tables import named
 
 pytestmark = pytest.mark.e2e
 
@@ -75,13 +76,13 @@ def test_kinesis_records_reach_gold(stream, resources, spark, local_aws, monkeyp
         result = materialize_hours(requested, requested, resources=run_resources, include_registry=False)
         assert result.success
     lake = resolved("lake")
-    gold = lake.read_window(spark, "device_hourly_stats", "event_hour", hour, hour + HOUR)
+    gold = lake.read_window(spark, named("device_hourly_stats"), hour, hour + HOUR)
     n_gold = gold.agg(F.sum("reading_count")).first()[0]
     latency = time.monotonic() - began
 
     raw = result.asset_materializations_for_node("raw_sensor_batches")[0].metadata["records_per_hour"].value
     assert raw == {hour_key(hour): in_hour}  # exactly the hour's records
-    silver = lake.read_window(spark, "silver_sensor_readings", "event_hour", hour, hour + HOUR)
+    silver = lake.read_window(spark, named("silver_sensor_readings"), hour, hour + HOUR)
     assert silver.count() == n_gold == sim.valid_readings
     assert silver.where(F.col("kinesis_sequence_number").isNull()).count() == 0
     assert gold.count() == source.device_count

@@ -27,6 +27,7 @@ from iot_assets.demo import materialize_hours
 from iot_assets.partitions import HOUR
 from iot_assets.resources.config import resolved
 from iot_assets.resources.lakehouse import DeltaLakehouse
+from iot_assets.tables import named
 
 pytestmark = pytest.mark.e2e
 
@@ -145,7 +146,7 @@ def _plain(value):
 
 
 def rows(spark, lake, table, column):
-    df = lake.read_window(spark, table, column, H, H + HOUR)
+    df = lake.read_window(spark, named(table), H, H + HOUR)
     keep = [c for c in df.columns if c not in VOLATILE]
     return sorted(tuple(_plain(v) for v in r) for r in df.select(keep).collect())
 

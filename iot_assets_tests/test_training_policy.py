@@ -7,7 +7,8 @@ import numpy as np
 from pyspark.sql import functions as F
 
 from iot_assets.assets.anomalies import abnormal_hours, trailing_baseline
-from iot_assets.assets.models import FEATURES, TRAINING_POLICY, abnormal_spans, train_models, with_normal_flag
+from iot_assets.assets.models import FEATURES, TRAINING_POLICY, train_models, with_normal_flag
+from iot_assets.assets.verdicts import abnormal_spans
 from iot_assets.resources.detection import AnomalyModelConfig
 
 H = datetime(2026, 11, 21, 10)

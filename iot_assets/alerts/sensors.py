@@ -35,6 +35,7 @@ from dagster import (
 from iot_assets.alerts.alert import as_int, check_alert, incident_alert, plain, run_failure_alert
 from iot_assets.alerts.check_history import CheckExecution, executions_after, latest_execution_id
 from iot_assets.alerts.sinks import AlertSinks, Outgoing, SinkError, anomaly_metrics, check_metrics
+from iot_assets.assets.verdicts import ANOMALY_LOG, INCIDENTS
 
 MAX_ITEMS_PER_TICK = 100
 HISTORY_PAGE = 100
@@ -44,8 +45,8 @@ RUN_END_GRACE_SECONDS = 2.0
 # A check planned this long ago in a run that never ended (a lost process) stops holding the cursor.
 MAX_PLANNED_WAIT_SECONDS = 24 * 3600
 RECENT_RUNS_KEPT = 200
-ANOMALY_ASSET = AssetKey("anomaly_log")
-INCIDENT_ASSET = AssetKey("anomaly_incidents")
+ANOMALY_ASSET = ANOMALY_LOG.key
+INCIDENT_ASSET = INCIDENTS.key
 # Incident ids already alerted, kept so a re-materialised hour does not alert its incidents again.
 RECENT_INCIDENTS_KEPT = 5000
 # Run tags Dagster sets for a single partition and for a single-run range backfill.

@@ -13,10 +13,7 @@ Three methods, each configurable and versioned:
 
 from datetime import timedelta
 
-import pandera.pyspark as pa
-import pyspark.sql.types as T
 from dagster import (
-    AssetDep,
     AssetExecutionContext,
     BackfillPolicy,
     MaterializeResult,
@@ -27,37 +24,23 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from iot_assets import plots, quality
-from iot_assets.assets.models import FEATURES, N_VALUE_FEATURES, recorded_abnormal_spans, with_features
+from iot_assets.assets.gold import HOURLY_STATS
+from iot_assets.assets.models import FEATURES, MODELS, N_VALUE_FEATURES, with_features
+from iot_assets.assets.silver import SILVER_READINGS
+from iot_assets.assets.verdicts import ANOMALY_LOG, METHODS, SEVERITIES, AnomalyRecord, recorded_abnormal_spans
 from iot_assets.conditions import follow_upstream_despite_gaps_in
 from iot_assets.metadata import table_metadata
-from iot_assets.partitions import HOUR, TRAILING_DAY, hourly_partitions, hours_in
+from iot_assets.partitions import HOUR, hourly_partitions, hours_in
 from iot_assets.resources.detection import AnomalyModelConfig, ThresholdRule, ThresholdRules
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
 from iot_assets.resources.quality_config import DataQualityConfig
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
-from iot_assets.schemas import conform, table_schema
+from iot_assets.schemas import conform
+from iot_assets.tables import TRAILING_DAY, TRAILING_HOURS, Upstream, deps, trailing_day
 
-METHODS = ("threshold", "zscore", "kmeans", "shift")
-SEVERITIES = ("low", "medium", "high", "critical")
 # Severity from how far past its limit a score goes, as a fraction of the limit.
 SEVERITY_BANDS = (0.25, 1.0, 3.0)
 ZSCORE_METRICS = ("temperature", "humidity", "pressure", "vibration")
-
-
-class AnomalyRecord(pa.DataFrameModel):
-    """One anomalous reading, metric and method."""
-
-    device_id: T.StringType() = pa.Field(nullable=False)
-    event_time: T.TimestampType() = pa.Field(nullable=False)
-    metric: T.StringType() = pa.Field(nullable=False)
-    value: T.DoubleType() = pa.Field(nullable=True)
-    method: T.StringType() = pa.Field(nullable=False, isin=list(METHODS))
-    score: T.DoubleType() = pa.Field(nullable=False, description="value, |z|, or centroid distance")
-    limit: T.DoubleType() = pa.Field(nullable=False, description="the limit the score crossed")
-    severity: T.StringType() = pa.Field(nullable=False, isin=list(SEVERITIES))
-    model_version: T.StringType() = pa.Field(nullable=False)
-    confirmed: T.BooleanType() = pa.Field(nullable=False, description="the combined verdict on this reading")
-    event_hour: T.TimestampType() = pa.Field(nullable=False, description="partition")
 
 
 def severity(excess: Column) -> Column:
@@ -404,28 +387,27 @@ def summary(log: DataFrame, top: int = 5) -> dict:
     }
 
 
+# An hour is scored against the z-score baseline of the 24 hours before it.
+BASELINE_WINDOW = Upstream(HOURLY_STATS, TRAILING_DAY)
+
+
 @asset(
     partitions_def=hourly_partitions,
-    deps=[
-        AssetDep("silver_sensor_readings"),
-        AssetDep("device_anomaly_models"),
-        AssetDep("device_hourly_stats", partition_mapping=TRAILING_DAY),
-    ],
+    deps=deps(Upstream(SILVER_READINGS), Upstream(MODELS), BASELINE_WINDOW),
     backfill_policy=BackfillPolicy.single_run(),
     retry_policy=SPARK_RETRY_POLICY,
-    automation_condition=follow_upstream_despite_gaps_in("device_hourly_stats"),
+    automation_condition=follow_upstream_despite_gaps_in(HOURLY_STATS.key),
     group_name="anomalies",
     kinds={"spark", "delta", "s3"},
     pool=LAKE_WRITER_POOL,
-    metadata={"dagster/column_schema": table_schema(AnomalyRecord)},
+    key=ANOMALY_LOG.key,
+    metadata=ANOMALY_LOG.metadata(),
     check_specs=[
-        quality.spec(
-            "anomaly_log",
+        ANOMALY_LOG.check(
             "check_anomaly_log_schema",
             "Columns, types, methods and severities agree with the AnomalyRecord pandera model.",
         ),
-        quality.spec(
-            "anomaly_log",
+        ANOMALY_LOG.check(
             "check_anomaly_rate_spike",
             "The share of readings confirmed anomalous stays under IOT_ANOMALY_SPIKE_FACTOR times the "
             "trailing 24 hours' share (at least IOT_ANOMALY_SPIKE_FLOOR) (WARN).",
@@ -445,20 +427,20 @@ def anomaly_log(
     """
     w = context.partition_time_window
     session = spark.session
-    silver = lake.read_window(session, "silver_sensor_readings", "event_hour", w.start - HOUR, w.end).where(
+    silver = lake.read_window(session, SILVER_READINGS, w.start - HOUR, w.end).where(
         F.col("event_time") >= F.lit(w.start - HOUR / 6)
     )
     featured = with_features(silver).where(F.col("event_time") >= F.lit(w.start))
     readings = silver.where(F.col("event_time") >= F.lit(w.start))
-    models = lake.read_window(session, "device_anomaly_models", "event_hour", w.start, w.end)
-    stats = lake.read_window(session, "device_hourly_stats", "event_hour", w.start - HOUR * 24, w.end - HOUR)
-    spans = recorded_abnormal_spans(session, lake, w.start - HOUR * 24, w.start)
+    models = lake.read_window(session, MODELS, w.start, w.end)
+    stats = lake.read_upstream(session, BASELINE_WINDOW, w)
+    spans = recorded_abnormal_spans(session, lake, *trailing_day(w))
     baseline = trailing_baseline(stats, hours_in(w), None if spans is None else abnormal_hours(spans, stats)).persist()
     log = detect(
         readings, featured, baseline, models, threshold_rules, anomaly_config, history=silver, scored_from=w.start
     ).persist()
     try:
-        written = lake.write_window(log, "anomaly_log", "event_hour", w)
+        written = lake.write_window(log, ANOMALY_LOG, w)
         info = summary(log)
         chart = top_devices_chart(
             readings,
@@ -504,13 +486,13 @@ def anomaly_log(
             },
         )
     )
-    trailing = (lake.read_window(session, "anomaly_log", "event_hour", w.start - HOUR * 24, w.start), stats)
+    trailing = (lake.read_window(session, ANOMALY_LOG, *trailing_day(w)), stats)
     yield from quality.report(
         context,
         session,
         lake,
         anomaly_checks(
-            lake.read_window(session, "anomaly_log", "event_hour", w.start, w.end),
+            lake.read_window(session, ANOMALY_LOG, w.start, w.end),
             readings_by_hour,
             *trailing,
             quality_config,
@@ -545,7 +527,7 @@ def rate_spike_by_hour(
     readings: dict,
     hours: list,
     cfg: DataQualityConfig,
-    trailing: timedelta = timedelta(hours=24),
+    trailing: timedelta = HOUR * TRAILING_HOURS,
 ) -> quality.Evaluation:
     """Each hour's confirmed-anomaly rate against its own trailing 24 hours' rate, as its own run
     would judge it: `confirmed` (confirmed readings) and `readings` (all readings) per hour must
@@ -563,7 +545,7 @@ def rate_spike_by_hour(
                 {h: confirmed.get(h, 0)},
                 {h: readings.get(h, 0)},
                 limit,
-                "anomaly_log",
+                ANOMALY_LOG.name,
                 "check_anomaly_rate_spike",
                 "confirmed anomalous readings",
             )
@@ -578,7 +560,7 @@ def rate_spike_by_hour(
     )
     by_partition = {k: v for e in evals for k, v in e.by_partition.items()}
     return quality.Evaluation(
-        "anomaly_log",
+        ANOMALY_LOG.name,
         "check_anomaly_rate_spike",
         evals[0].severity if evals else quality.WARN,
         not over,
@@ -614,7 +596,7 @@ def anomaly_checks(
         quality.check_schema(
             log,
             AnomalyRecord,
-            "anomaly_log",
+            ANOMALY_LOG.name,
             "check_anomaly_log_schema",
             "event_hour",
             ["device_id", "event_time", "metric", "method"],

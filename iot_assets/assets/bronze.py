@@ -19,7 +19,8 @@ from iot_assets.resources.io_managers import RawObject
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse, count_by
 from iot_assets.resources.quality_config import DataQualityConfig
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
-from iot_assets.schemas import conform, table_schema
+from iot_assets.schemas import conform
+from iot_assets.tables import Table
 
 NUMERIC_FIELDS = ("temperature", "humidity", "pressure", "vibration", "battery_level", "signal_strength")
 REQUIRED_FIELDS = ("device_id", "timestamp", *NUMERIC_FIELDS, "status")
@@ -108,6 +109,10 @@ class QuarantinedRecord(pa.DataFrameModel):
     kinesis_sequence_number: T.StringType() = pa.Field(nullable=True)
     kinesis_partition_key: T.StringType() = pa.Field(nullable=True)
     ingest_time: T.TimestampType() = pa.Field(nullable=False)
+
+
+BRONZE_READINGS = Table("bronze_sensor_readings", BronzeReading, "event_hour")
+QUARANTINE = Table("bronze_quarantine", QuarantinedRecord, "batch_hour")
 
 
 def _first(conds: list[tuple[Column, str | Column]]) -> Column:
@@ -319,17 +324,19 @@ def read_raw(spark, objects: list[RawObject]) -> DataFrame:
 
 @multi_asset(
     outs={
-        "bronze_sensor_readings": AssetOut(
+        "readings": AssetOut(
+            key=BRONZE_READINGS.key,
             description="Readings parsed from raw batches with an explicit schema, with their ingestion "
             "metadata (source object, ingest time, Kinesis shard, sequence number and key).",
-            metadata={"dagster/column_schema": table_schema(BronzeReading)},
+            metadata=BRONZE_READINGS.metadata(),
             kinds={"spark", "delta", "s3"},
             group_name="bronze",
             is_required=True,
         ),
-        "bronze_quarantine": AssetOut(
+        "quarantine": AssetOut(
+            key=QUARANTINE.key,
             description="Raw records that could not become readings, each with a reason and its text.",
-            metadata={"dagster/column_schema": table_schema(QuarantinedRecord)},
+            metadata=QUARANTINE.metadata(),
             kinds={"spark", "delta", "s3"},
             group_name="bronze",
             is_required=True,
@@ -340,23 +347,19 @@ def read_raw(spark, objects: list[RawObject]) -> DataFrame:
     pool=LAKE_WRITER_POOL,
     retry_policy=SPARK_RETRY_POLICY,
     check_specs=[
-        quality.spec(
-            "bronze_sensor_readings",
+        BRONZE_READINGS.check(
             "check_bronze_schema",
             "Columns, types, ranges and nulls agree with the BronzeReading pandera model.",
         ),
-        quality.spec(
-            "bronze_sensor_readings",
+        BRONZE_READINGS.check(
             "check_bronze_reconciles_raw",
             "Every raw record is a bronze row or a quarantine row: raw = bronze + quarantine, per hour.",
         ),
-        quality.spec(
-            "bronze_quarantine",
+        QUARANTINE.check(
             "check_quarantine_schema",
             "Columns, types and reasons agree with the QuarantinedRecord pandera model.",
         ),
-        quality.spec(
-            "bronze_quarantine",
+        QUARANTINE.check(
             "check_quarantine_rate",
             "The share of raw records quarantined stays under IOT_MAX_QUARANTINE_RATE (WARN).",
         ),
@@ -374,17 +377,17 @@ def bronze(
     parsed = parse_raw(read_raw(spark.session, raw_sensor_batches)).persist()
     try:
         good, bad = split_bronze(parsed)
-        written = lake.write_window(good, "bronze_sensor_readings", "event_hour", window, parallel=True)
-        quarantined = lake.write_window(bad, "bronze_quarantine", "batch_hour", window)
+        written = lake.write_window(good, BRONZE_READINGS, window, parallel=True)
+        quarantined = lake.write_window(bad, QUARANTINE, window)
         reasons_count = count_by(bad, "reason")
     finally:
         parsed.unpersist()
     raw_records = sum(o.records for o in raw_sensor_batches)
     yield MaterializeResult(
-        asset_key="bronze_sensor_readings", metadata=table_metadata(written, BronzeReading, raw_records=raw_records)
+        asset_key=BRONZE_READINGS.key, metadata=table_metadata(written, BronzeReading, raw_records=raw_records)
     )
     yield MaterializeResult(
-        asset_key="bronze_quarantine",
+        asset_key=QUARANTINE.key,
         metadata=table_metadata(quarantined, QuarantinedRecord, rows_by_reason=reasons_count, raw_records=raw_records),
     )
     yield from quality.report(
@@ -392,8 +395,8 @@ def bronze(
         spark.session,
         lake,
         bronze_checks(
-            lake.read_window(spark.session, "bronze_sensor_readings", "event_hour", window.start, window.end),
-            lake.read_window(spark.session, "bronze_quarantine", "batch_hour", window.start, window.end),
+            lake.read_window(spark.session, BRONZE_READINGS, window.start, window.end),
+            lake.read_window(spark.session, QUARANTINE, window.start, window.end),
             raw_sensor_batches,
             quality_config.max_quarantine_rate,
         ),
@@ -410,17 +413,17 @@ def bronze_checks(
     readings_schema = quality.check_schema(
         readings,
         BronzeReading,
-        "bronze_sensor_readings",
+        BRONZE_READINGS.name,
         "check_bronze_schema",
-        "event_hour",
+        BRONZE_READINGS.partition_column,
         ["device_id", "event_time", "source_object", "record_index"],
     )
     quarantine_schema = quality.check_schema(
         quarantine,
         QuarantinedRecord,
-        "bronze_quarantine",
+        QUARANTINE.name,
         "check_quarantine_schema",
-        "batch_hour",
+        QUARANTINE.partition_column,
         ["source_object", "record_index", "reason"],
     )
     # The schema checks see every row of the partition, so their counts are the table's.
@@ -430,12 +433,12 @@ def bronze_checks(
         quality.check_reconciles(
             raw_by_hour,
             {"bronze": good, "quarantine": bad},
-            "bronze_sensor_readings",
+            BRONZE_READINGS.name,
             "check_bronze_reconciles_raw",
             "raw records = bronze rows + quarantine rows",
         ),
         quarantine_schema,
         quality.check_rate(
-            bad, raw_by_hour, max_quarantine_rate, "bronze_quarantine", "check_quarantine_rate", "quarantined"
+            bad, raw_by_hour, max_quarantine_rate, QUARANTINE.name, "check_quarantine_rate", "quarantined"
         ),
     ]

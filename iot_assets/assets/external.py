@@ -7,8 +7,7 @@ reaches us. `data_quality_log` is downstream of every asset whose checks it reco
 
 from dagster import AssetSpec, CodeReferencesMetadataValue, LocalFileCodeReference
 
-from iot_assets.quality import DQ_TABLE, DataQualityRecord
-from iot_assets.schemas import table_schema
+from iot_assets.quality import DATA_QUALITY_LOG
 
 KINESIS_STREAM = AssetSpec(
     "kinesis_stream",
@@ -66,14 +65,14 @@ def data_quality_log(checked) -> AssetSpec:
     """The log, downstream of `checked`: every asset whose checks append to it."""
     return _here(
         AssetSpec(
-            DQ_TABLE,
+            DATA_QUALITY_LOG.key,
             group_name="quality",
             kinds={"delta", "s3"},
             owners=["team:iot-data-platform"],
             deps=sorted(checked, key=lambda k: k.to_user_string()),
             description="One row per asset check and partition, appended by the step that evaluates it: the history "
             "of every check, queryable with SQL (Delta, partitioned by evaluation_date).",
-            metadata={"dagster/column_schema": table_schema(DataQualityRecord), "dagster/table_name": DQ_TABLE},
+            metadata=DATA_QUALITY_LOG.metadata(),
         ),
-        _line("data_quality_log"),
+        _line(data_quality_log.__name__),
     )

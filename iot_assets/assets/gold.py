@@ -2,18 +2,19 @@
 
 import pandera.pyspark as pa
 import pyspark.sql.types as T
-from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
+from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from iot_assets import quality
-from iot_assets.assets.silver import SilverReading
+from iot_assets.assets.silver import SILVER_READINGS
 from iot_assets.conditions import FOLLOW_UPSTREAM
 from iot_assets.metadata import column_lineage, table_metadata
 from iot_assets.partitions import daily_partitions, hourly_partitions
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
-from iot_assets.schemas import conform, table_schema
+from iot_assets.schemas import conform
+from iot_assets.tables import Table, Upstream, deps
 
 STAT_METRICS = ("temperature", "humidity", "pressure", "vibration", "battery_level", "signal_strength")
 WINDOW_METRICS = ("temperature", "humidity", "pressure", "vibration")
@@ -83,14 +84,19 @@ DailyDeviceSummary = _model(
     },
 )
 
+HOURLY_STATS = Table("device_hourly_stats", DeviceHourlyStats, "event_hour")
+AGGREGATES_10MIN = Table("sensor_aggregates_10min", SensorAggregates10Min, "event_hour")
+DAILY_SUMMARY = Table("daily_device_summary", DailyDeviceSummary, "event_date")
+# Each gold table reads its own window of silver.
+FROM_SILVER = Upstream(SILVER_READINGS)
 
-_SILVER = "silver_sensor_readings"
+_SILVER = SILVER_READINGS
 _STAT_PREFIXES = ("daily_avg_", "daily_min_", "daily_max_", "avg_", "min_", "max_", "stddev_")
 
 
 def _lineage(model: type) -> object:
     """A gold table's column lineage: each statistic from its silver metric, time columns from event_time."""
-    silver_columns = SilverReading.to_schema().columns
+    silver_columns = SILVER_READINGS.model.to_schema().columns
     derived = {
         "window_start": [(_SILVER, "event_time")],
         "window_end": [(_SILVER, "event_time")],
@@ -105,7 +111,7 @@ def _lineage(model: type) -> object:
             derived[column] = [(_SILVER, metrics[0])]
     if "window_start" in model.to_schema().columns:
         derived["event_hour"] = [(_SILVER, "event_time")]
-    return column_lineage(model, {_SILVER: SilverReading}, derived)
+    return column_lineage(model, [_SILVER], derived)
 
 
 def hourly_stats(silver: DataFrame) -> DataFrame:
@@ -162,20 +168,18 @@ def daily_summary(silver: DataFrame) -> DataFrame:
 
 
 def _silver_window(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse) -> DataFrame:
-    w = context.partition_time_window
-    return lake.read_window(spark.session, "silver_sensor_readings", "event_hour", w.start, w.end)
+    return lake.read_upstream(spark.session, FROM_SILVER, context.partition_time_window)
 
 
-def gold_checks(
-    asset: str, table: DataFrame, model: type, partition_col: str, count_col: str, silver: DataFrame
-) -> list[quality.Evaluation]:
+def gold_checks(table: Table, rows: DataFrame, count_col: str, silver: DataFrame) -> list[quality.Evaluation]:
     """Schema conformance, and every silver reading counted exactly once in the aggregate."""
+    asset, model, partition_col = table.name, table.model, table.partition_column
     silver_part = (
         F.to_date("event_time").alias(partition_col) if partition_col == "event_date" else F.col(partition_col)
     )
-    counted = table.groupBy(partition_col).agg(F.sum(count_col).alias("n")).collect()
+    counted = rows.groupBy(partition_col).agg(F.sum(count_col).alias("n")).collect()
     return [
-        quality.check_schema(table, model, asset, f"check_{asset}_schema", partition_col, ["device_id"]),
+        quality.check_schema(rows, model, asset, f"check_{asset}_schema", partition_col, ["device_id"]),
         quality.check_reconciles(
             quality.counts_by(silver.select(silver_part), partition_col),
             {count_col: {quality.partition_value(r[partition_col]): int(r["n"]) for r in counted}},
@@ -186,11 +190,11 @@ def gold_checks(
     ]
 
 
-def _gold_specs(asset: str, count_col: str) -> list:
+def _gold_specs(table: Table, count_col: str) -> list:
+    asset = table.name
     return [
-        quality.spec(asset, f"check_{asset}_schema", "Columns, types and nulls agree with the pandera model."),
-        quality.spec(
-            asset,
+        table.check(f"check_{asset}_schema", "Columns, types and nulls agree with the pandera model."),
+        table.check(
             f"check_{asset}_reconciles_silver",
             f"Every silver reading of the window is counted once: silver rows = sum of {count_col}.",
         ),
@@ -210,76 +214,52 @@ _GOLD = dict(
 
 @asset(
     partitions_def=hourly_partitions,
-    deps=[AssetDep("silver_sensor_readings")],
-    metadata={"dagster/column_schema": table_schema(DeviceHourlyStats)},
-    check_specs=_gold_specs("device_hourly_stats", "reading_count"),
+    key=HOURLY_STATS.key,
+    deps=deps(FROM_SILVER),
+    metadata=HOURLY_STATS.metadata(),
+    check_specs=_gold_specs(HOURLY_STATS, "reading_count"),
     **_GOLD,
 )
 def device_hourly_stats(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse):
     """Per device and hour: reading count, and average, minimum, maximum and standard deviation of each metric."""
-    yield from _hourly_gold(
-        context, spark, lake, "device_hourly_stats", hourly_stats, DeviceHourlyStats, "reading_count"
-    )
+    yield from _gold(context, spark, lake, HOURLY_STATS, hourly_stats, "reading_count")
 
 
 @asset(
     partitions_def=hourly_partitions,
-    deps=[AssetDep("silver_sensor_readings")],
-    metadata={"dagster/column_schema": table_schema(SensorAggregates10Min)},
-    check_specs=_gold_specs("sensor_aggregates_10min", "record_count"),
+    key=AGGREGATES_10MIN.key,
+    deps=deps(FROM_SILVER),
+    metadata=AGGREGATES_10MIN.metadata(),
+    check_specs=_gold_specs(AGGREGATES_10MIN, "record_count"),
     **_GOLD,
 )
 def sensor_aggregates_10min(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse):
     """Per device and 10-minute window (`window_start`, `window_end`): counts and avg/min/max of each metric."""
-    yield from _hourly_gold(
-        context, spark, lake, "sensor_aggregates_10min", ten_minute_aggregates, SensorAggregates10Min, "record_count"
-    )
+    yield from _gold(context, spark, lake, AGGREGATES_10MIN, ten_minute_aggregates, "record_count")
 
 
-def _hourly_gold(context, spark, lake, table, transform, model, count_col):
+def _gold(context, spark, lake, table: Table, transform, count_col):
     w = context.partition_time_window
     silver = _silver_window(context, spark, lake)
-    written = lake.write_window(transform(silver), table, "event_hour", w)
-    yield MaterializeResult(metadata=table_metadata(written, model, lineage=_lineage(model)))
+    written = lake.write_window(transform(silver), table, w)
+    yield MaterializeResult(metadata=table_metadata(written, table.model, lineage=_lineage(table.model)))
     yield from quality.report(
         context,
         spark.session,
         lake,
-        gold_checks(
-            table,
-            lake.read_window(spark.session, table, "event_hour", w.start, w.end),
-            model,
-            "event_hour",
-            count_col,
-            silver,
-        ),
+        gold_checks(table, lake.read_window(spark.session, table, w.start, w.end), count_col, silver),
     )
 
 
 @asset(
     partitions_def=daily_partitions,
-    deps=[AssetDep("silver_sensor_readings")],
-    metadata={"dagster/column_schema": table_schema(DailyDeviceSummary)},
-    check_specs=_gold_specs("daily_device_summary", "reading_count"),
+    key=DAILY_SUMMARY.key,
+    deps=deps(FROM_SILVER),
+    metadata=DAILY_SUMMARY.metadata(),
+    check_specs=_gold_specs(DAILY_SUMMARY, "reading_count"),
     **_GOLD,
 )
 def daily_device_summary(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse):
     """Per device and day, from the day's 24 hourly silver partitions: averages, extremes,
     high-vibration count, lowest battery."""
-    w = context.partition_time_window
-    silver = _silver_window(context, spark, lake)
-    written = lake.write_window(daily_summary(silver), "daily_device_summary", "event_date", w)
-    yield MaterializeResult(metadata=table_metadata(written, DailyDeviceSummary, lineage=_lineage(DailyDeviceSummary)))
-    yield from quality.report(
-        context,
-        spark.session,
-        lake,
-        gold_checks(
-            "daily_device_summary",
-            lake.read_window(spark.session, "daily_device_summary", "event_date", w.start, w.end),
-            DailyDeviceSummary,
-            "event_date",
-            "reading_count",
-            silver,
-        ),
-    )
+    yield from _gold(context, spark, lake, DAILY_SUMMARY, daily_summary, "reading_count")

@@ -12,10 +12,7 @@ whole range in one Spark job, so each hour gets exactly the rows its own run wou
 
 from datetime import timedelta
 
-import pandera.pyspark as pa
-import pyspark.sql.types as T
 from dagster import (
-    AssetDep,
     AssetExecutionContext,
     BackfillPolicy,
     MaterializeResult,
@@ -26,35 +23,19 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from iot_assets import quality
-from iot_assets.assets.anomalies import SEVERITIES
+from iot_assets.assets.verdicts import ANOMALY_LOG, INCIDENTS, SEVERITIES, IncidentRecord
 from iot_assets.conditions import FOLLOW_UPSTREAM
 from iot_assets.metadata import table_metadata
 from iot_assets.partitions import HOUR, hourly_partitions, hours_in
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
-from iot_assets.schemas import conform, struct_type, table_schema
+from iot_assets.schemas import conform, struct_type
+from iot_assets.tables import Upstream, deps
 
 # Confirmed readings of a device further apart than this belong to different incidents.
 INCIDENT_GAP = timedelta(minutes=10)
 # At most this many opened incidents are listed in a materialisation's metadata (for the alerts).
 MAX_LISTED = 200
-
-
-class IncidentRecord(pa.DataFrameModel):
-    """The state of one incident at the end of an hour in which it was active."""
-
-    incident_id: T.StringType() = pa.Field(nullable=False, description="device and opening time")
-    device_id: T.StringType() = pa.Field(nullable=False)
-    opened_at: T.TimestampType() = pa.Field(nullable=False, description="its first confirmed reading")
-    closed_at: T.TimestampType() = pa.Field(nullable=True, description="its last confirmed reading; null while open")
-    last_flag_at: T.TimestampType() = pa.Field(nullable=False, description="its latest confirmed reading so far")
-    peak_severity: T.StringType() = pa.Field(nullable=False, isin=list(SEVERITIES))
-    methods: T.StringType() = pa.Field(nullable=False, description="methods that flagged it, comma-separated")
-    metrics: T.StringType() = pa.Field(nullable=False, description="metrics flagged, comma-separated")
-    first_detected_by: T.StringType() = pa.Field(nullable=False, description="methods flagging its first reading")
-    readings: T.LongType() = pa.Field(nullable=False, ge=1, description="confirmed readings so far")
-    opened_in_hour: T.TimestampType() = pa.Field(nullable=False, description="the hour whose run first reported it")
-    event_hour: T.TimestampType() = pa.Field(nullable=False, description="partition: the hour this state is for")
 
 
 def _rank(col):
@@ -201,34 +182,32 @@ def incident_checks(rows: DataFrame) -> list[quality.Evaluation]:
         quality.check_schema(
             rows,
             IncidentRecord,
-            "anomaly_incidents",
+            INCIDENTS.name,
             "check_anomaly_incidents_schema",
             "event_hour",
             ["incident_id", "device_id", "opened_at"],
         ),
-        quality.check_unique(
-            rows, ["incident_id"], "anomaly_incidents", "check_anomaly_incidents_unique", "event_hour"
-        ),
+        quality.check_unique(rows, ["incident_id"], INCIDENTS.name, "check_anomaly_incidents_unique", "event_hour"),
     ]
 
 
 @asset(
     partitions_def=hourly_partitions,
-    deps=[AssetDep("anomaly_log")],
+    key=INCIDENTS.key,
+    deps=deps(Upstream(ANOMALY_LOG)),
     backfill_policy=BackfillPolicy.single_run(),
     retry_policy=SPARK_RETRY_POLICY,
     automation_condition=FOLLOW_UPSTREAM,
     group_name="anomalies",
     kinds={"spark", "delta", "s3"},
     pool=LAKE_WRITER_POOL,
-    metadata={"dagster/column_schema": table_schema(IncidentRecord)},
+    metadata=INCIDENTS.metadata(),
     check_specs=[
-        quality.spec(
-            "anomaly_incidents",
+        INCIDENTS.check(
             "check_anomaly_incidents_schema",
             "Columns, types and severities agree with the IncidentRecord pandera model.",
         ),
-        quality.spec("anomaly_incidents", "check_anomaly_incidents_unique", "Each incident has one row per hour."),
+        INCIDENTS.check("check_anomaly_incidents_unique", "Each incident has one row per hour."),
     ],
 )
 def anomaly_incidents(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse):
@@ -240,14 +219,14 @@ def anomaly_incidents(context: AssetExecutionContext, spark: SparkResource, lake
     w = context.partition_time_window
     session = spark.session
     hours = hours_in(w)
-    log = lake.read_window(session, "anomaly_log", "event_hour", w.start, w.end)
-    if lake.exists(session, "anomaly_incidents"):
-        carried = lake.read_window(session, "anomaly_incidents", "event_hour", w.start - HOUR, w.start)
+    log = lake.read_window(session, ANOMALY_LOG, w.start, w.end)
+    if lake.exists(session, INCIDENTS):
+        carried = lake.read_window(session, INCIDENTS, w.start - HOUR, w.start)
     else:
         carried = session.createDataFrame([], struct_type(IncidentRecord))
     rows = incidents(log, carried, hours[0], hours[-1]).persist()
     try:
-        written = lake.write_window(rows, "anomaly_incidents", "event_hour", w)
+        written = lake.write_window(rows, INCIDENTS, w)
         info = incident_summary(rows)
     finally:
         rows.unpersist()
@@ -267,5 +246,5 @@ def anomaly_incidents(context: AssetExecutionContext, spark: SparkResource, lake
         context,
         session,
         lake,
-        incident_checks(lake.read_window(session, "anomaly_incidents", "event_hour", w.start, w.end)),
+        incident_checks(lake.read_window(session, INCIDENTS, w.start, w.end)),
     )

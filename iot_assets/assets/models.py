@@ -21,7 +21,6 @@ import pandas as pd
 import pandera.pyspark as pa
 import pyspark.sql.types as T
 from dagster import (
-    AssetDep,
     AssetExecutionContext,
     BackfillPolicy,
     MaterializeResult,
@@ -31,14 +30,18 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from iot_assets import plots, quality
+from iot_assets.assets.registry import REGISTRY
+from iot_assets.assets.silver import SILVER_READINGS
+from iot_assets.assets.verdicts import recorded_abnormal_spans
 from iot_assets.conditions import follow_upstream_despite_gaps_in
 from iot_assets.metadata import table_metadata
-from iot_assets.partitions import HOUR, TRAILING_DAY, hourly_partitions, hours_in, spark_ts
+from iot_assets.partitions import hourly_partitions, hours_in, spark_ts
 from iot_assets.resources.aws import AwsResource
 from iot_assets.resources.detection import AnomalyModelConfig
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse, count_by
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
-from iot_assets.schemas import conform, table_schema
+from iot_assets.schemas import conform
+from iot_assets.tables import TRAILING_DAY, TRAILING_HOURS, Table, Upstream, deps, trailing_day
 
 FEATURE_METRICS = ("temperature", "humidity", "pressure", "vibration")
 ROLLING_READINGS = 5
@@ -64,7 +67,6 @@ def model_version(cfg: AnomalyModelConfig) -> str:
     return "kmeans-" + hashlib.sha1(params.encode()).hexdigest()[:8]
 
 
-TRAINING_HOURS = 24
 DISTANCE_QUANTILES = 101
 # Which readings a model is trained on (recorded on every model row).
 TRAINING_POLICY = "trailing-24h-normal-only"
@@ -93,6 +95,11 @@ class DeviceAnomalyModel(pa.DataFrameModel):
     )
 
 
+MODELS = Table("device_anomaly_models", DeviceAnomalyModel, "event_hour")
+# A model for hour H is trained on the 24 hours of silver before H.
+TRAINING_WINDOW = Upstream(SILVER_READINGS, TRAILING_DAY)
+
+
 def with_features(silver: DataFrame) -> DataFrame:
     """Silver readings with the feature columns; rows without five readings of history get null spreads."""
     w = Window.partitionBy("device_id").orderBy("event_time").rowsBetween(-(ROLLING_READINGS - 1), 0)
@@ -101,24 +108,6 @@ def with_features(silver: DataFrame) -> DataFrame:
         spread = F.log10(F.stddev_samp(m).over(w) + F.lit(1e-3))
         df = df.withColumn(f"{m}_log_spread", F.when(F.col("_n") >= ROLLING_READINGS, spread))
     return df.drop("_n")
-
-
-def abnormal_spans(confirmed: DataFrame, incident_rows: DataFrame) -> DataFrame:
-    """(device_id, span_start, span_end): each confirmed reading, and each incident from its opening
-    to its latest confirmed reading."""
-    points = confirmed.select(
-        "device_id",
-        F.col("event_time").alias("span_start"),
-        F.col("event_time").alias("span_end"),
-        F.lit("reading").alias("kind"),
-    )
-    spans = (
-        incident_rows.groupBy("device_id", "incident_id")
-        .agg(F.min("opened_at").alias("span_start"), F.max("last_flag_at").alias("span_end"))
-        .drop("incident_id")
-        .withColumn("kind", F.lit("incident"))
-    )
-    return points.unionByName(spans)
 
 
 def with_normal_flag(featured: DataFrame, spans: DataFrame) -> DataFrame:
@@ -238,7 +227,7 @@ def train_models(
         featured.where(F.col("temperature_log_spread").isNotNull())
         .join(
             F.broadcast(hours),
-            (F.col("event_time") >= F.col("model_hour") - F.expr(f"INTERVAL {TRAINING_HOURS} HOURS"))
+            (F.col("event_time") >= F.col("model_hour") - F.expr(f"INTERVAL {TRAILING_HOURS} HOURS"))
             & (F.col("event_time") < F.col("model_hour")),
         )
         .select(
@@ -288,7 +277,7 @@ def train_models(
         .withColumn(
             "model_version", F.concat(F.lit(model_version(cfg) + "@"), F.date_format("event_hour", "yyyy-MM-dd'T'HH"))
         )
-        .withColumn("training_start", F.col("event_hour") - F.expr(f"INTERVAL {TRAINING_HOURS} HOURS"))
+        .withColumn("training_start", F.col("event_hour") - F.expr(f"INTERVAL {TRAILING_HOURS} HOURS"))
         .withColumn("training_end", F.col("event_hour"))
         .withColumn("training_policy", F.lit(TRAINING_POLICY))
         .withColumn("trained_at", F.current_timestamp())
@@ -297,22 +286,21 @@ def train_models(
 
 @asset(
     partitions_def=hourly_partitions,
-    deps=[AssetDep("silver_sensor_readings", partition_mapping=TRAILING_DAY), AssetDep("device_registry")],
+    key=MODELS.key,
+    deps=deps(TRAINING_WINDOW, Upstream(REGISTRY)),
     backfill_policy=BackfillPolicy.single_run(),
     retry_policy=SPARK_RETRY_POLICY,
-    automation_condition=follow_upstream_despite_gaps_in("silver_sensor_readings"),
+    automation_condition=follow_upstream_despite_gaps_in(SILVER_READINGS.key),
     group_name="anomalies",
     kinds={"spark", "delta", "s3"},
     pool=LAKE_WRITER_POOL,
-    metadata={"dagster/column_schema": table_schema(DeviceAnomalyModel)},
+    metadata=MODELS.metadata(),
     check_specs=[
-        quality.spec(
-            "device_anomaly_models",
+        MODELS.check(
             "check_models_schema",
             "Columns, types and statuses agree with the DeviceAnomalyModel pandera model.",
         ),
-        quality.spec(
-            "device_anomaly_models",
+        MODELS.check(
             "check_models_cover_registry",
             "Every registered device has exactly one model row (trained or insufficient_data) per hour.",
         ),
@@ -334,11 +322,9 @@ def device_anomaly_models(
     window = context.partition_time_window
     hours = hours_in(window)
     session = spark.session
-    silver = lake.read_window(
-        session, "silver_sensor_readings", "event_hour", window.start - HOUR * TRAINING_HOURS, window.end - HOUR
-    )
-    registry = lake.read(session, "device_registry")
-    spans = recorded_abnormal_spans(session, lake, window.start - HOUR * TRAINING_HOURS, window.start)
+    silver = lake.read_upstream(session, TRAINING_WINDOW, window)
+    registry = lake.read(session, REGISTRY)
+    spans = recorded_abnormal_spans(session, lake, *trailing_day(window))
     featured = with_features(silver) if spans is None else with_normal_flag(with_features(silver), spans)
     models = train_models(featured, registry, hours, anomaly_config).persist()
     try:
@@ -349,9 +335,7 @@ def device_anomaly_models(
             "event_hour",
             "left",
         )
-        written = lake.write_window(
-            conform(with_uri, DeviceAnomalyModel), "device_anomaly_models", "event_hour", window
-        )
+        written = lake.write_window(conform(with_uri, DeviceAnomalyModel), MODELS, window)
         status = count_by(models, "status")
         distances = distance_frame(models, hours[-1])
     finally:
@@ -374,30 +358,8 @@ def device_anomaly_models(
         context,
         session,
         lake,
-        model_checks(
-            lake.read_window(session, "device_anomaly_models", "event_hour", window.start, window.end), devices, hours
-        ),
+        model_checks(lake.read_window(session, MODELS, window.start, window.end), devices, hours),
     )
-
-
-def recorded_abnormal_spans(session, lake: DeltaLakehouse, start: datetime, end: datetime) -> DataFrame | None:
-    """The abnormal spans on record for [start, end): confirmed readings of the anomaly log and the
-    incidents; None before either table exists."""
-    if not lake.exists(session, "anomaly_log"):
-        return None
-    confirmed = (
-        lake.read_window(session, "anomaly_log", "event_hour", start, end)
-        .where("confirmed")
-        .select("device_id", "event_time")
-        .distinct()
-    )
-    if lake.exists(session, "anomaly_incidents"):
-        incidents = lake.read_window(session, "anomaly_incidents", "event_hour", start, end)
-    else:
-        incidents = session.createDataFrame(
-            [], "device_id string, incident_id string, opened_at timestamp, last_flag_at timestamp"
-        )
-    return abnormal_spans(confirmed, incidents)
 
 
 def distance_frame(models: DataFrame, hour: datetime) -> pd.DataFrame:
@@ -417,7 +379,7 @@ def model_checks(models: DataFrame, devices: int, hours: list[datetime]) -> list
     schema = quality.check_schema(
         models,
         DeviceAnomalyModel,
-        "device_anomaly_models",
+        MODELS.name,
         "check_models_schema",
         "event_hour",
         ["device_id", "event_hour", "status"],
@@ -427,7 +389,7 @@ def model_checks(models: DataFrame, devices: int, hours: list[datetime]) -> list
         quality.check_reconciles(
             {h: devices for h in hours},
             {"models": schema.rows_by_partition()},
-            "device_anomaly_models",
+            MODELS.name,
             "check_models_cover_registry",
             "registered devices = model rows, per hour",
         ),

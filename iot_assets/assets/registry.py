@@ -15,10 +15,10 @@ from iot_assets.resources.aws import AwsResource
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
 from iot_assets.resources.raw_source import RawSource
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
-from iot_assets.schemas import struct_type, table_schema
+from iot_assets.schemas import struct_type
 from iot_assets.simulator import device_registry as fleet_registry
+from iot_assets.tables import Table
 
-TABLE = "device_registry"
 REFERENCE_KEY = "reference/devices.jsonl"
 
 
@@ -29,6 +29,9 @@ class DeviceRecord(pa.DataFrameModel):
     device_type: T.StringType() = pa.Field(nullable=False)
     latitude: T.DoubleType() = pa.Field(nullable=False, ge=-90, le=90)
     longitude: T.DoubleType() = pa.Field(nullable=False, ge=-180, le=180)
+
+
+REGISTRY = Table("device_registry", DeviceRecord, partition_column=None)
 
 
 def registered_devices(spark, aws: AwsResource, bucket: str, simulated: list[dict]) -> DataFrame:
@@ -48,20 +51,19 @@ def registered_devices(spark, aws: AwsResource, bucket: str, simulated: list[dic
 
 
 @asset(
+    key=REGISTRY.key,
     group_name="reference",
     kinds={"spark", "delta", "s3"},
     automation_condition=BUILD_WHEN_MISSING,
     pool=LAKE_WRITER_POOL,
     retry_policy=SPARK_RETRY_POLICY,
-    metadata={"dagster/column_schema": table_schema(DeviceRecord)},
+    metadata=REGISTRY.metadata(),
     check_specs=[
-        quality.spec(
-            "device_registry",
+        REGISTRY.check(
             "check_registry_schema",
             "Every device has a name, site, type and a valid location (DeviceRecord pandera model).",
         ),
-        quality.spec(
-            "device_registry",
+        REGISTRY.check(
             "check_registry_unique_devices",
             "Each device_id is listed once; a repeated id would duplicate its readings in silver.",
         ),
@@ -76,15 +78,15 @@ def device_registry(
     """
     simulated = [asdict(d) for d in fleet_registry(raw_source.fleet)]
     df = registered_devices(spark.session, aws, lake.bucket, simulated)
-    written = lake.overwrite(df, TABLE)
+    written = lake.overwrite(df, REGISTRY)
     yield MaterializeResult(metadata=table_metadata(written, DeviceRecord, simulated_devices=len(simulated)))
-    table = lake.read(spark.session, TABLE)
+    table = lake.read(spark.session, REGISTRY)
     yield from quality.report(
         context,
         spark.session,
         lake,
         [
-            quality.check_schema(table, DeviceRecord, TABLE, "check_registry_schema", None, ["device_id"]),
-            quality.check_unique(table, ["device_id"], TABLE, "check_registry_unique_devices", None),
+            quality.check_schema(table, DeviceRecord, REGISTRY.name, "check_registry_schema", None, ["device_id"]),
+            quality.check_unique(table, ["device_id"], REGISTRY.name, "check_registry_unique_devices", None),
         ],
     )

@@ -9,18 +9,19 @@ from datetime import timedelta
 
 import pandera.pyspark as pa
 import pyspark.sql.types as T
-from dagster import AssetDep, AssetExecutionContext, AssetOut, BackfillPolicy, MaterializeResult, multi_asset
+from dagster import AssetExecutionContext, AssetOut, BackfillPolicy, MaterializeResult, multi_asset
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from iot_assets import quality, reasons
-from iot_assets.assets.bronze import BronzeReading
-from iot_assets.assets.registry import DeviceRecord
+from iot_assets.assets.bronze import BRONZE_READINGS
+from iot_assets.assets.registry import REGISTRY
 from iot_assets.metadata import column_lineage, table_metadata
 from iot_assets.partitions import HOUR, hourly_partitions
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse, count_by
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
-from iot_assets.schemas import conform, table_schema
+from iot_assets.schemas import conform
+from iot_assets.tables import Table, Upstream, deps
 
 ROLLING_METRICS = ("temperature", "humidity", "pressure", "vibration")
 ROLLING_WINDOW = timedelta(minutes=5)
@@ -90,21 +91,22 @@ class RejectedReading(pa.DataFrameModel):
     record_index: T.LongType() = pa.Field(nullable=False)
 
 
-UPSTREAM = {"device_registry": DeviceRecord, "bronze_sensor_readings": BronzeReading}
+SILVER_READINGS = Table("silver_sensor_readings", SilverReading, "event_hour")
+REJECTED = Table("silver_rejected_readings", RejectedReading, "event_hour")
+# Each hour also reads the end of the hour before from bronze, for the rolling averages' context.
+FROM_BRONZE = Upstream(BRONZE_READINGS)
+
 # Registry columns come from the registry, the rest from the bronze reading they enrich.
 SILVER_LINEAGE = column_lineage(
     SilverReading,
-    UPSTREAM,
+    [REGISTRY, BRONZE_READINGS],
     {
-        **{
-            f"{m}_avg_5min": [("bronze_sensor_readings", m), ("bronze_sensor_readings", "event_time")]
-            for m in ROLLING_METRICS
-        },
-        "vibration_category": [("bronze_sensor_readings", "vibration")],
-        "event_hour": [("bronze_sensor_readings", "event_hour")],
+        **{f"{m}_avg_5min": [(BRONZE_READINGS, m), (BRONZE_READINGS, "event_time")] for m in ROLLING_METRICS},
+        "vibration_category": [(BRONZE_READINGS, "vibration")],
+        "event_hour": [(BRONZE_READINGS, "event_hour")],
     },
 )
-REJECTED_LINEAGE = column_lineage(RejectedReading, {"bronze_sensor_readings": BronzeReading})
+REJECTED_LINEAGE = column_lineage(RejectedReading, [BRONZE_READINGS])
 
 
 def classify(bronze: DataFrame, registry: DataFrame) -> DataFrame:
@@ -189,22 +191,24 @@ def split_silver(classified: DataFrame, start, end) -> tuple[DataFrame, DataFram
 
 @multi_asset(
     outs={
-        "silver_sensor_readings": AssetOut(
+        "readings": AssetOut(
+            key=SILVER_READINGS.key,
             description="Clean, deduplicated readings enriched with device metadata, trailing 5-minute "
             "averages and a vibration category.",
-            metadata={"dagster/column_schema": table_schema(SilverReading)},
+            metadata=SILVER_READINGS.metadata(),
             kinds={"spark", "delta", "s3"},
             group_name="silver",
         ),
-        "silver_rejected_readings": AssetOut(
+        "rejected": AssetOut(
+            key=REJECTED.key,
             description="Bronze readings kept out of silver (impossible value, unknown status or device, "
             "duplicate), each with its reason.",
-            metadata={"dagster/column_schema": table_schema(RejectedReading)},
+            metadata=REJECTED.metadata(),
             kinds={"spark", "delta", "s3"},
             group_name="silver",
         ),
     },
-    deps=[AssetDep("bronze_sensor_readings"), AssetDep("device_registry")],
+    deps=deps(FROM_BRONZE, Upstream(REGISTRY)),
     partitions_def=hourly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     pool=LAKE_WRITER_POOL,
@@ -212,26 +216,22 @@ def split_silver(classified: DataFrame, start, end) -> tuple[DataFrame, DataFram
     # Blocking with ERROR severity: a failed silver check fails this step, so gold, the models
     # and the anomaly log of the same run do not run on bad silver.
     check_specs=[
-        quality.spec(
-            "silver_sensor_readings",
+        SILVER_READINGS.check(
             "check_silver_schema",
             "Columns, types, physical ranges, statuses and nulls agree with the SilverReading pandera model.",
             blocking=True,
         ),
-        quality.spec(
-            "silver_sensor_readings",
+        SILVER_READINGS.check(
             "check_silver_unique_readings",
             "No two silver rows share (device_id, event_time).",
             blocking=True,
         ),
-        quality.spec(
-            "silver_sensor_readings",
+        SILVER_READINGS.check(
             "check_silver_reconciles_bronze",
             "Every bronze reading is in silver or rejected with a reason: bronze = silver + rejected, per hour.",
             blocking=True,
         ),
-        quality.spec(
-            "silver_rejected_readings",
+        REJECTED.check(
             "check_rejected_schema",
             "Columns, types and reasons agree with the RejectedReading pandera model.",
         ),
@@ -241,24 +241,24 @@ def silver(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLake
     """Clean, deduplicate and enrich the hour's bronze readings."""
     window = context.partition_time_window
     session = spark.session
-    bronze = lake.read_window(session, "bronze_sensor_readings", "event_hour", window.start - HOUR, window.end).where(
+    bronze = lake.read_window(session, BRONZE_READINGS, window.start - HOUR, window.end).where(
         F.col("event_time") >= F.lit(window.start - ROLLING_WINDOW)
     )
-    registry = lake.read(session, "device_registry")
+    registry = lake.read(session, REGISTRY)
     # Both writes read the classified readings: kept, they are read from bronze and ranked once.
     classified = classify(bronze, registry).persist()
     try:
         classified_silver, rejected = split_silver(classified, window.start, window.end)
-        written = lake.write_window(classified_silver, "silver_sensor_readings", "event_hour", window, parallel=True)
-        dropped = lake.write_window(rejected, "silver_rejected_readings", "event_hour", window)
+        written = lake.write_window(classified_silver, SILVER_READINGS, window, parallel=True)
+        dropped = lake.write_window(rejected, REJECTED, window)
         rejected_by_reason = count_by(rejected, "reason")
     finally:
         classified.unpersist()
     yield MaterializeResult(
-        asset_key="silver_sensor_readings", metadata=table_metadata(written, SilverReading, lineage=SILVER_LINEAGE)
+        asset_key=SILVER_READINGS.key, metadata=table_metadata(written, SilverReading, lineage=SILVER_LINEAGE)
     )
     yield MaterializeResult(
-        asset_key="silver_rejected_readings",
+        asset_key=REJECTED.key,
         metadata=table_metadata(dropped, RejectedReading, rows_by_reason=rejected_by_reason, lineage=REJECTED_LINEAGE),
     )
     yield from quality.report(
@@ -267,8 +267,8 @@ def silver(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLake
         lake,
         silver_checks(
             bronze.where(F.col("event_time") >= F.lit(window.start)),
-            lake.read_window(session, "silver_sensor_readings", "event_hour", window.start, window.end),
-            lake.read_window(session, "silver_rejected_readings", "event_hour", window.start, window.end),
+            lake.read_window(session, SILVER_READINGS, window.start, window.end),
+            lake.read_window(session, REJECTED, window.start, window.end),
         ),
     )
 
@@ -277,21 +277,21 @@ def silver_checks(bronze: DataFrame, silver: DataFrame, rejected: DataFrame) -> 
     """The silver checks on the partition as written, against the window's bronze rows."""
     keys = ["device_id", "event_time", "source_object", "record_index"]
     silver_schema = quality.check_schema(
-        silver, SilverReading, "silver_sensor_readings", "check_silver_schema", "event_hour", keys
+        silver, SilverReading, SILVER_READINGS.name, "check_silver_schema", "event_hour", keys
     )
     rejected_schema = quality.check_schema(
-        rejected, RejectedReading, "silver_rejected_readings", "check_rejected_schema", "event_hour", keys + ["reason"]
+        rejected, RejectedReading, REJECTED.name, "check_rejected_schema", "event_hour", keys + ["reason"]
     )
     return [
         silver_schema,
         quality.check_unique(
-            silver, ["device_id", "event_time"], "silver_sensor_readings", "check_silver_unique_readings", "event_hour"
+            silver, ["device_id", "event_time"], SILVER_READINGS.name, "check_silver_unique_readings", "event_hour"
         ),
         # The schema checks see every row, so their counts are the tables' (no further pass).
         quality.check_reconciles(
             quality.counts_by(bronze, "event_hour"),
             {"silver": silver_schema.rows_by_partition(), "rejected": rejected_schema.rows_by_partition()},
-            "silver_sensor_readings",
+            SILVER_READINGS.name,
             "check_silver_reconciles_bronze",
             "bronze rows = silver rows + rejected rows",
         ),

@@ -11,6 +11,7 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from dagster import ConfigurableResource, MetadataValue, TimeWindow
 from delta.tables import DeltaTable
@@ -18,6 +19,9 @@ from pyspark.sql import DataFrame, SparkSession
 
 from iot_assets import settings
 from iot_assets.partitions import spark_ts
+
+if TYPE_CHECKING:
+    from iot_assets.tables import Table, Upstream
 
 _TABLE_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -68,18 +72,19 @@ class DeltaLakehouse(ConfigurableResource):
     prefix: str = "lake"
     max_records_per_file: int = 1_000_000
 
-    def uri(self, table: str) -> str:
-        if not _TABLE_RE.match(table):
-            raise ValueError(f"not a valid table name: {table!r}")
-        return f"s3a://{settings.validate_bucket(self.bucket)}/{settings.validate_prefix(self.prefix)}/{table}"
+    def uri(self, table: Table | str) -> str:
+        name = table if isinstance(table, str) else table.name
+        if not _TABLE_RE.match(name):
+            raise ValueError(f"not a valid table name: {name!r}")
+        return f"s3a://{settings.validate_bucket(self.bucket)}/{settings.validate_prefix(self.prefix)}/{name}"
 
-    def exists(self, spark: SparkSession, table: str) -> bool:
+    def exists(self, spark: SparkSession, table: Table | str) -> bool:
         return DeltaTable.isDeltaTable(spark, self.uri(table))
 
     def _write(
         self,
         df: DataFrame,
-        table: str,
+        table: Table,
         mode: str,
         predicate: str | None,
         partition_by: str | None,
@@ -104,7 +109,7 @@ class DeltaLakehouse(ConfigurableResource):
         last = DeltaTable.forPath(df.sparkSession, uri).history(1).select("version", "operationMetrics").first()
         metrics = last["operationMetrics"] or {}
         return WriteResult(
-            table=table,
+            table=table.name,
             uri=uri,
             version=int(last["version"]),
             rows=int(metrics.get("numOutputRows", 0)),
@@ -114,15 +119,14 @@ class DeltaLakehouse(ConfigurableResource):
             seconds=time.monotonic() - began,
         )
 
-    def write_window(
-        self, df: DataFrame, table: str, column: str, window: TimeWindow, parallel: bool = False
-    ) -> WriteResult:
-        """Replace the rows of `table` whose `column` lies in the window with `df`.
+    def write_window(self, df: DataFrame, table: Table, window: TimeWindow, parallel: bool = False) -> WriteResult:
+        """Replace the rows of `table` whose partition column lies in the window with `df`.
 
         A window of several hours (a range backfill) is written one file per hour, not one per
         task. `parallel` (the large tables, bronze and silver): a window of one hour is written by
         all of `df`'s tasks at once instead of being gathered into one; maxRecordsPerFile still
         bounds the files."""
+        column = table.partition_column
         single_hour = window.end - window.start <= timedelta(hours=1)
         out = df if parallel and single_hour else df.repartition(column)
         return self._write(
@@ -135,15 +139,20 @@ class DeltaLakehouse(ConfigurableResource):
             window.end,
         )
 
-    def overwrite(self, df: DataFrame, table: str) -> WriteResult:
+    def overwrite(self, df: DataFrame, table: Table) -> WriteResult:
         """Replace a whole (unpartitioned) table."""
         return self._write(df.coalesce(1), table, "overwrite", None, None)
 
-    def read(self, spark: SparkSession, table: str) -> DataFrame:
+    def read(self, spark: SparkSession, table: Table | str) -> DataFrame:
         return spark.read.format("delta").load(self.uri(table))
 
-    def read_window(self, spark: SparkSession, table: str, column: str, start: datetime, end: datetime) -> DataFrame:
-        return self.read(spark, table).where(window_predicate(column, start, end))
+    def read_window(self, spark: SparkSession, table: Table, start: datetime, end: datetime) -> DataFrame:
+        """The rows of `table` whose partition column lies in [start, end)."""
+        return self.read(spark, table).where(window_predicate(table.partition_column, start, end))
+
+    def read_upstream(self, spark: SparkSession, edge: Upstream, window: TimeWindow) -> DataFrame:
+        """What a step materialising `window` reads over a declared edge (its partition mapping)."""
+        return self.read_window(spark, edge.table, *edge.window(window))
 
 
 def window_predicate(column: str, start: datetime, end: datetime) -> str:

@@ -15,9 +15,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, timedelta
 
 from botocore.exceptions import BotoCoreError
-from dagster import AssetKey, DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
+from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from iot_assets import partitions, settings
+from iot_assets.assets.registry import REGISTRY
 from iot_assets.jobs import hourly_pipeline_job
 from iot_assets.partitions import complete_hours, hour_key, hourly_partitions, parse_hour_key
 from iot_assets.resources.aws import AwsResource, unreachable
@@ -43,12 +44,11 @@ class KinesisCursor:
         return cls(**json.loads(text)) if text else cls()
 
 
-REGISTRY = AssetKey("device_registry")
-REGISTRY_WAIT = "waiting for device_registry (silver needs it; the automation sensor builds it when missing)"
+REGISTRY_WAIT = f"waiting for {REGISTRY.name} (silver needs it; the automation sensor builds it when missing)"
 
 
 def registry_missing(instance) -> bool:
-    return instance.get_latest_materialization_event(REGISTRY) is None
+    return instance.get_latest_materialization_event(REGISTRY.key) is None
 
 
 def parents(shard: dict) -> list[str]:
