@@ -1,6 +1,9 @@
 """How the assets present themselves in the catalog: who owns each layer, how fresh the outputs
 people read must be, and links from each asset to the code that defines it.
 
+Freshness is declared once, as `FreshnessPolicy`: Dagster's freshness daemon evaluates it (the UI
+shows the state), and `freshness_alert_sensor` sends each stale state through the alert sinks.
+
 Kept together so a reader sees the whole catalog at once; the layer files keep what each table is.
 """
 
@@ -13,6 +16,7 @@ from dagster import AssetsDefinition, AssetSpec, FreshnessPolicy, map_asset_spec
 
 from iot_assets import settings
 from iot_assets.assets.gold import AGGREGATES_10MIN, DAILY_SUMMARY, HOURLY_STATS
+from iot_assets.assets.silver import SILVER_READINGS
 from iot_assets.assets.verdicts import ANOMALY_LOG
 
 # Owners by group (layer). The platform team runs ingestion and the tables; the reliability team
@@ -32,6 +36,7 @@ HOURLY = FreshnessPolicy.cron(deadline_cron=f"{_MINUTE} * * * *", lower_bound_de
 # The day's summary needs the day's last hour, which completes at midnight: due an hour after it.
 DAILY = FreshnessPolicy.cron(deadline_cron=f"{_MINUTE} 1 * * *", lower_bound_delta=timedelta(hours=2))
 FRESHNESS = {
+    SILVER_READINGS.key: HOURLY,
     HOURLY_STATS.key: HOURLY,
     AGGREGATES_10MIN.key: HOURLY,
     DAILY_SUMMARY.key: DAILY,

@@ -4,12 +4,8 @@ import warnings
 
 from dagster import (
     BetaWarning,
-    DefaultSensorStatus,
     Definitions,
     PreviewWarning,
-    SupersessionWarning,
-    build_sensor_for_freshness_checks,
-    build_time_partition_freshness_checks,
     in_process_executor,
     load_assets_from_modules,
 )
@@ -19,12 +15,9 @@ from dagster import (
 warnings.filterwarnings("ignore", category=BetaWarning)
 warnings.filterwarnings("ignore", category=PreviewWarning)
 
-from iot_assets import settings  # noqa: E402  (after the filters: the asset modules warn on import)
-from iot_assets.alerts.sensors import alert_sensors  # noqa: E402
+from iot_assets.alerts.sensors import alert_sensors  # noqa: E402  (after the filters: asset modules warn on import)
 from iot_assets.assets import anomalies, bronze, gold, incidents, models, raw, registry, silver  # noqa: E402
 from iot_assets.assets.external import SOURCES, data_quality_log  # noqa: E402
-from iot_assets.assets.silver import SILVER_READINGS  # noqa: E402
-from iot_assets.assets.verdicts import ANOMALY_LOG  # noqa: E402
 from iot_assets.catalog import catalogued  # noqa: E402
 from iot_assets.conditions import automation_condition_sensor  # noqa: E402
 from iot_assets.jobs import anomaly_detection_job, hourly_pipeline_job  # noqa: E402
@@ -33,19 +26,6 @@ from iot_assets.schedules import hourly_pipeline_schedule  # noqa: E402
 from iot_assets.sensors.historian_arrivals import historian_arrival_sensor  # noqa: E402
 from iot_assets.sensors.kinesis_arrivals import kinesis_arrival_sensor  # noqa: E402
 from iot_assets.sensors.s3_arrivals import s3_landing_sensor  # noqa: E402
-
-# The newest complete hour must be in silver and in the anomaly log by this minute past the hour.
-# These are asset checks (not FreshnessPolicy, which Dagster now prefers) because a failed check
-# takes the same alert path as every other check.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", SupersessionWarning)
-    freshness_checks = build_time_partition_freshness_checks(
-        assets=[SILVER_READINGS.key, ANOMALY_LOG.key],
-        deadline_cron=f"{int(settings.get('IOT_FRESHNESS_DEADLINE_MINUTE'))} * * * *",
-    )
-    freshness_sensor = build_sensor_for_freshness_checks(
-        freshness_checks=freshness_checks, default_status=DefaultSensorStatus.RUNNING
-    )
 
 # The assets Dagster materialises (the external ones are only shown): what materialize() needs.
 executable_assets = catalogued(
@@ -58,10 +38,8 @@ defs = Definitions(
         *SOURCES,
         data_quality_log({key.asset_key for a in executable_assets for key in a.check_keys}),
     ],
-    asset_checks=freshness_checks,
     jobs=[hourly_pipeline_job, anomaly_detection_job],
     sensors=[
-        freshness_sensor,
         *alert_sensors,
         kinesis_arrival_sensor,
         s3_landing_sensor,

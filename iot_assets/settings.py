@@ -194,7 +194,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "IOT_FRESHNESS_DEADLINE_MINUTE",
         "30",
-        "Freshness checks fail when the previous hour's partition is missing this many minutes past the hour.",
+        "Freshness policies: the previous hour's partition is due this many minutes past the hour (stale after).",
     ),
     Setting(
         "IOT_DAGSTER_UI_URL",

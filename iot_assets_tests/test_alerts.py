@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 import uuid
-from datetime import UTC
+from datetime import UTC, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -21,6 +21,7 @@ from dagster import (
     BackfillPolicy,
     DagsterInstance,
     Definitions,
+    FreshnessPolicy,
     HourlyPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
@@ -36,6 +37,7 @@ from iot_assets.alerts.sensors import (
     alert_sensors,
     anomaly_metrics_sensor,
     asset_check_alert_sensor,
+    freshness_alert_sensor,
     incident_alert_sensor,
     run_failure_alert_sensor,
 )
@@ -222,9 +224,22 @@ def tick(sensor_def, instance, defs, sinks, cursor):
     return data.cursor, data.skip_message
 
 
+@asset(freshness_policy=FreshnessPolicy.cron(deadline_cron="30 * * * *", lower_bound_delta=timedelta(hours=1)))
+def fresh_readings() -> None:
+    """An asset with a freshness policy."""
+
+
 def toy_defs(sinks):
     return Definitions(
-        assets=[toy_readings, slow_readings, fake_anomaly_log, fake_anomaly_incidents, gated_readings, gated_summary],
+        assets=[
+            toy_readings,
+            slow_readings,
+            fake_anomaly_log,
+            fake_anomaly_incidents,
+            gated_readings,
+            gated_summary,
+            fresh_readings,
+        ],
         asset_checks=[check_toy_readings_in_range, check_slow_readings],
         jobs=[flaky_job],
         sensors=alert_sensors,
@@ -477,6 +492,45 @@ def test_each_incident_is_alerted_once_when_it_opens(instance, sinks, alert_queu
         assert part in texts[0], part
     assert "Incident opened: dev-012 (low)" in texts[1] and texts[1].startswith("[WARN]")
     assert sorted(a["MessageAttributes"]["kind"]["Value"] for a in alerts) == ["incident", "incident"]
+
+
+def record_freshness(instance, state: str) -> None:
+    """What Dagster's freshness daemon records when an asset's freshness state changes."""
+    import time
+
+    from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
+
+    instance._report_runless_asset_event(
+        asset_event=FreshnessStateChange(
+            key=fresh_readings.key,
+            previous_state=FreshnessState.UNKNOWN,
+            new_state=FreshnessState(state),
+            state_change_timestamp=time.time(),
+        )
+    )
+
+
+def test_each_stale_state_is_alerted_once(instance, sinks, alert_queue):
+    defs = toy_defs(sinks)
+    cursor, message = tick(freshness_alert_sensor, instance, defs, sinks, None)
+    assert message == "0 stale assets alerted"
+    record_freshness(instance, "PASS")
+    cursor, _ = tick(freshness_alert_sensor, instance, defs, sinks, cursor)
+    record_freshness(instance, "FAIL")
+    cursor, message = tick(freshness_alert_sensor, instance, defs, sinks, cursor)
+    assert message == "1 stale assets alerted"
+    cursor, message = tick(freshness_alert_sensor, instance, defs, sinks, cursor)  # still stale: no repeat
+    assert message == "0 stale assets alerted"
+    [alert] = alert_queue()
+    assert alert["Message"].startswith("[ERROR] Stale: fresh_readings")
+    assert "`30 * * * *`" in alert["Message"] and "/assets/fresh_readings" in alert["Message"]
+    assert alert["MessageAttributes"]["kind"]["Value"] == "freshness"
+    # Fresh again, then stale again: a new alert.
+    record_freshness(instance, "PASS")
+    cursor, _ = tick(freshness_alert_sensor, instance, defs, sinks, cursor)
+    record_freshness(instance, "FAIL")
+    tick(freshness_alert_sensor, instance, defs, sinks, cursor)
+    assert len(alert_queue()) == 1
 
 
 def test_the_code_location_runs_the_alert_sensors_with_its_own_resources(instance, local_aws):

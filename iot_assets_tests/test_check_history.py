@@ -14,7 +14,7 @@ from dagster import (
     materialize,
 )
 
-from iot_assets.alerts.check_history import executions_after, latest_execution_id
+from iot_assets.alerts.check_history import executions_after, freshness_states, latest_execution_id
 
 
 @asset(check_specs=[AssetCheckSpec("probe_check", asset="probe")])
@@ -45,3 +45,26 @@ def test_executions_are_read_in_order_with_their_evaluations():
     assert got[0].id < got[1].id == latest_execution_id(instance, [key])
     assert all(e.key == key and e.evaluated_at >= e.created > 0 for e in got)
     assert [e.id for e in executions_after(instance, [key], got[0].id, 100, 1, logging.getLogger())] == [got[1].id]
+
+
+def test_freshness_states_are_read_as_the_daemon_records_them():
+    import time
+
+    from dagster import AssetKey, DagsterInstance
+    from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
+
+    key = AssetKey("fresh")
+    with DagsterInstance.ephemeral() as instance:
+        assert freshness_states(instance, [key]) == {}
+        before = time.time()
+        instance._report_runless_asset_event(
+            asset_event=FreshnessStateChange(
+                key=key,
+                previous_state=FreshnessState.UNKNOWN,
+                new_state=FreshnessState.FAIL,
+                state_change_timestamp=time.time(),
+            )
+        )
+        [status] = freshness_states(instance, [key, AssetKey("other")]).values()
+    assert (status.key, status.state) == (key, "FAIL")
+    assert status.since.tzinfo is not None and status.since.timestamp() >= before - 1

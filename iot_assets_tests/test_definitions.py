@@ -70,9 +70,16 @@ def test_every_asset_has_owners_and_a_code_reference():
         assert refs and all(Path(r.file_path).is_file() and r.line_number > 0 for r in refs), key
 
 
-def test_gold_and_the_anomaly_log_have_freshness_policies():
+def test_silver_gold_and_the_anomaly_log_have_freshness_policies_and_no_freshness_checks():
     fresh = {k.to_user_string() for k in GRAPH.get_all_asset_keys() if GRAPH.get(k).freshness_policy}
-    assert fresh == {"device_hourly_stats", "sensor_aggregates_10min", "daily_device_summary", "anomaly_log"}
+    assert fresh == {
+        "silver_sensor_readings",
+        "device_hourly_stats",
+        "sensor_aggregates_10min",
+        "daily_device_summary",
+        "anomaly_log",
+    }
+    assert not [k for k in GRAPH.asset_check_keys if "freshness" in k.name]
 
 
 def test_column_lineage_names_real_upstream_columns():

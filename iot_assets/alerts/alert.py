@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from iot_assets import settings
@@ -39,9 +40,13 @@ def run_url(ui_url: str, run_id: str) -> str:
     return f"{settings.validate_link_base(ui_url).rstrip('/')}/runs/{run_id}"
 
 
+def asset_url(ui_url: str, asset: str) -> str:
+    return f"{settings.validate_link_base(ui_url).rstrip('/')}/assets/{asset}"
+
+
 @dataclass(frozen=True)
 class Alert:
-    kind: str  # "asset_check", "run_failure" or "incident"
+    kind: str  # "asset_check", "run_failure", "incident" or "freshness"
     title: str
     what: str  # one sentence: what failed and how badly
     severity: str  # ERROR, WARN or CRITICAL
@@ -230,4 +235,21 @@ def incident_alert(*, asset: str, incident: Mapping[str, Any], run_id: str, ui_u
         partition=incident.get("hour"),
         details=tuple((k, str(v)) for k, v in details if v),
         incident_id=incident.get("incident_id"),
+    )
+
+
+def freshness_alert(*, asset: str, state: str, since: datetime, policy: str, ui_url: str) -> Alert:
+    """An asset that missed its freshness policy: its newest partition did not land in time."""
+    when = since.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return Alert(
+        kind="freshness",
+        title=f"Stale: {asset}",
+        what=f"`{asset}` is {state} against its freshness policy since {when}: {policy}",
+        severity="ERROR" if state == "FAIL" else "WARN",
+        run_id="",
+        run_url=asset_url(ui_url, asset),
+        asset=asset,
+        # Each transition into a failing state is its own alert (and alert_id).
+        partition=f"since {when}",
+        details=(("Freshness state", state), ("Policy", policy)),
     )

@@ -1,17 +1,21 @@
-"""The one door to Dagster's private API: the event log's asset-check executions.
+"""The one door to Dagster's private API: the event log's asset-check executions, and the
+freshness states the freshness daemon records.
 
 Dagster has no public call that pages every check execution across runs, with the executions
 that were planned but not (yet) evaluated. `asset_check_alert_sensor` needs both, so it reads
-them here, as plain `CheckExecution` values. `iot_assets_tests/test_check_history.py` runs
-real checks on an ephemeral instance and fails loudly if a Dagster upgrade changes any of this.
+them here, as plain `CheckExecution` values. Freshness states (what the UI shows for a
+`FreshnessPolicy`) are read here too, as plain `FreshnessStatus` values, for
+`freshness_alert_sensor`. `iot_assets_tests/test_check_history.py` runs real checks and records
+freshness states on an ephemeral instance, and fails loudly if a Dagster upgrade changes any of this.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
-from dagster import AssetCheckEvaluation, AssetCheckKey, DagsterInstance
+from dagster import AssetCheckEvaluation, AssetCheckKey, AssetKey, DagsterInstance
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 
@@ -69,3 +73,18 @@ def executions_after(
             log.warning(
                 f"more than {page * max_pages} new executions of {key.to_user_string()}; older ones are skipped"
             )
+
+
+@dataclass(frozen=True)
+class FreshnessStatus:
+    """An asset's freshness state (PASS, WARN, FAIL or UNKNOWN) and when it last changed."""
+
+    key: AssetKey
+    state: str
+    since: datetime
+
+
+def freshness_states(instance: DagsterInstance, keys: list[AssetKey]) -> dict[AssetKey, FreshnessStatus]:
+    """The recorded freshness state of each of `keys` that has one (the freshness daemon writes them)."""
+    records = instance.get_freshness_state_records(list(keys))
+    return {k: FreshnessStatus(k, r.freshness_state.value, r.updated_at) for k, r in records.items()}

@@ -32,8 +32,8 @@ from dagster import (
     sensor,
 )
 
-from iot_assets.alerts.alert import as_int, check_alert, incident_alert, plain, run_failure_alert
-from iot_assets.alerts.check_history import CheckExecution, executions_after, latest_execution_id
+from iot_assets.alerts.alert import as_int, check_alert, freshness_alert, incident_alert, plain, run_failure_alert
+from iot_assets.alerts.check_history import CheckExecution, executions_after, freshness_states, latest_execution_id
 from iot_assets.alerts.sinks import AlertSinks, Outgoing, SinkError, anomaly_metrics, check_metrics
 from iot_assets.assets.verdicts import ANOMALY_LOG, INCIDENTS
 
@@ -255,6 +255,48 @@ def incident_alert_sensor(context: SensorEvaluationContext, alert_sinks: AlertSi
     )
 
 
+# Freshness states that page someone: FAIL (the deadline passed) and WARN (within a warn window).
+STALE_STATES = ("FAIL", "WARN")
+
+
+def _policy_text(policy) -> str:
+    cron, window = getattr(policy, "deadline_cron", None), getattr(policy, "lower_bound_delta", None)
+    if cron:
+        return f"a materialisation within {window} before each deadline `{cron}` (UTC)"
+    return str(policy)
+
+
+@sensor(minimum_interval_seconds=30, default_status=ALERT_SENSOR_STATUS)
+def freshness_alert_sensor(context: SensorEvaluationContext, alert_sinks: AlertSinks) -> SensorResult:
+    """Alerts once each time an asset with a FreshnessPolicy turns stale (FAIL or WARN).
+
+    The freshness daemon evaluates the policies and records each asset's state; this reads those
+    states and sends each new stale state through the same sinks as failed checks and incidents.
+    """
+    graph = context.repository_def.asset_graph
+    policies = {k: graph.get(k).freshness_policy for k in graph.get_all_asset_keys() if graph.get(k).freshness_policy}
+    state = json.loads(context.cursor) if context.cursor else {"alerted": {}, "partial": {}}
+    alerted = dict(state["alerted"])
+    items = []
+    for key, status in sorted(freshness_states(context.instance, list(policies)).items(), key=lambda kv: kv[0]):
+        asset, since = key.to_user_string(), status.since.isoformat()
+        if status.state in STALE_STATES and alerted.get(asset) != since:
+            alert = freshness_alert(
+                asset=asset,
+                state=status.state,
+                since=status.since,
+                policy=_policy_text(policies[key]),
+                ui_url=alert_sinks.ui_url,
+            )
+            items.append(Outgoing(key=f"{asset}@{since}", alert=alert))
+    delivery = alert_sinks.deliver(items, state["partial"])
+    for key in delivery.done:
+        asset, since = key.rsplit("@", 1)
+        alerted[asset] = since
+    summary = f"{delivery.alerts_sent} stale assets alerted"
+    return _finish(context, {"alerted": alerted, "partial": delivery.partial}, summary, delivery.error)
+
+
 def _root_message(error) -> str | None:
     """The user's own exception, not Dagster's wrapper around it."""
     while error is not None and error.cause is not None:
@@ -295,4 +337,10 @@ def run_failure_alert_sensor(context: RunFailureSensorContext, alert_sinks: Aler
         raise SinkError("alert delivery refused: " + "; ".join(errors))
 
 
-alert_sensors = [asset_check_alert_sensor, incident_alert_sensor, anomaly_metrics_sensor, run_failure_alert_sensor]
+alert_sensors = [
+    asset_check_alert_sensor,
+    incident_alert_sensor,
+    freshness_alert_sensor,
+    anomaly_metrics_sensor,
+    run_failure_alert_sensor,
+]
