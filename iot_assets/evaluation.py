@@ -13,6 +13,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 from iot_assets.assets.verdicts import ANOMALY_LOG, INCIDENTS
@@ -184,7 +185,7 @@ def nab_readings(path: Path) -> list[tuple[datetime, float]]:
 
 def nab_speedup(readings: list[tuple[datetime, float]]) -> int:
     """How many times faster than real time to replay a series so that one reading becomes one minute."""
-    gaps = sorted((b[0] - a[0]).total_seconds() for a, b in zip(readings, readings[1:]))
+    gaps = sorted((b[0] - a[0]).total_seconds() for a, b in pairwise(readings))
     return max(1, round(gaps[len(gaps) // 2] / 60))
 
 
@@ -229,8 +230,8 @@ def operator_scores(
 
     labelled = [any(a <= t <= b for a, b in windows) for t in times]
     hit = [t in flagged for t in times]
-    tp = sum(1 for y, p in zip(labelled, hit) if y and p)
-    fp = sum(1 for y, p in zip(labelled, hit) if p and not y)
+    tp = sum(1 for y, p in zip(labelled, hit, strict=True) if y and p)
+    fp = sum(1 for y, p in zip(labelled, hit, strict=True) if p and not y)
     pos, neg = sum(labelled), len(times) - sum(labelled)
     precision = tp / (tp + fp) if tp + fp else None
     recall = tp / pos if pos else None

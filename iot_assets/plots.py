@@ -55,7 +55,7 @@ def anomaly_chart(readings: pd.DataFrame, anomalies: pd.DataFrame, devices: list
     devices = devices or ["(no anomalous device)"]
     fig, axes = plt.subplots(len(devices), 1, figsize=(7, 1.9 * len(devices)), squeeze=False, sharex=True)
     flags = anomalies.assign(column=anomalies["metric"].map(base_metric)) if len(anomalies) else anomalies
-    for ax, device in zip(axes[:, 0], devices):
+    for ax, device in zip(axes[:, 0], devices, strict=False):
         mine = flags[flags["device_id"] == device] if len(flags) else flags
         series = readings[readings["device_id"] == device].sort_values("event_time")
         column = mine["column"].mode().iloc[0] if len(mine) else None

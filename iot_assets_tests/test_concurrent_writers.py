@@ -101,7 +101,7 @@ def test_two_concurrent_runs_on_one_table_both_land(resources, spark, lake_prefi
                 stdout=log.open("w"),
                 stderr=subprocess.STDOUT,
             )
-            for h, log in zip(hours, logs)
+            for h, log in zip(hours, logs, strict=True)
         ]
         try:
             for p in procs:

@@ -4,6 +4,7 @@ import gzip
 import threading
 import uuid
 from datetime import UTC, datetime
+from itertools import pairwise
 
 import pytest
 
@@ -28,7 +29,7 @@ def test_a_whole_hour_is_the_simulated_hour_in_time_order():
 def test_consecutive_windows_lose_and_repeat_nothing():
     cache = {}
     edges = [H0 - 700, H0 - 3.5, H0 + 1, H0 + 1234.5, H0 + 3599.9, H0 + 5000]
-    pieces = [records_between(FLEET, a, b, cache) for a, b in zip(edges, edges[1:])]
+    pieces = [records_between(FLEET, a, b, cache) for a, b in pairwise(edges)]
     assert [r for p in pieces for r in p] == records_between(FLEET, edges[0], edges[-1])
     assert all(h >= int(edges[-2] // 3600) * 3600 for h in cache)  # old hours are dropped
 

@@ -21,7 +21,9 @@ def test_same_hour_same_records():
 def test_each_device_is_independent_of_fleet_size():
     small = simulate_hour(H, FleetConfig(device_count=3))
     large = simulate_hour(H, FleetConfig(device_count=10))
-    first = [r for r, k in zip(large.records, large.partition_keys) if k in {"dev-0000", "dev-0001", "dev-0002"}]
+    first = [
+        r for r, k in zip(large.records, large.partition_keys, strict=True) if k in {"dev-0000", "dev-0001", "dev-0002"}
+    ]
     assert first == small.records
 
 

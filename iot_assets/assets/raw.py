@@ -98,7 +98,7 @@ def landed_batch(hour: datetime, obj: LandedObject, landing: LandingZone, latene
             for f in frames
         ]
     )
-    kept = [f for f, mine in zip(frames, home) if mine]
+    kept = [f for f, mine in zip(frames, home, strict=True) if mine]
     return RawBatch(
         hour=hour,
         source="s3_landing",

@@ -176,7 +176,7 @@ GZIP_LEVEL = 6
 def envelope_lines(batch: RawBatch) -> bytes:
     hour = batch.hour.astimezone(UTC).isoformat()
     lines = []
-    for i, (data, key) in enumerate(zip(batch.payloads, batch.partition_keys)):
+    for i, (data, key) in enumerate(zip(batch.payloads, batch.partition_keys, strict=True)):
         try:
             payload, b64 = data.decode("utf-8"), None
         except UnicodeDecodeError:

@@ -51,7 +51,7 @@ def put_all(
     Returns the shard and sequence number of each payload, in input order, and how many resends
     were needed. Raises if a record still fails after MAX_ATTEMPTS.
     """
-    entries = [{"Data": p, "PartitionKey": (k or "unknown")[:256]} for p, k in zip(payloads, keys)]
+    entries = [{"Data": p, "PartitionKey": (k or "unknown")[:256]} for p, k in zip(payloads, keys, strict=True)]
     result: list[Published | None] = [None] * len(entries)
     resent = 0
     for chunk in _chunks(entries):
@@ -59,7 +59,7 @@ def put_all(
         for attempt in range(MAX_ATTEMPTS):
             resp = client.put_records(StreamName=stream, Records=[entries[i] for i in pending])
             failed = []
-            for i, r in zip(pending, resp["Records"]):
+            for i, r in zip(pending, resp["Records"], strict=True):
                 if r.get("ErrorCode"):
                     failed.append(i)
                 else:

@@ -140,7 +140,10 @@ def _profile(config: FleetConfig, index: int) -> _Profile:
 def _signals(p: _Profile, t: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Normal operation at epoch seconds `t`."""
     day = 2 * np.pi * ((t % 86400) / 86400.0)
-    load = sum(np.sin(2 * np.pi * t / period + phase) for period, phase in zip(p.load_periods, p.load_phases)) / 3
+    load = (
+        sum(np.sin(2 * np.pi * t / period + phase) for period, phase in zip(p.load_periods, p.load_phases, strict=True))
+        / 3
+    )
     cycle = np.sin(day - 3 * np.pi / 4)  # warmest mid-afternoon UTC
     drift = p.drift_rate * ((t / 3600.0) % 336) / 336  # re-calibrated every two weeks
     n = len(t)
@@ -282,8 +285,10 @@ def simulate_device_hour(config: FleetConfig, index: int, hour: datetime, out: S
     # np.round is the rounding a numpy scalar's round() applies, and _record's round() of an
     # already rounded float returns it unchanged, so the records are the same as before.
     values = [
-        dict(zip(METRICS, row))
-        for row in zip(*(np.round(sig[m], _DIGITS[m]).tolist() if m in _DIGITS else sig[m].tolist() for m in METRICS))
+        dict(zip(METRICS, row, strict=True))
+        for row in zip(
+            *(np.round(sig[m], _DIGITS[m]).tolist() if m in _DIGITS else sig[m].tolist() for m in METRICS), strict=True
+        )
     ]
     for i in range(n):
         rec = _record(dev, _iso(t[i]), values[i], "normal")

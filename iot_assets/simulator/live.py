@@ -37,7 +37,9 @@ def records_between(
             cache[hour] = simulate_hour(datetime.fromtimestamp(hour, tz=UTC), fleet)
         sim = cache[hour]
         out.extend(
-            (t, text, key) for text, key, t in zip(sim.records, sim.partition_keys, sim.send_times) if start <= t < end
+            (t, text, key)
+            for text, key, t in zip(sim.records, sim.partition_keys, sim.send_times, strict=True)
+            if start <= t < end
         )
     for stale in [h for h in cache if h < first]:
         del cache[stale]
