@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install jars chromium dev test test-unit lint fmt demo bench local-aws ui clean
+.PHONY: install jars chromium dev test test-unit lint fmt docs demo bench local-aws ui clean
 
 install: $(STAMP)
 
@@ -47,6 +47,10 @@ lint: install
 fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# docs/settings.md is generated from iot_assets/settings.py; test_docs.py fails when it is stale.
+docs: install
+	$(BIN)/python -m iot_assets.settings > docs/settings.md.tmp && mv docs/settings.md.tmp docs/settings.md
 
 test-unit: install
 	$(BIN)/python -m pytest -m "not e2e"
