@@ -60,7 +60,7 @@ demo: jars $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/iot-assets demo --hours 3
 
 # Benchmarks with targets (not part of the tests): SCALE=small finishes in minutes, SCALE=full is
-# the 1,000-device scale. Results: benchmarks/results/latest.json and the README's table.
+# the 1,000-device scale. Results: benchmarks/results/latest.json and the table in benchmarks/README.md.
 SCALE ?= full
 ONLY ?=
 bench: jars
