@@ -32,7 +32,7 @@ dev: jars $(DAGSTER_HOME)/dagster.yaml
 	scripts/dev.sh
 
 # Two test processes, a test file per process at a time (its module fixtures stay together). On 2
-# cores, three were slower (32 min against 23): the subprocess JVMs of the e2e tests then compete.
+# cores, three were slower: the subprocess JVMs of the e2e tests then compete.
 TEST_WORKERS ?= 2
 test: jars lint
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(BIN):$$PATH PYTHONWARNINGS=ignore::Warning:dagster.components.scaffold.scaffold \
