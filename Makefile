@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install jars chromium dev test test-unit lint fmt demo bench local-aws ui clean
+.PHONY: install jars chromium dev test test-unit lint fmt docs demo bench local-aws ui clean
 
 install: $(STAMP)
 
@@ -32,7 +32,7 @@ dev: jars $(DAGSTER_HOME)/dagster.yaml
 	scripts/dev.sh
 
 # Two test processes, a test file per process at a time (its module fixtures stay together). On 2
-# cores, three were slower (32 min against 23): the subprocess JVMs of the e2e tests then compete.
+# cores, three were slower: the subprocess JVMs of the e2e tests then compete.
 TEST_WORKERS ?= 2
 test: jars lint
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(BIN):$$PATH PYTHONWARNINGS=ignore::Warning:dagster.components.scaffold.scaffold \
@@ -48,6 +48,10 @@ fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# docs/settings.md is generated from iot_assets/settings.py; test_docs.py fails when it is stale.
+docs: install
+	$(BIN)/python -m iot_assets.settings > docs/settings.md.tmp && mv docs/settings.md.tmp docs/settings.md
+
 test-unit: install
 	$(BIN)/python -m pytest -m "not e2e"
 
@@ -56,7 +60,7 @@ demo: jars $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/iot-assets demo --hours 3
 
 # Benchmarks with targets (not part of the tests): SCALE=small finishes in minutes, SCALE=full is
-# the 1,000-device scale. Results: benchmarks/results/latest.json and the README's table.
+# the 1,000-device scale. Results: benchmarks/results/latest.json and the table in benchmarks/README.md.
 SCALE ?= full
 ONLY ?=
 bench: jars

@@ -4,7 +4,7 @@ Each measurement generates its own data with the fleet simulator at the chosen s
 both sides of its comparison in one invocation on the same data, so the figure that matters is
 a ratio and survives a noisy machine. Results go to `benchmarks/results/latest.json` (one object
 per measurement, merged by name, so `--only` refreshes some and keeps the rest) and to the
-README's benchmark table.
+table in benchmarks/README.md.
 
     python -m benchmarks.run --scale small|full [--only training,...]
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "latest.json"
-README = ROOT / "README.md"
+README = ROOT / "benchmarks" / "README.md"
 TABLE_START, TABLE_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 SCALES = {
@@ -190,7 +190,7 @@ BENCHES = {
 
 
 def save(results: list[dict]) -> list[dict]:
-    """Merge into latest.json by (name, scale) and rewrite the README table."""
+    """Merge into latest.json by (name, scale) and rewrite the table in benchmarks/README.md."""
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     old = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
     fresh = {(r["name"], r["scale"]) for r in results}

@@ -3,7 +3,8 @@
 The defaults serve the embedded local stack (moto on 127.0.0.1:4566, Spark `local[*]`), so a
 fresh clone runs with no configuration at all. Resources receive these values as Dagster
 `EnvVar`s when the variable is set, so the UI shows where a value came from and secrets never
-land in run config. The README's settings table is checked against this list by a test.
+land in run config. `python -m iot_assets.settings` (`make docs`) writes docs/settings.md from this
+list, and a test fails when that file is stale.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ SETTINGS: tuple[Setting, ...] = (
         "IOT_RAW_SOURCE",
         "simulator",
         "Where `raw_sensor_batches` gets an hour's records: `simulator`, `kinesis`, `s3_landing` or "
-        "`historian` (a PostgreSQL SQL historian, see the README's SQL historian source section).",
+        "`historian` (a PostgreSQL SQL historian, see [SQL historian source](sources.md#sql-historian-source)).",
     ),
     Setting(
         "IOT_ALLOWED_LATENESS_MINUTES",
@@ -220,6 +221,41 @@ SETTINGS: tuple[Setting, ...] = (
 )
 _BY_NAME = {s.env: s for s in SETTINGS}
 
+REFERENCE_INTRO = """\
+# Settings
+
+<!-- Generated from iot_assets/settings.py by `make docs`; do not edit by hand. -->
+
+All settings are environment variables. Each has a default that serves the embedded local
+stack, so nothing needs to be set on a laptop. Resources receive a value as a Dagster `EnvVar`
+when its variable is set, so the UI shows where the value came from. Credentials are never
+settings: against real AWS, the standard AWS credential chain applies (environment, profile,
+instance or pod role). Against a loopback emulator, placeholder keys are used, which the
+emulator ignores.
+"""
+
+REFERENCE_OUTRO = """\
+To point at real AWS and a Spark cluster, with no code change:
+
+```bash
+export IOT_AWS_ENDPOINT_URL=aws IOT_AWS_REGION=eu-west-1 IOT_BUCKET=my-iot-lake IOT_KINESIS_STREAM=iot-prod
+export IOT_SPARK_MASTER=spark://spark-master:7077 IOT_RAW_SOURCE=kinesis
+```
+"""
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def reference_markdown() -> str:
+    """docs/settings.md: every setting's variable, default and meaning, in declaration order."""
+    rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for s in SETTINGS:
+        default = f"`{_cell(s.default)}`" if s.default else "(empty)"
+        rows.append(f"| `{s.env}` | {default} | {_cell(s.doc)} |")
+    return "\n".join([REFERENCE_INTRO, *rows, "", REFERENCE_OUTRO])
+
 
 def get(env: str) -> str:
     """The setting's value from the environment, or its documented default."""
@@ -291,3 +327,7 @@ def validate_link_base(url: str) -> str:
             f"fragment; got scheme {parsed.scheme!r} host {parsed.hostname!r}"
         )
     return url
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")

@@ -59,3 +59,10 @@ def test_memory_helpers_read_proc():
     finally:
         child.kill()
         child.wait()
+
+
+def test_the_results_table_lives_in_benchmarks_readme_and_matches_latest_json():
+    text = run.README.read_text()
+    assert run.README == run.ROOT / "benchmarks" / "README.md" and run.TABLE_START in text and run.TABLE_END in text
+    table = text.split(run.TABLE_START)[1].split(run.TABLE_END)[0].strip()
+    assert table == run.render(json.loads(run.RESULTS.read_text()))

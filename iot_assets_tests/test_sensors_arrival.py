@@ -129,7 +129,7 @@ MODIFIED = datetime(2026, 11, 22, 3, 17, 5, tzinfo=UTC)
 @pytest.mark.parametrize(
     "key,hour",
     [
-        # every layout the README documents, at the top of the prefix and nested under it
+        # every layout docs/automation.md documents, at the top of the prefix and nested under it
         ("landing/2026/11/21/10/stream-1-2026-11-21-10-59-01-abc.gz", H10),
         ("landing/dt=2026-11-21/hour=10/part-0.jsonl", H10),
         ("landing/producerA/dt=2026-11-21/hour=10/x.jsonl", H10),

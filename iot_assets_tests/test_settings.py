@@ -1,20 +1,10 @@
 """Settings: documented, validated, and passed to resources as EnvVars."""
 
-from pathlib import Path
-
 import pytest
 from dagster import EnvVar
 
 from iot_assets import settings
 from iot_assets.resources.aws import local_credentials
-
-README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def test_readme_documents_every_setting():
-    text = README.read_text()
-    missing = [s.env for s in settings.SETTINGS if f"`{s.env}`" not in text]
-    assert not missing
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@
 # source is Kinesis, so `kinesis_arrival_sensor` starts a run for each hour once it has ended
 # (plus a short allowed lateness). So that runs appear within minutes rather than at the next
 # hour, the producer first lands the last two hours as files, which `s3_landing_sensor` picks up.
-# With IOT_RAW_SOURCE=historian, a local SQL historian replaces the producer (README: SQL historian source).
+# With IOT_RAW_SOURCE=historian, a local SQL historian replaces the producer (docs/sources.md: SQL historian source).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
