@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
 from pathlib import Path
 
-from iot_assets.partitions import HOUR
+from iot_assets.lib.partitions import HOUR
 
 BUCKET = "iot-bench"
 # BENCH_LOG_LEVEL=INFO shows each step as it ends (for profiling a run in progress).
@@ -56,7 +56,7 @@ class Stack:
         import subprocess
         import sys
 
-        from iot_assets import local_aws
+        from iot_assets.tools import local_aws
 
         with socket.socket() as s:
             s.bind((local_aws.LOOPBACK, 0))
@@ -178,7 +178,7 @@ def run_assets(selection, resources: dict, instance, first: datetime, last: date
     """Materialise `selection` for one partition (`last` None) or as one run over [first, last]."""
     from dagster import materialize
 
-    from iot_assets.partitions import hour_key
+    from iot_assets.lib.partitions import hour_key
 
     if last is None:
         kwargs = {"partition_key": hour_key(first)}

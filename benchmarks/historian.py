@@ -37,11 +37,11 @@ def _free_port() -> int:
 
 
 def compare(fleet, progress=print, partitions=(1, 2, 4)) -> dict:
-    from iot_assets import local_postgres
-    from iot_assets.partitions import HOUR
+    from iot_assets.lib.partitions import HOUR
     from iot_assets.resources.config import resolved
     from iot_assets.resources.historian import HistorianSource, epoch_ms, month_table
-    from iot_assets.simulator.historian import seed
+    from iot_assets.tools import local_postgres
+    from iot_assets.tools.simulator.historian import seed
 
     root = tempfile.mkdtemp(prefix="iot-bench-pg-")
     os.chmod(root, 0o755)  # as root, the server runs as `postgres`, which must reach its directory

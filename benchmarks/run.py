@@ -74,7 +74,7 @@ def measurement(
 
 
 def fleet(devices: int, readings_per_hour: int):
-    from iot_assets.simulator import FleetConfig
+    from iot_assets.tools.simulator import FleetConfig
 
     return FleetConfig(device_count=devices, readings_per_hour=readings_per_hour)
 

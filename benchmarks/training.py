@@ -15,7 +15,7 @@ HOURS = 24
 
 def simulated_silver(spark, devices: int, progress=print):
     """24 hours of the fleet's readings as a silver-shaped DataFrame (well-formed records only)."""
-    from iot_assets.simulator import FleetConfig, simulate_hour
+    from iot_assets.tools.simulator import FleetConfig, simulate_hour
 
     fleet = FleetConfig(device_count=devices, malformed_rate=0.0)
     model_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)

@@ -17,15 +17,15 @@ warnings.filterwarnings("ignore", category=PreviewWarning)
 
 from iot_assets.alerts.sensors import alert_sensors  # noqa: E402  (after the filters: asset modules warn on import)
 from iot_assets.assets import anomalies, bronze, gold, incidents, models, raw, registry, silver  # noqa: E402
+from iot_assets.assets.catalog import catalogued  # noqa: E402
 from iot_assets.assets.external import SOURCES, data_quality_log  # noqa: E402
-from iot_assets.catalog import catalogued  # noqa: E402
-from iot_assets.conditions import automation_condition_sensor  # noqa: E402
-from iot_assets.jobs import anomaly_detection_job, hourly_pipeline_job  # noqa: E402
+from iot_assets.automation.conditions import automation_condition_sensor  # noqa: E402
+from iot_assets.automation.historian_arrivals import historian_arrival_sensor  # noqa: E402
+from iot_assets.automation.jobs import anomaly_detection_job, hourly_pipeline_job  # noqa: E402
+from iot_assets.automation.kinesis_arrivals import kinesis_arrival_sensor  # noqa: E402
+from iot_assets.automation.s3_arrivals import s3_landing_sensor  # noqa: E402
+from iot_assets.automation.schedules import hourly_pipeline_schedule  # noqa: E402
 from iot_assets.resources.config import build_resources  # noqa: E402
-from iot_assets.schedules import hourly_pipeline_schedule  # noqa: E402
-from iot_assets.sensors.historian_arrivals import historian_arrival_sensor  # noqa: E402
-from iot_assets.sensors.kinesis_arrivals import kinesis_arrival_sensor  # noqa: E402
-from iot_assets.sensors.s3_arrivals import s3_landing_sensor  # noqa: E402
 
 # The assets Dagster materialises (the external ones are only shown): what materialize() needs.
 executable_assets = catalogued(

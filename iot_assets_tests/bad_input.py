@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from iot_assets import reasons
+from iot_assets.lib import reasons
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bad_input"
 # Every fixture's timestamps are written for this batch hour (its landing key names it).

@@ -60,7 +60,7 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def local_aws():
-    from iot_assets import local_aws as la
+    from iot_assets.tools import local_aws as la
 
     server = la.start_server(_PORT)
     la.ensure_from_settings()

@@ -14,8 +14,8 @@ from iot_assets.assets.anomalies import (
     zscore_anomalies,
 )
 from iot_assets.assets.models import FEATURES, train_device
-from iot_assets.evaluation import Flag, score
 from iot_assets.resources.detection import ThresholdRule
+from iot_assets.tools.evaluation import Flag, score
 
 H = datetime(2026, 11, 21, 10)
 

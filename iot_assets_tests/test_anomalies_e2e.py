@@ -5,12 +5,12 @@ from datetime import UTC, datetime
 import pytest
 from pyspark.sql import functions as F
 
-from iot_assets.demo import materialize_hours
-from iot_assets.jobs import ANOMALY_DETECTION
-from iot_assets.partitions import HOUR
+from iot_assets.automation.jobs import ANOMALY_DETECTION
+from iot_assets.lib.partitions import HOUR
+from iot_assets.lib.tables import named
 from iot_assets.resources.config import resolved
-from iot_assets.simulator import simulate_hour
-from iot_assets.tables import named
+from iot_assets.tools.demo import materialize_hours
+from iot_assets.tools.simulator import simulate_hour
 
 pytestmark = pytest.mark.e2e
 
@@ -95,7 +95,7 @@ def _png(markdown: str) -> bytes:
 
 
 def test_charts_and_uniform_metadata(scored):
-    """Both assets carry their chart and the standard table metadata (see iot_assets.metadata)."""
+    """Both assets carry their chart and the standard table metadata (see iot_assets.lib.metadata)."""
     log = scored.asset_materializations_for_node("anomaly_log")[0].metadata
     models = scored.asset_materializations_for_node("device_anomaly_models")[0].metadata
     for meta in (log, models):

@@ -13,18 +13,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dagster import AssetSelection
 
-from iot_assets import partitions, reasons
 from iot_assets.assets.raw import landing_batches
-from iot_assets.demo import materialize_hours
-from iot_assets.partitions import HOUR, hour_key, hour_of
+from iot_assets.lib import partitions, reasons
+from iot_assets.lib.partitions import HOUR, hour_key, hour_of
+from iot_assets.lib.tables import named
 from iot_assets.resources.config import resolved
 from iot_assets.resources.io_managers import S3KinesisRawIOManager
 from iot_assets.resources.kinesis import put_all
 from iot_assets.resources.lakehouse import DeltaLakehouse
 from iot_assets.resources.landing import LandingZone
 from iot_assets.resources.raw_source import RawSource
-from iot_assets.simulator import FleetConfig, device_registry
-from iot_assets.tables import named
+from iot_assets.tools.demo import materialize_hours
+from iot_assets.tools.simulator import FleetConfig, device_registry
 
 pytestmark = pytest.mark.e2e
 

@@ -13,9 +13,9 @@ from dagster import (
     instance_for_test,
 )
 
+from iot_assets.automation.schedules import MINUTE, hourly_pipeline_schedule
 from iot_assets.definitions import defs
-from iot_assets.partitions import HOUR, hour_key
-from iot_assets.schedules import MINUTE, hourly_pipeline_schedule
+from iot_assets.lib.partitions import HOUR, hour_key
 
 H = datetime(2026, 11, 21, 10, tzinfo=UTC)
 SENSOR_RUN = (

@@ -9,16 +9,17 @@ from dataclasses import asdict
 import pytest
 from pyspark.sql import functions as F
 
-from iot_assets import reasons, settings
+from iot_assets import settings
 from iot_assets.assets.bronze import ENVELOPE, parse_raw, split_bronze
 from iot_assets.assets.raw import objects_batch
 from iot_assets.assets.registry import DeviceRecord
 from iot_assets.assets.silver import to_silver
-from iot_assets.partitions import HOUR as ONE_HOUR
+from iot_assets.lib import reasons
+from iot_assets.lib.partitions import HOUR as ONE_HOUR
+from iot_assets.lib.schemas import struct_type
 from iot_assets.resources.io_managers import envelope_lines
 from iot_assets.resources.landing import DEFAULT_MAX_EXPANDED_BYTES, split_records
-from iot_assets.schemas import struct_type
-from iot_assets.simulator import FleetConfig, device_registry
+from iot_assets.tools.simulator import FleetConfig, device_registry
 from iot_assets_tests.bad_input import (
     CORPUS,
     FIXTURES,

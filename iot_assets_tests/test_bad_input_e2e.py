@@ -12,15 +12,15 @@ import pytest
 from dagster import AssetSelection
 from pyspark.sql import functions as F
 
-from iot_assets.demo import materialize_hours
-from iot_assets.partitions import HOUR as ONE_HOUR
-from iot_assets.partitions import raw_key
+from iot_assets.automation.s3_arrivals import LANDING_RUN_CONFIG
+from iot_assets.lib.partitions import HOUR as ONE_HOUR
+from iot_assets.lib.partitions import raw_key
+from iot_assets.lib.tables import named
 from iot_assets.resources.config import resolved
 from iot_assets.resources.io_managers import S3KinesisRawIOManager
 from iot_assets.resources.lakehouse import DeltaLakehouse
 from iot_assets.resources.landing import LandingZone
-from iot_assets.sensors.s3_arrivals import LANDING_RUN_CONFIG
-from iot_assets.tables import named
+from iot_assets.tools.demo import materialize_hours
 from iot_assets_tests.bad_input import BAD_DEVICE_IDS, HOUR, body, expected_outcomes, names
 
 pytestmark = pytest.mark.e2e

@@ -5,8 +5,8 @@ import json
 import pytest
 from pyspark.sql import functions as F
 
-from iot_assets import reasons
 from iot_assets.assets.bronze import ENVELOPE, parse_raw, split_bronze
+from iot_assets.lib import reasons
 
 HOUR = "2026-11-21T10:00:00+00:00"
 GOOD = {

@@ -21,10 +21,10 @@ import pytest
 from dagster import AssetSelection, DagsterEventType, DagsterInstance, EventRecordsFilter
 
 from iot_assets import settings
-from iot_assets.demo import materialize_hours
-from iot_assets.partitions import HOUR
+from iot_assets.lib.partitions import HOUR
+from iot_assets.lib.tables import named
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
-from iot_assets.tables import named
+from iot_assets.tools.demo import materialize_hours
 
 pytestmark = pytest.mark.e2e
 
@@ -58,7 +58,7 @@ import sys
 from datetime import datetime
 from dagster import AssetSelection, DagsterInstance
 from iot_assets import settings
-from iot_assets.demo import materialize_hours
+from iot_assets.tools.demo import materialize_hours
 from iot_assets.resources.config import resolved
 hour = datetime.fromisoformat(sys.argv[1])
 result = materialize_hours(hour, hour, instance=DagsterInstance.get(), include_registry=False,

@@ -7,7 +7,7 @@ from dagster import AssetKey, BackfillPolicy
 
 from iot_assets.assets import bronze, gold, incidents, registry, silver
 from iot_assets.definitions import defs
-from iot_assets.schemas import struct_type, table_schema
+from iot_assets.lib.schemas import struct_type, table_schema
 
 GRAPH = defs.get_repository_def().asset_graph
 MODELS = [

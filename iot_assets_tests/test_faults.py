@@ -8,11 +8,11 @@ import time
 import pytest
 from dagster import AssetMaterialization, DagsterInstance, SkipReason, build_sensor_context
 
+from iot_assets.automation.kinesis_arrivals import KinesisCursor, kinesis_arrival_sensor
+from iot_assets.automation.s3_arrivals import LandingCursor, s3_landing_sensor
 from iot_assets.resources.aws import AwsResource
 from iot_assets.resources.landing import LandingZone
 from iot_assets.resources.raw_source import RawSource
-from iot_assets.sensors.kinesis_arrivals import KinesisCursor, kinesis_arrival_sensor
-from iot_assets.sensors.s3_arrivals import LandingCursor, s3_landing_sensor
 from iot_assets_tests.netfaults import SilentServer
 
 

@@ -19,16 +19,16 @@ from urllib.parse import urlparse
 import pytest
 from dagster import AssetSelection, DagsterEventType, DagsterInstance
 
-from iot_assets.demo import materialize_hours
-from iot_assets.local_aws import ensure_resources
-from iot_assets.partitions import HOUR as ONE_HOUR
-from iot_assets.partitions import raw_key
+from iot_assets.lib.partitions import HOUR as ONE_HOUR
+from iot_assets.lib.partitions import raw_key
+from iot_assets.lib.tables import named
 from iot_assets.resources.aws import AwsResource
 from iot_assets.resources.config import resolved
 from iot_assets.resources.io_managers import S3KinesisRawIOManager
 from iot_assets.resources.lakehouse import DeltaLakehouse
 from iot_assets.resources.spark import SPARK_RETRY_POLICY
-from iot_assets.tables import named
+from iot_assets.tools.demo import materialize_hours
+from iot_assets.tools.local_aws import ensure_resources
 from iot_assets_tests.netfaults import TcpProxy
 
 pytestmark = pytest.mark.e2e
@@ -195,8 +195,8 @@ from dagster import AssetSelection
 TO_BRONZE = AssetSelection.groups("raw", "bronze")
 from datetime import datetime
 from dagster import DagsterInstance
-from iot_assets.demo import materialize_hours
-from iot_assets.tables import named
+from iot_assets.tools.demo import materialize_hours
+from iot_assets.lib.tables import named
 hour = datetime.fromisoformat(sys.argv[1])
 materialize_hours(hour, hour, instance=DagsterInstance.ephemeral(), include_registry=False, selection=TO_BRONZE)
 """

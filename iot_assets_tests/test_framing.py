@@ -8,8 +8,8 @@ import textwrap
 
 import pytest
 
-from iot_assets import reasons
-from iot_assets.framing import KEPT_BYTES, Framed, frame_object
+from iot_assets.lib import reasons
+from iot_assets.lib.framing import KEPT_BYTES, Framed, frame_object
 
 A, B, C = b'{"a":1}', b'{"b":2}', b'{"c":3}'
 
@@ -142,7 +142,7 @@ def test_an_object_of_too_many_tiny_records_is_refused():
 _BOMB = textwrap.dedent("""
     import gzip, io, resource, sys
     resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
-    from iot_assets.framing import frame_object
+    from iot_assets.lib.framing import frame_object
     member = gzip.compress({content} * ((64 << 20) // len({content})), compresslevel=9, mtime=0)
     body = member * 64                                   # expands to 4 GiB
     got = frame_object(io.BytesIO(body).read, max_record_bytes=64 * 1024, max_expanded_bytes=256 << 20)

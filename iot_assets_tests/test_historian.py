@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from iot_assets import reasons
+from iot_assets.lib import reasons
 from iot_assets.resources.historian import (
     classify,
     connection_params,

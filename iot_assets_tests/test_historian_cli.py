@@ -8,8 +8,9 @@ import tempfile
 import psycopg2
 import pytest
 
-from iot_assets import cli, partitions
+from iot_assets.lib import partitions
 from iot_assets.resources.historian import FIELDS
+from iot_assets.tools import cli
 
 pytestmark = pytest.mark.e2e
 

@@ -14,17 +14,17 @@ import psycopg2
 import pytest
 from dagster import AssetSelection, DagsterInstance
 
-from iot_assets import reasons
-from iot_assets.demo import materialize_hours
-from iot_assets.partitions import HOUR, hour_key
+from iot_assets.lib import reasons
+from iot_assets.lib.partitions import HOUR, hour_key
+from iot_assets.lib.tables import named
 from iot_assets.resources.config import resolved
 from iot_assets.resources.historian import HistorianSource, epoch_ms, rows_in
 from iot_assets.resources.io_managers import S3KinesisRawIOManager
 from iot_assets.resources.lakehouse import DeltaLakehouse
 from iot_assets.resources.raw_source import RawSource
-from iot_assets.simulator import FleetConfig
-from iot_assets.simulator.historian import seed
-from iot_assets.tables import named
+from iot_assets.tools.demo import materialize_hours
+from iot_assets.tools.simulator import FleetConfig
+from iot_assets.tools.simulator.historian import seed
 
 pytestmark = pytest.mark.e2e
 

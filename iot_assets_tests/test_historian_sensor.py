@@ -6,12 +6,12 @@ import psycopg2
 import pytest
 from dagster import AssetMaterialization, DagsterInstance, SensorResult, SkipReason, build_sensor_context
 
+from iot_assets.automation.historian_arrivals import historian_arrival_sensor, hours_to_request
 from iot_assets.resources.aws import AwsResource
 from iot_assets.resources.historian import HistorianSource
 from iot_assets.resources.raw_source import RawSource
-from iot_assets.sensors.historian_arrivals import historian_arrival_sensor, hours_to_request
-from iot_assets.simulator import FleetConfig
-from iot_assets.simulator.historian import seed
+from iot_assets.tools.simulator import FleetConfig
+from iot_assets.tools.simulator.historian import seed
 
 UTC = UTC
 START = datetime(2026, 11, 1, tzinfo=UTC)

@@ -7,7 +7,7 @@ from pyspark.sql import functions as F
 
 from iot_assets.assets.incidents import incident_summary, incidents
 from iot_assets.assets.verdicts import IncidentRecord
-from iot_assets.schemas import struct_type
+from iot_assets.lib.schemas import struct_type
 
 H = datetime(2026, 11, 21, 10)
 M = timedelta(minutes=1)

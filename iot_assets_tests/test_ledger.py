@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 
 from iot_assets.assets.raw import arrival_checks
-from iot_assets.partitions import hour_key
+from iot_assets.lib.partitions import hour_key
 from iot_assets.resources.io_managers import HourLedger, RawBatches, RawObject
 
 HOUR = datetime(2026, 11, 10, 12, tzinfo=UTC)

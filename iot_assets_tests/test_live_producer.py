@@ -8,10 +8,10 @@ from itertools import pairwise
 
 import pytest
 
-from iot_assets.cli import parse_duration
 from iot_assets.resources.aws import make_client
-from iot_assets.simulator import FleetConfig, simulate_hour
-from iot_assets.simulator.live import land_hours, produce, records_between
+from iot_assets.tools.cli import parse_duration
+from iot_assets.tools.simulator import FleetConfig, simulate_hour
+from iot_assets.tools.simulator.live import land_hours, produce, records_between
 
 FLEET = FleetConfig(device_count=6, readings_per_hour=40, seed=11, anomaly_rate=0.3, malformed_rate=0.1)
 HOUR = datetime(2026, 11, 21, 10, tzinfo=UTC)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from iot_assets import nab
+from iot_assets.lib import nab
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nab"
 FILES = {
@@ -80,7 +80,7 @@ def test_detections_at_marks_the_first_reading_at_or_after_each_alarm():
 
 
 def test_operator_scores_on_readings_and_on_incident_openings():
-    from iot_assets.evaluation import operator_scores
+    from iot_assets.tools.evaluation import operator_scores
 
     times = _series()
     windows = [(times[100], times[119])]
@@ -95,7 +95,7 @@ def test_operator_scores_on_readings_and_on_incident_openings():
 
 
 def test_incident_scores_count_true_incidents_found_events_and_coverage():
-    from iot_assets.evaluation import incident_scores
+    from iot_assets.tools.evaluation import incident_scores
 
     t = _series(20)
     events = {"e1": {("d1", t[i]) for i in range(5, 10)}, "e2": {("d2", t[15])}}

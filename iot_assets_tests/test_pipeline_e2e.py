@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 import pytest
 from pyspark.sql import functions as F
 
-from iot_assets.demo import materialize_hours
-from iot_assets.partitions import HOUR
+from iot_assets.lib.partitions import HOUR
+from iot_assets.lib.tables import named
 from iot_assets.resources.config import resolved
-from iot_assets.simulator import simulate_hour
-from iot_assets.tables import named
+from iot_assets.tools.demo import materialize_hours
+from iot_assets.tools.simulator import simulate_hour
 
 pytestmark = pytest.mark.e2e
 

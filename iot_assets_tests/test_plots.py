@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from iot_assets import plots
+from iot_assets.lib import plots
 
 T0 = datetime(2026, 1, 1, 10)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -16,7 +16,7 @@ import psycopg2
 import pytest
 from dagster import AssetSelection, DagsterEventType, DagsterInstance, DagsterRunStatus
 
-from iot_assets.demo import materialize_hours
+from iot_assets.tools.demo import materialize_hours
 
 pytestmark = pytest.mark.e2e
 

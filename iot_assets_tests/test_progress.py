@@ -2,7 +2,7 @@
 
 import pytest
 
-from iot_assets.progress import Progress
+from iot_assets.tools.progress import Progress
 
 
 class Clock:
@@ -41,7 +41,7 @@ def test_watch_run_counts_the_tagged_runs_materialisations(kind):
     # ephemeral: counted once at the end; on disk (make demo's DAGSTER_HOME): polled while it runs
     from dagster import DagsterInstance, asset, instance_for_test, materialize
 
-    from iot_assets.progress import watch_run
+    from iot_assets.tools.progress import watch_run
 
     @asset
     def first():

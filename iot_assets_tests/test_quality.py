@@ -6,14 +6,14 @@ import pyspark.sql.types as T
 import pytest
 from dagster import AssetCheckSeverity
 
-from iot_assets import quality
 from iot_assets.assets.bronze import BronzeReading, QuarantinedRecord
 from iot_assets.assets.gold import DailyDeviceSummary, DeviceHourlyStats, SensorAggregates10Min
 from iot_assets.assets.models import DeviceAnomalyModel
 from iot_assets.assets.registry import DeviceRecord
 from iot_assets.assets.silver import RejectedReading, SilverReading
 from iot_assets.assets.verdicts import AnomalyRecord
-from iot_assets.schemas import struct_type
+from iot_assets.lib import quality
+from iot_assets.lib.schemas import struct_type
 
 H = datetime(2026, 11, 21, 10, tzinfo=UTC)
 MODELS = [

@@ -14,13 +14,13 @@ from dagster import AssetKey, DagsterInstance, materialize
 from pyspark.sql import functions as F
 
 from iot_assets.assets.registry import REFERENCE_KEY
-from iot_assets.demo import QUIET
-from iot_assets.jobs import HOURLY_PIPELINE
-from iot_assets.partitions import HOUR, hour_key
-from iot_assets.quality import DATA_QUALITY_LOG
+from iot_assets.automation.jobs import HOURLY_PIPELINE
+from iot_assets.lib.partitions import HOUR, hour_key
+from iot_assets.lib.quality import DATA_QUALITY_LOG
+from iot_assets.lib.tables import named
 from iot_assets.resources.config import resolved
-from iot_assets.simulator import device_registry, simulate_hour
-from iot_assets.tables import named
+from iot_assets.tools.demo import QUIET
+from iot_assets.tools.simulator import device_registry, simulate_hour
 
 pytestmark = pytest.mark.e2e
 

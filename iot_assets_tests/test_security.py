@@ -19,7 +19,7 @@ from dagster._serdes import serialize_value
 from iot_assets import settings
 from iot_assets.alerts.sensors import run_failure_alert_sensor
 from iot_assets.alerts.sinks import AlertSinks
-from iot_assets.partitions import hour_key, raw_key
+from iot_assets.lib.partitions import hour_key, raw_key
 from iot_assets.resources.aws import AwsResource
 from iot_assets.resources.lakehouse import DeltaLakehouse, window_predicate
 from iot_assets.resources.landing import LandingZone

@@ -9,27 +9,27 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dagster import AssetMaterialization, DagsterInstance, SkipReason, build_sensor_context
 
-from iot_assets import partitions, reasons
 from iot_assets.assets.raw import landing_batches
-from iot_assets.partitions import HOUR, complete_hours, hour_key, hour_of
-from iot_assets.resources.aws import AwsResource, make_client
-from iot_assets.resources.kinesis import list_all_shards, put_all
-from iot_assets.resources.landing import LandedObject, LandingZone, Placement, feeds_hour, place
-from iot_assets.resources.raw_source import RawSource
-from iot_assets.sensors.kinesis_arrivals import (
+from iot_assets.automation.kinesis_arrivals import (
     KinesisCursor,
     forget_expired,
     kinesis_arrival_sensor,
     readable_shards,
     scan_stream,
 )
-from iot_assets.sensors.s3_arrivals import (
+from iot_assets.automation.s3_arrivals import (
     LANDING_RUN_CONFIG,
     LandingCursor,
     hours_fed,
     new_objects,
     s3_landing_sensor,
 )
+from iot_assets.lib import partitions, reasons
+from iot_assets.lib.partitions import HOUR, complete_hours, hour_key, hour_of
+from iot_assets.resources.aws import AwsResource, make_client
+from iot_assets.resources.kinesis import list_all_shards, put_all
+from iot_assets.resources.landing import LandedObject, LandingZone, Placement, feeds_hour, place
+from iot_assets.resources.raw_source import RawSource
 
 LATENESS = timedelta(minutes=10)
 

@@ -17,17 +17,17 @@ import pytest
 from dagster import AssetMaterialization, DagsterInstance, build_sensor_context, materialize
 from pyspark.sql import functions as F
 
-from iot_assets import partitions
 from iot_assets.assets.registry import device_registry
-from iot_assets.demo import materialize_hours
-from iot_assets.partitions import HOUR, hour_key, hour_of, parse_hour_key
+from iot_assets.automation.kinesis_arrivals import kinesis_arrival_sensor
+from iot_assets.lib import partitions
+from iot_assets.lib.partitions import HOUR, hour_key, hour_of, parse_hour_key
+from iot_assets.lib.tables import named
 from iot_assets.resources.aws import AwsResource, make_client
 from iot_assets.resources.config import resolved
 from iot_assets.resources.kinesis import event_hour_of, put_all
 from iot_assets.resources.raw_source import RawSource
-from iot_assets.sensors.kinesis_arrivals import kinesis_arrival_sensor
-from iot_assets.simulator import simulate_hour
-from iot_assets.tables import named
+from iot_assets.tools.demo import materialize_hours
+from iot_assets.tools.simulator import simulate_hour
 
 pytestmark = pytest.mark.e2e
 

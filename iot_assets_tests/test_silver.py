@@ -7,11 +7,11 @@ import pytest
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
-from iot_assets import reasons
 from iot_assets.assets.bronze import BronzeReading
 from iot_assets.assets.registry import DeviceRecord
 from iot_assets.assets.silver import ROLLING_METRICS, to_silver
-from iot_assets.schemas import struct_type
+from iot_assets.lib import reasons
+from iot_assets.lib.schemas import struct_type
 
 T0 = datetime(2026, 11, 21, 10, 0, 0)
 

@@ -4,9 +4,9 @@ import json
 from collections import Counter
 from datetime import UTC, datetime
 
-from iot_assets.partitions import HOUR
-from iot_assets.simulator import FleetConfig, device_registry, simulate_hour
-from iot_assets.simulator.fleet import checksum
+from iot_assets.lib.partitions import HOUR
+from iot_assets.tools.simulator import FleetConfig, device_registry, simulate_hour
+from iot_assets.tools.simulator.fleet import checksum
 
 H = datetime(2026, 11, 12, 6, tzinfo=UTC)
 CFG = FleetConfig(device_count=20, readings_per_hour=60)

@@ -23,11 +23,11 @@ from pathlib import Path
 import pyspark
 import pytest
 
-from iot_assets.demo import materialize_hours
-from iot_assets.partitions import HOUR
+from iot_assets.lib.partitions import HOUR
+from iot_assets.lib.tables import named
 from iot_assets.resources.config import resolved
 from iot_assets.resources.lakehouse import DeltaLakehouse
-from iot_assets.tables import named
+from iot_assets.tools.demo import materialize_hours
 
 pytestmark = pytest.mark.e2e
 
@@ -43,7 +43,7 @@ VOLATILE = ("ingest_time",)
 CLUSTER_RUN = """
 import sys
 from datetime import datetime
-from iot_assets.demo import materialize_hours
+from iot_assets.tools.demo import materialize_hours
 from iot_assets.resources.config import resolved
 hour = datetime.fromisoformat(sys.argv[1])
 result = materialize_hours(hour, hour)

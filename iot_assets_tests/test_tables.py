@@ -9,8 +9,8 @@ from dagster import AssetKey, TimeWindow
 import iot_assets
 from iot_assets.assets import bronze, gold, models, registry, silver, verdicts
 from iot_assets.definitions import defs
-from iot_assets.quality import DATA_QUALITY_LOG
-from iot_assets.tables import TRAILING_DAY, Table, Upstream, trailing_day
+from iot_assets.lib.quality import DATA_QUALITY_LOG
+from iot_assets.lib.tables import TRAILING_DAY, Table, Upstream, trailing_day
 
 PACKAGE = Path(next(iter(iot_assets.__path__)))
 TABLES = list(
@@ -83,7 +83,7 @@ def test_the_window_read_over_an_edge_is_its_partition_mappings():
     assert trailing_day(three) == (h.replace(day=19), h)
     assert Upstream(silver.SILVER_READINGS).window(three) == (three.start, three.end)
     # The mapping Dagster uses gives the same hours.
-    from iot_assets.partitions import hourly_partitions
+    from iot_assets.lib.partitions import hourly_partitions
 
     upstream = TRAILING_DAY.get_upstream_mapped_partitions_result_for_partitions(
         hourly_partitions.get_partition_subset_in_time_window(one), hourly_partitions, hourly_partitions

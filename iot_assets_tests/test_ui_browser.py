@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from iot_assets.demo import materialize_hours
-from iot_assets.partitions import hour_key
+from iot_assets.lib.partitions import hour_key
+from iot_assets.tools.demo import materialize_hours
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from dagster import AssetKey, DagsterInstance
 
 from iot_assets import settings
-from iot_assets.partitions import HOUR, parse_hour_key, raw_key
+from iot_assets.lib.partitions import HOUR, parse_hour_key, raw_key
 from iot_assets.resources.aws import make_client
 
 

@@ -23,20 +23,20 @@ from dagster import (
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from iot_assets import plots, quality
 from iot_assets.assets.gold import HOURLY_STATS
 from iot_assets.assets.models import FEATURES, MODELS, N_VALUE_FEATURES, with_features
 from iot_assets.assets.silver import SILVER_READINGS
 from iot_assets.assets.verdicts import ANOMALY_LOG, METHODS, SEVERITIES, AnomalyRecord, recorded_abnormal_spans
-from iot_assets.conditions import follow_upstream_despite_gaps_in
-from iot_assets.metadata import table_metadata
-from iot_assets.partitions import HOUR, hourly_partitions, hours_in
+from iot_assets.automation.conditions import follow_upstream_despite_gaps_in
+from iot_assets.lib import plots, quality
+from iot_assets.lib.metadata import table_metadata
+from iot_assets.lib.partitions import HOUR, hourly_partitions, hours_in
+from iot_assets.lib.schemas import conform
+from iot_assets.lib.tables import TRAILING_DAY, TRAILING_HOURS, Upstream, deps, trailing_day
 from iot_assets.resources.detection import AnomalyModelConfig, ThresholdRule, ThresholdRules
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
 from iot_assets.resources.quality_config import DataQualityConfig
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
-from iot_assets.schemas import conform
-from iot_assets.tables import TRAILING_DAY, TRAILING_HOURS, Upstream, deps, trailing_day
 
 # Severity from how far past its limit a score goes, as a fraction of the limit.
 SEVERITY_BANDS = (0.25, 1.0, 3.0)

@@ -11,16 +11,16 @@ from dagster import AssetExecutionContext, AssetOut, BackfillPolicy, Materialize
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from iot_assets import quality, reasons
-from iot_assets.framing import MAX_RECORD_BYTES
-from iot_assets.metadata import table_metadata
-from iot_assets.partitions import hourly_partitions
+from iot_assets.lib import quality, reasons
+from iot_assets.lib.framing import MAX_RECORD_BYTES
+from iot_assets.lib.metadata import table_metadata
+from iot_assets.lib.partitions import hourly_partitions
+from iot_assets.lib.schemas import conform
+from iot_assets.lib.tables import Table
 from iot_assets.resources.io_managers import RawObject
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse, count_by
 from iot_assets.resources.quality_config import DataQualityConfig
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
-from iot_assets.schemas import conform
-from iot_assets.tables import Table
 
 NUMERIC_FIELDS = ("temperature", "humidity", "pressure", "vibration", "battery_level", "signal_strength")
 REQUIRED_FIELDS = ("device_id", "timestamp", *NUMERIC_FIELDS, "status")

@@ -7,7 +7,7 @@ reaches us. `data_quality_log` is downstream of every asset whose checks it reco
 
 from dagster import AssetSpec, CodeReferencesMetadataValue, LocalFileCodeReference
 
-from iot_assets.quality import DATA_QUALITY_LOG
+from iot_assets.lib.quality import DATA_QUALITY_LOG
 
 KINESIS_STREAM = AssetSpec(
     "kinesis_stream",

@@ -6,15 +6,15 @@ from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, as
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from iot_assets import quality
 from iot_assets.assets.silver import SILVER_READINGS
-from iot_assets.conditions import FOLLOW_UPSTREAM
-from iot_assets.metadata import column_lineage, table_metadata
-from iot_assets.partitions import daily_partitions, hourly_partitions
+from iot_assets.automation.conditions import FOLLOW_UPSTREAM
+from iot_assets.lib import quality
+from iot_assets.lib.metadata import column_lineage, table_metadata
+from iot_assets.lib.partitions import daily_partitions, hourly_partitions
+from iot_assets.lib.schemas import conform
+from iot_assets.lib.tables import Table, Upstream, deps
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
-from iot_assets.schemas import conform
-from iot_assets.tables import Table, Upstream, deps
 
 STAT_METRICS = ("temperature", "humidity", "pressure", "vibration", "battery_level", "signal_strength")
 WINDOW_METRICS = ("temperature", "humidity", "pressure", "vibration")

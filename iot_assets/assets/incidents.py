@@ -22,15 +22,15 @@ from dagster import (
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from iot_assets import quality
 from iot_assets.assets.verdicts import ANOMALY_LOG, INCIDENTS, SEVERITIES, IncidentRecord
-from iot_assets.conditions import FOLLOW_UPSTREAM
-from iot_assets.metadata import table_metadata
-from iot_assets.partitions import HOUR, hourly_partitions, hours_in
+from iot_assets.automation.conditions import FOLLOW_UPSTREAM
+from iot_assets.lib import quality
+from iot_assets.lib.metadata import table_metadata
+from iot_assets.lib.partitions import HOUR, hourly_partitions, hours_in
+from iot_assets.lib.schemas import conform, struct_type
+from iot_assets.lib.tables import Upstream, deps
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
-from iot_assets.schemas import conform, struct_type
-from iot_assets.tables import Upstream, deps
 
 # Confirmed readings of a device further apart than this belong to different incidents.
 INCIDENT_GAP = timedelta(minutes=10)

@@ -29,19 +29,19 @@ from dagster import (
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from iot_assets import plots, quality
 from iot_assets.assets.registry import REGISTRY
 from iot_assets.assets.silver import SILVER_READINGS
 from iot_assets.assets.verdicts import recorded_abnormal_spans
-from iot_assets.conditions import follow_upstream_despite_gaps_in
-from iot_assets.metadata import table_metadata
-from iot_assets.partitions import hourly_partitions, hours_in, spark_ts
+from iot_assets.automation.conditions import follow_upstream_despite_gaps_in
+from iot_assets.lib import plots, quality
+from iot_assets.lib.metadata import table_metadata
+from iot_assets.lib.partitions import hourly_partitions, hours_in, spark_ts
+from iot_assets.lib.schemas import conform
+from iot_assets.lib.tables import TRAILING_DAY, TRAILING_HOURS, Table, Upstream, deps, trailing_day
 from iot_assets.resources.aws import AwsResource
 from iot_assets.resources.detection import AnomalyModelConfig
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse, count_by
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
-from iot_assets.schemas import conform
-from iot_assets.tables import TRAILING_DAY, TRAILING_HOURS, Table, Upstream, deps, trailing_day
 
 FEATURE_METRICS = ("temperature", "humidity", "pressure", "vibration")
 ROLLING_READINGS = 5

@@ -12,9 +12,9 @@ from dagster import (
     asset,
 )
 
-from iot_assets import partitions, quality, reasons
-from iot_assets.framing import Framed
-from iot_assets.partitions import assigned_hour, hour_key, hourly_partitions, hours_in, parse_hour_key, ready_at
+from iot_assets.lib import partitions, quality, reasons
+from iot_assets.lib.framing import Framed
+from iot_assets.lib.partitions import assigned_hour, hour_key, hourly_partitions, hours_in, parse_hour_key, ready_at
 from iot_assets.resources.aws import AwsResource
 from iot_assets.resources.historian import HistorianSource
 from iot_assets.resources.io_managers import RawBatch, RawBatches, batch_name
@@ -23,7 +23,7 @@ from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
 from iot_assets.resources.landing import LandedObject, LandingZone
 from iot_assets.resources.raw_source import RawSource
 from iot_assets.resources.spark import SparkResource
-from iot_assets.simulator import FleetConfig, simulate_hour
+from iot_assets.tools.simulator import FleetConfig, simulate_hour
 
 
 def simulated_batch(hour: datetime, fleet: FleetConfig) -> RawBatch:

@@ -8,16 +8,16 @@ from botocore.exceptions import ClientError
 from dagster import AssetExecutionContext, MaterializeResult, asset
 from pyspark.sql import DataFrame
 
-from iot_assets import quality
-from iot_assets.conditions import BUILD_WHEN_MISSING
-from iot_assets.metadata import table_metadata
+from iot_assets.automation.conditions import BUILD_WHEN_MISSING
+from iot_assets.lib import quality
+from iot_assets.lib.metadata import table_metadata
+from iot_assets.lib.schemas import struct_type
+from iot_assets.lib.tables import Table
 from iot_assets.resources.aws import AwsResource
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
 from iot_assets.resources.raw_source import RawSource
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
-from iot_assets.schemas import struct_type
-from iot_assets.simulator import device_registry as fleet_registry
-from iot_assets.tables import Table
+from iot_assets.tools.simulator import device_registry as fleet_registry
 
 REFERENCE_KEY = "reference/devices.jsonl"
 

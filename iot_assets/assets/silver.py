@@ -13,15 +13,15 @@ from dagster import AssetExecutionContext, AssetOut, BackfillPolicy, Materialize
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from iot_assets import quality, reasons
 from iot_assets.assets.bronze import BRONZE_READINGS
 from iot_assets.assets.registry import REGISTRY
-from iot_assets.metadata import column_lineage, table_metadata
-from iot_assets.partitions import HOUR, hourly_partitions
+from iot_assets.lib import quality, reasons
+from iot_assets.lib.metadata import column_lineage, table_metadata
+from iot_assets.lib.partitions import HOUR, hourly_partitions
+from iot_assets.lib.schemas import conform
+from iot_assets.lib.tables import Table, Upstream, deps
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse, count_by
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
-from iot_assets.schemas import conform
-from iot_assets.tables import Table, Upstream, deps
 
 ROLLING_METRICS = ("temperature", "humidity", "pressure", "vibration")
 ROLLING_WINDOW = timedelta(minutes=5)

@@ -12,8 +12,8 @@ import pyspark.sql.types as T
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from iot_assets.lib.tables import Table
 from iot_assets.resources.lakehouse import DeltaLakehouse
-from iot_assets.tables import Table
 
 METHODS = ("threshold", "zscore", "kmeans", "shift")
 SEVERITIES = ("low", "medium", "high", "critical")

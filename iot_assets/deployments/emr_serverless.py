@@ -13,8 +13,8 @@ from dagster_aws.pipes import PipesCloudWatchMessageReader, PipesEMRServerlessCl
 
 from iot_assets import definitions as local
 from iot_assets import settings
-from iot_assets.jobs import HOURLY_PIPELINE
-from iot_assets.partitions import hourly_partitions, parse_hour_key
+from iot_assets.automation.jobs import HOURLY_PIPELINE
+from iot_assets.lib.partitions import hourly_partitions, parse_hour_key
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL
 
 _graph = local.defs.get_repository_def().asset_graph
@@ -73,7 +73,7 @@ def remote_main() -> None:
     """Inside the EMR Serverless driver: materialise the hours Dagster asked for, report back."""
     from dagster_pipes import open_dagster_pipes
 
-    from iot_assets.demo import materialize_hours
+    from iot_assets.tools.demo import materialize_hours
 
     with open_dagster_pipes() as pipes:
         keys = pipes.partition_key_range

@@ -29,9 +29,9 @@ from pydantic import PrivateAttr
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from iot_assets import reasons
 from iot_assets.assets.bronze import NUMERIC_FIELDS
-from iot_assets.partitions import HOUR
+from iot_assets.lib import reasons
+from iot_assets.lib.partitions import HOUR
 from iot_assets.resources.aws import AwsResource
 
 GOOD_QUALITY = 192  # OPC / Ignition "Good"; every other code is a kind of bad or uncertain

@@ -18,8 +18,9 @@ from datetime import UTC, datetime
 
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 
-from iot_assets import reasons, settings
-from iot_assets.partitions import hour_key, parse_hour_key, raw_key
+from iot_assets import settings
+from iot_assets.lib import reasons
+from iot_assets.lib.partitions import hour_key, parse_hour_key, raw_key
 from iot_assets.resources.aws import AwsResource
 from iot_assets.resources.kinesis import arrival_id, put_all
 

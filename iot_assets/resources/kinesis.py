@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from iot_assets.partitions import assigned_hour, hour_of
+from iot_assets.lib.partitions import assigned_hour, hour_of
 
 MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 5 * 1024 * 1024

@@ -18,10 +18,10 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
 from iot_assets import settings
-from iot_assets.partitions import spark_ts
+from iot_assets.lib.partitions import spark_ts
 
 if TYPE_CHECKING:
-    from iot_assets.tables import Table, Upstream
+    from iot_assets.lib.tables import Table, Upstream
 
 _TABLE_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 

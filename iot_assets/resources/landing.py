@@ -6,7 +6,7 @@ under the prefix (`landing/producerA/dt=.../hour=12/x.jsonl`). A key that names 
 (`hour=25`, `dt=2026-02-30`, no hour at all) is placed in the hour it was last modified, where it
 becomes one quarantined record that names it (`unplaced_object`): never only a log line.
 
-Each object holds JSON lines, plain or gzip, read as a stream and framed by `iot_assets.framing`
+Each object holds JSON lines, plain or gzip, read as a stream and framed by `iot_assets.lib.framing`
 (any line ending, several values on a line, bounded size and decompression). An object that
 yields no records (0 bytes, only blank lines, a gzip that does not decompress, one that expands
 past its limit) still becomes one raw record, marked with the problem, so bronze quarantines it
@@ -22,9 +22,10 @@ from datetime import UTC, datetime, timedelta
 
 from dagster import ConfigurableResource
 
-from iot_assets import reasons, settings
-from iot_assets.framing import MAX_RECORD_BYTES, Framed, frame_object
-from iot_assets.partitions import HOUR, hour_of, ready_at
+from iot_assets import settings
+from iot_assets.lib import reasons
+from iot_assets.lib.framing import MAX_RECORD_BYTES, Framed, frame_object
+from iot_assets.lib.partitions import HOUR, hour_of, ready_at
 from iot_assets.resources.aws import AwsResource
 
 _HOUR_LAYOUTS = (
@@ -61,7 +62,7 @@ DEFAULT_MAX_EXPANDED_BYTES = 256 << 20  # IOT_MAX_OBJECT_EXPANDED_BYTES's defaul
 
 
 def split_records(body: bytes, max_expanded_bytes: int = DEFAULT_MAX_EXPANDED_BYTES) -> list[Framed]:
-    """The records of an object held in memory (see `iot_assets.framing.frame_object`)."""
+    """The records of an object held in memory (see `iot_assets.lib.framing.frame_object`)."""
     return frame_object(io.BytesIO(body).read, max_record_bytes=MAX_RECORD_BYTES, max_expanded_bytes=max_expanded_bytes)
 
 
@@ -113,7 +114,7 @@ class LandingZone(ConfigurableResource):
         return f"s3://{self.bucket}/{obj.key}@{obj.etag}"
 
     def records(self, key: str) -> list[Framed]:
-        """The object's records, framed as it streams from S3 (see `iot_assets.framing.frame_object`)."""
+        """The object's records, framed as it streams from S3 (see `iot_assets.lib.framing.frame_object`)."""
         body = self.aws.s3.get_object(Bucket=settings.validate_bucket(self.bucket), Key=key)["Body"]
         try:
             return frame_object(

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from dagster import ConfigurableResource
 
-from iot_assets.simulator import FleetConfig
+from iot_assets.tools.simulator import FleetConfig
 
 
 class RawSource(ConfigurableResource):

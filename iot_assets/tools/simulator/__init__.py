@@ -1,4 +1,4 @@
-from iot_assets.simulator.fleet import (  # noqa: F401
+from iot_assets.tools.simulator.fleet import (  # noqa: F401
     AnomalyLabel,
     Device,
     FleetConfig,

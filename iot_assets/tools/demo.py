@@ -9,13 +9,14 @@ from datetime import datetime
 
 from dagster import AssetSelection, DagsterInstance, materialize
 
-from iot_assets import local_aws, settings
+from iot_assets import settings
 from iot_assets.assets.bronze import BRONZE_READINGS, QUARANTINE
 from iot_assets.assets.gold import AGGREGATES_10MIN, HOURLY_STATS
 from iot_assets.assets.registry import REGISTRY
 from iot_assets.assets.silver import REJECTED, SILVER_READINGS
-from iot_assets.partitions import HOUR, hour_key, last_complete_hours
-from iot_assets.progress import Progress, watch_run
+from iot_assets.lib.partitions import HOUR, hour_key, last_complete_hours
+from iot_assets.tools import local_aws
+from iot_assets.tools.progress import Progress, watch_run
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 LAYER_TABLES = (BRONZE_READINGS, QUARANTINE, SILVER_READINGS, REJECTED, HOURLY_STATS, AGGREGATES_10MIN)
@@ -35,8 +36,8 @@ def materialize_hours(
 
     Reports partitions materialised out of the total, and elapsed time, to stderr while it runs.
     """
+    from iot_assets.automation.jobs import HOURLY_PIPELINE
     from iot_assets.definitions import defs, executable_assets
-    from iot_assets.jobs import HOURLY_PIPELINE
 
     graph = defs.get_repository_def().asset_graph
     every = executable_assets

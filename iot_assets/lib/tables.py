@@ -17,8 +17,8 @@ from datetime import datetime
 import pandera.pyspark as pa
 from dagster import AssetCheckSpec, AssetDep, AssetKey, TimeWindow, TimeWindowPartitionMapping
 
-from iot_assets.partitions import HOUR
-from iot_assets.schemas import table_schema
+from iot_assets.lib.partitions import HOUR
+from iot_assets.lib.schemas import table_schema
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _DECLARED: dict[str, Table] = {}

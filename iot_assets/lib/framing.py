@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from iot_assets import reasons
+from iot_assets.lib import reasons
 
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_RECORD_BYTES = 64 * 1024  # a record over this is quarantined as record_too_large
@@ -45,7 +45,7 @@ class Framed:
 
     data: bytes  # the record's bytes as they arrived (a refused/oversize one: at most KEPT_BYTES)
     offset: int  # byte offset of the record's first byte in the decompressed object
-    problem: str | None  # None, or "<reason>: <detail>" with <reason> a constant from iot_assets.reasons
+    problem: str | None  # None, or "<reason>: <detail>" with <reason> a constant from iot_assets.lib.reasons
 
 
 class _TooLarge(Exception):

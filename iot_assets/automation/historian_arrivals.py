@@ -15,11 +15,11 @@ from datetime import UTC, datetime, timedelta
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from iot_assets import settings
-from iot_assets.jobs import hourly_pipeline_job
-from iot_assets.partitions import HOUR, hour_key, hour_of, hourly_partitions, parse_hour_key
+from iot_assets.automation.jobs import hourly_pipeline_job
+from iot_assets.automation.kinesis_arrivals import REGISTRY_WAIT, registry_missing
+from iot_assets.lib.partitions import HOUR, hour_key, hour_of, hourly_partitions, parse_hour_key
 from iot_assets.resources.historian import HistorianSource
 from iot_assets.resources.raw_source import RawSource
-from iot_assets.sensors.kinesis_arrivals import REGISTRY_WAIT, registry_missing
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 

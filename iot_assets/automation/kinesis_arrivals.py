@@ -17,10 +17,11 @@ from datetime import UTC, timedelta
 from botocore.exceptions import BotoCoreError
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
-from iot_assets import partitions, settings
+from iot_assets import settings
 from iot_assets.assets.registry import REGISTRY
-from iot_assets.jobs import hourly_pipeline_job
-from iot_assets.partitions import complete_hours, hour_key, hourly_partitions, parse_hour_key
+from iot_assets.automation.jobs import hourly_pipeline_job
+from iot_assets.lib import partitions
+from iot_assets.lib.partitions import complete_hours, hour_key, hourly_partitions, parse_hour_key
 from iot_assets.resources.aws import AwsResource, unreachable
 from iot_assets.resources.kinesis import StreamRecord, list_all_shards, record_hour
 from iot_assets.resources.raw_source import RawSource

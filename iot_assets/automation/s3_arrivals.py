@@ -24,13 +24,14 @@ from datetime import UTC, datetime, timedelta
 from botocore.exceptions import BotoCoreError
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
-from iot_assets import partitions, settings
-from iot_assets.jobs import hourly_pipeline_job
-from iot_assets.partitions import HOUR, complete_hours, hour_key, hourly_partitions, parse_hour_key
+from iot_assets import settings
+from iot_assets.automation.jobs import hourly_pipeline_job
+from iot_assets.automation.kinesis_arrivals import REGISTRY_WAIT, registry_missing
+from iot_assets.lib import partitions
+from iot_assets.lib.partitions import HOUR, complete_hours, hour_key, hourly_partitions, parse_hour_key
 from iot_assets.resources.aws import unreachable
 from iot_assets.resources.landing import LandedObject, LandingZone, feeds_hour
 from iot_assets.resources.raw_source import RawSource
-from iot_assets.sensors.kinesis_arrivals import REGISTRY_WAIT, registry_missing
 
 LANDING_RUN_CONFIG = {"resources": {"raw_source": {"config": {"source": "s3_landing"}}}}
 

@@ -9,7 +9,7 @@ import threading
 
 
 def cmd_local_aws(args: argparse.Namespace) -> int:
-    from iot_assets import local_aws
+    from iot_assets.tools import local_aws
 
     port = local_aws.local_port()
     if local_aws.is_listening(local_aws.LOOPBACK, port):
@@ -46,11 +46,11 @@ def parse_duration(text: str) -> float:
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Send the simulated fleet's readings to Kinesis as they happen, until Ctrl-C or --duration."""
     from iot_assets import settings
-    from iot_assets.partitions import last_complete_hours
-    from iot_assets.progress import Progress
+    from iot_assets.lib.partitions import last_complete_hours
     from iot_assets.resources.aws import make_client
-    from iot_assets.simulator import FleetConfig
-    from iot_assets.simulator.live import land_hours, produce
+    from iot_assets.tools.progress import Progress
+    from iot_assets.tools.simulator import FleetConfig
+    from iot_assets.tools.simulator.live import land_hours, produce
 
     fleet = FleetConfig(
         device_count=args.devices,
@@ -125,9 +125,10 @@ def cmd_historian_seed(args: argparse.Namespace) -> int:
     """Load the simulated fleet of the last N months (up to the last complete hour) into the historian."""
     from datetime import timedelta
 
-    from iot_assets import partitions, settings
+    from iot_assets import settings
+    from iot_assets.lib import partitions
     from iot_assets.resources.config import historian_source
-    from iot_assets.simulator import FleetConfig
+    from iot_assets.tools.simulator import FleetConfig
 
     end = partitions.hour_of(partitions.utc_now())
     start = end.replace(day=1, hour=0)
@@ -146,7 +147,7 @@ def cmd_historian_seed(args: argparse.Namespace) -> int:
 
 def _seed(historian, fleet, hours, bad_quality_rate: float) -> int:
     from iot_assets.resources.historian import connection_params
-    from iot_assets.simulator.historian import seed
+    from iot_assets.tools.simulator.historian import seed
 
     params = connection_params(historian.jdbc_url)
     print(
@@ -169,7 +170,7 @@ def _seed(historian, fleet, hours, bad_quality_rate: float) -> int:
 
 def cmd_historian_server(args: argparse.Namespace) -> int:
     """Start (or stop) a throwaway PostgreSQL for the historian; prints the settings to export."""
-    from iot_assets import local_postgres
+    from iot_assets.tools import local_postgres
 
     if args.action == "stop":
         local_postgres.stop(args.dir)
@@ -182,7 +183,7 @@ def cmd_historian_server(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from iot_assets.demo import run_demo
+    from iot_assets.tools.demo import run_demo
 
     return run_demo(hours=args.hours)
 
@@ -195,8 +196,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if "nab" in args.source:
         # NAB's series is from 2013-2014: its hours must be valid partitions in this process.
         os.environ["IOT_PARTITIONS_START"] = "2013-07-01-00:00"
-    from iot_assets import local_aws
-    from iot_assets.evaluation import NAB_FILES, evaluate_nab, evaluate_simulator, print_nab_table, print_table
+    from iot_assets.tools import local_aws
+    from iot_assets.tools.evaluation import NAB_FILES, evaluate_nab, evaluate_simulator, print_nab_table, print_table
 
     server = None
     port = local_aws.local_port()

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from iot_assets import settings
 from iot_assets.resources.kinesis import put_all
-from iot_assets.simulator.fleet import FleetConfig, SimulatedHour, simulate_hour
+from iot_assets.tools.simulator.fleet import FleetConfig, SimulatedHour, simulate_hour
 
 
 def records_between(

@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "postgres_local.sh"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "postgres_local.sh"
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from pandera.config import ValidationDepth, config_context
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from iot_assets.schemas import struct_type
-from iot_assets.tables import Table
+from iot_assets.lib.schemas import struct_type
+from iot_assets.lib.tables import Table
 
 EXAMPLES = 5
 WARN, ERROR = AssetCheckSeverity.WARN, AssetCheckSeverity.ERROR

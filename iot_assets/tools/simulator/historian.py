@@ -24,7 +24,7 @@ from iot_assets.resources.historian import (
     month_table,
     validate_identifier,
 )
-from iot_assets.simulator.fleet import FleetConfig, device_registry, simulate_hour
+from iot_assets.tools.simulator.fleet import FleetConfig, device_registry, simulate_hour
 
 # OPC quality codes a historian records besides Good (192): Bad, Bad_NotConnected, Bad_CommFailure, Uncertain.
 BAD_QUALITY_CODES = (0, 8, 24, 64)

@@ -12,8 +12,8 @@ from dagster import (
 
 from iot_assets import settings
 from iot_assets.assets.gold import HOURLY_STATS
-from iot_assets.jobs import hourly_pipeline_job
-from iot_assets.partitions import HOUR, hour_key, hour_of, hourly_partitions
+from iot_assets.automation.jobs import hourly_pipeline_job
+from iot_assets.lib.partitions import HOUR, hour_key, hour_of, hourly_partitions
 
 MINUTE = int(settings.get("IOT_SCHEDULE_MINUTE"))
 LAST_ASSET = HOURLY_STATS.key

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from iot_assets import reasons
+from iot_assets.lib import reasons
 
 METRICS = ("temperature", "humidity", "pressure", "vibration", "battery_level", "signal_strength")
 SITES = ("plant-north", "plant-south", "refinery-east", "mill-west")

@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 
 from dagster import MetadataValue, TableColumnDep, TableColumnLineage
 
+from iot_assets.lib.schemas import table_schema
+from iot_assets.lib.tables import Table
 from iot_assets.resources.lakehouse import WriteResult
-from iot_assets.schemas import table_schema
-from iot_assets.tables import Table
 
 Sources = Sequence[tuple[Table, str]]  # (upstream table, column)
 

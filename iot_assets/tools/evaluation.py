@@ -127,11 +127,11 @@ def _flags(spark, lake, start: datetime, end: datetime) -> list[Flag]:
 
 
 def evaluate_simulator(eval_hours: int = 6, end: datetime | None = None, progress=print) -> dict:
-    from iot_assets.demo import materialize_hours
-    from iot_assets.jobs import ANOMALY_DETECTION
-    from iot_assets.partitions import HOUR, last_complete_hours
+    from iot_assets.automation.jobs import ANOMALY_DETECTION
+    from iot_assets.lib.partitions import HOUR, last_complete_hours
     from iot_assets.resources.config import resolved
-    from iot_assets.simulator import simulate_hour
+    from iot_assets.tools.demo import materialize_hours
+    from iot_assets.tools.simulator import simulate_hour
 
     last = end or last_complete_hours(1)[0]
     first_scored = last - HOUR * (eval_hours - 1)
@@ -168,7 +168,7 @@ NAB_CHANNEL = "temperature"  # the channel a NAB series is replayed as (no thres
 
 
 def default_nab_dir() -> Path:
-    return Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nab"
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nab"
 
 
 def nab_device(file_name: str) -> str:
@@ -226,7 +226,7 @@ def operator_scores(
     """What an operator sees, on one series: NAB standard score on flagged readings and on incident
     openings, point F1, false-alarm rate (normal readings flagged), miss rate (labelled readings not
     flagged), and time from each window's start to its first incident opening (series time)."""
-    from iot_assets import nab
+    from iot_assets.lib import nab
 
     labelled = [any(a <= t <= b for a, b in windows) for t in times]
     hit = [t in flagged for t in times]
@@ -267,14 +267,14 @@ def evaluate_nab_file(file_name: str, nab_dir: Path | None = None, speedup: int 
 
     from iot_assets import settings
     from iot_assets.assets.registry import REFERENCE_KEY
+    from iot_assets.automation.jobs import ANOMALY_DETECTION, HOURLY_PIPELINE
     from iot_assets.definitions import defs
-    from iot_assets.demo import materialize_hours
-    from iot_assets.jobs import ANOMALY_DETECTION, HOURLY_PIPELINE
-    from iot_assets.partitions import HOUR
-    from iot_assets.progress import Progress
+    from iot_assets.lib.partitions import HOUR
     from iot_assets.resources.config import resolved
     from iot_assets.resources.detection import AnomalyModelConfig, ThresholdRules
     from iot_assets.resources.io_managers import RawBatch, S3KinesisRawIOManager
+    from iot_assets.tools.demo import materialize_hours
+    from iot_assets.tools.progress import Progress
 
     nab_dir = nab_dir or default_nab_dir()
     device = nab_device(file_name)
