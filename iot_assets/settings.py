@@ -38,6 +38,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("IOT_AWS_REGION", "us-east-1", "AWS region."),
     Setting("IOT_BUCKET", "iot-lakehouse", "S3 bucket holding raw batches and all Delta tables."),
     Setting("IOT_LAKE_PREFIX", "lake", "Key prefix under which the Delta tables live."),
+    Setting(
+        "IOT_SENSOR_CATALOGUE",
+        "",
+        "Path of the sensor catalogue (YAML) naming the fleet's channels, their units, ranges and roles; "
+        "empty means the shipped one, which describes the simulated fleet. See [the sensor catalogue](catalogue.md).",
+    ),
     Setting("IOT_KINESIS_STREAM", "iot-sensor-readings", "Kinesis stream the fleet publishes to."),
     Setting("IOT_KINESIS_SHARDS", "2", "Shard count used when `iot-assets local-aws` creates the stream."),
     Setting(

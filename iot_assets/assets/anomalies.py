@@ -23,12 +23,13 @@ from dagster import (
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from iot_assets.assets.bronze import CATALOGUE
 from iot_assets.assets.gold import HOURLY_STATS
-from iot_assets.assets.models import FEATURES, MODELS, N_VALUE_FEATURES, with_features
+from iot_assets.assets.models import FEATURES, MODELS, N_VALUE_FEATURES, SPREAD_FEATURES, with_features
 from iot_assets.assets.silver import SILVER_READINGS
 from iot_assets.assets.verdicts import ANOMALY_LOG, METHODS, SEVERITIES, AnomalyRecord, recorded_abnormal_spans
 from iot_assets.automation.conditions import follow_upstream_despite_gaps_in
-from iot_assets.lib import plots, quality
+from iot_assets.lib import catalogue, plots, quality
 from iot_assets.lib.metadata import table_metadata
 from iot_assets.lib.partitions import HOUR, hourly_partitions, hours_in
 from iot_assets.lib.schemas import conform
@@ -40,7 +41,7 @@ from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
 
 # Severity from how far past its limit a score goes, as a fraction of the limit.
 SEVERITY_BANDS = (0.25, 1.0, 3.0)
-ZSCORE_METRICS = ("temperature", "humidity", "pressure", "vibration")
+ZSCORE_METRICS = CATALOGUE.with_role(catalogue.ZSCORE)
 
 
 def severity(excess: Column) -> Column:
@@ -254,7 +255,7 @@ def kmeans_anomalies(featured: DataFrame, models: DataFrame) -> DataFrame:
         "device_id", "event_hour", "centroids", "feature_means", "feature_stds", "distance_threshold", "model_version"
     )
     df = (
-        featured.where(F.col("temperature_log_spread").isNotNull())
+        featured.where(F.col(SPREAD_FEATURES[0]).isNotNull())
         .join(F.broadcast(trained), ["device_id", "event_hour"])
         .withColumn("_x", F.array(*[F.col(f) for f in FEATURES]))
         .withColumn(

@@ -11,19 +11,23 @@ from dagster import AssetExecutionContext, AssetOut, BackfillPolicy, Materialize
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from iot_assets.lib import quality, reasons
+from iot_assets.lib import catalogue, quality, reasons
 from iot_assets.lib.framing import MAX_RECORD_BYTES
 from iot_assets.lib.metadata import table_metadata
 from iot_assets.lib.partitions import hourly_partitions
-from iot_assets.lib.schemas import conform
+from iot_assets.lib.schemas import conform, model
 from iot_assets.lib.tables import Table
 from iot_assets.resources.io_managers import RawObject
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse, count_by
 from iot_assets.resources.quality_config import DataQualityConfig
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
 
-NUMERIC_FIELDS = ("temperature", "humidity", "pressure", "vibration", "battery_level", "signal_strength")
-REQUIRED_FIELDS = ("device_id", "timestamp", *NUMERIC_FIELDS, "status")
+CATALOGUE = catalogue.active()
+RECORD = CATALOGUE.record
+NUMERIC_FIELDS = CATALOGUE.names
+# The payload's keys: its own fields and the catalogue's channels.
+PAYLOAD_FIELDS = (RECORD.device_id, RECORD.timestamp, *NUMERIC_FIELDS, RECORD.status)
+REQUIRED_FIELDS = (RECORD.device_id, RECORD.timestamp, *CATALOGUE.required, RECORD.status)
 # `(?![\s\S])` is the end of the text in Java and Python alike: `$` also matches before a final
 # line break, so "dev-0003\n" would pass.
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}(?![\s\S])"
@@ -48,7 +52,7 @@ ENVELOPE = T.StructType(
 )
 
 # Every field is read as text, so a wrong type yields a precise reason instead of a null.
-_PAYLOAD_TEXT = T.StructType([T.StructField(f, T.StringType()) for f in REQUIRED_FIELDS])
+_PAYLOAD_TEXT = T.StructType([T.StructField(f, T.StringType()) for f in PAYLOAD_FIELDS])
 # The payload is parsed inside a wrapper that ends with a sentinel key: Jackson stops after the
 # first JSON value, so text after it (`{..} garbage`, `{..}{..}`) is seen only as a wrapper that
 # does not parse or lacks its sentinel. One parse serves both.
@@ -65,30 +69,53 @@ _CORRUPT_ONLY = T.StructType([T.StructField("_corrupt_record", T.StringType())])
 _EXTRA = T.MapType(T.StringType(), T.StringType())
 
 
-class BronzeReading(pa.DataFrameModel):
-    """A reading that parsed: typed, with a valid device id and an event time in its batch hour."""
+def channel_columns(in_range: bool = False) -> dict[str, tuple[T.DataType, object]]:
+    """One column per catalogue channel, described by its unit and nullable when the channel is
+    optional; with `in_range`, checked against the channel's valid range."""
+    return {
+        c.name: (
+            c.spark_type,
+            pa.Field(
+                nullable=not c.required,
+                description=c.unit,
+                **(dict(ge=c.valid_range[0], le=c.valid_range[1]) if in_range else {}),
+            ),
+        )
+        for c in CATALOGUE.channels
+    }
 
-    device_id: T.StringType() = pa.Field(nullable=False, str_matches=DEVICE_ID_PATTERN)
-    event_time: T.TimestampType() = pa.Field(nullable=False)
-    temperature: T.DoubleType() = pa.Field(nullable=False, description="degrees Celsius")
-    humidity: T.DoubleType() = pa.Field(nullable=False, description="percent relative humidity")
-    pressure: T.DoubleType() = pa.Field(nullable=False, description="bar")
-    vibration: T.DoubleType() = pa.Field(nullable=False, description="mm/s RMS")
-    battery_level: T.DoubleType() = pa.Field(nullable=False, description="percent")
-    signal_strength: T.DoubleType() = pa.Field(nullable=False, description="dBm")
-    status: T.StringType() = pa.Field(nullable=False)
-    extra_fields: T.StringType() = pa.Field(nullable=True, description="unexpected fields (schema drift), as JSON")
-    source: T.StringType() = pa.Field(
-        nullable=False, isin=["simulator", "kinesis", "s3_landing", "replay", "historian"]
-    )
-    source_object: T.StringType() = pa.Field(nullable=False, description="raw batch object it was read from")
-    record_index: T.LongType() = pa.Field(nullable=False, ge=0, description="position in the raw batch")
-    kinesis_shard_id: T.StringType() = pa.Field(nullable=True)
-    kinesis_sequence_number: T.StringType() = pa.Field(nullable=True)
-    kinesis_partition_key: T.StringType() = pa.Field(nullable=True)
-    kinesis_arrival_time: T.TimestampType() = pa.Field(nullable=True)
-    ingest_time: T.TimestampType() = pa.Field(nullable=False)
-    event_hour: T.TimestampType() = pa.Field(nullable=False, description="partition: event time truncated to the hour")
+
+# A reading that parsed: its columns are the catalogue's channels between the record's own fields.
+BronzeReading = model(
+    "BronzeReading",
+    "A reading that parsed: typed, with a valid device id and an event time in its batch hour.",
+    {
+        "device_id": (T.StringType(), pa.Field(nullable=False, str_matches=DEVICE_ID_PATTERN)),
+        "event_time": (T.TimestampType(), pa.Field(nullable=False)),
+        **channel_columns(),
+        "status": (T.StringType(), pa.Field(nullable=False)),
+        "extra_fields": (
+            T.StringType(),
+            pa.Field(nullable=True, description="unexpected fields (schema drift), as JSON"),
+        ),
+        "source": (
+            T.StringType(),
+            pa.Field(nullable=False, isin=["simulator", "kinesis", "s3_landing", "replay", "historian"]),
+        ),
+        "source_object": (T.StringType(), pa.Field(nullable=False, description="raw batch object it was read from")),
+        "record_index": (T.LongType(), pa.Field(nullable=False, ge=0, description="position in the raw batch")),
+        "kinesis_shard_id": (T.StringType(), pa.Field(nullable=True)),
+        "kinesis_sequence_number": (T.StringType(), pa.Field(nullable=True)),
+        "kinesis_partition_key": (T.StringType(), pa.Field(nullable=True)),
+        "kinesis_arrival_time": (T.TimestampType(), pa.Field(nullable=True)),
+        "ingest_time": (T.TimestampType(), pa.Field(nullable=False)),
+        "event_hour": (
+            T.TimestampType(),
+            pa.Field(nullable=False, description="partition: event time truncated to the hour"),
+        ),
+    },
+    __name__,
+)
 
 
 class QuarantinedRecord(pa.DataFrameModel):
@@ -164,6 +191,12 @@ def _number(text: Column) -> Column:
     return F.when(text.rlike(_NUMBER), text.try_cast("double"))
 
 
+def _not_a_number(field: str) -> Column:
+    """The channel's text is not a finite number; an optional channel may also be absent (null)."""
+    bad = F.col(f"_num_{field}").isNull() | (F.abs(F.col(f"_num_{field}")) == float("inf"))
+    return bad if field in REQUIRED_FIELDS else F.col(f"p.{field}").isNotNull() & bad
+
+
 def _reason() -> Column:
     """The first reason a parsed record fails, in order of precedence; null for a valid reading."""
     is_object = F.col("payload").rlike(r"^\s*\{")
@@ -180,7 +213,7 @@ def _reason() -> Column:
             (F.coalesce(F.size(keys) > F.size(F.array_distinct(keys)), F.lit(False)), reasons.DUPLICATE_KEY),
             (F.col("_missing") != "", reasons.MISSING_FIELD),
             (F.col("_bad_type") != "", reasons.INVALID_TYPE),
-            (~F.col("p.device_id").rlike(DEVICE_ID_PATTERN), reasons.INVALID_DEVICE_ID),
+            (~F.col(f"p.{RECORD.device_id}").rlike(DEVICE_ID_PATTERN), reasons.INVALID_DEVICE_ID),
             (F.col("_event_time").isNull(), reasons.INVALID_TIMESTAMP),
             (F.col("_event_hour") < F.col("batch_hour"), reasons.LATE_EVENT),
             (F.col("_event_hour") > F.col("batch_hour"), reasons.FUTURE_EVENT),
@@ -212,20 +245,17 @@ def parse_raw(envelopes: DataFrame) -> DataFrame:
     df = df.select(
         "*", F.col("w.v").alias("p"), whole.alias("_whole"), F.coalesce(bad_json, F.lit(False)).alias("_bad_json")
     )
-    df = df.withColumn("ts_text", F.trim(F.col("p.timestamp")))
+    df = df.withColumn("ts_text", F.trim(F.col(f"p.{RECORD.timestamp}")))
     df = df.select(
         "*",
-        *[_number(F.col(f"p.{f}")).alias(f"_{f}") for f in NUMERIC_FIELDS],
+        *[_number(F.col(f"p.{f}")).alias(f"_num_{f}") for f in NUMERIC_FIELDS],
         _parse_timestamp(F.col("ts_text")).alias("_event_time"),
     )
     missing = F.concat_ws(",", *[F.when(F.col(f"p.{f}").isNull(), F.lit(f)) for f in REQUIRED_FIELDS])
     bad_type = F.concat_ws(
         ",",
         *[
-            F.when(
-                F.col(f"_{f}").isNull() | (F.abs(F.col(f"_{f}")) == float("inf")),
-                F.concat(F.lit(f + "="), F.substring(F.col(f"p.{f}"), 1, 40)),
-            )
+            F.when(_not_a_number(f), F.concat(F.lit(f + "="), F.substring(F.col(f"p.{f}"), 1, 40)))
             for f in NUMERIC_FIELDS
         ],
     )
@@ -243,7 +273,7 @@ def parse_raw(envelopes: DataFrame) -> DataFrame:
         .when(F.col("object_problem").isNotNull(), F.col("object_problem"))
         .when(reason == reasons.MISSING_FIELD, F.col("_missing"))
         .when(reason == reasons.INVALID_TYPE, F.col("_bad_type"))
-        .when(reason == reasons.INVALID_DEVICE_ID, F.substring(F.col("p.device_id"), 1, 80))
+        .when(reason == reasons.INVALID_DEVICE_ID, F.substring(F.col(f"p.{RECORD.device_id}"), 1, 80))
         .when(
             reason.isin(reasons.INVALID_TIMESTAMP, reasons.LATE_EVENT, reasons.FUTURE_EVENT),
             F.concat(F.lit("timestamp="), F.substring("ts_text", 1, 60)),
@@ -262,7 +292,7 @@ def parse_raw(envelopes: DataFrame) -> DataFrame:
     )
     # Unexpected fields (schema drift) are kept as JSON. Listing the keys is cheaper than parsing
     # the payload into a map, so the map is built only for records that have an unknown key.
-    known = F.array(*[F.lit(f) for f in REQUIRED_FIELDS])
+    known = F.array(*[F.lit(f) for f in PAYLOAD_FIELDS])
     has_extra = F.size(F.array_except(F.coalesce(keys, F.array().cast("array<string>")), known)) > 0
     extra = F.map_filter(F.from_json("payload", _EXTRA), lambda k, v: ~F.array_contains(known, k))
     # Only what bronze and quarantine need is kept: the full payload text only for a record that
@@ -276,10 +306,10 @@ def parse_raw(envelopes: DataFrame) -> DataFrame:
             "payload"
         ),
         "payload_bytes",
-        F.col("p.device_id").alias("device_id"),
+        F.col(f"p.{RECORD.device_id}").alias("device_id"),
         F.col("_event_time").alias("event_time"),
-        *[F.col(f"_{f}").alias(f) for f in NUMERIC_FIELDS],
-        F.col("p.status").alias("status"),
+        *[F.col(f"_num_{f}").alias(f) for f in NUMERIC_FIELDS],
+        F.col(f"p.{RECORD.status}").alias("status"),
         F.when(reason.isNull() & has_extra & (F.size(extra) > 0), F.to_json(extra)).alias("extra_fields"),
         "source",
         "source_object",

@@ -6,19 +6,21 @@ from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, as
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from iot_assets.assets.bronze import CATALOGUE
 from iot_assets.assets.silver import SILVER_READINGS
 from iot_assets.automation.conditions import FOLLOW_UPSTREAM
-from iot_assets.lib import quality
+from iot_assets.lib import catalogue, quality
 from iot_assets.lib.metadata import column_lineage, table_metadata
 from iot_assets.lib.partitions import daily_partitions, hourly_partitions
-from iot_assets.lib.schemas import conform
+from iot_assets.lib.schemas import conform, model
 from iot_assets.lib.tables import Table, Upstream, deps
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
 
-STAT_METRICS = ("temperature", "humidity", "pressure", "vibration", "battery_level", "signal_strength")
-WINDOW_METRICS = ("temperature", "humidity", "pressure", "vibration")
+STAT_METRICS = CATALOGUE.with_role(catalogue.GOLD_STATISTICS)
+WINDOW_METRICS = CATALOGUE.with_role(catalogue.TEN_MINUTE_WINDOW)
 _D = T.DoubleType()
+_OPTIONAL = tuple(c.name for c in CATALOGUE.channels if not c.required)
 
 
 def _stat_fields(prefixes: tuple[str, ...], metrics: tuple[str, ...]) -> dict:
@@ -27,9 +29,7 @@ def _stat_fields(prefixes: tuple[str, ...], metrics: tuple[str, ...]) -> dict:
 
 def _model(name: str, doc: str, fields: dict[str, T.DataType], nullable: set[str] = frozenset()) -> type:
     """A pandera model from a field list, for tables whose columns are generated per metric."""
-    annotations = dict(fields)
-    attrs = {k: pa.Field(nullable=k in nullable) for k in fields}
-    return type(name, (pa.DataFrameModel,), {"__annotations__": annotations, "__doc__": doc, **attrs})
+    return model(name, doc, {k: (dtype, pa.Field(nullable=k in nullable)) for k, dtype in fields.items()}, __name__)
 
 
 _stats = _stat_fields(("avg", "min", "max", "stddev"), STAT_METRICS)
@@ -43,7 +43,9 @@ DeviceHourlyStats = _model(
         "reading_count": T.LongType(),
         **_stats,
     },
-    nullable={k for k in _stats if k.startswith("stddev_")},
+    # A standard deviation needs two readings; an optional channel may have none in the hour.
+    nullable={k for k in _stats if k.startswith("stddev_")}
+    | _stat_fields(("avg", "min", "max"), tuple(m for m in STAT_METRICS if m in _OPTIONAL)).keys(),
 )
 
 _window_stats = _stat_fields(("avg", "min", "max"), WINDOW_METRICS)
@@ -61,6 +63,7 @@ SensorAggregates10Min = _model(
         "high_vibration_count": T.LongType(),
         "event_hour": T.TimestampType(),
     },
+    nullable=_stat_fields(("avg", "min", "max"), tuple(m for m in WINDOW_METRICS if m in _OPTIONAL)).keys(),
 )
 
 DailyDeviceSummary = _model(

@@ -29,11 +29,12 @@ from dagster import (
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from iot_assets.assets.bronze import CATALOGUE
 from iot_assets.assets.registry import REGISTRY
 from iot_assets.assets.silver import SILVER_READINGS
 from iot_assets.assets.verdicts import recorded_abnormal_spans
 from iot_assets.automation.conditions import follow_upstream_despite_gaps_in
-from iot_assets.lib import plots, quality
+from iot_assets.lib import catalogue, plots, quality
 from iot_assets.lib.metadata import table_metadata
 from iot_assets.lib.partitions import hourly_partitions, hours_in, spark_ts
 from iot_assets.lib.schemas import conform
@@ -43,11 +44,12 @@ from iot_assets.resources.detection import AnomalyModelConfig
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse, count_by
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
 
-FEATURE_METRICS = ("temperature", "humidity", "pressure", "vibration")
+FEATURE_METRICS = CATALOGUE.with_role(catalogue.MODEL_FEATURE)
 ROLLING_READINGS = 5
-# Per reading: the four metrics, and the log of each metric's spread over its last five
+# Per reading: the feature channels, and the log of each one's spread over its last five
 # readings, which collapses when a sensor freezes (a stuck sensor reads normal values).
-FEATURES = FEATURE_METRICS + tuple(f"{m}_log_spread" for m in FEATURE_METRICS)
+SPREAD_FEATURES = tuple(f"{m}_log_spread" for m in FEATURE_METRICS)
+FEATURES = FEATURE_METRICS + SPREAD_FEATURES
 N_VALUE_FEATURES = len(FEATURE_METRICS)
 
 
@@ -224,7 +226,7 @@ def train_models(
     spark = featured.sparkSession
     hours = spark.createDataFrame([(h.replace(tzinfo=None),) for h in model_hours], "model_hour timestamp")
     rows = (
-        featured.where(F.col("temperature_log_spread").isNotNull())
+        featured.where(F.col(SPREAD_FEATURES[0]).isNotNull())
         .join(
             F.broadcast(hours),
             (F.col("event_time") >= F.col("model_hour") - F.expr(f"INTERVAL {TRAILING_HOURS} HOURS"))

@@ -13,82 +13,74 @@ from dagster import AssetExecutionContext, AssetOut, BackfillPolicy, Materialize
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from iot_assets.assets.bronze import BRONZE_READINGS
+from iot_assets.assets.bronze import BRONZE_READINGS, CATALOGUE, channel_columns
 from iot_assets.assets.registry import REGISTRY
-from iot_assets.lib import quality, reasons
+from iot_assets.lib import catalogue, quality, reasons
 from iot_assets.lib.metadata import column_lineage, table_metadata
 from iot_assets.lib.partitions import HOUR, hourly_partitions
-from iot_assets.lib.schemas import conform
+from iot_assets.lib.schemas import conform, model
 from iot_assets.lib.tables import Table, Upstream, deps
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse, count_by
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
 
-ROLLING_METRICS = ("temperature", "humidity", "pressure", "vibration")
+ROLLING_METRICS = CATALOGUE.with_role(catalogue.ROLLING_AVERAGE)
 ROLLING_WINDOW = timedelta(minutes=5)
 VALID_STATUSES = ("normal", "warning", "error", "maintenance")
 # Physically possible ranges; a value outside is a broken sensor or payload, not an anomaly.
-PHYSICAL_RANGES = {
-    "temperature": (-60.0, 250.0),
-    "humidity": (0.0, 100.0),
-    "pressure": (0.0, 50.0),
-    "vibration": (0.0, 100.0),
-    "battery_level": (0.0, 100.0),
-    "signal_strength": (-150.0, 0.0),
-}
+PHYSICAL_RANGES = {c.name: c.valid_range for c in CATALOGUE.channels}
 # ISO 10816-style velocity bands (mm/s RMS): below 1.8 Low, below 4.5 Medium, else High.
 VIBRATION_BANDS = (1.8, 4.5)
 
 
-def _range_field(name: str, desc: str) -> object:
-    lo, hi = PHYSICAL_RANGES[name]
-    return pa.Field(nullable=False, ge=lo, le=hi, description=desc)
+def _not_null(dtype: T.DataType, **kw) -> tuple[T.DataType, object]:
+    return dtype, pa.Field(nullable=False, **kw)
 
 
-class SilverReading(pa.DataFrameModel):
-    """A clean, unique, enriched reading."""
+SilverReading = model(
+    "SilverReading",
+    "A clean, unique, enriched reading.",
+    {
+        "device_id": _not_null(T.StringType()),
+        "event_time": _not_null(T.TimestampType()),
+        "device_name": _not_null(T.StringType()),
+        "site": _not_null(T.StringType()),
+        "device_type": _not_null(T.StringType()),
+        "latitude": _not_null(T.DoubleType()),
+        "longitude": _not_null(T.DoubleType()),
+        **channel_columns(in_range=True),
+        "status": _not_null(T.StringType(), isin=list(VALID_STATUSES)),
+        **{
+            f"{m}_avg_5min": (
+                T.DoubleType(),
+                pa.Field(nullable=not CATALOGUE.channel(m).required, description="trailing 5-minute mean"),
+            )
+            for m in ROLLING_METRICS
+        },
+        "vibration_category": _not_null(T.StringType(), isin=["Low", "Medium", "High"]),
+        "source_object": _not_null(T.StringType()),
+        "record_index": _not_null(T.LongType()),
+        "kinesis_sequence_number": (T.StringType(), pa.Field(nullable=True)),
+        "event_hour": _not_null(T.TimestampType(), description="partition"),
+    },
+    __name__,
+)
 
-    device_id: T.StringType() = pa.Field(nullable=False)
-    event_time: T.TimestampType() = pa.Field(nullable=False)
-    device_name: T.StringType() = pa.Field(nullable=False)
-    site: T.StringType() = pa.Field(nullable=False)
-    device_type: T.StringType() = pa.Field(nullable=False)
-    latitude: T.DoubleType() = pa.Field(nullable=False)
-    longitude: T.DoubleType() = pa.Field(nullable=False)
-    temperature: T.DoubleType() = _range_field("temperature", "degrees Celsius")
-    humidity: T.DoubleType() = _range_field("humidity", "percent relative humidity")
-    pressure: T.DoubleType() = _range_field("pressure", "bar")
-    vibration: T.DoubleType() = _range_field("vibration", "mm/s RMS")
-    battery_level: T.DoubleType() = _range_field("battery_level", "percent")
-    signal_strength: T.DoubleType() = _range_field("signal_strength", "dBm")
-    status: T.StringType() = pa.Field(nullable=False, isin=list(VALID_STATUSES))
-    temperature_avg_5min: T.DoubleType() = pa.Field(nullable=False, description="trailing 5-minute mean")
-    humidity_avg_5min: T.DoubleType() = pa.Field(nullable=False, description="trailing 5-minute mean")
-    pressure_avg_5min: T.DoubleType() = pa.Field(nullable=False, description="trailing 5-minute mean")
-    vibration_avg_5min: T.DoubleType() = pa.Field(nullable=False, description="trailing 5-minute mean")
-    vibration_category: T.StringType() = pa.Field(nullable=False, isin=["Low", "Medium", "High"])
-    source_object: T.StringType() = pa.Field(nullable=False)
-    record_index: T.LongType() = pa.Field(nullable=False)
-    kinesis_sequence_number: T.StringType() = pa.Field(nullable=True)
-    event_hour: T.TimestampType() = pa.Field(nullable=False, description="partition")
-
-
-class RejectedReading(pa.DataFrameModel):
-    """A bronze reading kept out of silver, with the reason."""
-
-    event_hour: T.TimestampType() = pa.Field(nullable=False, description="partition")
-    reason: T.StringType() = pa.Field(nullable=False, isin=list(reasons.SILVER_REASONS))
-    reason_detail: T.StringType() = pa.Field(nullable=True)
-    device_id: T.StringType() = pa.Field(nullable=False)
-    event_time: T.TimestampType() = pa.Field(nullable=False)
-    temperature: T.DoubleType() = pa.Field(nullable=True)
-    humidity: T.DoubleType() = pa.Field(nullable=True)
-    pressure: T.DoubleType() = pa.Field(nullable=True)
-    vibration: T.DoubleType() = pa.Field(nullable=True)
-    battery_level: T.DoubleType() = pa.Field(nullable=True)
-    signal_strength: T.DoubleType() = pa.Field(nullable=True)
-    status: T.StringType() = pa.Field(nullable=True)
-    source_object: T.StringType() = pa.Field(nullable=False)
-    record_index: T.LongType() = pa.Field(nullable=False)
+RejectedReading = model(
+    "RejectedReading",
+    "A bronze reading kept out of silver, with the reason.",
+    {
+        "event_hour": _not_null(T.TimestampType(), description="partition"),
+        "reason": _not_null(T.StringType(), isin=list(reasons.SILVER_REASONS)),
+        "reason_detail": (T.StringType(), pa.Field(nullable=True)),
+        "device_id": _not_null(T.StringType()),
+        "event_time": _not_null(T.TimestampType()),
+        **{c.name: (c.spark_type, pa.Field(nullable=True)) for c in CATALOGUE.channels},
+        "status": (T.StringType(), pa.Field(nullable=True)),
+        "source_object": _not_null(T.StringType()),
+        "record_index": _not_null(T.LongType()),
+    },
+    __name__,
+)
 
 
 SILVER_READINGS = Table("silver_sensor_readings", SilverReading, "event_hour")
@@ -164,7 +156,11 @@ def enrich(valid: DataFrame) -> DataFrame:
     out = valid
     for m in ROLLING_METRICS:
         total = F.sum(m).over(upto_now) - F.coalesce(F.sum(m).over(upto_span_ago), F.lit(0.0))
-        out = out.withColumn(f"{m}_avg_5min", total / n)
+        if CATALOGUE.channel(m).required:
+            out = out.withColumn(f"{m}_avg_5min", total / n)
+        else:  # an optional channel's nulls are not readings of it: its own count divides
+            count = F.count(m).over(upto_now) - F.count(m).over(upto_span_ago)
+            out = out.withColumn(f"{m}_avg_5min", F.when(count > 0, total / count))
     return out.withColumn(
         "vibration_category",
         F.when(F.col("vibration") < low, "Low").when(F.col("vibration") < high, "Medium").otherwise("High"),

@@ -7,6 +7,7 @@ types, nullability and ranges; everything else is derived here.
 from __future__ import annotations
 
 import pandera.pyspark as pa
+import pyspark.sql.types as T
 from dagster import TableColumn, TableColumnConstraints, TableSchema
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -44,3 +45,12 @@ def table_schema(model: type[pa.DataFrameModel]) -> TableSchema:
 def conform(df: DataFrame, model: type[pa.DataFrameModel]) -> DataFrame:
     """Select exactly the model's columns, in order, cast to its types."""
     return df.select([F.col(f.name).cast(f.dataType).alias(f.name) for f in struct_type(model).fields])
+
+
+def model(name: str, doc: str, columns: dict[str, tuple[T.DataType, object]], module: str) -> type[pa.DataFrameModel]:
+    """A pandera model from its columns in order, each `(Spark type, pa.Field(...))`: for the tables
+    whose columns are generated from the sensor catalogue."""
+    annotations = {k: dtype for k, (dtype, _) in columns.items()}
+    fields = {k: field for k, (_, field) in columns.items()}
+    attrs = {"__annotations__": annotations, "__doc__": doc, "__module__": module, **fields}
+    return type(name, (pa.DataFrameModel,), attrs)

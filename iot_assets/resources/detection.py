@@ -5,6 +5,8 @@ import json
 
 from dagster import Config, ConfigurableResource
 
+from iot_assets.lib import catalogue
+
 
 class ThresholdRule(Config):
     metric: str
@@ -12,16 +14,8 @@ class ThresholdRule(Config):
     limit: float
 
 
-# The seeds' limits: temperature above 80 °C or below 5 °C, pressure above 4 bar, vibration above
-# 4.5 mm/s, humidity above 85 %, battery below 20 %.
-DEFAULT_RULES = [
-    {"metric": "temperature", "op": ">", "limit": 80.0},
-    {"metric": "temperature", "op": "<", "limit": 5.0},
-    {"metric": "pressure", "op": ">", "limit": 4.0},
-    {"metric": "vibration", "op": ">", "limit": 4.5},
-    {"metric": "humidity", "op": ">", "limit": 85.0},
-    {"metric": "battery_level", "op": "<", "limit": 20.0},
-]
+# The sensor catalogue's limits (for the shipped fleet, the seed pipelines').
+DEFAULT_RULES = [{"metric": r.channel, "op": r.op, "limit": r.limit} for r in catalogue.active().threshold_rules]
 
 
 class ThresholdRules(ConfigurableResource):

@@ -29,13 +29,14 @@ from pydantic import PrivateAttr
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from iot_assets.assets.bronze import NUMERIC_FIELDS
-from iot_assets.lib import reasons
+from iot_assets.lib import catalogue, reasons
 from iot_assets.lib.partitions import HOUR
 from iot_assets.resources.aws import AwsResource
 
 GOOD_QUALITY = 192  # OPC / Ignition "Good"; every other code is a kind of bad or uncertain
-TEXT_FIELDS = ("status",)
+# A tag's field is a catalogue channel (a number) or the record's status (text).
+NUMERIC_FIELDS = catalogue.active().names
+TEXT_FIELDS = (catalogue.active().record.status,)
 FIELDS = (*NUMERIC_FIELDS, *TEXT_FIELDS)
 TAGPATH = "site/line/device/field"
 ARRIVAL_PREFIX = "historian:"
@@ -165,7 +166,8 @@ def to_readings(samples: DataFrame, tolerance_ms: int) -> DataFrame:
         F.concat(F.lit(ARRIVAL_PREFIX), F.concat_ws(",", F.array_sort(F.collect_list("arrival")))).alias("arrival_id"),
     )
     timestamp = F.date_format(F.timestamp_millis("scan_ms"), "yyyy-MM-dd'T'HH:mm:ss.SSSXXX")
-    record = F.struct("device_id", timestamp.alias("timestamp"), *FIELDS)
+    keys = catalogue.active().record
+    record = F.struct(F.col("device_id").alias(keys.device_id), timestamp.alias(keys.timestamp), *FIELDS)
     return wide.select(
         "scan_ms", "device_id", "arrival_id", F.to_json(record, {"ignoreNullFields": "false"}).alias("payload")
     )

@@ -17,8 +17,11 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from iot_assets.lib import reasons
+from iot_assets.lib.catalogue import DEFAULT_PATH, load_catalogue
 
-METRICS = ("temperature", "humidity", "pressure", "vibration", "battery_level", "signal_strength")
+# The simulator models the shipped catalogue's fleet: each channel's signal below is physical, so
+# it is written per channel.
+METRICS = load_catalogue(DEFAULT_PATH).names
 SITES = ("plant-north", "plant-south", "refinery-east", "mill-west")
 DEVICE_TYPES = ("pump", "compressor", "motor", "turbine")
 ANOMALY_KINDS = ("spike", "level_shift", "stuck", "drift", "dropout")

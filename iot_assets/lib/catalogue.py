@@ -1,0 +1,252 @@
+"""The sensor catalogue: the one declaration of a fleet's channels, which every layer reads.
+
+A catalogue is a YAML file (the shipped default, `default_catalogue.yaml`, describes the simulated
+fleet; `IOT_SENSOR_CATALOGUE` points at another). Each channel has a name, a unit, a type, a valid
+range, whether it is required, and its roles; the catalogue also names the record's own fields and
+the threshold detector's default limits. Bronze's parse schema, the pandera models of bronze, silver
+and gold, silver's ranges and rolling averages, gold's statistics, the model features and the
+z-score metrics are derived from it. See docs/catalogue.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyspark.sql.types as T
+import yaml
+
+from iot_assets import settings
+
+DEFAULT_PATH = Path(__file__).with_name("default_catalogue.yaml")
+
+ROLLING_AVERAGE = "rolling_average"  # silver: trailing 5-minute mean
+GOLD_STATISTICS = "gold_statistics"  # gold: hourly avg/min/max/stddev
+TEN_MINUTE_WINDOW = "ten_minute_window"  # gold: 10-minute avg/min/max
+ZSCORE = "zscore"  # anomaly log: z-score and shift detectors
+MODEL_FEATURE = "model_feature"  # per-device KMeans models
+ROLES = (ROLLING_AVERAGE, GOLD_STATISTICS, TEN_MINUTE_WINDOW, ZSCORE, MODEL_FEATURE)
+TYPES = {"double": T.DoubleType()}
+THRESHOLD_OPS = (">", "<")
+
+# A channel's name becomes a column name, so it follows the rule for table names.
+_COLUMN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# A record field name is a JSON key that Spark reads as `p.<name>`.
+_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# Columns the layers add beside the channels; a channel of the same name would shadow one.
+RESERVED_COLUMNS = frozenset(
+    {
+        "device_id",
+        "event_time",
+        "event_hour",
+        "status",
+        "extra_fields",
+        "source",
+        "source_object",
+        "record_index",
+        "ingest_time",
+        "reason",
+        "reason_detail",
+        "device_name",
+        "site",
+        "device_type",
+        "latitude",
+        "longitude",
+    }
+)
+
+
+class CatalogueError(ValueError):
+    """A catalogue that cannot be used, with the file and the channel at fault."""
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One sensor channel: a column in every layer that carries readings."""
+
+    name: str
+    unit: str
+    type: str
+    valid_range: tuple[float, float]  # silver rejects a value outside [low, high]
+    required: bool  # a reading without a required channel is quarantined; an optional one is null
+    roles: tuple[str, ...]
+
+    @property
+    def spark_type(self) -> T.DataType:
+        return TYPES[self.type]
+
+
+@dataclass(frozen=True)
+class RecordFields:
+    """The payload keys of a record's device id, event time and status."""
+
+    device_id: str = "device_id"
+    timestamp: str = "timestamp"
+    status: str = "status"
+
+
+@dataclass(frozen=True)
+class ThresholdLimit:
+    channel: str
+    op: str  # ">" or "<"
+    limit: float
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    path: str
+    record: RecordFields
+    channels: tuple[Channel, ...]
+    threshold_rules: tuple[ThresholdLimit, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.channels)
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.channels if c.required)
+
+    def with_role(self, role: str) -> tuple[str, ...]:
+        """The channels that have `role`, in catalogue order."""
+        if role not in ROLES:
+            raise KeyError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+        return tuple(c.name for c in self.channels if role in c.roles)
+
+    def channel(self, name: str) -> Channel:
+        for c in self.channels:
+            if c.name == name:
+                return c
+        raise KeyError(f"{self.path}: no channel named {name!r}")
+
+
+def load_catalogue(path: str | Path | None = None) -> Catalogue:
+    """The catalogue at `path`; by default `IOT_SENSOR_CATALOGUE`, or the shipped one when that is empty."""
+    if path is None:
+        path = settings.get("IOT_SENSOR_CATALOGUE").strip() or DEFAULT_PATH
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise CatalogueError(f"{path}: cannot read the sensor catalogue: {e}") from None
+    except yaml.YAMLError as e:
+        raise CatalogueError(f"{path}: not valid YAML: {e}") from None
+    return parse_catalogue(doc, str(path))
+
+
+@functools.cache
+def active() -> Catalogue:
+    """The catalogue the definitions are built from (read once per process)."""
+    return load_catalogue()
+
+
+def parse_catalogue(doc: object, path: str = "<catalogue>") -> Catalogue:
+    """A validated catalogue from its parsed YAML document."""
+    if not isinstance(doc, dict):
+        raise CatalogueError(f"{path}: a catalogue is a mapping with `channels` (and optionally `record`)")
+    _no_unknown_keys(doc, {"record", "channels", "threshold_rules"}, path)
+    record = _record(doc.get("record") or {}, path)
+    raw_channels = doc.get("channels")
+    if not isinstance(raw_channels, list) or not raw_channels:
+        raise CatalogueError(f"{path}: `channels` must be a non-empty list")
+    channels = tuple(_channel(c, i, path) for i, c in enumerate(raw_channels))
+    seen: set[str] = set()
+    for c in channels:
+        if c.name in seen:
+            raise CatalogueError(f"{path}: channel {c.name!r} is declared twice")
+        seen.add(c.name)
+        if c.name in (record.device_id, record.timestamp, record.status):
+            raise CatalogueError(f"{path}: channel {c.name!r} has the name of a record field")
+    if not any(MODEL_FEATURE in c.roles for c in channels):
+        raise CatalogueError(f"{path}: at least one channel needs the {MODEL_FEATURE} role (the anomaly models' input)")
+    rules = tuple(
+        _rule(r, i, path, {c.name: c for c in channels}) for i, r in enumerate(doc.get("threshold_rules") or [])
+    )
+    return Catalogue(path, record, channels, rules)
+
+
+def _no_unknown_keys(entry: dict, allowed: set[str], where: str) -> None:
+    unknown = sorted(set(entry) - allowed)
+    if unknown:
+        raise CatalogueError(
+            f"{where}: unknown key(s) {', '.join(map(str, unknown))}; allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def _record(entry: object, path: str) -> RecordFields:
+    if not isinstance(entry, dict):
+        raise CatalogueError(f"{path}: `record` must map device_id, timestamp and status to payload field names")
+    _no_unknown_keys(entry, {"device_id", "timestamp", "status"}, f"{path}: record")
+    fields = RecordFields(**entry)
+    names = [fields.device_id, fields.timestamp, fields.status]
+    for name in names:
+        if not isinstance(name, str) or not _FIELD.match(name):
+            raise CatalogueError(f"{path}: record field {name!r} is not a valid field name (letters, digits, `_`)")
+    if len(set(names)) != len(names):
+        raise CatalogueError(f"{path}: record fields must be three different names, got {names}")
+    return fields
+
+
+def _channel(entry: object, index: int, path: str) -> Channel:
+    name = entry.get("name") if isinstance(entry, dict) else None
+    where = f"{path}: channel {name!r}" if isinstance(name, str) else f"{path}: channel #{index + 1}"
+    if not isinstance(entry, dict):
+        raise CatalogueError(f"{where}: a channel is a mapping with name, unit, type, range, required and roles")
+    _no_unknown_keys(entry, {"name", "unit", "type", "range", "required", "roles"}, where)
+    if not isinstance(name, str) or not _COLUMN.match(name):
+        raise CatalogueError(
+            f"{where}: the name becomes a column name, so it must be lower case letters, digits and `_`, "
+            "starting with a letter (at most 63 characters)"
+        )
+    if name in RESERVED_COLUMNS:
+        raise CatalogueError(f"{where}: {name!r} is a column the layers already have")
+    unit = entry.get("unit")
+    if not isinstance(unit, str) or not unit.strip():
+        raise CatalogueError(f"{where}: `unit` must be a non-empty text")
+    type_ = entry.get("type", "double")
+    if type_ not in TYPES:
+        raise CatalogueError(f"{where}: type {type_!r} is not supported; supported: {', '.join(TYPES)}")
+    bounds = entry.get("range")
+    if (
+        not isinstance(bounds, list)
+        or len(bounds) != 2
+        or not all(isinstance(b, int | float) and not isinstance(b, bool) and math.isfinite(b) for b in bounds)
+        or not bounds[0] < bounds[1]
+    ):
+        raise CatalogueError(
+            f"{where}: `range` must be [low, high], two finite numbers with low < high; got {bounds!r}"
+        )
+    required = entry.get("required", True)
+    if not isinstance(required, bool):
+        raise CatalogueError(f"{where}: `required` must be true or false; got {required!r}")
+    roles = entry.get("roles", [])
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise CatalogueError(f"{where}: `roles` must be a list of role names")
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise CatalogueError(f"{where}: unknown role(s) {', '.join(unknown)}; roles are {', '.join(ROLES)}")
+    if len(set(roles)) != len(roles):
+        raise CatalogueError(f"{where}: a role is listed twice in {roles}")
+    # The models and the z-score baseline need a value in every reading.
+    for role in (MODEL_FEATURE, ZSCORE):
+        if role in roles and not required:
+            raise CatalogueError(f"{where}: an optional channel cannot have the {role} role")
+    return Channel(name, unit.strip(), type_, (float(bounds[0]), float(bounds[1])), required, tuple(roles))
+
+
+def _rule(entry: object, index: int, path: str, channels: dict[str, Channel]) -> ThresholdLimit:
+    where = f"{path}: threshold rule #{index + 1}"
+    if not isinstance(entry, dict):
+        raise CatalogueError(f"{where}: a rule is a mapping with channel, op and limit")
+    _no_unknown_keys(entry, {"channel", "op", "limit"}, where)
+    channel, op, limit = entry.get("channel"), entry.get("op"), entry.get("limit")
+    if channel not in channels:
+        raise CatalogueError(f"{where}: channel {channel!r} is not in the catalogue")
+    if op not in THRESHOLD_OPS:
+        raise CatalogueError(f"{where} (channel {channel!r}): op must be one of {', '.join(THRESHOLD_OPS)}")
+    if not isinstance(limit, int | float) or isinstance(limit, bool) or not math.isfinite(limit):
+        raise CatalogueError(f"{where} (channel {channel!r}): limit must be a finite number; got {limit!r}")
+    return ThresholdLimit(channel, op, float(limit))

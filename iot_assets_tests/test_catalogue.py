@@ -1,0 +1,364 @@
+"""The sensor catalogue: validation, the schemas it yields, and its channels named in one place only."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+import iot_assets
+from iot_assets.assets import anomalies, bronze, gold, models, silver
+from iot_assets.lib import catalogue
+from iot_assets.lib.catalogue import DEFAULT_PATH, CatalogueError, load_catalogue, parse_catalogue
+from iot_assets.resources import detection, historian
+from iot_assets.tools.simulator import fleet
+from iot_assets_tests.test_tables import _string_constants
+
+PACKAGE = Path(next(iter(iot_assets.__path__)))
+ROOT = PACKAGE.parent
+SIX = ("temperature", "humidity", "pressure", "vibration", "battery_level", "signal_strength")
+FOUR = ("temperature", "humidity", "pressure", "vibration")
+
+
+def columns(model: type) -> list[tuple]:
+    """(name, Spark type, nullable[, checks]) of each column of a pandera model, in order."""
+    out = []
+    for name, col in model.to_schema().columns.items():
+        checks = tuple(
+            f"{c.name}({', '.join(f'{k}={v}' for k, v in c.statistics.items() if v is not None)})" for c in col.checks
+        )
+        out.append((name, col.dtype.type.simpleString(), col.nullable, *([checks] if checks else [])))
+    return out
+
+
+def _isin(*values: str) -> str:
+    return f"isin(allowed_values={list(values)})"
+
+
+def _ge_le(lo: float, hi: float) -> tuple[str, str]:
+    return (f"greater_than_or_equal_to(min_value={lo})", f"less_than_or_equal_to(max_value={hi})")
+
+
+# Today's schemas, written out: the shipped catalogue must yield exactly these.
+EXPECTED_BRONZE = [
+    ("device_id", "string", False, (f"str_matches(pattern={bronze.DEVICE_ID_PATTERN})",)),
+    ("event_time", "timestamp", False),
+    *[(m, "double", False) for m in SIX],
+    ("status", "string", False),
+    ("extra_fields", "string", True),
+    (
+        "source",
+        "string",
+        False,
+        ("isin(allowed_values=['simulator', 'kinesis', 's3_landing', 'replay', 'historian'])",),
+    ),
+    ("source_object", "string", False),
+    ("record_index", "bigint", False, ("greater_than_or_equal_to(min_value=0)",)),
+    ("kinesis_shard_id", "string", True),
+    ("kinesis_sequence_number", "string", True),
+    ("kinesis_partition_key", "string", True),
+    ("kinesis_arrival_time", "timestamp", True),
+    ("ingest_time", "timestamp", False),
+    ("event_hour", "timestamp", False),
+]
+RANGES = {
+    "temperature": (-60.0, 250.0),
+    "humidity": (0.0, 100.0),
+    "pressure": (0.0, 50.0),
+    "vibration": (0.0, 100.0),
+    "battery_level": (0.0, 100.0),
+    "signal_strength": (-150.0, 0.0),
+}
+EXPECTED_SILVER = [
+    ("device_id", "string", False),
+    ("event_time", "timestamp", False),
+    ("device_name", "string", False),
+    ("site", "string", False),
+    ("device_type", "string", False),
+    ("latitude", "double", False),
+    ("longitude", "double", False),
+    *[(m, "double", False, _ge_le(*RANGES[m])) for m in SIX],
+    ("status", "string", False, ("isin(allowed_values=['normal', 'warning', 'error', 'maintenance'])",)),
+    *[(f"{m}_avg_5min", "double", False) for m in FOUR],
+    ("vibration_category", "string", False, ("isin(allowed_values=['Low', 'Medium', 'High'])",)),
+    ("source_object", "string", False),
+    ("record_index", "bigint", False),
+    ("kinesis_sequence_number", "string", True),
+    ("event_hour", "timestamp", False),
+]
+EXPECTED_REJECTED = [
+    ("event_hour", "timestamp", False),
+    (
+        "reason",
+        "string",
+        False,
+        ("isin(allowed_values=['out_of_range', 'invalid_status', 'duplicate', 'unknown_device'])",),
+    ),
+    ("reason_detail", "string", True),
+    ("device_id", "string", False),
+    ("event_time", "timestamp", False),
+    *[(m, "double", True) for m in SIX],
+    ("status", "string", True),
+    ("source_object", "string", False),
+    ("record_index", "bigint", False),
+]
+EXPECTED_HOURLY = [
+    ("device_id", "string", False),
+    ("event_hour", "timestamp", False),
+    ("site", "string", False),
+    ("reading_count", "bigint", False),
+    *[(f"{p}_{m}", "double", p == "stddev") for m in SIX for p in ("avg", "min", "max", "stddev")],
+]
+EXPECTED_10MIN = [
+    ("device_id", "string", False),
+    ("window_start", "timestamp", False),
+    ("window_end", "timestamp", False),
+    ("device_name", "string", False),
+    ("record_count", "bigint", False),
+    *[(f"{p}_{m}", "double", False) for m in FOUR for p in ("avg", "min", "max")],
+    ("min_battery_level", "double", False),
+    ("high_vibration_count", "bigint", False),
+    ("event_hour", "timestamp", False),
+]
+UNITS = ["degrees Celsius", "percent relative humidity", "bar", "mm/s RMS", "percent", "dBm"]
+
+
+def test_the_shipped_catalogue_yields_todays_schemas():
+    assert columns(bronze.BronzeReading) == EXPECTED_BRONZE
+    assert columns(silver.SilverReading) == EXPECTED_SILVER
+    assert columns(silver.RejectedReading) == EXPECTED_REJECTED
+    assert columns(gold.DeviceHourlyStats) == EXPECTED_HOURLY
+    assert columns(gold.SensorAggregates10Min) == EXPECTED_10MIN
+    for model in (bronze.BronzeReading, silver.SilverReading):
+        described = model.to_schema().columns
+        assert [described[m].description for m in SIX] == UNITS
+    assert [c.description for c in silver.RejectedReading.to_schema().columns.values()][5:11] == [None] * 6
+
+
+def test_the_shipped_catalogue_yields_todays_metric_lists():
+    assert bronze.NUMERIC_FIELDS == SIX
+    assert bronze.REQUIRED_FIELDS == ("device_id", "timestamp", *SIX, "status")
+    assert silver.PHYSICAL_RANGES == RANGES
+    assert silver.ROLLING_METRICS == gold.WINDOW_METRICS == models.FEATURE_METRICS == anomalies.ZSCORE_METRICS == FOUR
+    assert gold.STAT_METRICS == fleet.METRICS == historian.NUMERIC_FIELDS == SIX
+    assert historian.FIELDS == (*SIX, "status")
+    assert models.FEATURES == FOUR + tuple(f"{m}_log_spread" for m in FOUR)
+    # In the seed pipelines' order, so the rules' version is unchanged.
+    assert detection.DEFAULT_RULES == [
+        {"metric": "temperature", "op": ">", "limit": 80.0},
+        {"metric": "temperature", "op": "<", "limit": 5.0},
+        {"metric": "pressure", "op": ">", "limit": 4.0},
+        {"metric": "vibration", "op": ">", "limit": 4.5},
+        {"metric": "humidity", "op": ">", "limit": 85.0},
+        {"metric": "battery_level", "op": "<", "limit": 20.0},
+    ]
+
+
+PUMP = {
+    "record": {"device_id": "rig", "timestamp": "ts", "status": "state"},
+    "channels": [
+        {
+            "name": "motor_current",
+            "unit": "A",
+            "type": "double",
+            "range": [0, 400],
+            "required": True,
+            "roles": ["rolling_average", "gold_statistics", "ten_minute_window", "zscore", "model_feature"],
+        },
+        {
+            "name": "suction_pressure",
+            "unit": "bar",
+            "type": "double",
+            "range": [-1, 16],
+            "required": True,
+            "roles": ["gold_statistics", "zscore", "model_feature"],
+        },
+        {"name": "flow_rate", "unit": "m3/h", "range": [0, 500], "required": False, "roles": ["gold_statistics"]},
+    ],
+    "threshold_rules": [{"channel": "motor_current", "op": ">", "limit": 250}],
+}
+
+# Run in a fresh interpreter: the layers build their models from the catalogue when imported.
+_PROBE = textwrap.dedent(
+    """
+    import json
+    from iot_assets.assets import anomalies, bronze, gold, models, silver
+    from iot_assets.definitions import defs
+    from iot_assets.resources import detection
+    defs.resolve_asset_graph()  # the definitions load with this catalogue
+    from iot_assets_tests.test_catalogue import columns
+    print(json.dumps({
+        "bronze": columns(bronze.BronzeReading), "silver": columns(silver.SilverReading),
+        "rejected": columns(silver.RejectedReading), "hourly": columns(gold.DeviceHourlyStats),
+        "ten_min": columns(gold.SensorAggregates10Min), "payload": bronze.PAYLOAD_FIELDS,
+        "required": bronze.REQUIRED_FIELDS, "features": models.FEATURES, "zscore": anomalies.ZSCORE_METRICS,
+        "rules": detection.DEFAULT_RULES,
+    }))
+    """
+)
+
+
+def test_another_catalogue_yields_its_own_columns(tmp_path):
+    path = tmp_path / "pump.yaml"
+    path.write_text(yaml.safe_dump(PUMP))
+    env = {**os.environ, "IOT_SENSOR_CATALOGUE": str(path), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    as_lists = lambda rows: [list(r[:3]) for r in rows]  # noqa: E731
+    assert as_lists(got["bronze"])[2:5] == [
+        ["motor_current", "double", False],
+        ["suction_pressure", "double", False],
+        ["flow_rate", "double", True],
+    ]
+    assert [r[0] for r in got["bronze"]][:2] + [r[0] for r in got["bronze"]][5:6] == [
+        "device_id",
+        "event_time",
+        "status",
+    ]
+    silver_channels = {r[0]: r for r in got["silver"] if r[0] in ("motor_current", "suction_pressure", "flow_rate")}
+    assert silver_channels["suction_pressure"] == [
+        "suction_pressure",
+        "double",
+        False,
+        list(_ge_le(-1.0, 16.0)),
+    ]
+    assert silver_channels["flow_rate"][2] is True
+    assert [r[0] for r in got["silver"] if r[0].endswith("_avg_5min")] == ["motor_current_avg_5min"]
+    assert [r[0] for r in got["rejected"]][5:8] == ["motor_current", "suction_pressure", "flow_rate"]
+    hourly = {r[0]: r[2] for r in got["hourly"]}
+    assert [c for c in hourly if c.startswith("avg_")] == ["avg_motor_current", "avg_suction_pressure", "avg_flow_rate"]
+    assert hourly["avg_flow_rate"] is True and hourly["avg_motor_current"] is False
+    assert [r[0] for r in got["ten_min"] if r[0].startswith("avg_")] == ["avg_motor_current"]
+    assert got["payload"] == ["rig", "ts", "motor_current", "suction_pressure", "flow_rate", "state"]
+    assert got["required"] == ["rig", "ts", "motor_current", "suction_pressure", "state"]
+    assert got["features"] == [
+        "motor_current",
+        "suction_pressure",
+        "motor_current_log_spread",
+        "suction_pressure_log_spread",
+    ]
+    assert got["zscore"] == ["motor_current", "suction_pressure"]
+    assert got["rules"] == [{"metric": "motor_current", "op": ">", "limit": 250.0}]
+    for rows in got.values():
+        assert not any(isinstance(r, list) and r and r[0] in SIX for r in rows)
+
+
+def _channel(**over) -> dict:
+    return {"name": "flow_rate", "unit": "m3/h", "range": [0, 10], "roles": ["model_feature"], **over}
+
+
+@pytest.mark.parametrize(
+    ("channels", "message"),
+    [
+        ([_channel(range=[10, 0])], r"channel 'flow_rate': `range` must be \[low, high\]"),
+        ([_channel(range=[0, float("inf")])], r"channel 'flow_rate': `range`"),
+        ([_channel(range=[0])], r"channel 'flow_rate': `range`"),
+        ([_channel(roles=["model_feature", "median"])], r"channel 'flow_rate': unknown role\(s\) median"),
+        ([_channel(), _channel()], r"channel 'flow_rate' is declared twice"),
+        ([_channel(name="Flow Rate")], r"channel 'Flow Rate': the name becomes a column name"),
+        ([_channel(name="flow-rate")], r"channel 'flow-rate': the name becomes a column name"),
+        ([_channel(name="event_hour")], r"channel 'event_hour': 'event_hour' is a column the layers already have"),
+        ([_channel(type="string")], r"channel 'flow_rate': type 'string' is not supported"),
+        ([_channel(required="yes")], r"channel 'flow_rate': `required` must be true or false"),
+        ([_channel(required=False)], r"channel 'flow_rate': an optional channel cannot have the model_feature role"),
+        ([_channel(colour="red")], r"channel 'flow_rate': unknown key\(s\) colour"),
+        ([_channel(roles=[])], r"at least one channel needs the model_feature role"),
+        ([{"unit": "A", "range": [0, 1]}], r"channel #1: the name becomes a column name"),
+    ],
+)
+def test_a_bad_channel_is_refused_naming_the_file_and_the_channel(tmp_path, channels, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"channels": channels}))
+    with pytest.raises(CatalogueError, match=re.escape(str(path)) + ": " + message):
+        load_catalogue(path)
+
+
+def test_bad_record_fields_rules_and_files_are_refused(tmp_path):
+    ok = [_channel()]
+    with pytest.raises(CatalogueError, match="record field 'device id' is not a valid field name"):
+        parse_catalogue({"record": {"device_id": "device id"}, "channels": ok}, "x.yaml")
+    with pytest.raises(CatalogueError, match="channel 'flow_rate' has the name of a record field"):
+        parse_catalogue({"record": {"status": "flow_rate"}, "channels": ok}, "x.yaml")
+    with pytest.raises(CatalogueError, match=r"threshold rule #1: channel 'rpm' is not in the catalogue"):
+        parse_catalogue({"channels": ok, "threshold_rules": [{"channel": "rpm", "op": ">", "limit": 1}]}, "x.yaml")
+    with pytest.raises(CatalogueError, match=r"threshold rule #1 \(channel 'flow_rate'\): op must be"):
+        parse_catalogue({"channels": ok, "threshold_rules": [{"channel": "flow_rate", "op": ">=", "limit": 1}]})
+    with pytest.raises(CatalogueError, match="`channels` must be a non-empty list"):
+        parse_catalogue({"channels": []}, "x.yaml")
+    with pytest.raises(CatalogueError, match="cannot read the sensor catalogue"):
+        load_catalogue(tmp_path / "missing.yaml")
+    (tmp_path / "broken.yaml").write_text("channels: [")
+    with pytest.raises(CatalogueError, match="broken.yaml: not valid YAML"):
+        load_catalogue(tmp_path / "broken.yaml")
+
+
+def test_the_setting_chooses_the_catalogue(tmp_path, monkeypatch):
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump({"channels": [_channel()]}))
+    monkeypatch.setenv("IOT_SENSOR_CATALOGUE", str(path))
+    assert load_catalogue().names == ("flow_rate",)
+    assert load_catalogue().record == catalogue.RecordFields("device_id", "timestamp", "status")
+    monkeypatch.setenv("IOT_SENSOR_CATALOGUE", "")
+    assert load_catalogue().names == SIX
+    assert load_catalogue().path == str(DEFAULT_PATH)
+    with pytest.raises(KeyError, match="unknown role"):
+        load_catalogue().with_role("median")
+
+
+# Places that still name a channel of the shipped fleet, each for a reason; the catalogue is the
+# only other place. File -> the strings it may hold that name a channel.
+ALLOWED = {
+    # The simulator models the shipped fleet's physics, one signal and malformed variant per channel.
+    "tools/simulator/fleet.py": None,
+    # Silver's vibration category is a vibration-specific ISO 10816 band (and its asset description says so).
+    "assets/silver.py": {
+        "vibration_category",
+        "vibration",
+        "Clean, deduplicated readings enriched with device metadata, trailing 5-minute averages and a vibration "
+        "category.",
+    },
+    # Gold's daily summary and 10-minute battery/vibration columns are specific to the shipped fleet.
+    "assets/gold.py": {
+        "min_battery_level",
+        "high_vibration_count",
+        "vibration_category",
+        "battery_level",
+        "vibration",
+        "temperature",
+        "humidity",
+        "pressure",
+        "daily_avg_temperature",
+        "daily_min_temperature",
+        "daily_max_temperature",
+        "daily_avg_humidity",
+        "daily_avg_pressure",
+        "daily_max_vibration",
+    },
+    # The NAB evaluation replays a public series as one channel of a shipped-fleet record.
+    "tools/evaluation.py": None,
+}
+_CHANNEL = re.compile(r"(?<![a-z])(" + "|".join(SIX) + r")(?![a-z])")
+
+
+def test_channel_names_are_written_in_the_catalogue_only():
+    assert load_catalogue(DEFAULT_PATH).names == SIX
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        naming = {s for s in _string_constants(path) if _CHANNEL.search(s)}
+        allowed = ALLOWED.get(rel, set())
+        if allowed is not None and naming - allowed:
+            found[rel] = sorted(naming - allowed)
+    assert found == {}, "a channel of the shipped fleet is named outside the catalogue"
+    others = [
+        p for p in PACKAGE.rglob("*") if p.suffix in (".yaml", ".yml", ".json") and _CHANNEL.search(p.read_text())
+    ]
+    assert others == [DEFAULT_PATH]
