@@ -61,7 +61,15 @@ def hourly(spark, rows):
         "reading_count",
         *[f"{p}_{m}" for m in ("temperature", "humidity", "pressure", "vibration") for p in ("avg", "stddev")],
     ]
-    return spark.createDataFrame(rows, cols)
+    return with_range(spark.createDataFrame(rows, cols))
+
+
+def with_range(stats):
+    """Each hour's lowest and highest reading, as a Gaussian hour of 60 readings roughly reaches."""
+    for m in ("temperature", "humidity", "pressure", "vibration"):
+        avg, std = F.col(f"avg_{m}"), F.col(f"stddev_{m}")
+        stats = stats.withColumn(f"min_{m}", avg - 2.5 * std).withColumn(f"max_{m}", avg + 2.5 * std)
+    return stats
 
 
 def test_baseline_is_trailing_and_robust(spark):
@@ -72,25 +80,27 @@ def test_baseline_is_trailing_and_robust(spark):
     assert base["baseline_n"] == 24 * 60
     assert base["mean_temperature"] == 50.0
     assert base["std_temperature"] == pytest.approx(1.0, abs=0.01)
+    # The range spans every trailing hour, the dropout hour too, but not the hour itself.
+    assert (base["lo_temperature"], base["hi_temperature"]) == (-50.0, 52.5)
+
+
+BASELINE_COLS = [
+    "device_id",
+    "event_hour",
+    "baseline_n",
+    *[f"{p}_{m}" for m in ("temperature", "humidity", "pressure", "vibration") for p in ("mean", "std", "lo", "hi")],
+]
+
+
+def baseline_frame(spark, n=1440, temperature_range=(47.5, 52.5)):
+    """d1's baseline at H from n readings: temperature 50 +/- 1 over `temperature_range`, the other
+    metrics their mean +/- 2.5 sigma."""
+    lo, hi = temperature_range
+    row = ("d1", H, n, 50.0, 1.0, lo, hi, 40.0, 1.0, 37.5, 42.5, 2.0, 0.1, 1.75, 2.25, 1.0, 0.1, 0.75, 1.25)
+    return spark.createDataFrame([row], BASELINE_COLS)
 
 
 def test_zscore_flags_past_three_sigma_only(spark):
-    base = spark.createDataFrame(
-        [("d1", H, 1440, 50.0, 1.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1)],
-        [
-            "device_id",
-            "event_hour",
-            "baseline_n",
-            "mean_temperature",
-            "std_temperature",
-            "mean_humidity",
-            "std_humidity",
-            "mean_pressure",
-            "std_pressure",
-            "mean_vibration",
-            "std_vibration",
-        ],
-    )
     df = readings(
         spark,
         [
@@ -99,28 +109,29 @@ def test_zscore_flags_past_three_sigma_only(spark):
             ("d2", H, 99.0, 40.0, 2.0, 1.0, 90.0),
         ],
     )
-    got = zscore_anomalies(df, base, 3.0, 30).collect()
+    got = zscore_anomalies(df, baseline_frame(spark), 3.0, 30).collect()
     assert [(r["device_id"], r["metric"], r["score"], r["limit"]) for r in got] == [("d1", "temperature", 6.0, 53.0)]
     assert got[0]["severity"] == "high"
 
 
-def test_zscore_needs_a_baseline(spark):
-    base = spark.createDataFrame(
-        [("d1", H, 10, 50.0, 1.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1)],
+def test_zscore_flags_only_beyond_the_range_the_normal_day_reached(spark):
+    """A bursty signal's normal day reached 58: a reading of 56 (6 sigma) is no news, one of 59 is,
+    and its limit is that range's edge; below, the 3-sigma limit (47) is the nearer one."""
+    df = readings(
+        spark,
         [
-            "device_id",
-            "event_hour",
-            "baseline_n",
-            "mean_temperature",
-            "std_temperature",
-            "mean_humidity",
-            "std_humidity",
-            "mean_pressure",
-            "std_pressure",
-            "mean_vibration",
-            "std_vibration",
+            ("d1", H, 56.0, 40.0, 2.0, 1.0, 90.0),
+            ("d1", H + timedelta(minutes=1), 59.0, 40.0, 2.0, 1.0, 90.0),
+            ("d1", H + timedelta(minutes=2), 46.5, 40.0, 2.0, 1.0, 90.0),
         ],
     )
+    got = zscore_anomalies(df, baseline_frame(spark, temperature_range=(48.0, 58.0)), 3.0, 30).collect()
+    assert sorted((r["value"], r["score"], r["limit"]) for r in got) == [(46.5, 3.5, 47.0), (59.0, 9.0, 58.0)]
+    assert {r["model_version"] for r in got} == {"zscore-3sigma-beyond-24h-range"}
+
+
+def test_zscore_needs_a_baseline(spark):
+    base = baseline_frame(spark, n=10)
     assert zscore_anomalies(readings(spark, [("d1", H, 99.0, 40.0, 2.0, 1.0, 90.0)]), base, 3.0, 30).count() == 0
 
 
@@ -233,22 +244,7 @@ def test_verdict_confirms_readings_not_rows(spark):
 def test_shift_flags_a_sustained_shift_for_as_long_as_it_lasts_but_not_a_spike(spark):
     from iot_assets.assets.anomalies import shift_anomalies
 
-    base = spark.createDataFrame(
-        [("d1", H, 1440, 50.0, 1.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1)],
-        [
-            "device_id",
-            "event_hour",
-            "baseline_n",
-            "mean_temperature",
-            "std_temperature",
-            "mean_humidity",
-            "std_humidity",
-            "mean_pressure",
-            "std_pressure",
-            "mean_vibration",
-            "std_vibration",
-        ],
-    )
+    base = baseline_frame(spark)
     m = timedelta(minutes=1)
     rows = [("d1", H - (10 - i) * m, 50.0, 40.0, 2.0, 1.0, 90.0) for i in range(10)]  # the hour before
     rows += [("d1", H + i * m, 60.0 if i == 2 else 50.0, 40.0, 2.0, 1.0, 90.0) for i in range(20)]  # a spike at 10:02
@@ -257,6 +253,15 @@ def test_shift_flags_a_sustained_shift_for_as_long_as_it_lasts_but_not_a_spike(s
     got = shift_anomalies(df, base, 30, scored_from=H).collect()
     assert {r["metric"] for r in got} == {"temperature"}
     times = sorted(r["event_time"] for r in got)
-    assert times == [H + i * m for i in range(27, 60)]  # from the 8th shifted reading to the end
+    assert times == [H + i * m for i in range(25, 60)]  # from the 6th shifted reading (of 10) to the end
     first = min(got, key=lambda r: r["event_time"])
-    assert first["limit"] == 51.5 and first["value"] == pytest.approx(51.6) and first["method"] == "shift"
+    assert (first["limit"], first["value"], first["method"]) == (51.5, 52.0, "shift")
+
+
+def test_shift_ignores_a_burst_shorter_than_half_its_window(spark):
+    """Four readings at +10 sigma move a 10-minute mean by 4 sigma, but not its median."""
+    from iot_assets.assets.anomalies import shift_anomalies
+
+    m = timedelta(minutes=1)
+    rows = [("d1", H + i * m, 60.0 if 10 <= i < 14 else 50.0, 40.0, 2.0, 1.0, 90.0) for i in range(30)]
+    assert shift_anomalies(readings(spark, rows), baseline_frame(spark), 30, scored_from=H).count() == 0

@@ -53,6 +53,9 @@ def test_abnormal_hours_are_left_out_of_the_zscore_baseline(spark):
     for i in (1, 2, 3):  # a sustained shift over the last three hours: normal variance, shifted mean
         rows[i - 1] = ("d1", H - timedelta(hours=i), 60, 90.0, 1.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1)
     stats = spark.createDataFrame(rows, cols)
+    for m in ("temperature", "humidity", "pressure", "vibration"):  # each hour's lowest and highest reading
+        avg, std = F.col(f"avg_{m}"), F.col(f"stddev_{m}")
+        stats = stats.withColumn(f"min_{m}", avg - 2.5 * std).withColumn(f"max_{m}", avg + 2.5 * std)
     confirmed = spark.createDataFrame(
         [("d1", H - timedelta(hours=4) + k * M) for k in range(20)], "device_id string, event_time timestamp"
     )  # 20 of 60: abnormal
@@ -65,3 +68,4 @@ def test_abnormal_hours_are_left_out_of_the_zscore_baseline(spark):
     assert trailing_baseline(stats, [H]).collect()[0]["mean_temperature"] == 55.0
     base = trailing_baseline(stats, [H], bad).collect()[0]
     assert base["mean_temperature"] == 50.0 and base["baseline_n"] == 20 * 60
+    assert base["hi_temperature"] == 52.5  # the shifted hours' readings (up to 92.5) are left out of the range too

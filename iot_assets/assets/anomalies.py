@@ -2,11 +2,12 @@
 
 Three methods, each configurable and versioned:
 - `threshold`: fixed limits from configuration (defaults from the seed pipelines);
-- `zscore`: |z| above 3 (by default) against the device's *trailing* 24-hour baseline from gold,
+- `zscore`: |z| above 3 (by default) and beyond the range of readings in the device's *trailing*
+  24-hour baseline from gold,
   never the hour's own statistics, so a large anomaly cannot hide itself, and without the hours
   found abnormal (incidents, confirmed readings), so a long fault does not become the baseline;
 - `kmeans`: distance to the nearest centroid of the device's model trained on the previous 24 hours;
-- `shift`: the mean of a metric over the last 10 minutes of readings more than 1.5 sigma from the same
+- `shift`: the median of a metric over the last 10 minutes of readings more than 1.5 sigma from the same
   trailing baseline: a sustained level shift or drift, flagged for as long as it lasts, since the
   baseline leaves out the hours already found abnormal.
 """
@@ -129,8 +130,9 @@ def trailing_baseline(hourly_stats: DataFrame, hours: list, excluded: DataFrame 
 
     For each metric, hours whose within-hour variance exceeds BASELINE_OUTLIER_VARIANCE times the
     median hour's are left out (a spike, level shift, drift or dropout inflates it far more); the
-    rest give the mean,
-    and the variance as mean within-hour variance + variance of the hourly means. Earlier anomalies
+    rest give the mean, and the variance as mean within-hour variance + variance of the hourly
+    means. `lo_`/`hi_` are the lowest and highest readings of all those hours: the range the
+    device's normal day reached. Earlier anomalies
     therefore cannot inflate the baseline and hide the next one, while the daily cycle and load
     swings still count in full (trimming hours by their mean would cut off each day's warmest
     hours and flag them the next day). The hour itself never contributes to its own baseline, nor
@@ -146,7 +148,11 @@ def trailing_baseline(hourly_stats: DataFrame, hours: list, excluded: DataFrame 
         (F.col("event_hour") >= F.col("target") - F.expr("INTERVAL 24 HOURS"))
         & (F.col("event_hour") < F.col("target")),
     ).withColumnRenamed("target", "baseline_hour")
-    out = rows.groupBy(*keys).agg(F.sum("reading_count").alias("baseline_n"))
+    out = rows.groupBy(*keys).agg(
+        F.sum("reading_count").alias("baseline_n"),
+        *[F.min(f"min_{m}").alias(f"lo_{m}") for m in ZSCORE_METRICS],
+        *[F.max(f"max_{m}").alias(f"hi_{m}") for m in ZSCORE_METRICS],
+    )
     by_hour = Window.partitionBy(*keys)
     for m in ZSCORE_METRICS:
         avg, var = F.col(f"avg_{m}"), F.coalesce(F.col(f"stddev_{m}"), F.lit(0.0)) ** 2
@@ -163,7 +169,7 @@ def trailing_baseline(hourly_stats: DataFrame, hours: list, excluded: DataFrame 
         F.col("device_id"),
         F.col("baseline_hour").alias("event_hour"),
         "baseline_n",
-        *[c for m in ZSCORE_METRICS for c in (f"mean_{m}", f"std_{m}")],
+        *[c for m in ZSCORE_METRICS for c in (f"mean_{m}", f"std_{m}", f"lo_{m}", f"hi_{m}")],
     )
 
 
@@ -174,10 +180,14 @@ def zscore_anomalies(readings: DataFrame, baseline: DataFrame, limit: float, min
     for m in ZSCORE_METRICS:
         std = F.col(f"std_{m}")
         z = (F.col(m) - F.col(f"mean_{m}")) / std
-        side = F.when(z > 0, F.col(f"mean_{m}") + std * limit).otherwise(F.col(f"mean_{m}") - std * limit)
+        # Past `limit` sigma and beyond the trailing normal range: on a bursty signal the normal day
+        # itself reaches far past 3 sigma, and a reading it already reached is no news.
+        side = F.when(z > 0, F.greatest(F.col(f"mean_{m}") + std * limit, F.col(f"hi_{m}"))).otherwise(
+            F.least(F.col(f"mean_{m}") - std * limit, F.col(f"lo_{m}"))
+        )
         found.append(
             (
-                (std > 1e-9) & (F.abs(z) > limit),
+                (std > 1e-9) & (F.abs(z) > limit) & F.when(z > 0, F.col(m) > side).otherwise(F.col(m) < side),
                 {
                     "metric": F.lit(m),
                     "value": F.col(m).cast("double"),
@@ -187,8 +197,15 @@ def zscore_anomalies(readings: DataFrame, baseline: DataFrame, limit: float, min
                 },
             )
         )
-    version = f"zscore-{limit:g}sigma-24h"
+    version = f"zscore-{limit:g}sigma-beyond-24h-range"
     return _hits(joined, found).withColumn("method", F.lit("zscore")).withColumn("model_version", F.lit(version))
+
+
+def _median(ordered: Column) -> Column:
+    """The median of a sorted array (Spark allows no window frame for `median`); null when empty."""
+    n = F.size(ordered)
+    low, high = F.element_at(ordered, F.floor((n + 1) / 2).cast("int")), F.element_at(ordered, (n / 2 + 1).cast("int"))
+    return F.when(n > 0, (low + high) / 2)
 
 
 # The shift test: a metric's mean over this trailing window of a device's readings (at least
@@ -207,10 +224,12 @@ def shift_anomalies(
     window: timedelta = SHIFT_WINDOW,
     min_window_readings: int = SHIFT_MIN_READINGS,
 ) -> DataFrame:
-    """Sustained shifts: per device and metric, the trailing `window` mean of the readings against
-    the trailing 24-hour baseline's mean and sigma. The row's value is that window mean and its
-    limit the baseline mean +/- `limit` sigma. `readings` may start up to `window` before
-    `scored_from`, so the first minutes of an hour see the end of the previous one."""
+    """Sustained shifts: per device and metric, the trailing `window` median of the readings against
+    the trailing 24-hour baseline's mean and sigma. The row's value is that window median and its
+    limit the baseline mean +/- `limit` sigma. The median moves only once more than half of the
+    window has shifted, so a spike or a burst shorter than that (a busy server's CPU) is no shift.
+    `readings` may start up to `window` before `scored_from`, so the first minutes of an hour see
+    the end of the previous one."""
     trailing = (
         Window.partitionBy("device_id")
         .orderBy(F.unix_millis("event_time"))
@@ -220,7 +239,7 @@ def shift_anomalies(
         "device_id",
         "event_time",
         "event_hour",
-        *[F.avg(m).over(trailing).alias(f"roll_{m}") for m in ZSCORE_METRICS],
+        *[_median(F.array_sort(F.collect_list(m).over(trailing))).alias(f"roll_{m}") for m in ZSCORE_METRICS],
         *[F.count(m).over(trailing).alias(f"n_{m}") for m in ZSCORE_METRICS],
     )
     if scored_from is not None:
@@ -244,7 +263,7 @@ def shift_anomalies(
                 },
             )
         )
-    version = f"shift-{limit:g}sigma-{int(window.total_seconds() // 60)}min-vs-24h"
+    version = f"shift-{limit:g}sigma-{int(window.total_seconds() // 60)}min-median-vs-24h"
     return _hits(joined, found).withColumn("method", F.lit("shift")).withColumn("model_version", F.lit(version))
 
 

@@ -1,13 +1,17 @@
 """Incidents: what an operator acts on, one per stretch of a device's confirmed anomalous readings.
 
-Confirmed readings of a device closer than `gap` to each other form one incident. It opens at its
-first confirmed reading and closes at its last one once `gap` has passed with no other; until then
-it stays open (`closed_at` null), also across hours: hour H+1 continues the incidents open at the
-end of H. Each hourly partition holds the state, at the end of that hour, of every incident active
-in it (opened, continued or closed there), so the newest row of an incident is its current state.
+Confirmed readings of a device closer than `gap` to each other form one stretch. The stretch opens
+an incident only once its evidence persists (its third confirmed reading, or one of high severity):
+lone confirmed readings are where a noisy signal's false alarms come from, and a page for each
+costs operators more than the minutes of latency the rule adds. The incident closes at its last
+reading once `gap` has passed with no other; until then it stays open (`closed_at` null), also
+across hours: hour H+1 continues the incidents open at the end of H. Each hourly partition holds
+the state, at the end of that hour, of every incident active in it (opened, continued or closed
+there), so the newest row of an incident is its current state.
 
-A range run reads the incidents open at the end of the hour before the range and sessionises the
-whole range in one Spark job, so each hour gets exactly the rows its own run would give it.
+A range run reads the incidents open at the end of the hour before the range, and the anomaly log
+from an hour before it (a stretch's first evidence may lie there), and sessionises the whole range
+in one Spark job, so each hour gets exactly the rows its own run would give it.
 """
 
 from datetime import timedelta
@@ -34,6 +38,15 @@ from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
 
 # Confirmed readings of a device further apart than this belong to different incidents.
 INCIDENT_GAP = timedelta(minutes=10)
+# An incident opens once its evidence persists: at its OPEN_READINGS-th confirmed reading, or at
+# its first confirmed reading of OPEN_SEVERITY or worse. A lone confirmed reading of lower
+# severity opens none: on a noisy signal that is where false alarms come from.
+OPEN_READINGS = 3
+OPEN_SEVERITY = "high"
+# The evidence before an opening spans at most (OPEN_READINGS - 1) gaps; a run reads it from the
+# anomaly log this far back.
+LOOKBACK = HOUR
+assert (OPEN_READINGS - 1) * INCIDENT_GAP <= LOOKBACK
 # At most this many opened incidents are listed in a materialisation's metadata (for the alerts).
 MAX_LISTED = 200
 
@@ -46,13 +59,29 @@ def _sorted_set(col):
     return F.array_join(F.array_sort(F.array_distinct(col)), ",")
 
 
-def incidents(log: DataFrame, carried: DataFrame, first_hour, last_hour, gap: timedelta = INCIDENT_GAP) -> DataFrame:
+def incidents(
+    log: DataFrame,
+    carried: DataFrame,
+    first_hour,
+    last_hour,
+    gap: timedelta = INCIDENT_GAP,
+    open_readings: int = OPEN_READINGS,
+    open_severity: str = OPEN_SEVERITY,
+) -> DataFrame:
     """The incidents' states for each hour in [first_hour, last_hour].
 
-    `log`: anomaly-log rows of those hours (only `confirmed` ones count); `carried`: incident rows
-    of the hour before `first_hour` (those still open continue).
+    `log`: anomaly-log rows of those hours (only `confirmed` ones count), and of the `lookback`
+    before `first_hour`, whose readings may be the first evidence of an incident that opens in it;
+    `carried`: incident rows of the hour before `first_hour` (those still open continue, and the
+    readings up to each device's latest incident belong to that incident already).
+
+    A stretch of confirmed readings (gaps up to `gap`) opens an incident at the reading where its
+    evidence persists: its `open_readings`-th reading, or its first reading of `open_severity` or
+    worse. A stretch that never gets there opens none. The readings before the opening count in it.
     """
     gap_s = int(gap.total_seconds())
+    start = F.lit(first_hour.replace(tzinfo=None)).cast("timestamp")
+    seen = carried.groupBy("device_id").agg(F.max("last_flag_at").alias("_seen"))
     readings = (
         log.where("confirmed")
         .groupBy("device_id", "event_time")
@@ -61,6 +90,8 @@ def incidents(log: DataFrame, carried: DataFrame, first_hour, last_hour, gap: ti
             F.collect_set("method").alias("m"),
             F.collect_set("metric").alias("x"),
         )
+        .join(seen, "device_id", "left")
+        .where((F.col("event_time") >= start) | F.col("_seen").isNull() | (F.col("event_time") > F.col("_seen")))
         .select(
             "device_id",
             "event_time",
@@ -70,8 +101,8 @@ def incidents(log: DataFrame, carried: DataFrame, first_hour, last_hour, gap: ti
             F.col("m").alias("first_by"),
             F.lit(1).cast("long").alias("n"),
             F.lit(None).cast("string").alias("incident_id"),
-            F.col("event_time").alias("opened_at"),
-            F.date_trunc("hour", "event_time").alias("opened_in_hour"),
+            F.lit(None).cast("timestamp").alias("opened_at"),
+            F.lit(None).cast("timestamp").alias("opened_in_hour"),
         )
     )
     seeds = carried.where(F.col("closed_at").isNull()).select(
@@ -98,16 +129,26 @@ def incidents(log: DataFrame, carried: DataFrame, first_hour, last_hour, gap: ti
     cum = rows.select(
         "device_id",
         "_session",
+        "event_time",
         F.col("event_time").alias("last_flag_at"),
         F.date_trunc("hour", "event_time").alias("_hour"),
-        first("opened_at").alias("opened_at"),
+        first("opened_at").alias("_carried_at"),
         first("incident_id").alias("_carried_id"),
         first("first_by").alias("first_by"),
-        first("opened_in_hour").alias("opened_in_hour"),
+        first("opened_in_hour").alias("_carried_in_hour"),
         F.max("sev").over(run).alias("sev"),
         F.sum("n").over(run).alias("readings"),
         F.flatten(F.collect_list("m").over(run)).alias("m"),
         F.flatten(F.collect_list("x").over(run)).alias("x"),
+    )
+    # Where the evidence first persists: the session's opening reading (none: no incident).
+    persists = (F.col("readings") >= open_readings) | (F.col("sev") >= _rank(F.lit(open_severity)))
+    session = Window.partitionBy("device_id", "_session")
+    cum = (
+        cum.withColumn("_opens", F.min(F.when(persists, F.col("event_time"))).over(session))
+        .withColumn("opened_at", F.coalesce("_carried_at", "_opens"))
+        .withColumn("opened_in_hour", F.coalesce("_carried_in_hour", F.date_trunc("hour", "_opens")))
+        .where(F.col("event_time") >= F.col("opened_at"))
     )
     # The state after the last reading of each (incident, hour), valid until its next reading's hour.
     last_in_hour = Window.partitionBy("device_id", "_session", "_hour").orderBy(F.desc("last_flag_at"))
@@ -123,7 +164,7 @@ def incidents(log: DataFrame, carried: DataFrame, first_hour, last_hour, gap: ti
         close_hour,
         F.lit(last_hour.replace(tzinfo=None)).cast("timestamp"),
     )
-    since = F.greatest(F.col("_hour"), F.lit(first_hour.replace(tzinfo=None)).cast("timestamp"))
+    since = F.greatest(F.col("_hour"), start)
     out = (
         snaps.where(since <= until)
         .withColumn("event_hour", F.explode(F.sequence(since, until, F.expr("INTERVAL 1 HOUR"))))
@@ -212,14 +253,16 @@ def incident_checks(rows: DataFrame) -> list[quality.Evaluation]:
 )
 def anomaly_incidents(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse):
     """One row per incident and hour in which it was active: a stretch of a device's confirmed
-    anomalous readings (gaps under 10 minutes), with when it opened and closed (null while open),
+    anomalous readings (gaps under 10 minutes) once it holds three of them or one of high severity,
+    with when it opened (that reading) and closed (null while open),
     peak severity, methods and metrics involved, readings, and the methods that saw it first.
     Incidents open at the end of the previous hour continue. Alerts go out once per opened incident.
     """
     w = context.partition_time_window
     session = spark.session
     hours = hours_in(w)
-    log = lake.read_window(session, ANOMALY_LOG, w.start, w.end)
+    # The hour before holds the first evidence of an incident that opens early in this one.
+    log = lake.read_window(session, ANOMALY_LOG, w.start - LOOKBACK, w.end)
     if lake.exists(session, INCIDENTS):
         carried = lake.read_window(session, INCIDENTS, w.start - HOUR, w.start)
     else:

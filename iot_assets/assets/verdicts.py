@@ -40,7 +40,9 @@ class IncidentRecord(pa.DataFrameModel):
 
     incident_id: T.StringType() = pa.Field(nullable=False, description="device and opening time")
     device_id: T.StringType() = pa.Field(nullable=False)
-    opened_at: T.TimestampType() = pa.Field(nullable=False, description="its first confirmed reading")
+    opened_at: T.TimestampType() = pa.Field(
+        nullable=False, description="the confirmed reading at which its evidence persisted (it opened)"
+    )
     closed_at: T.TimestampType() = pa.Field(nullable=True, description="its last confirmed reading; null while open")
     last_flag_at: T.TimestampType() = pa.Field(nullable=False, description="its latest confirmed reading so far")
     peak_severity: T.StringType() = pa.Field(nullable=False, isin=list(SEVERITIES))
