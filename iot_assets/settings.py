@@ -26,6 +26,10 @@ class Setting:
     env: str
     default: str
     doc: str
+    # Read when the code location loads, because it shapes the definitions themselves (partitions,
+    # sensor intervals, cron, retry policy, the sensor catalogue's columns): change it, then reload.
+    # Every other setting is read when a resource is built, that is, when a run or tick starts.
+    at_load: bool = False
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -35,7 +39,7 @@ SETTINGS: tuple[Setting, ...] = (
         "AWS endpoint for S3, Kinesis, SNS and CloudWatch. `aws` (or empty) means real AWS "
         "with the standard credential chain.",
     ),
-    Setting("IOT_AWS_REGION", "us-east-1", "AWS region."),
+    Setting("IOT_AWS_REGION", "us-east-1", "AWS region.", at_load=True),
     Setting("IOT_BUCKET", "iot-lakehouse", "S3 bucket holding raw batches and all Delta tables."),
     Setting("IOT_LAKE_PREFIX", "lake", "Key prefix under which the Delta tables live."),
     Setting(
@@ -43,6 +47,7 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Path of the sensor catalogue (YAML) naming the fleet's channels, their units, ranges and roles; "
         "empty means the shipped one, which describes the simulated fleet. See [the sensor catalogue](catalogue.md).",
+        at_load=True,
     ),
     Setting("IOT_KINESIS_STREAM", "iot-sensor-readings", "Kinesis stream the fleet publishes to."),
     Setting("IOT_KINESIS_SHARDS", "2", "Shard count used when `iot-assets local-aws` creates the stream."),
@@ -51,6 +56,7 @@ SETTINGS: tuple[Setting, ...] = (
         "simulator",
         "Where `raw_sensor_batches` gets an hour's records: `simulator`, `kinesis`, `s3_landing` or "
         "`historian` (a PostgreSQL SQL historian, see [SQL historian source](sources.md#sql-historian-source)).",
+        at_load=True,
     ),
     Setting(
         "IOT_ALLOWED_LATENESS_MINUTES",
@@ -70,8 +76,10 @@ SETTINGS: tuple[Setting, ...] = (
         "object (a gzip bomb) is refused as one `object_too_large` quarantine row. Firehose writes objects of "
         "at most 128 MiB before compression.",
     ),
-    Setting("IOT_KINESIS_SENSOR_INTERVAL_SECONDS", "30", "Seconds between ticks of `kinesis_arrival_sensor`."),
-    Setting("IOT_S3_SENSOR_INTERVAL_SECONDS", "30", "Seconds between ticks of `s3_landing_sensor`."),
+    Setting(
+        "IOT_KINESIS_SENSOR_INTERVAL_SECONDS", "30", "Seconds between ticks of `kinesis_arrival_sensor`.", at_load=True
+    ),
+    Setting("IOT_S3_SENSOR_INTERVAL_SECONDS", "30", "Seconds between ticks of `s3_landing_sensor`.", at_load=True),
     Setting(
         "IOT_S3_SENSOR_OVERLAP_SECONDS",
         "300",
@@ -83,11 +91,13 @@ SETTINGS: tuple[Setting, ...] = (
         "20",
         "Minute past each hour at which `hourly_pipeline_schedule` runs the previous hour, when no sensor "
         "has. Keep it above the allowed lateness.",
+        at_load=True,
     ),
     Setting(
         "IOT_AUTOMATION_INTERVAL_SECONDS",
         "30",
         "Seconds between evaluations of the assets' automation conditions (gold, models, anomaly log).",
+        at_load=True,
     ),
     Setting(
         "IOT_HISTORIAN_JDBC_URL",
@@ -122,13 +132,20 @@ SETTINGS: tuple[Setting, ...] = (
         "Samples of one device less than this far apart (ms) form one scan, pivoted into one reading. Keep it "
         "below the scan interval.",
     ),
-    Setting("IOT_HISTORIAN_SENSOR_INTERVAL_SECONDS", "60", "Seconds between ticks of `historian_arrival_sensor`."),
+    Setting(
+        "IOT_HISTORIAN_SENSOR_INTERVAL_SECONDS",
+        "60",
+        "Seconds between ticks of `historian_arrival_sensor`.",
+        at_load=True,
+    ),
     Setting("IOT_DEVICE_COUNT", "50", "Number of simulated devices."),
     Setting("IOT_READINGS_PER_HOUR", "60", "Readings each simulated device sends per hour."),
     Setting("IOT_SIMULATOR_SEED", "7", "Seed of the fleet simulator; same seed, same data."),
     Setting("IOT_SIMULATOR_ANOMALY_RATE", "0.04", "Chance that a simulated device-hour carries one injected anomaly."),
     Setting("IOT_SIMULATOR_MALFORMED_RATE", "0.01", "Share of simulated readings replaced by a malformed record."),
-    Setting("IOT_PARTITIONS_START", "2026-11-01-00:00", "First hourly partition (UTC), `YYYY-MM-DD-HH:MM`."),
+    Setting(
+        "IOT_PARTITIONS_START", "2026-11-01-00:00", "First hourly partition (UTC), `YYYY-MM-DD-HH:MM`.", at_load=True
+    ),
     Setting(
         "IOT_SPARK_MASTER",
         "local[*]",
@@ -182,9 +199,13 @@ SETTINGS: tuple[Setting, ...] = (
         "2",
         "Retries of a failed Spark asset step (S3 or Spark briefly unavailable). Failed blocking checks are "
         "not retried.",
+        at_load=True,
     ),
     Setting(
-        "IOT_SPARK_STEP_RETRY_DELAY_SECONDS", "20", "Wait before the first retry; it doubles for each further one."
+        "IOT_SPARK_STEP_RETRY_DELAY_SECONDS",
+        "20",
+        "Wait before the first retry; it doubles for each further one.",
+        at_load=True,
     ),
     Setting(
         "IOT_MAX_QUARANTINE_RATE",
@@ -202,6 +223,7 @@ SETTINGS: tuple[Setting, ...] = (
         "IOT_FRESHNESS_DEADLINE_MINUTE",
         "30",
         "Freshness policies: the previous hour's partition is due this many minutes past the hour (stale after).",
+        at_load=True,
     ),
     Setting(
         "IOT_DAGSTER_UI_URL",
@@ -238,6 +260,11 @@ when its variable is set, so the UI shows where the value came from. Credentials
 settings: against real AWS, the standard AWS credential chain applies (environment, profile,
 instance or pod role). Against a loopback emulator, placeholder keys are used, which the
 emulator ignores.
+
+**Read**: *at run* settings are read when a resource is built, so a new value applies to the next
+run or sensor tick. *At load* settings shape the definitions themselves (partitions, sensor
+intervals, cron, retry policy, the sensor catalogue's columns), so they are read when the code
+location loads: change them, then reload the code location (or restart `make dev`).
 """
 
 REFERENCE_OUTRO = """\
@@ -256,10 +283,11 @@ def _cell(text: str) -> str:
 
 def reference_markdown() -> str:
     """docs/settings.md: every setting's variable, default and meaning, in declaration order."""
-    rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    rows = ["| Variable | Default | Read | Meaning |", "|---|---|---|---|"]
     for s in SETTINGS:
         default = f"`{_cell(s.default)}`" if s.default else "(empty)"
-        rows.append(f"| `{s.env}` | {default} | {_cell(s.doc)} |")
+        read = "at load" if s.at_load else "at run"
+        rows.append(f"| `{s.env}` | {default} | {read} | {_cell(s.doc)} |")
     return "\n".join([REFERENCE_INTRO, *rows, "", REFERENCE_OUTRO])
 
 

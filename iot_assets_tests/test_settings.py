@@ -49,3 +49,40 @@ def test_env_set_becomes_envvar(monkeypatch):
     assert isinstance(settings.dagster_value("IOT_BUCKET"), EnvVar)
     monkeypatch.delenv("IOT_BUCKET")
     assert settings.dagster_value("IOT_BUCKET") == "iot-lakehouse"
+
+
+def test_settings_read_at_import_are_exactly_the_load_time_ones():
+    """A setting read outside any function shapes the definitions, so it is marked `at_load` (and
+    documented so): nothing else may be read at import."""
+    import ast
+    from pathlib import Path
+
+    import iot_assets
+    from iot_assets import settings as s
+
+    read_at_import = set()
+    for path in Path(next(iter(iot_assets.__path__))).rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        # A function's body runs when it is called; its decorators and defaults run at import.
+        in_function = {
+            id(n)
+            for f in ast.walk(tree)
+            if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            for stmt in (f.body if isinstance(f.body, list) else [f.body])
+            for n in ast.walk(stmt)
+        }
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and id(node) not in in_function
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "get"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "settings"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                read_at_import.add(node.args[0].value)
+    marked = {x.env for x in s.SETTINGS if x.at_load}
+    # The catalogue is read inside load_catalogue(), which the asset modules call at import.
+    assert read_at_import | {"IOT_SENSOR_CATALOGUE"} == marked
