@@ -226,6 +226,58 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+    from pathlib import Path
+
+    from iot_assets.tools import importer
+
+    shift_to = None
+    if args.shift_to == importer.LAST_HOUR:
+        shift_to = importer.last_complete_hour()
+    elif args.shift_to:
+        shift_to = importer.parse_time(args.shift_to)
+        if shift_to is None:
+            print(f"--shift-to: {args.shift_to!r} is not an ISO-8601 time or {importer.LAST_HOUR!r}", file=sys.stderr)
+            return 2
+    server = None
+    if not args.dry_run:
+        from iot_assets.tools import local_aws
+
+        port = local_aws.local_port()
+        if not local_aws.is_listening(local_aws.LOOPBACK, port):
+            server = local_aws.start_server(port)
+        local_aws.ensure_from_settings()
+    try:
+        _, result = importer.run_import(
+            Path(args.path),
+            device_column=args.device_column,
+            device=args.device,
+            timestamp_column=args.timestamp_column,
+            scale=args.time_scale,
+            shift=timedelta(seconds=args.time_shift) if args.time_shift else None,
+            shift_to=shift_to,
+            dry_run=args.dry_run,
+            backfill_after=not args.no_backfill,
+        )
+    except importer.ImportError_ as e:
+        print(f"iot-assets import: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if server:
+            server.stop()
+    return 0 if result is None or result.success else 1
+
+
+def parse_signed_duration(text: str) -> float:
+    """Seconds from `90s`, `-15m`, `2h` or `-3d`."""
+    text = text.strip().lower()
+    sign = -1 if text.startswith("-") else 1
+    text = text.lstrip("+-")
+    days = text.endswith("d")
+    return sign * (float(text[:-1]) * 86400 if days else parse_duration(text))
+
+
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
@@ -318,6 +370,21 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--nab-files", help="comma-separated NAB files (default: all four)")
     ev.add_argument("--out", help="write the figures as JSON to this file")
     ev.set_defaults(func=cmd_evaluate)
+    imp = sub.add_parser("import", help="import history from CSV or Parquet into raw batches, then backfill its hours")
+    imp.add_argument("path", help="a .csv or .parquet file, or a folder of them")
+    who = imp.add_mutually_exclusive_group()
+    who.add_argument("--device-column", help="the column that holds the device id")
+    who.add_argument("--device", help="the device id of every row (default: each file's name without suffix)")
+    imp.add_argument("--timestamp-column", help="the time column (default: the catalogue's timestamp field)")
+    when = imp.add_mutually_exclusive_group()
+    when.add_argument("--time-shift", type=parse_signed_duration, help="move every time by this: 90s, -15m, 2h, -3d")
+    when.add_argument("--shift-to", help="move the series so its last reading falls in this hour (ISO, or 'last')")
+    imp.add_argument(
+        "--time-scale", type=float, default=1.0, help="replay this many times faster, around the first hour"
+    )
+    imp.add_argument("--dry-run", action="store_true", help="print the hours and record counts; write nothing")
+    imp.add_argument("--no-backfill", action="store_true", help="store the raw batches only")
+    imp.set_defaults(func=cmd_import)
     args = parser.parse_args(argv)
     return args.func(args)
 

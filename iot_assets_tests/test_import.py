@@ -1,0 +1,120 @@
+"""`iot-assets import`: the dry run's hours and counts, the errors, and one import end to end."""
+
+import json
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from iot_assets.tools import importer
+from iot_assets.tools.cli import main
+
+HEADER = "device_id,timestamp,temperature,humidity,pressure,vibration,battery_level,signal_strength\n"
+ROWS = (
+    "dev-a,2026-11-10T10:00:00Z,21.5,40,1.0,0.5,90,-60\n"
+    "dev-b,2026-11-10T10:20:00Z,22.5,41,1.1,0.6,91,-61\n"
+    "dev-a,not-a-time,23.5,42,1.2,0.7,92,-62\n"  # placed in the hour of the row before it
+    "dev-b,2026-11-10T10:40:00Z,hot,43,1.3,0.8,93,-63\n"
+    "dev-a,2026-11-10 11:00:00,24.5,44,1.4,0.9,94,-64\n"
+    "dev-b,2026-11-10T11:30:00+01:00,25.5,45,1.5,1.0,95,-65\n"  # 10:30 UTC
+    "dev-a,2026-11-10T11:59:59Z,26.5,46,1.6,1.1,96,-66\n"
+)
+H10 = datetime(2026, 11, 10, 10, tzinfo=UTC)
+H11 = datetime(2026, 11, 10, 11, tzinfo=UTC)
+
+
+@pytest.fixture()
+def fleet_csv(tmp_path):
+    path = tmp_path / "fleet.csv"
+    path.write_text(HEADER + ROWS)
+    return path
+
+
+def test_dry_run_prints_exact_hours_and_counts(fleet_csv, capsys):
+    assert main(["import", str(fleet_csv), "--device-column", "device_id", "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "2026-11-10-10:00  5",
+        "2026-11-10-11:00  2",
+        "7 records in 2 hours; first 2026-11-10T10:00:00Z, last 2026-11-10T11:59:59Z",
+    ]
+
+
+def test_bad_rows_are_kept_as_records_for_bronze_to_judge(fleet_csv):
+    rows = importer.read_history(fleet_csv, device_column="device_id").rows
+    batches = importer.by_hour(rows)
+    assert {h: len(r) for h, r in batches.items()} == {H10: 5, H11: 2}
+    bad_time = batches[H10][2]
+    assert bad_time["timestamp"] == "not-a-time" and bad_time["device_id"] == "dev-a"
+    assert batches[H10][3]["temperature"] == "hot" and batches[H10][3]["humidity"] == 43.0
+    assert batches[H10][4]["timestamp"] == "2026-11-10T10:30:00.000Z"
+    assert all(r["status"] == "normal" for rs in batches.values() for r in rs)
+
+
+def test_device_defaults_to_the_file_stem_and_time_shifts_and_scales(tmp_path):
+    path = tmp_path / "pump-7.csv"
+    path.write_text("timestamp,temperature\n2026-11-10T10:00:00Z,1\n2026-11-10T14:00:00Z,2\n")
+    rows = importer.read_history(path).rows
+    assert {r.record["device_id"] for r in rows} == {"pump-7"}
+    importer.retime(rows, "timestamp", scale=4.0, shift=timedelta(hours=2))
+    assert [r.record["timestamp"] for r in rows] == ["2026-11-10T12:00:00.000Z", "2026-11-10T13:00:00.000Z"]
+    importer.retime(rows, "timestamp", shift_to=datetime(2026, 11, 20, 5, 30, tzinfo=UTC))
+    assert rows[-1].record["timestamp"] == "2026-11-20T05:00:00.000Z"
+
+
+def test_missing_timestamp_column_names_the_file_and_column(tmp_path, capsys):
+    path = tmp_path / "a.csv"
+    path.write_text("time,temperature\n2026-11-10T10:00:00Z,1\n")
+    assert main(["import", str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "'timestamp'" in err
+
+
+def test_unknown_columns_are_listed_with_the_catalogue(tmp_path, capsys):
+    path = tmp_path / "a.csv"
+    path.write_text("timestamp,temperature,flow_rate,current\n2026-11-10T10:00:00Z,1,2,3\n")
+    assert main(["import", str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "flow_rate, current" in err and "default_catalogue.yaml" in err
+
+
+def test_a_file_without_rows_is_an_error(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("timestamp,temperature\n")
+    with pytest.raises(importer.ImportError_, match="a.csv: no rows"):
+        importer.read_history(path)
+
+
+@pytest.mark.e2e
+def test_import_lands_raw_batches_and_bronze_reconciles(fleet_csv, resources, spark):
+    from dagster import AssetSelection
+
+    from iot_assets.lib.partitions import HOUR
+    from iot_assets.lib.tables import named
+    from iot_assets.resources.config import resolved
+    from iot_assets.resources.io_managers import S3KinesisRawIOManager
+    from iot_assets.resources.lakehouse import DeltaLakehouse
+
+    uid = uuid.uuid4().hex[:8]
+    aws, bucket = resolved("aws"), resolved("lake").bucket
+    lake = DeltaLakehouse(bucket=bucket, prefix=f"imp{uid}")
+    raw_io = S3KinesisRawIOManager(aws=aws, bucket=bucket, prefix=f"raw-{uid}")
+    batches, result = importer.run_import(
+        fleet_csv,
+        device_column="device_id",
+        raw_io=raw_io,
+        resources={**resources, "lake": lake, "raw_io_manager": raw_io},
+        selection=AssetSelection.groups("bronze"),
+    )
+    assert result.success
+    for hour, want in ((H10, 5), (H11, 2)):
+        objects = raw_io.hour_objects(hour)
+        assert sum(o.records for o in objects) == want == len(batches[hour])
+        bronze = lake.read_window(spark, named("bronze_sensor_readings"), hour, hour + HOUR).count()
+        quarantine = lake.read_window(spark, named("bronze_quarantine"), hour, hour + HOUR)
+        assert bronze + quarantine.count() == want
+    q = lake.read_window(spark, named("bronze_quarantine"), H10, H11 + HOUR).collect()
+    assert Counter(r["reason"] for r in q) == {"invalid_timestamp": 1, "invalid_type": 1}
+    payloads = sorted(json.loads(r["payload"])["timestamp"] for r in q)
+    assert payloads == ["2026-11-10T10:40:00.000Z", "not-a-time"]
