@@ -118,3 +118,19 @@ def test_import_lands_raw_batches_and_bronze_reconciles(fleet_csv, resources, sp
     assert Counter(r["reason"] for r in q) == {"invalid_timestamp": 1, "invalid_type": 1}
     payloads = sorted(json.loads(r["payload"])["timestamp"] for r in q)
     assert payloads == ["2026-11-10T10:40:00.000Z", "not-a-time"]
+
+
+def test_a_folder_of_parquet_and_csv_files_one_device_each(tmp_path):
+    import pandas as pd
+
+    pd.DataFrame(
+        {"timestamp": pd.to_datetime(["2026-11-10T10:05:00Z", "2026-11-10T12:05:00Z"]), "temperature": [1.5, None]}
+    ).to_parquet(tmp_path / "pump-1.parquet")
+    (tmp_path / "pump-2.csv").write_text("timestamp,temperature\n2026-11-10T10:10:00Z,2\n")
+    (tmp_path / "notes.txt").write_text("not read")
+    batches = importer.by_hour(importer.read_history(tmp_path).rows)
+    assert {h: [(r["device_id"], r.get("temperature")) for r in rs] for h, rs in batches.items()} == {
+        H10: [("pump-1", 1.5), ("pump-2", 2.0)],
+        H11: [],  # an hour without rows is an empty raw batch
+        H11 + timedelta(hours=1): [("pump-1", None)],  # an empty cell is absent: bronze applies `required`
+    }
