@@ -134,3 +134,29 @@ def test_a_folder_of_parquet_and_csv_files_one_device_each(tmp_path):
         H11: [],  # an hour without rows is an empty raw batch
         H11 + timedelta(hours=1): [("pump-1", None)],  # an empty cell is absent: bronze applies `required`
     }
+
+
+def test_devices_are_added_to_the_reference_list_and_nothing_there_is_replaced(local_aws):
+    from iot_assets.assets.registry import REFERENCE_KEY
+    from iot_assets.resources.aws import AwsResource, make_client
+
+    aws = AwsResource(endpoint_url=local_aws)
+    bucket = f"imp-{uuid.uuid4().hex[:8]}"
+    make_client("s3", local_aws, "us-east-1").create_bucket(Bucket=bucket)
+    mine = {"device_id": "pump-1", "device_name": "Pump 1", "site": "plant-a", "device_type": "pump"}
+    aws.s3.put_object(Bucket=bucket, Key=REFERENCE_KEY, Body=(json.dumps({**mine, "latitude": 1.0, "longitude": 2.0})))
+
+    assert importer.register_devices(aws, bucket, ["pump-1", "dev-a", "dev-b", "dev-a"]) == ["dev-a", "dev-b"]
+    assert importer.register_devices(aws, bucket, ["dev-b"]) == []  # a second import adds nothing
+    body = aws.s3.get_object(Bucket=bucket, Key=REFERENCE_KEY)["Body"].read().decode()
+    rows = [json.loads(line) for line in body.splitlines()]
+    assert [r["device_id"] for r in rows] == ["pump-1", "dev-a", "dev-b"]
+    assert rows[0] == {**mine, "latitude": 1.0, "longitude": 2.0}  # the user's own entry, untouched
+    assert rows[1] == {
+        "device_id": "dev-a",
+        "device_name": "dev-a",
+        "site": "imported",
+        "device_type": "imported",
+        "latitude": 0.0,
+        "longitude": 0.0,
+    }

@@ -259,6 +259,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             shift_to=shift_to,
             dry_run=args.dry_run,
             backfill_after=not args.no_backfill,
+            register=not args.no_register,
         )
     except importer.ImportError_ as e:
         print(f"iot-assets import: {e}", file=sys.stderr)
@@ -384,6 +385,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     imp.add_argument("--dry-run", action="store_true", help="print the hours and record counts; write nothing")
     imp.add_argument("--no-backfill", action="store_true", help="store the raw batches only")
+    imp.add_argument(
+        "--no-register",
+        action="store_true",
+        help="do not add the files' devices to the registry's reference list (silver rejects unknown devices)",
+    )
     imp.set_defaults(func=cmd_import)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -266,7 +266,6 @@ def evaluate_nab_file(file_name: str, nab_dir: Path | None = None, speedup: int 
     from dagster import AssetSelection
 
     from iot_assets import settings
-    from iot_assets.assets.registry import REFERENCE_KEY
     from iot_assets.automation.jobs import ANOMALY_DETECTION, HOURLY_PIPELINE
     from iot_assets.definitions import defs
     from iot_assets.lib.partitions import HOUR
@@ -274,6 +273,7 @@ def evaluate_nab_file(file_name: str, nab_dir: Path | None = None, speedup: int 
     from iot_assets.resources.detection import AnomalyModelConfig, ThresholdRules
     from iot_assets.resources.io_managers import RawBatch, S3KinesisRawIOManager
     from iot_assets.tools.demo import materialize_hours
+    from iot_assets.tools.importer import register_devices
     from iot_assets.tools.progress import Progress
 
     nab_dir = nab_dir or default_nab_dir()
@@ -293,20 +293,9 @@ def evaluate_nab_file(file_name: str, nab_dir: Path | None = None, speedup: int 
     began = time.monotonic()
     aws, lake = resolved("aws"), resolved("lake")
     raw_io = S3KinesisRawIOManager(aws=aws, bucket=lake.bucket, stream=settings.get("IOT_KINESIS_STREAM"))
-    aws.s3.put_object(
-        Bucket=lake.bucket,
-        Key=REFERENCE_KEY,
-        Body=json.dumps(
-            {
-                "device_id": device,
-                "device_name": file_name.removesuffix(".csv"),
-                "site": "nab",
-                "device_type": "nab-series",
-                "latitude": 0.0,
-                "longitude": 0.0,
-            }
-        ).encode()
-        + b"\n",
+    # Added to the reference list, never replacing what is there (the user's own devices).
+    register_devices(
+        aws, lake.bucket, [device], site="nab", device_type="nab-series", names={device: file_name.removesuffix(".csv")}
     )
     stored = Progress(f"nab {file_name} replay to S3", total=len(hours), unit="raw batches")
     for done, h in enumerate(hours, 1):

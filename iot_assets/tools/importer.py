@@ -241,7 +241,45 @@ def backfill(first: datetime, last: datetime, resources: dict | None = None, sel
     from iot_assets.tools.demo import materialize_hours
 
     no_raw = HOURLY_PIPELINE - AssetSelection.assets("raw_sensor_batches")
-    return materialize_hours(first, last, resources=resources, selection=selection or no_raw)
+    # The registry is rebuilt first, so silver knows the devices just registered.
+    return materialize_hours(first, last, resources=resources, selection=selection or no_raw, include_registry=True)
+
+
+def register_devices(
+    aws, bucket: str, devices: list[str], site: str = "imported", device_type: str = "imported", names=None
+) -> list[str]:
+    """Add the devices the registry's reference file (`s3://<bucket>/reference/devices.jsonl`) does
+    not list yet, and return them; the entries already there are kept as they are. Silver rejects
+    a reading of an unregistered device (`unknown_device`), so an import registers its devices."""
+    from botocore.exceptions import ClientError
+
+    from iot_assets.assets.registry import REFERENCE_KEY
+
+    try:
+        text = aws.s3.get_object(Bucket=bucket, Key=REFERENCE_KEY)["Body"].read().decode()
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+            raise
+        text = ""
+    known = {json.loads(line)["device_id"] for line in text.splitlines() if line.strip()}
+    added = [d for d in dict.fromkeys(devices) if d not in known]
+    if added:
+        lines = [
+            json.dumps(
+                {
+                    "device_id": d,
+                    "device_name": (names or {}).get(d, d),
+                    "site": site,
+                    "device_type": device_type,
+                    "latitude": 0.0,
+                    "longitude": 0.0,
+                }
+            )
+            for d in added
+        ]
+        body = (text if not text or text.endswith("\n") else text + "\n") + "\n".join(lines) + "\n"
+        aws.s3.put_object(Bucket=bucket, Key=REFERENCE_KEY, Body=body.encode())
+    return added
 
 
 def default_raw_io():
@@ -270,6 +308,7 @@ def run_import(
     shift_to: datetime | None = None,
     dry_run: bool = False,
     backfill_after: bool = True,
+    register: bool = True,
     raw_io=None,
     resources: dict | None = None,
     selection=None,
@@ -301,6 +340,16 @@ def run_import(
         Progress("import store raw batches", total=len(batches), unit="raw batches"),
     )
     out(f"stored {stored} records as {len(batches)} hourly raw batches ({time.monotonic() - began:.0f} s)")
+    if register:
+        from iot_assets.resources.config import resolved
+
+        # Resources handed in may hold EnvVars (resolved only inside a run): the lake's bucket is
+        # taken from them when it is a plain value, the AWS client from the settings.
+        aws, lake = resolved("aws"), (resources or {}).get("lake")
+        bucket = lake.bucket if lake is not None and isinstance(lake.bucket, str) else resolved("lake").bucket
+        devices = [r.record.get(catalogue.record.device_id) for r in imported.rows]
+        added = register_devices(aws, bucket, [d for d in devices if isinstance(d, str) and d])
+        out(f"registered {len(added)} new devices in s3://{bucket}/reference/devices.jsonl")
     if not backfill_after:
         return batches, None
     result = backfill(min(batches), max(batches), resources, selection)
