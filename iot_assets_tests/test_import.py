@@ -97,7 +97,10 @@ def test_import_lands_raw_batches_and_bronze_reconciles(fleet_csv, resources, sp
     from iot_assets.resources.lakehouse import DeltaLakehouse
 
     uid = uuid.uuid4().hex[:8]
-    aws, bucket = resolved("aws"), resolved("lake").bucket
+    # A bucket of its own: the import registers its devices in the bucket's reference list, which
+    # the other tests' registry reads.
+    aws, bucket = resolved("aws"), f"imp-{uid}"
+    aws.s3.create_bucket(Bucket=bucket)
     lake = DeltaLakehouse(bucket=bucket, prefix=f"imp{uid}")
     raw_io = S3KinesisRawIOManager(aws=aws, bucket=bucket, prefix=f"raw-{uid}")
     batches, result = importer.run_import(
@@ -108,6 +111,8 @@ def test_import_lands_raw_batches_and_bronze_reconciles(fleet_csv, resources, sp
         selection=AssetSelection.groups("bronze"),
     )
     assert result.success
+    registry = lake.read(spark, named("device_registry")).where("site = 'imported'")
+    assert sorted(r["device_id"] for r in registry.collect()) == ["dev-a", "dev-b"]
     for hour, want in ((H10, 5), (H11, 2)):
         objects = raw_io.hour_objects(hour)
         assert sum(o.records for o in objects) == want == len(batches[hour])
