@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install jars chromium dev test test-unit lint fmt docs demo bench local-aws ui clean
+.PHONY: install instance jars chromium dev test test-unit lint fmt docs demo bench local-aws ui clean
 
 install: $(STAMP)
 
@@ -24,11 +24,12 @@ jars: install
 chromium:
 	scripts/ensure_chromium.sh
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
-	@mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $@
+# The local Dagster instance: dagster.yaml copied into $(DAGSTER_HOME), the run-retry daemon's cursors primed.
+instance: install
+	@$(BIN)/iot-assets instance init
 
 # Local AWS (moto) + Dagster UI on http://127.0.0.1:3000.
-dev: jars $(DAGSTER_HOME)/dagster.yaml
+dev: jars instance
 	scripts/dev.sh
 
 # Two test processes, a test file per process at a time (its module fixtures stay together). On 2
@@ -56,7 +57,7 @@ test-unit: install
 	$(BIN)/python -m pytest -m "not e2e"
 
 # Headless: start local AWS if none runs, materialise the last 3 complete hours, print row counts.
-demo: jars $(DAGSTER_HOME)/dagster.yaml
+demo: jars instance
 	$(BIN)/iot-assets demo --hours 3
 
 # Benchmarks with targets (not part of the tests): SCALE=small finishes in minutes, SCALE=full is

@@ -43,4 +43,8 @@ echo "Dagster UI: http://127.0.0.1:${DAGSTER_PORT:-3000}  (Ctrl-C stops everythi
 # dg runs the project in the active environment; its own scaffolding registry warns about a preview class.
 export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::Warning:dagster.components.scaffold.scaffold}"
-$BIN/dg dev --host 127.0.0.1 --port "${DAGSTER_PORT:-3000}"
+# It starts from $DAGSTER_HOME, naming the workspace file: run from the checkout, Dagster warns that
+# the checkout's dagster.yaml (the template `make instance` copies into $DAGSTER_HOME) is not used.
+workspace="$PWD/workspace.yaml"
+cd "${DAGSTER_HOME:?make dev sets DAGSTER_HOME}"
+exec "$OLDPWD/$BIN/dg" dev --host 127.0.0.1 --port "${DAGSTER_PORT:-3000}" -w "$workspace"

@@ -101,6 +101,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_instance_init(args: argparse.Namespace) -> int:
+    """Create or update the local Dagster instance ($DAGSTER_HOME) from the checkout's dagster.yaml."""
+    import os
+    from pathlib import Path
+
+    from iot_assets.tools.instance import init_home
+
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        print("DAGSTER_HOME is not set (make sets it to .dagster_home/)", file=sys.stderr)
+        return 2
+    for line in init_home(Path(home).resolve(), Path(args.config).resolve()):
+        print(f"Dagster instance: {line}")
+    return 0
+
+
 def cmd_jars(args: argparse.Namespace) -> int:
     """Start Spark once so the Delta and s3a jars land in the Ivy cache (skipped when they are there)."""
     import time
@@ -294,6 +310,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("jars", help="download the Spark jars into the Ivy cache (first run only)").set_defaults(
         func=cmd_jars
     )
+    inst = sub.add_parser("instance", help="the local Dagster instance ($DAGSTER_HOME)").add_subparsers(
+        dest="instance_command", required=True
+    )
+    init = inst.add_parser("init", help="create or update $DAGSTER_HOME from dagster.yaml (make dev and demo run it)")
+    init.add_argument("--config", default="dagster.yaml", help="the instance configuration (default ./dagster.yaml)")
+    init.set_defaults(func=cmd_instance_init)
     from iot_assets import settings
 
     sim = sub.add_parser("simulate", help="send the simulated fleet's readings to Kinesis continuously")
