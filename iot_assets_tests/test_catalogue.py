@@ -125,6 +125,27 @@ EXPECTED_10MIN = [
     ("high_vibration_count", "bigint", False),
     ("event_hour", "timestamp", False),
 ]
+EXPECTED_DAILY = [
+    ("device_id", "string", False),
+    ("event_date", "date", False),
+    ("device_name", "string", False),
+    ("site", "string", False),
+    ("reading_count", "bigint", False),
+    ("hours_reporting", "bigint", False),
+    *[
+        (f"daily_{stat}_{m}", "double", False)
+        for m, stat in [
+            ("temperature", "avg"),
+            ("temperature", "min"),
+            ("temperature", "max"),
+            ("humidity", "avg"),
+            ("pressure", "avg"),
+            ("vibration", "max"),
+        ]
+    ],
+    ("daily_min_battery", "double", False),
+    ("high_vibration_count", "bigint", False),
+]
 UNITS = ["degrees Celsius", "percent relative humidity", "bar", "mm/s RMS", "percent", "dBm"]
 
 
@@ -134,6 +155,7 @@ def test_the_shipped_catalogue_yields_todays_schemas():
     assert columns(silver.RejectedReading) == EXPECTED_REJECTED
     assert columns(gold.DeviceHourlyStats) == EXPECTED_HOURLY
     assert columns(gold.SensorAggregates10Min) == EXPECTED_10MIN
+    assert columns(gold.DailyDeviceSummary) == EXPECTED_DAILY
     for model in (bronze.BronzeReading, silver.SilverReading):
         described = model.to_schema().columns
         assert [described[m].description for m in SIX] == UNITS
@@ -144,7 +166,7 @@ def test_the_shipped_catalogue_yields_todays_metric_lists():
     assert bronze.NUMERIC_FIELDS == SIX
     assert bronze.REQUIRED_FIELDS == ("device_id", "timestamp", *SIX, "status")
     assert silver.PHYSICAL_RANGES == RANGES
-    assert silver.ROLLING_METRICS == gold.WINDOW_METRICS == models.FEATURE_METRICS == anomalies.ZSCORE_METRICS == FOUR
+    assert silver.ROLLING_METRICS == models.FEATURE_METRICS == anomalies.ZSCORE_METRICS == FOUR
     assert gold.STAT_METRICS == fleet.METRICS == historian.NUMERIC_FIELDS == SIX
     assert historian.FIELDS == (*SIX, "status")
     assert models.FEATURES == FOUR + tuple(f"{m}_log_spread" for m in FOUR)
@@ -177,8 +199,23 @@ PUMP = {
             "range": [-1, 16],
             "required": True,
             "roles": ["gold_statistics", "zscore", "model_feature"],
+            "daily": {"min": "lowest_suction"},
         },
-        {"name": "flow_rate", "unit": "m3/h", "range": [0, 500], "required": False, "roles": ["gold_statistics"]},
+        {
+            "name": "flow_rate",
+            "unit": "m3/h",
+            "range": [0, 500],
+            "required": False,
+            "roles": ["gold_statistics"],
+            "ten_minute": ["max"],
+            "daily": ["avg", "max"],
+            "bands": {
+                "column": "flow_band",
+                "levels": ["dry", "ok", "surge"],
+                "bounds": [5, 300],
+                "top_count": "surges",
+            },
+        },
     ],
     "threshold_rules": [{"channel": "motor_current", "op": ">", "limit": 250}],
 }
@@ -195,7 +232,8 @@ _PROBE = textwrap.dedent(
     print(json.dumps({
         "bronze": columns(bronze.BronzeReading), "silver": columns(silver.SilverReading),
         "rejected": columns(silver.RejectedReading), "hourly": columns(gold.DeviceHourlyStats),
-        "ten_min": columns(gold.SensorAggregates10Min), "payload": bronze.PAYLOAD_FIELDS,
+        "ten_min": columns(gold.SensorAggregates10Min), "daily": columns(gold.DailyDeviceSummary),
+        "payload": bronze.PAYLOAD_FIELDS,
         "required": bronze.REQUIRED_FIELDS, "features": models.FEATURES, "zscore": anomalies.ZSCORE_METRICS,
         "rules": detection.DEFAULT_RULES,
     }))
@@ -236,7 +274,20 @@ def test_another_catalogue_yields_its_own_columns(tmp_path):
     hourly = {r[0]: r[2] for r in got["hourly"]}
     assert [c for c in hourly if c.startswith("avg_")] == ["avg_motor_current", "avg_suction_pressure", "avg_flow_rate"]
     assert hourly["avg_flow_rate"] is True and hourly["avg_motor_current"] is False
-    assert [r[0] for r in got["ten_min"] if r[0].startswith("avg_")] == ["avg_motor_current"]
+    assert [r[0] for r in got["ten_min"] if r[0].startswith(("avg_", "min_", "max_")) or r[0] == "surges"] == [
+        "avg_motor_current",
+        "min_motor_current",
+        "max_motor_current",
+        "max_flow_rate",
+        "surges",
+    ]
+    assert [r[:3] for r in got["daily"][6:]] == [
+        ["lowest_suction", "double", False],
+        ["daily_avg_flow_rate", "double", True],
+        ["daily_max_flow_rate", "double", True],
+        ["surges", "bigint", False],
+    ]
+    assert ["flow_band", "string", True, [_isin("dry", "ok", "surge")]] in got["silver"]
     assert got["payload"] == ["rig", "ts", "motor_current", "suction_pressure", "flow_rate", "state"]
     assert got["required"] == ["rig", "ts", "motor_current", "suction_pressure", "state"]
     assert got["features"] == [
@@ -249,6 +300,9 @@ def test_another_catalogue_yields_its_own_columns(tmp_path):
     assert got["rules"] == [{"metric": "motor_current", "op": ">", "limit": 250.0}]
     for rows in got.values():
         assert not any(isinstance(r, list) and r and r[0] in SIX for r in rows)
+
+
+_BANDS = {"column": "flow_band", "levels": ["low", "high"], "bounds": [5], "top_count": "high_flow_count"}
 
 
 def _channel(**over) -> dict:
@@ -272,6 +326,29 @@ def _channel(**over) -> dict:
         ([_channel(colour="red")], r"channel 'flow_rate': unknown key\(s\) colour"),
         ([_channel(roles=[])], r"at least one channel needs the model_feature role"),
         ([{"unit": "A", "range": [0, 1]}], r"channel #1: the name becomes a column name"),
+        ([_channel(ten_minute=["median"])], r"channel 'flow_rate': `ten_minute`: unknown statistic\(s\) median"),
+        (
+            [_channel(roles=["model_feature", "ten_minute_window"], ten_minute=["min"])],
+            r"channel 'flow_rate': give either the ten_minute_window",
+        ),
+        ([_channel(daily={"min": "Low Flow"})], r"channel 'flow_rate': daily column 'Low Flow' is not a column name"),
+        (
+            [_channel(daily={"min": "device_id"})],
+            r"channel 'flow_rate': column 'device_id' clashes with the layers' own columns",
+        ),
+        (
+            [_channel(bands=_BANDS | {"bounds": [5, 1]})],
+            r"channel 'flow_rate': bands: `bounds` must be 1 increasing finite numbers",
+        ),
+        (
+            [_channel(bands=_BANDS | {"levels": ["only"]})],
+            r"channel 'flow_rate': bands: `levels` must list at least two",
+        ),
+        (
+            [_channel(bands=_BANDS | {"top_count": "flow_rate"})],
+            r"channel 'flow_rate': column 'flow_rate' clashes with channel 'flow_rate'",
+        ),
+        ([_channel(bands=_BANDS | {"colour": 1})], r"channel 'flow_rate': bands: unknown key\(s\) colour"),
     ],
 )
 def test_a_bad_channel_is_refused_naming_the_file_and_the_channel(tmp_path, channels, message):
@@ -318,30 +395,6 @@ def test_the_setting_chooses_the_catalogue(tmp_path, monkeypatch):
 ALLOWED = {
     # The simulator models the shipped fleet's physics, one signal and malformed variant per channel.
     "tools/simulator/fleet.py": None,
-    # Silver's vibration category is a vibration-specific ISO 10816 band (and its asset description says so).
-    "assets/silver.py": {
-        "vibration_category",
-        "vibration",
-        "Clean, deduplicated readings enriched with device metadata, trailing 5-minute averages and a vibration "
-        "category.",
-    },
-    # Gold's daily summary and 10-minute battery/vibration columns are specific to the shipped fleet.
-    "assets/gold.py": {
-        "min_battery_level",
-        "high_vibration_count",
-        "vibration_category",
-        "battery_level",
-        "vibration",
-        "temperature",
-        "humidity",
-        "pressure",
-        "daily_avg_temperature",
-        "daily_min_temperature",
-        "daily_max_temperature",
-        "daily_avg_humidity",
-        "daily_avg_pressure",
-        "daily_max_vibration",
-    },
     # The NAB evaluation replays a public series as one channel of a shipped-fleet record.
     "tools/evaluation.py": None,
 }

@@ -25,9 +25,11 @@ from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
 CATALOGUE = catalogue.active()
 RECORD = CATALOGUE.record
 NUMERIC_FIELDS = CATALOGUE.names
+# The payload key each channel arrives under (its `source` in the catalogue, else its name).
+CHANNEL_KEYS = {c.name: c.key for c in CATALOGUE.channels}
 # The payload's keys: its own fields and the catalogue's channels.
-PAYLOAD_FIELDS = (RECORD.device_id, RECORD.timestamp, *NUMERIC_FIELDS, RECORD.status)
-REQUIRED_FIELDS = (RECORD.device_id, RECORD.timestamp, *CATALOGUE.required, RECORD.status)
+PAYLOAD_FIELDS = (RECORD.device_id, RECORD.timestamp, *CHANNEL_KEYS.values(), RECORD.status)
+REQUIRED_FIELDS = (RECORD.device_id, RECORD.timestamp, *(CHANNEL_KEYS[c] for c in CATALOGUE.required), RECORD.status)
 # `(?![\s\S])` is the end of the text in Java and Python alike: `$` also matches before a final
 # line break, so "dev-0003\n" would pass.
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}(?![\s\S])"
@@ -191,10 +193,16 @@ def _number(text: Column) -> Column:
     return F.when(text.rlike(_NUMBER), text.try_cast("double"))
 
 
-def _not_a_number(field: str) -> Column:
+def _payload(key: str) -> Column:
+    """The payload's field `key` (as text); a key may hold spaces or dots, so it is not parsed as a path."""
+    return F.col("p").getField(key)
+
+
+def _not_a_number(channel: str) -> Column:
     """The channel's text is not a finite number; an optional channel may also be absent (null)."""
-    bad = F.col(f"_num_{field}").isNull() | (F.abs(F.col(f"_num_{field}")) == float("inf"))
-    return bad if field in REQUIRED_FIELDS else F.col(f"p.{field}").isNotNull() & bad
+    bad = F.col(f"_num_{channel}").isNull() | (F.abs(F.col(f"_num_{channel}")) == float("inf"))
+    key = CHANNEL_KEYS[channel]
+    return bad if key in REQUIRED_FIELDS else _payload(key).isNotNull() & bad
 
 
 def _reason() -> Column:
@@ -248,14 +256,16 @@ def parse_raw(envelopes: DataFrame) -> DataFrame:
     df = df.withColumn("ts_text", F.trim(F.col(f"p.{RECORD.timestamp}")))
     df = df.select(
         "*",
-        *[_number(F.col(f"p.{f}")).alias(f"_num_{f}") for f in NUMERIC_FIELDS],
+        *[_number(_payload(CHANNEL_KEYS[f])).alias(f"_num_{f}") for f in NUMERIC_FIELDS],
         _parse_timestamp(F.col("ts_text")).alias("_event_time"),
     )
-    missing = F.concat_ws(",", *[F.when(F.col(f"p.{f}").isNull(), F.lit(f)) for f in REQUIRED_FIELDS])
+    missing = F.concat_ws(",", *[F.when(_payload(f).isNull(), F.lit(f)) for f in REQUIRED_FIELDS])
     bad_type = F.concat_ws(
         ",",
         *[
-            F.when(_not_a_number(f), F.concat(F.lit(f + "="), F.substring(F.col(f"p.{f}"), 1, 40)))
+            F.when(
+                _not_a_number(f), F.concat(F.lit(CHANNEL_KEYS[f] + "="), F.substring(_payload(CHANNEL_KEYS[f]), 1, 40))
+            )
             for f in NUMERIC_FIELDS
         ],
     )

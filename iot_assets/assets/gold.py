@@ -18,7 +18,6 @@ from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
 
 STAT_METRICS = CATALOGUE.with_role(catalogue.GOLD_STATISTICS)
-WINDOW_METRICS = CATALOGUE.with_role(catalogue.TEN_MINUTE_WINDOW)
 _D = T.DoubleType()
 _OPTIONAL = tuple(c.name for c in CATALOGUE.channels if not c.required)
 
@@ -48,7 +47,11 @@ DeviceHourlyStats = _model(
     | _stat_fields(("avg", "min", "max"), tuple(m for m in STAT_METRICS if m in _OPTIONAL)).keys(),
 )
 
-_window_stats = _stat_fields(("avg", "min", "max"), WINDOW_METRICS)
+# The 10-minute and daily tables: each channel's statistics as the catalogue asks, then the count of
+# readings in each banded channel's top band.
+_TEN_MINUTE = CATALOGUE.ten_minute_columns()
+_DAILY = CATALOGUE.daily_columns()
+_TOP_COUNTS = {c.bands.top_count: c for c in CATALOGUE.banded()}
 SensorAggregates10Min = _model(
     "SensorAggregates10Min",
     "Per device and 10-minute window.",
@@ -58,12 +61,11 @@ SensorAggregates10Min = _model(
         "window_end": T.TimestampType(),
         "device_name": T.StringType(),
         "record_count": T.LongType(),
-        **_window_stats,
-        "min_battery_level": _D,
-        "high_vibration_count": T.LongType(),
+        **{column: _D for column, _, _ in _TEN_MINUTE},
+        **dict.fromkeys(_TOP_COUNTS, T.LongType()),
         "event_hour": T.TimestampType(),
     },
-    nullable=_stat_fields(("avg", "min", "max"), tuple(m for m in WINDOW_METRICS if m in _OPTIONAL)).keys(),
+    nullable={column for column, _, c in _TEN_MINUTE if not c.required},
 )
 
 DailyDeviceSummary = _model(
@@ -76,15 +78,10 @@ DailyDeviceSummary = _model(
         "site": T.StringType(),
         "reading_count": T.LongType(),
         "hours_reporting": T.LongType(),
-        "daily_avg_temperature": _D,
-        "daily_min_temperature": _D,
-        "daily_max_temperature": _D,
-        "daily_avg_humidity": _D,
-        "daily_avg_pressure": _D,
-        "daily_max_vibration": _D,
-        "high_vibration_count": T.LongType(),
-        "daily_min_battery": _D,
+        **{column: _D for column, _, _ in _DAILY},
+        **dict.fromkeys(_TOP_COUNTS, T.LongType()),
     },
+    nullable={column for column, _, c in _DAILY if not c.required},
 )
 
 HOURLY_STATS = Table("device_hourly_stats", DeviceHourlyStats, "event_hour")
@@ -94,7 +91,8 @@ DAILY_SUMMARY = Table("daily_device_summary", DailyDeviceSummary, "event_date")
 FROM_SILVER = Upstream(SILVER_READINGS)
 
 _SILVER = SILVER_READINGS
-_STAT_PREFIXES = ("daily_avg_", "daily_min_", "daily_max_", "avg_", "min_", "max_", "stddev_")
+_STAT_PREFIXES = ("avg_", "min_", "max_", "stddev_")
+_STAT = {"avg": F.avg, "min": F.min, "max": F.max}
 
 
 def _lineage(model: type) -> object:
@@ -105,8 +103,8 @@ def _lineage(model: type) -> object:
         "window_end": [(_SILVER, "event_time")],
         "event_date": [(_SILVER, "event_time")],
         "hours_reporting": [(_SILVER, "event_hour")],
-        "high_vibration_count": [(_SILVER, "vibration_category")],
-        "daily_min_battery": [(_SILVER, "battery_level")],
+        **{column: [(_SILVER, c.name)] for column, _, c in _DAILY},
+        **{column: [(_SILVER, c.bands.column)] for column, c in _TOP_COUNTS.items()},
     }
     for column in model.to_schema().columns:
         metrics = [column.removeprefix(p) for p in _STAT_PREFIXES if column.startswith(p)]
@@ -129,15 +127,19 @@ def hourly_stats(silver: DataFrame) -> DataFrame:
     return conform(silver.groupBy("device_id", "event_hour").agg(*aggs), DeviceHourlyStats)
 
 
+def _top_counts() -> list:
+    """Per banded channel: how many readings fell in its top band."""
+    top = [(column, c.bands.column, c.bands.levels[-1]) for column, c in _TOP_COUNTS.items()]
+    return [F.sum(F.when(F.col(band) == level, 1).otherwise(0)).alias(column) for column, band, level in top]
+
+
 def ten_minute_aggregates(silver: DataFrame) -> DataFrame:
     aggs = [
         F.count("*").alias("record_count"),
         F.first("device_name").alias("device_name"),
-        F.min("battery_level").alias("min_battery_level"),
-        F.sum(F.when(F.col("vibration_category") == "High", 1).otherwise(0)).alias("high_vibration_count"),
+        *(_STAT[stat](c.name).alias(column) for column, stat, c in _TEN_MINUTE),
+        *_top_counts(),
     ]
-    for m in WINDOW_METRICS:
-        aggs += [F.avg(m).alias(f"avg_{m}"), F.min(m).alias(f"min_{m}"), F.max(m).alias(f"max_{m}")]
     out = (
         silver.groupBy("device_id", F.window("event_time", "10 minutes").alias("w"))
         .agg(*aggs)
@@ -157,14 +159,8 @@ def daily_summary(silver: DataFrame) -> DataFrame:
             F.first("site").alias("site"),
             F.count("*").alias("reading_count"),
             F.countDistinct("event_hour").alias("hours_reporting"),
-            F.avg("temperature").alias("daily_avg_temperature"),
-            F.min("temperature").alias("daily_min_temperature"),
-            F.max("temperature").alias("daily_max_temperature"),
-            F.avg("humidity").alias("daily_avg_humidity"),
-            F.avg("pressure").alias("daily_avg_pressure"),
-            F.max("vibration").alias("daily_max_vibration"),
-            F.sum(F.when(F.col("vibration_category") == "High", 1).otherwise(0)).alias("high_vibration_count"),
-            F.min("battery_level").alias("daily_min_battery"),
+            *(_STAT[stat](c.name).alias(column) for column, stat, c in _DAILY),
+            *_top_counts(),
         )
     )
     return conform(out, DailyDeviceSummary)
@@ -263,6 +259,6 @@ def _gold(context, spark, lake, table: Table, transform, count_col):
     **_GOLD,
 )
 def daily_device_summary(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse):
-    """Per device and day, from the day's 24 hourly silver partitions: averages, extremes,
-    high-vibration count, lowest battery."""
+    """Per device and day, from the day's 24 hourly silver partitions: the statistics the sensor
+    catalogue asks for (`daily`), and the readings in each banded channel's top band."""
     yield from _gold(context, spark, lake, DAILY_SUMMARY, daily_summary, "reading_count")

@@ -9,7 +9,7 @@ from dagster import AssetExecutionContext, MaterializeResult, asset
 from pyspark.sql import DataFrame
 
 from iot_assets.automation.conditions import BUILD_WHEN_MISSING
-from iot_assets.lib import quality
+from iot_assets.lib import catalogue, quality
 from iot_assets.lib.metadata import table_metadata
 from iot_assets.lib.schemas import struct_type
 from iot_assets.lib.tables import Table
@@ -75,8 +75,11 @@ def device_registry(
     """Every known device with its name, site, type and location; silver joins readings to it.
 
     The simulated fleet, plus any devices listed as JSON lines in `s3://<bucket>/reference/devices.jsonl`.
+    The simulated fleet has the shipped catalogue's channels, so with another catalogue
+    (`IOT_SENSOR_CATALOGUE`) only the listed devices are registered.
     """
-    simulated = [asdict(d) for d in fleet_registry(raw_source.fleet)]
+    shipped = catalogue.active().is_shipped
+    simulated = [asdict(d) for d in fleet_registry(raw_source.fleet)] if shipped else []
     df = registered_devices(spark.session, aws, lake.bucket, simulated)
     written = lake.overwrite(df, REGISTRY)
     yield MaterializeResult(metadata=table_metadata(written, DeviceRecord, simulated_devices=len(simulated)))

@@ -28,8 +28,7 @@ ROLLING_WINDOW = timedelta(minutes=5)
 VALID_STATUSES = ("normal", "warning", "error", "maintenance")
 # Physically possible ranges; a value outside is a broken sensor or payload, not an anomaly.
 PHYSICAL_RANGES = {c.name: c.valid_range for c in CATALOGUE.channels}
-# ISO 10816-style velocity bands (mm/s RMS): below 1.8 Low, below 4.5 Medium, else High.
-VIBRATION_BANDS = (1.8, 4.5)
+BANDED = CATALOGUE.banded()
 
 
 def _not_null(dtype: T.DataType, **kw) -> tuple[T.DataType, object]:
@@ -56,7 +55,13 @@ SilverReading = model(
             )
             for m in ROLLING_METRICS
         },
-        "vibration_category": _not_null(T.StringType(), isin=["Low", "Medium", "High"]),
+        **{
+            c.bands.column: (
+                T.StringType(),
+                pa.Field(nullable=not c.required, isin=list(c.bands.levels), description=f"band of {c.name}"),
+            )
+            for c in BANDED
+        },
         "source_object": _not_null(T.StringType()),
         "record_index": _not_null(T.LongType()),
         "kinesis_sequence_number": (T.StringType(), pa.Field(nullable=True)),
@@ -94,7 +99,7 @@ SILVER_LINEAGE = column_lineage(
     [REGISTRY, BRONZE_READINGS],
     {
         **{f"{m}_avg_5min": [(BRONZE_READINGS, m), (BRONZE_READINGS, "event_time")] for m in ROLLING_METRICS},
-        "vibration_category": [(BRONZE_READINGS, "vibration")],
+        **{c.bands.column: [(BRONZE_READINGS, c.name)] for c in BANDED},
         "event_hour": [(BRONZE_READINGS, "event_hour")],
     },
 )
@@ -139,7 +144,7 @@ def classify(bronze: DataFrame, registry: DataFrame) -> DataFrame:
 
 
 def enrich(valid: DataFrame) -> DataFrame:
-    """Add trailing 5-minute averages per device and metric, and the vibration category.
+    """Add trailing 5-minute averages per device and metric, and each banded channel's band.
 
     The average over (t - 5 min, t] is (sum up to t - sum up to t - 5 min) / (count up to t -
     count up to t - 5 min), from running totals. Spark evaluates a frame with two moving bounds
@@ -151,7 +156,6 @@ def enrich(valid: DataFrame) -> DataFrame:
     by_device = Window.partitionBy("device_id").orderBy(millis)
     upto_now = by_device.rangeBetween(Window.unboundedPreceding, 0)
     upto_span_ago = by_device.rangeBetween(Window.unboundedPreceding, -span)
-    low, high = VIBRATION_BANDS
     n = F.count("*").over(upto_now) - F.count("*").over(upto_span_ago)
     out = valid
     for m in ROLLING_METRICS:
@@ -161,10 +165,13 @@ def enrich(valid: DataFrame) -> DataFrame:
         else:  # an optional channel's nulls are not readings of it: its own count divides
             count = F.count(m).over(upto_now) - F.count(m).over(upto_span_ago)
             out = out.withColumn(f"{m}_avg_5min", F.when(count > 0, total / count))
-    return out.withColumn(
-        "vibration_category",
-        F.when(F.col("vibration") < low, "Low").when(F.col("vibration") < high, "Medium").otherwise("High"),
-    )
+    for c in BANDED:
+        value, levels = F.col(c.name), c.bands.levels
+        band = F.when(value.isNull(), F.lit(None))
+        for bound, level in zip(c.bands.bounds, levels, strict=False):
+            band = band.when(value < bound, level)
+        out = out.withColumn(c.bands.column, band.otherwise(levels[-1]))
+    return out
 
 
 def to_silver(bronze_with_context: DataFrame, registry: DataFrame, start, end) -> tuple[DataFrame, DataFrame]:
@@ -189,7 +196,7 @@ def split_silver(classified: DataFrame, start, end) -> tuple[DataFrame, DataFram
         "readings": AssetOut(
             key=SILVER_READINGS.key,
             description="Clean, deduplicated readings enriched with device metadata, trailing 5-minute "
-            "averages and a vibration category.",
+            "averages and each banded channel's band.",
             metadata=SILVER_READINGS.metadata(),
             kinds={"spark", "delta", "s3"},
             group_name="silver",

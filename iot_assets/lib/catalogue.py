@@ -29,6 +29,8 @@ TEN_MINUTE_WINDOW = "ten_minute_window"  # gold: 10-minute avg/min/max
 ZSCORE = "zscore"  # anomaly log: z-score and shift detectors
 MODEL_FEATURE = "model_feature"  # per-device KMeans models
 ROLES = (ROLLING_AVERAGE, GOLD_STATISTICS, TEN_MINUTE_WINDOW, ZSCORE, MODEL_FEATURE)
+# The statistics a channel may ask for in the 10-minute and the daily gold tables.
+WINDOW_STATS = ("avg", "min", "max")
 TYPES = {"double": T.DoubleType()}
 THRESHOLD_OPS = (">", "<")
 
@@ -64,6 +66,16 @@ class CatalogueError(ValueError):
 
 
 @dataclass(frozen=True)
+class Bands:
+    """A channel's named bands: silver labels each reading, gold counts readings in the top band."""
+
+    column: str  # silver's label column, e.g. vibration_category
+    levels: tuple[str, ...]  # lowest first: a value below bounds[i] is levels[i], else the last level
+    bounds: tuple[float, ...]
+    top_count: str  # the 10-minute and daily tables' count of readings in the last (top) level
+
+
+@dataclass(frozen=True)
 class Channel:
     """One sensor channel: a column in every layer that carries readings."""
 
@@ -73,6 +85,15 @@ class Channel:
     valid_range: tuple[float, float]  # silver rejects a value outside [low, high]
     required: bool  # a reading without a required channel is quarantined; an optional one is null
     roles: tuple[str, ...]
+    source: str = ""  # the payload key (or import column) the channel arrives under; empty: its name
+    ten_minute: tuple[str, ...] = ()  # statistics in the 10-minute table: `<stat>_<name>`
+    daily: tuple[tuple[str, str], ...] = ()  # (statistic, column) in the daily summary
+    bands: Bands | None = None
+
+    @property
+    def key(self) -> str:
+        """The payload key a record carries this channel under."""
+        return self.source or self.name
 
     @property
     def spark_type(self) -> T.DataType:
@@ -103,6 +124,11 @@ class Catalogue:
     threshold_rules: tuple[ThresholdLimit, ...] = ()
 
     @property
+    def is_shipped(self) -> bool:
+        """The shipped default (the simulated fleet's channels)."""
+        return Path(self.path).resolve() == DEFAULT_PATH.resolve()
+
+    @property
     def names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.channels)
 
@@ -115,6 +141,18 @@ class Catalogue:
         if role not in ROLES:
             raise KeyError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
         return tuple(c.name for c in self.channels if role in c.roles)
+
+    def ten_minute_columns(self) -> tuple[tuple[str, str, Channel], ...]:
+        """(column, statistic, channel) of the 10-minute table's statistics, in catalogue order."""
+        return tuple((f"{stat}_{c.name}", stat, c) for c in self.channels for stat in c.ten_minute)
+
+    def daily_columns(self) -> tuple[tuple[str, str, Channel], ...]:
+        """(column, statistic, channel) of the daily summary's statistics, in catalogue order."""
+        return tuple((column, stat, c) for c in self.channels for stat, column in c.daily)
+
+    def banded(self) -> tuple[Channel, ...]:
+        """The channels with bands, in catalogue order."""
+        return tuple(c for c in self.channels if c.bands is not None)
 
     def channel(self, name: str) -> Channel:
         for c in self.channels:
@@ -160,12 +198,34 @@ def parse_catalogue(doc: object, path: str = "<catalogue>") -> Catalogue:
         seen.add(c.name)
         if c.name in (record.device_id, record.timestamp, record.status):
             raise CatalogueError(f"{path}: channel {c.name!r} has the name of a record field")
+    keys: dict[str, str] = {record.device_id: "a record field", record.timestamp: "a record field"}
+    keys[record.status] = "a record field"
+    for c in channels:
+        if c.key in keys:
+            raise CatalogueError(f"{path}: channel {c.name!r}: its payload key {c.key!r} is already {keys[c.key]}")
+        keys[c.key] = f"the key of channel {c.name!r}"
+    _no_column_clashes(channels, path)
     if not any(MODEL_FEATURE in c.roles for c in channels):
         raise CatalogueError(f"{path}: at least one channel needs the {MODEL_FEATURE} role (the anomaly models' input)")
     rules = tuple(
         _rule(r, i, path, {c.name: c for c in channels}) for i, r in enumerate(doc.get("threshold_rules") or [])
     )
     return Catalogue(path, record, channels, rules)
+
+
+def _no_column_clashes(channels: tuple[Channel, ...], path: str) -> None:
+    """The columns the catalogue adds (channels, rolling averages, bands, gold statistics) are distinct."""
+    owner: dict[str, str] = {}
+    for c in channels:
+        made = [c.name, f"{c.name}_avg_5min", *(f"{stat}_{c.name}" for stat in ("avg", "min", "max", "stddev"))]
+        made += [column for _, column in c.daily]
+        if c.bands is not None:
+            made += [c.bands.column, c.bands.top_count]
+        for column in made:
+            if column in RESERVED_COLUMNS or column in owner:
+                other = owner.get(column, "the layers' own columns")
+                raise CatalogueError(f"{path}: channel {c.name!r}: column {column!r} clashes with {other}")
+            owner[column] = f"channel {c.name!r}"
 
 
 def _no_unknown_keys(entry: dict, allowed: set[str], where: str) -> None:
@@ -195,7 +255,9 @@ def _channel(entry: object, index: int, path: str) -> Channel:
     where = f"{path}: channel {name!r}" if isinstance(name, str) else f"{path}: channel #{index + 1}"
     if not isinstance(entry, dict):
         raise CatalogueError(f"{where}: a channel is a mapping with name, unit, type, range, required and roles")
-    _no_unknown_keys(entry, {"name", "unit", "type", "range", "required", "roles"}, where)
+    _no_unknown_keys(
+        entry, {"name", "unit", "type", "range", "required", "roles", "source", "ten_minute", "daily", "bands"}, where
+    )
     if not isinstance(name, str) or not _COLUMN.match(name):
         raise CatalogueError(
             f"{where}: the name becomes a column name, so it must be lower case letters, digits and `_`, "
@@ -234,7 +296,90 @@ def _channel(entry: object, index: int, path: str) -> Channel:
     for role in (MODEL_FEATURE, ZSCORE):
         if role in roles and not required:
             raise CatalogueError(f"{where}: an optional channel cannot have the {role} role")
-    return Channel(name, unit.strip(), type_, (float(bounds[0]), float(bounds[1])), required, tuple(roles))
+    if "ten_minute" in entry and TEN_MINUTE_WINDOW in roles:
+        raise CatalogueError(
+            f"{where}: give either the {TEN_MINUTE_WINDOW} role (avg, min and max) or `ten_minute`, not both"
+        )
+    ten_minute = (
+        WINDOW_STATS if TEN_MINUTE_WINDOW in roles else _stats(entry.get("ten_minute", []), "ten_minute", where)
+    )
+    daily = entry.get("daily", [])
+    if isinstance(daily, dict):
+        daily_columns = tuple(
+            (stat, column) for stat, column in zip(_stats(list(daily), "daily", where), daily.values(), strict=True)
+        )
+        for _, column in daily_columns:
+            _column_name(column, f"{where}: daily column")
+    else:
+        daily_columns = tuple((stat, f"daily_{stat}_{name}") for stat in _stats(daily, "daily", where))
+    source = entry.get("source", "")
+    if (
+        not isinstance(source, str)
+        or len(source) > 128
+        or any(ch in source for ch in '`"\\')
+        or (source and (source != source.strip() or not source.isprintable()))
+    ):
+        raise CatalogueError(
+            f"{where}: `source` is the payload key or column the channel arrives under: printable text without "
+            f"quotes, backticks or surrounding spaces, at most 128 characters; got {source!r}"
+        )
+    return Channel(
+        name,
+        unit.strip(),
+        type_,
+        (float(bounds[0]), float(bounds[1])),
+        required,
+        tuple(roles),
+        source if source != name else "",
+        ten_minute,
+        daily_columns,
+        _bands(entry["bands"], where) if "bands" in entry else None,
+    )
+
+
+def _column_name(value: object, what: str) -> str:
+    if not isinstance(value, str) or not _COLUMN.match(value):
+        raise CatalogueError(f"{what} {value!r} is not a column name (lower case letters, digits and `_`)")
+    return value
+
+
+def _stats(value: object, key: str, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or len(set(value)) != len(value):
+        raise CatalogueError(f"{where}: `{key}` must list statistics, each once; got {value!r}")
+    unknown = [v for v in value if v not in WINDOW_STATS]
+    if unknown:
+        raise CatalogueError(
+            f"{where}: `{key}`: unknown statistic(s) {', '.join(unknown)}; use {', '.join(WINDOW_STATS)}"
+        )
+    return tuple(value)
+
+
+def _bands(entry: object, where: str) -> Bands:
+    where = f"{where}: bands"
+    if not isinstance(entry, dict):
+        raise CatalogueError(f"{where}: a mapping with column, levels, bounds and top_count")
+    _no_unknown_keys(entry, {"column", "levels", "bounds", "top_count"}, where)
+    levels, bounds = entry.get("levels"), entry.get("bounds")
+    if not isinstance(levels, list) or len(levels) < 2 or not all(isinstance(v, str) and v for v in levels):
+        raise CatalogueError(f"{where}: `levels` must list at least two level names, lowest first; got {levels!r}")
+    if len(set(levels)) != len(levels):
+        raise CatalogueError(f"{where}: a level is named twice in {levels}")
+    if (
+        not isinstance(bounds, list)
+        or len(bounds) != len(levels) - 1
+        or not all(isinstance(b, int | float) and not isinstance(b, bool) and math.isfinite(b) for b in bounds)
+        or any(a >= b for a, b in zip(bounds, bounds[1:], strict=False))
+    ):
+        raise CatalogueError(
+            f"{where}: `bounds` must be {len(levels) - 1} increasing finite numbers (one fewer than the levels); "
+            f"got {bounds!r}"
+        )
+    return Bands(
+        _column_name(entry.get("column"), f"{where}: column"),
+        tuple(levels),
+        tuple(float(b) for b in bounds),
+        _column_name(entry.get("top_count"), f"{where}: top_count"),
+    )
 
 
 def _rule(entry: object, index: int, path: str, channels: dict[str, Channel]) -> ThresholdLimit:

@@ -59,8 +59,15 @@ def input_files(path: Path) -> list[Path]:
 def read_frame(path: Path) -> pd.DataFrame:
     """The file as text cells (CSV) or typed cells (Parquet); nothing is converted or dropped."""
     if path.suffix.lower() == ".csv":
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
+        return pd.read_csv(path, dtype=str, keep_default_na=False, sep=csv_separator(path))
     return pd.read_parquet(path)
+
+
+def csv_separator(path: Path) -> str:
+    """`,` or `;` (as many European exports use), whichever splits the header line into more columns."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        header = f.readline()
+    return ";" if header.count(";") > header.count(",") else ","
 
 
 def parse_time(cell) -> datetime | None:
@@ -112,7 +119,9 @@ def file_rows(
         raise ImportError_(f"{path}: no timestamp column {ts_col!r}; columns are {', '.join(map(str, frame.columns))}")
     if device_column and device_column not in frame.columns:
         raise ImportError_(f"{path}: no device column {device_column!r}")
-    known = {ts_col, device_column, fields.status, *catalogue.names} - {None}
+    # A channel's column is its source key (what the source calls it) or, failing that, its name.
+    columns = {c.key: c.key if c.key in frame.columns else c.name for c in catalogue.channels}
+    known = {ts_col, device_column, fields.status, *catalogue.names, *columns} - {None}
     unknown = [str(c) for c in frame.columns if c not in known]
     if unknown:
         raise ImportError_(
@@ -121,7 +130,7 @@ def file_rows(
         )
     if frame.empty:
         raise ImportError_(f"{path}: no rows")
-    channels = [c for c in catalogue.names if c in frame.columns]
+    channels = [(key, column) for key, column in columns.items() if column in frame.columns]
     rows = []
     for cells in frame.to_dict("records"):
         raw_ts = cells[ts_col]
@@ -130,10 +139,10 @@ def file_rows(
             fields.device_id: str(cells[device_column]) if device_column else (device or path.stem),
             fields.timestamp: iso(t) if t is not None else (raw_ts if isinstance(raw_ts, str) else None),
         }
-        for c in channels:
-            value = channel_value(cells[c])
+        for key, column in channels:
+            value = channel_value(cells[column])
             if value is not None:
-                record[c] = value
+                record[key] = value
         status = cells.get(fields.status)
         record[fields.status] = str(status) if status not in (None, "") else "normal"
         rows.append(Row(t, record))
