@@ -29,7 +29,9 @@ TEN_MINUTE_WINDOW = "ten_minute_window"  # gold: 10-minute avg/min/max
 ZSCORE = "zscore"  # anomaly log: z-score and shift detectors
 MODEL_FEATURE = "model_feature"  # per-device KMeans models
 ROLES = (ROLLING_AVERAGE, GOLD_STATISTICS, TEN_MINUTE_WINDOW, ZSCORE, MODEL_FEATURE)
-TYPES = {"double": T.DoubleType()}
+# A channel's type is its column's type in every layer that keeps readings. `long` takes whole
+# numbers only: bronze quarantines 3.5 (invalid_type) rather than truncate it.
+TYPES = {"double": T.DoubleType(), "long": T.LongType()}
 THRESHOLD_OPS = (">", "<")
 
 # A channel's name becomes a column name, so it follows the rule for table names.
