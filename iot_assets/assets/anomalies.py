@@ -156,8 +156,11 @@ def trailing_baseline(hourly_stats: DataFrame, hours: list, excluded: DataFrame 
     by_hour = Window.partitionBy(*keys)
     for m in ZSCORE_METRICS:
         avg, var = F.col(f"avg_{m}"), F.coalesce(F.col(f"stddev_{m}"), F.lit(0.0)) ** 2
+        # An hour without the metric (a channel added to the catalogue since) is no evidence: with
+        # its variance counted as 0 it would shrink the baseline's sigma.
         kept = (
-            rows.select(*keys, avg.alias("a"), var.alias("v"))
+            rows.where(avg.isNotNull())
+            .select(*keys, avg.alias("a"), var.alias("v"))
             .withColumn("_median_v", F.percentile_approx("v", 0.5).over(by_hour))
             .where(F.col("v") <= F.col("_median_v") * BASELINE_OUTLIER_VARIANCE)
         )

@@ -71,7 +71,9 @@ _CORRUPT_ONLY = T.StructType([T.StructField("_corrupt_record", T.StringType())])
 _EXTRA = T.MapType(T.StringType(), T.StringType())
 
 
-def channel_columns(in_range: bool = False) -> dict[str, tuple[T.DataType, object]]:
+def channel_columns(
+    in_range: bool = False, cat: catalogue.Catalogue = CATALOGUE
+) -> dict[str, tuple[T.DataType, object]]:
     """One column per catalogue channel, described by its unit and nullable when the channel is
     optional; with `in_range`, checked against the channel's valid range."""
     return {
@@ -83,41 +85,49 @@ def channel_columns(in_range: bool = False) -> dict[str, tuple[T.DataType, objec
                 **(dict(ge=c.valid_range[0], le=c.valid_range[1]) if in_range else {}),
             ),
         )
-        for c in CATALOGUE.channels
+        for c in cat.channels
     }
 
 
-# A reading that parsed: its columns are the catalogue's channels between the record's own fields.
-BronzeReading = model(
-    "BronzeReading",
-    "A reading that parsed: typed, with a valid device id and an event time in its batch hour.",
-    {
-        "device_id": (T.StringType(), pa.Field(nullable=False, str_matches=DEVICE_ID_PATTERN)),
-        "event_time": (T.TimestampType(), pa.Field(nullable=False)),
-        **channel_columns(),
-        "status": (T.StringType(), pa.Field(nullable=False)),
-        "extra_fields": (
-            T.StringType(),
-            pa.Field(nullable=True, description="unexpected fields (schema drift), as JSON"),
-        ),
-        "source": (
-            T.StringType(),
-            pa.Field(nullable=False, isin=["simulator", "kinesis", "s3_landing", "replay", "historian"]),
-        ),
-        "source_object": (T.StringType(), pa.Field(nullable=False, description="raw batch object it was read from")),
-        "record_index": (T.LongType(), pa.Field(nullable=False, ge=0, description="position in the raw batch")),
-        "kinesis_shard_id": (T.StringType(), pa.Field(nullable=True)),
-        "kinesis_sequence_number": (T.StringType(), pa.Field(nullable=True)),
-        "kinesis_partition_key": (T.StringType(), pa.Field(nullable=True)),
-        "kinesis_arrival_time": (T.TimestampType(), pa.Field(nullable=True)),
-        "ingest_time": (T.TimestampType(), pa.Field(nullable=False)),
-        "event_hour": (
-            T.TimestampType(),
-            pa.Field(nullable=False, description="partition: event time truncated to the hour"),
-        ),
-    },
-    __name__,
-)
+def reading_model(cat: catalogue.Catalogue) -> type[pa.DataFrameModel]:
+    """Bronze's model for a catalogue: its channels between the record's own fields (a catalogue
+    other than the active one gives the model a lake of that catalogue would have)."""
+    return model(
+        "BronzeReading",
+        "A reading that parsed: typed, with a valid device id and an event time in its batch hour.",
+        {
+            "device_id": (T.StringType(), pa.Field(nullable=False, str_matches=DEVICE_ID_PATTERN)),
+            "event_time": (T.TimestampType(), pa.Field(nullable=False)),
+            **channel_columns(cat=cat),
+            "status": (T.StringType(), pa.Field(nullable=False)),
+            "extra_fields": (
+                T.StringType(),
+                pa.Field(nullable=True, description="unexpected fields (schema drift), as JSON"),
+            ),
+            "source": (
+                T.StringType(),
+                pa.Field(nullable=False, isin=["simulator", "kinesis", "s3_landing", "replay", "historian"]),
+            ),
+            "source_object": (
+                T.StringType(),
+                pa.Field(nullable=False, description="raw batch object it was read from"),
+            ),
+            "record_index": (T.LongType(), pa.Field(nullable=False, ge=0, description="position in the raw batch")),
+            "kinesis_shard_id": (T.StringType(), pa.Field(nullable=True)),
+            "kinesis_sequence_number": (T.StringType(), pa.Field(nullable=True)),
+            "kinesis_partition_key": (T.StringType(), pa.Field(nullable=True)),
+            "kinesis_arrival_time": (T.TimestampType(), pa.Field(nullable=True)),
+            "ingest_time": (T.TimestampType(), pa.Field(nullable=False)),
+            "event_hour": (
+                T.TimestampType(),
+                pa.Field(nullable=False, description="partition: event time truncated to the hour"),
+            ),
+        },
+        __name__,
+    )
+
+
+BronzeReading = reading_model(CATALOGUE)
 
 
 class QuarantinedRecord(pa.DataFrameModel):
@@ -188,9 +198,17 @@ def _parse_timestamp(text: Column) -> Column:
     return F.when(text.rlike(_NUMBER), epoch).when(~abbreviated, F.coalesce(iso, *[F.expr(e) for e in _RFC2822]))
 
 
-def _number(text: Column) -> Column:
-    """The double a numeric field's text stands for, when it is a JSON number or decimal text; else null."""
-    return F.when(text.rlike(_NUMBER), text.try_cast("double"))
+def _number(text: Column, type_: str) -> Column:
+    """The value a channel's text stands for, when it is a JSON number or decimal text; else null.
+
+    A `long` channel takes a whole number in the long range only ("3", "3.0", "1.5E3"): "3.5" is
+    null, and so quarantined as invalid_type, not truncated. The text is read as an exact decimal
+    first, so a large whole number is not rounded through a double."""
+    number = F.when(text.rlike(_NUMBER), text)
+    if type_ == "long":
+        exact = number.try_cast("decimal(38,18)")
+        return F.when(exact == F.floor(exact), exact.try_cast("long"))
+    return number.try_cast("double")
 
 
 def _payload(key: str) -> Column:
@@ -256,7 +274,7 @@ def parse_raw(envelopes: DataFrame) -> DataFrame:
     df = df.withColumn("ts_text", F.trim(F.col(f"p.{RECORD.timestamp}")))
     df = df.select(
         "*",
-        *[_number(_payload(CHANNEL_KEYS[f])).alias(f"_num_{f}") for f in NUMERIC_FIELDS],
+        *[_number(_payload(CHANNEL_KEYS[f]), CATALOGUE.channel(f).type).alias(f"_num_{f}") for f in NUMERIC_FIELDS],
         _parse_timestamp(F.col("ts_text")).alias("_event_time"),
     )
     missing = F.concat_ws(",", *[F.when(_payload(f).isNull(), F.lit(f)) for f in REQUIRED_FIELDS])

@@ -95,6 +95,9 @@ class DeviceAnomalyModel(pa.DataFrameModel):
     excluded_rows: T.LongType() = pa.Field(
         nullable=True, ge=0, description="readings of its window left out as anomalous"
     )
+    incomplete_rows: T.LongType() = pa.Field(
+        nullable=True, ge=0, description="readings of its window left out for lacking a feature (a channel added since)"
+    )
 
 
 MODELS = Table("device_anomaly_models", DeviceAnomalyModel, "event_hour")
@@ -202,6 +205,7 @@ _TRAIN_OUT = T.StructType(
         T.StructField("distance_threshold", T.DoubleType()),
         T.StructField("training_rows", T.LongType()),
         T.StructField("excluded_rows", T.LongType()),
+        T.StructField("incomplete_rows", T.LongType()),
         T.StructField("distance_quantiles", T.ArrayType(T.DoubleType())),
     ]
 )
@@ -211,7 +215,10 @@ def train_models(
     featured: DataFrame, devices: DataFrame, model_hours: list[datetime], cfg: AnomalyModelConfig
 ) -> DataFrame:
     """One row per (device, model hour): each model hour H trains on featured rows in [H-24h, H)
-    whose `normal` column is true (all rows when there is none).
+    whose `normal` column is true (all rows when there is none) and that have every feature.
+
+    A channel added to the catalogue is null in the partitions written before: those rows are left
+    out (`incomplete_rows`) rather than turning the device's means, and so its model, into NaN.
 
     Every device in `devices` gets a row, `insufficient_data` when it has too few normal readings.
     """
@@ -243,7 +250,8 @@ def train_models(
 
     def fit(pdf: pd.DataFrame) -> pd.DataFrame:
         normal = pdf["normal"].to_numpy(dtype=bool)
-        x = pdf.loc[normal, list(FEATURES)].to_numpy(dtype=float)
+        complete = pdf[list(FEATURES)].notna().all(axis=1).to_numpy()
+        x = pdf.loc[normal & complete, list(FEATURES)].to_numpy(dtype=float)
         out = train_device(x, params)
         return pd.DataFrame(
             [
@@ -253,6 +261,7 @@ def train_models(
                     **out,
                     "training_rows": len(x),
                     "excluded_rows": int((~normal).sum()),
+                    "incomplete_rows": int((normal & ~complete).sum()),
                 }
             ]
         )
@@ -273,6 +282,7 @@ def train_models(
         F.lit(None).cast("double").alias("distance_threshold"),
         F.lit(0).cast("long").alias("training_rows"),
         F.lit(0).cast("long").alias("excluded_rows"),
+        F.lit(0).cast("long").alias("incomplete_rows"),
     )
     return (
         trained.unionByName(missing, allowMissingColumns=True)
@@ -330,7 +340,8 @@ def device_anomaly_models(
     featured = with_features(silver) if spans is None else with_normal_flag(with_features(silver), spans)
     models = train_models(featured, registry, hours, anomaly_config).persist()
     try:
-        excluded = int(models.agg(F.sum("excluded_rows")).first()[0] or 0)
+        sums = models.agg(F.sum("excluded_rows"), F.sum("incomplete_rows")).first()
+        excluded, incomplete = int(sums[0] or 0), int(sums[1] or 0)
         artifacts = _write_artifacts(models, hours, lake.bucket, model_version(anomaly_config), aws)
         with_uri = models.join(
             F.broadcast(session.createDataFrame(list(artifacts.items()), "event_hour timestamp, artifact_uri string")),
@@ -351,6 +362,7 @@ def device_anomaly_models(
             model_version=model_version(anomaly_config),
             training_policy=TRAINING_POLICY,
             readings_excluded_from_training=excluded,
+            readings_lacking_features=incomplete,
             training_seconds=round(time.monotonic() - began, 2),
             training_distance_chart=plots.markdown_image(chart, "training distance distribution with threshold"),
         )

@@ -31,7 +31,9 @@ MODEL_FEATURE = "model_feature"  # per-device KMeans models
 ROLES = (ROLLING_AVERAGE, GOLD_STATISTICS, TEN_MINUTE_WINDOW, ZSCORE, MODEL_FEATURE)
 # The statistics a channel may ask for in the 10-minute and the daily gold tables.
 WINDOW_STATS = ("avg", "min", "max")
-TYPES = {"double": T.DoubleType()}
+# A channel's type is its column's type in every layer that keeps readings. `long` takes whole
+# numbers only: bronze quarantines 3.5 (invalid_type) rather than truncate it.
+TYPES = {"double": T.DoubleType(), "long": T.LongType()}
 THRESHOLD_OPS = (">", "<")
 
 # A channel's name becomes a column name, so it follows the rule for table names.

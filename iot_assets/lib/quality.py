@@ -181,7 +181,13 @@ def check_schema(
     aggs += [F.sum(F.when(~rule, 1).otherwise(0)).alias(f"r{i}") for i, rule in enumerate(named.values())]
     nullable = [f.name for f in struct_type(model).fields if f.nullable and f.name in present]
     aggs += [F.sum(F.when(F.col(c).isNull(), 1).otherwise(0)).alias(f"n{i}") for i, c in enumerate(nullable)]
+    # A column the model no longer has (a channel removed from the catalogue) stays in the table
+    # for its history; rows written since hold null there, and that is no schema problem.
+    unexpected = [c for c in df.columns if c not in struct_type(model).fieldNames()]
+    aggs += [F.count(c).alias(f"x{i}") for i, c in enumerate(unexpected)]
     rows = df.groupBy(*_by(partition_col)).agg(*aggs).collect()
+    retired = [c for i, c in enumerate(unexpected) if not sum(int(r[f"x{i}"]) for r in rows)]
+    problems = [p for p in problems if p not in {f"COLUMN_NOT_IN_SCHEMA: {c}" for c in retired}]
     by_partition = {
         _key(r, partition_col): (int(r["_rows"]) - int(r["_failed"] or 0), int(r["_failed"] or 0))
         for r in rows
@@ -199,6 +205,8 @@ def check_schema(
         "rules_checked": len(named),
         "schema_problems": problems,
     }
+    if retired:
+        detail["retired_columns"] = retired
     if failed:
         cols = [c for c in key_cols if c in df.columns]
         broken = F.array_compact(F.array(*[F.when(~rule, F.lit(name)) for name, rule in named.items()]))

@@ -3,6 +3,12 @@
 Every write replaces exactly the time window it was given (`replaceWhere` on the typed partition
 column), so materialising a partition twice leaves the same rows and other partitions untouched.
 Delta also refuses a write whose rows fall outside that window.
+
+The schema of an existing table evolves with the models (`mergeSchema`): a column added to a model
+(a channel added to the catalogue) is added to the table, and older partitions read it as null; a
+column dropped from a model stays in the table with its history, and newer partitions read it as
+null. A column whose type changed is refused before anything is written (`SchemaChangeRefused`):
+Delta would fail with an obscure merge error, or with type widening rewrite the column's meaning.
 """
 
 from __future__ import annotations
@@ -13,9 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from dagster import ConfigurableResource, MetadataValue, TimeWindow
+from dagster import ConfigurableResource, Failure, MetadataValue, TimeWindow
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
 
 from iot_assets import settings
 from iot_assets.lib.partitions import spark_ts
@@ -31,6 +38,38 @@ _TABLE_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # The instance gives the pool one slot (dagster.yaml `concurrency.pools.default_limit`); with the
 # DynamoDB log store (deployments/production/) it may have more.
 LAKE_WRITER_POOL = "delta_lake_writers"
+
+
+class SchemaChangeRefused(Failure, ValueError):
+    """A write that would change the type of a column the table already has; nothing was written.
+
+    A Dagster `Failure` that bypasses the retry policy: running the step again cannot help."""
+
+    def __init__(self, uri: str, changes: list[tuple[str, str, str]]):
+        self.uri = uri
+        self.changes = changes
+        listed = "; ".join(f"column {c!r}: the table has {old}, the new data has {new}" for c, old, new in changes)
+        super().__init__(
+            f"{s3_uri(uri)}: refusing to change the type of {len(changes)} column(s): {listed}. No data was "
+            "written. A channel keeps its type for the life of a lake: to record it with another type, add it "
+            "under a new name (the old column keeps its history), or migrate the table by hand and then "
+            "change the catalogue (docs/catalogue.md).",
+            metadata={"table_uri": s3_uri(uri), "type_changes": {c: f"{old} -> {new}" for c, old, new in changes}},
+            allow_retries=False,
+        )
+
+
+def type_changes(table: StructType, new: StructType) -> list[tuple[str, str, str]]:
+    """(column, table's type, new type) for each column in both schemas whose type differs.
+
+    Nullability is not compared: Delta stores every column of a DataFrame write as nullable.
+    Names are compared without case, as Delta resolves them."""
+    existing = {f.name.lower(): f.dataType for f in table.fields}
+    return [
+        (f.name, existing[f.name.lower()].simpleString(), f.dataType.simpleString())
+        for f in new.fields
+        if f.name.lower() in existing and existing[f.name.lower()].simpleString() != f.dataType.simpleString()
+    ]
 
 
 @dataclass(frozen=True)
@@ -93,8 +132,14 @@ class DeltaLakehouse(ConfigurableResource):
     ) -> WriteResult:
         began = time.monotonic()
         uri = self.uri(table)
+        spark = df.sparkSession
+        if DeltaTable.isDeltaTable(spark, uri):
+            changes = type_changes(DeltaTable.forPath(spark, uri).toDF().schema, df.schema)
+            if changes:
+                raise SchemaChangeRefused(uri, changes)
         # Columns only ever come from the pandera models (schemas.conform), so a column added to a
-        # model is added to an existing table; nothing else can reach it.
+        # model is added to an existing table; nothing else can reach it. A column the model no
+        # longer has stays in the table: Delta writes null for it.
         writer = (
             df.write.format("delta")
             .mode(mode)
@@ -106,7 +151,7 @@ class DeltaLakehouse(ConfigurableResource):
         if partition_by:
             writer = writer.partitionBy(partition_by)
         writer.save(uri)
-        last = DeltaTable.forPath(df.sparkSession, uri).history(1).select("version", "operationMetrics").first()
+        last = DeltaTable.forPath(spark, uri).history(1).select("version", "operationMetrics").first()
         metrics = last["operationMetrics"] or {}
         return WriteResult(
             table=table.name,
