@@ -33,6 +33,9 @@ if [[ "$IOT_RAW_SOURCE" == historian ]]; then
   trap 'cleanup; $BIN/iot-assets historian server stop --dir .dev/historian || true' EXIT INT TERM
   $BIN/iot-assets historian seed --months 1 >.dev/historian-seed.log 2>&1 || { cat .dev/historian-seed.log; exit 1; }
   echo "historian: $IOT_HISTORIAN_JDBC_URL, this month seeded (.dev/historian-seed.log)"
+elif [[ -n "${IOT_SENSOR_CATALOGUE:-}" ]]; then
+  # Your own fleet: the simulated producer only speaks the shipped catalogue's channels.
+  echo "sensor catalogue: $IOT_SENSOR_CATALOGUE (no simulated producer; use iot-assets import, or send your records to Kinesis)"
 else
   $BIN/iot-assets simulate --land-hours 2 >.dev/simulate.log 2>&1 &
   pids+=($!)

@@ -46,6 +46,15 @@ def parse_duration(text: str) -> float:
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Send the simulated fleet's readings to Kinesis as they happen, until Ctrl-C or --duration."""
     from iot_assets import settings
+    from iot_assets.lib.catalogue import active
+
+    if not active().is_shipped:
+        print(
+            f"iot-assets simulate: the simulated fleet has the shipped catalogue's channels, not those of "
+            f"{active().path} (IOT_SENSOR_CATALOGUE); send your own records, or use `iot-assets import`",
+            file=sys.stderr,
+        )
+        return 2
     from iot_assets.lib.partitions import last_complete_hours
     from iot_assets.resources.aws import make_client
     from iot_assets.tools.progress import Progress
@@ -243,8 +252,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    import os
     from datetime import timedelta
     from pathlib import Path
+
+    from dagster import DagsterInstance
 
     from iot_assets.tools import importer
 
@@ -276,6 +288,8 @@ def cmd_import(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             backfill_after=not args.no_backfill,
             register=not args.no_register,
+            # With DAGSTER_HOME set (make dev's instance), the backfill's run shows in the UI.
+            instance=DagsterInstance.get() if os.environ.get("DAGSTER_HOME") and not args.dry_run else None,
         )
     except importer.ImportError_ as e:
         print(f"iot-assets import: {e}", file=sys.stderr)

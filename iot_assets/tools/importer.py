@@ -242,7 +242,7 @@ def check_partitions(batches: dict[datetime, list[dict]]) -> None:
         )
 
 
-def backfill(first: datetime, last: datetime, resources: dict | None = None, selection=None):
+def backfill(first: datetime, last: datetime, resources: dict | None = None, selection=None, instance=None):
     """One run over the imported hours, reading the stored raw batches (raw is not re-materialised)."""
     from dagster import AssetSelection
 
@@ -251,7 +251,9 @@ def backfill(first: datetime, last: datetime, resources: dict | None = None, sel
 
     no_raw = HOURLY_PIPELINE - AssetSelection.assets("raw_sensor_batches")
     # The registry is rebuilt first, so silver knows the devices just registered.
-    return materialize_hours(first, last, resources=resources, selection=selection or no_raw, include_registry=True)
+    return materialize_hours(
+        first, last, instance=instance, resources=resources, selection=selection or no_raw, include_registry=True
+    )
 
 
 def register_devices(
@@ -321,6 +323,7 @@ def run_import(
     raw_io=None,
     resources: dict | None = None,
     selection=None,
+    instance=None,
     out=print,
 ):
     """Read, retime, and (unless a dry run) store the raw batches and backfill their hours.
@@ -361,6 +364,6 @@ def run_import(
         out(f"registered {len(added)} new devices in s3://{bucket}/reference/devices.jsonl")
     if not backfill_after:
         return batches, None
-    result = backfill(min(batches), max(batches), resources, selection)
+    result = backfill(min(batches), max(batches), resources, selection, instance)
     out(f"backfill {'succeeded' if result.success else 'FAILED'} ({time.monotonic() - began:.0f} s)")
     return batches, result
