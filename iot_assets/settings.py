@@ -169,6 +169,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("IOT_ZSCORE_LIMIT", "3.0", "z-score limit, in standard deviations of the trailing 24-hour baseline."),
     Setting("IOT_KMEANS_K", "3", "Clusters per device model."),
     Setting(
+        "IOT_LEARNING_HOURS",
+        "24",
+        "Hours of a device's own history (from its first reporting hour, within the trailing 24) before its "
+        "KMeans model and z-score/shift baseline are used; until then it is `learning`: not scored by them, "
+        "never alerted on. 24 covers one daily cycle; at most 24.",
+    ),
+    Setting(
         "IOT_KMEANS_DISTANCE_PERCENTILE",
         "99.5",
         "Percentile of a device's training distances that, times the margin, sets its threshold.",

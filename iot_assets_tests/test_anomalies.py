@@ -8,13 +8,14 @@ from pyspark.sql import functions as F
 
 from iot_assets.assets.anomalies import (
     kmeans_anomalies,
+    mature,
     threshold_anomalies,
     trailing_baseline,
     with_verdict,
     zscore_anomalies,
 )
 from iot_assets.assets.models import FEATURES, train_device
-from iot_assets.resources.detection import ThresholdRule
+from iot_assets.resources.detection import AnomalyModelConfig, ThresholdRule
 from iot_assets.tools.evaluation import Flag, score
 
 H = datetime(2026, 11, 21, 10)
@@ -182,6 +183,32 @@ def test_kmeans_training_and_scoring(spark):
     )
     flagged = kmeans_anomalies(feats, models).collect()
     assert len(flagged) == 1 and flagged[0]["metric"] == f"multivariate:{FEATURES[2]}" and flagged[0]["value"] == 40.0
+
+
+def test_a_device_with_less_than_a_day_of_history_is_learning(spark):
+    """The baseline of a device that began reporting 3 hours ago is not used; one of a day is."""
+    rows = [("new", H - timedelta(hours=i), 60, 50.0, 1.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1) for i in range(1, 4)]
+    rows += [("old", H - timedelta(hours=i), 60, 50.0, 1.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1) for i in range(1, 25)]
+    base = trailing_baseline(hourly(spark, rows), [H])
+    assert {r["device_id"]: r["history_hours"] for r in base.collect()} == {"new": 3, "old": 24}
+    assert [r["device_id"] for r in mature(base, AnomalyModelConfig()).collect()] == ["old"]
+    assert sorted(r["device_id"] for r in mature(base, AnomalyModelConfig(learning_hours=3)).collect()) == [
+        "new",
+        "old",
+    ]
+    # Abnormal hours left out of the baseline still count as history.
+    excluded = spark.createDataFrame([("old", H - timedelta(hours=24))], "device_id string, event_hour timestamp")
+    again = trailing_baseline(hourly(spark, rows), [H], excluded).where("device_id = 'old'").collect()[0]
+    assert (again["history_hours"], again["baseline_n"]) == (24, 23 * 60)
+
+
+def test_a_model_is_learning_until_its_history_covers_the_learning_hours():
+    x = np.random.default_rng(1).normal(size=(300, len(FEATURES)))
+    cfg = {"k": 3, "min_training_rows": 120, "max_iterations": 5, "seed": 1, "distance_percentile": 99.0}
+    cfg |= {"threshold_margin": 1.5, "learning_hours": 24}
+    assert train_device(x, cfg, history_hours=6)["status"] == "learning"
+    assert train_device(x, cfg, history_hours=24)["status"] == "trained"
+    assert train_device(x[:10], cfg, history_hours=24)["status"] == "insufficient_data"
 
 
 def test_too_little_data_is_reported():

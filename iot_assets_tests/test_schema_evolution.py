@@ -175,7 +175,9 @@ def test_readings_lacking_a_feature_added_since_are_left_out_of_training(spark):
         rows.append(("d1", hour - (300 - i) * timedelta(minutes=1), *[None if i < 100 else v for v in x[:1]], *x[1:]))
     featured = spark.createDataFrame(rows, ["device_id", "event_time", *FEATURES])
     devices = spark.createDataFrame([("d1",)], "device_id string")
-    model = train_models(featured, devices, [hour], AnomalyModelConfig(min_training_rows=50)).collect()[0]
+    model = train_models(
+        featured, devices, [hour], AnomalyModelConfig(min_training_rows=50, learning_hours=0)
+    ).collect()[0]
     assert (model["status"], model["training_rows"], model["incomplete_rows"]) == ("trained", 200, 100)
     assert all(np.isfinite(model["feature_means"])) and np.isfinite(model["distance_threshold"])
 

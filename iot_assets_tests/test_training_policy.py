@@ -36,7 +36,7 @@ def test_readings_in_incidents_and_confirmed_ones_are_left_out_of_training(spark
     flagged = with_normal_flag(df, abnormal_spans(confirmed, incidents))
     assert flagged.where(~F.col("normal")).count() == 101
     devices = spark.createDataFrame([("d1",)], "device_id string")
-    model = train_models(flagged, devices, [H], AnomalyModelConfig(min_training_rows=50)).collect()[0]
+    model = train_models(flagged, devices, [H], AnomalyModelConfig(min_training_rows=50, learning_hours=0)).collect()[0]
     assert (model["training_rows"], model["excluded_rows"], model["training_policy"]) == (199, 101, TRAINING_POLICY)
     # Trained on the normal readings, the shifted ones are far from every centroid.
     assert max(abs(v) for v in model["feature_means"]) < 1.0

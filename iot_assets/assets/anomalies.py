@@ -138,11 +138,24 @@ def trailing_baseline(hourly_stats: DataFrame, hours: list, excluded: DataFrame 
     hours and flag them the next day). The hour itself never contributes to its own baseline, nor
     do the `excluded` (device_id, event_hour) hours: those found abnormal (`abnormal_hours`), so a
     sustained fault does not become the baseline.
+
+    `history_hours`: how far back the device's reporting hours reach in the window (abnormal hours
+    included), for the learning gate (`mature`).
     """
-    if excluded is not None:
-        hourly_stats = hourly_stats.join(excluded, ["device_id", "event_hour"], "left_anti")
     targets = hourly_stats.sparkSession.createDataFrame([(h.replace(tzinfo=None),) for h in hours], "target timestamp")
     keys = ["device_id", "baseline_hour"]
+    in_window = (F.col("event_hour") >= F.col("target") - F.expr("INTERVAL 24 HOURS")) & (
+        F.col("event_hour") < F.col("target")
+    )
+    history = (
+        hourly_stats.join(F.broadcast(targets), in_window)
+        .groupBy("device_id", F.col("target").alias("baseline_hour"))
+        .agg(
+            ((F.unix_seconds("target") - F.unix_seconds(F.min("event_hour"))) / 3600).cast("int").alias("history_hours")
+        )
+    )
+    if excluded is not None:
+        hourly_stats = hourly_stats.join(excluded, ["device_id", "event_hour"], "left_anti")
     rows = hourly_stats.join(
         F.broadcast(targets),
         (F.col("event_hour") >= F.col("target") - F.expr("INTERVAL 24 HOURS"))
@@ -168,10 +181,11 @@ def trailing_baseline(hourly_stats: DataFrame, hours: list, excluded: DataFrame 
             F.avg("a").alias(f"mean_{m}"), F.sqrt(F.avg("v") + F.coalesce(F.var_pop("a"), F.lit(0.0))).alias(f"std_{m}")
         )
         out = out.join(stats, keys, "left")
-    return out.select(
+    return out.join(history, keys, "left").select(
         F.col("device_id"),
         F.col("baseline_hour").alias("event_hour"),
         "baseline_n",
+        F.coalesce("history_hours", F.lit(0)).alias("history_hours"),
         *[c for m in ZSCORE_METRICS for c in (f"mean_{m}", f"std_{m}", f"lo_{m}", f"hi_{m}")],
     )
 
@@ -343,6 +357,14 @@ def with_verdict(found: DataFrame) -> DataFrame:
     return found.withColumn("_strong", strong).withColumn("confirmed", F.max("_strong").over(reading)).drop("_strong")
 
 
+def mature(baseline: DataFrame, cfg: AnomalyModelConfig) -> DataFrame:
+    """The baselines the z-score and shift tests may use: enough readings, and a device that has
+    reported for at least `learning_hours` (until then it is learning, and not scored by them)."""
+    return baseline.where(
+        (F.col("baseline_n") >= cfg.min_baseline_readings) & (F.col("history_hours") >= cfg.learning_hours)
+    )
+
+
 def detect(
     readings: DataFrame,
     featured: DataFrame,
@@ -355,6 +377,7 @@ def detect(
 ) -> DataFrame:
     """Every method's anomalies for the readings, with the combined verdict, conformed to the log schema.
     `history`: the readings with the minutes before `scored_from`, for the shift test's trailing window."""
+    baseline = mature(baseline, cfg)
     found = (
         threshold_anomalies(readings, rules.parsed, rules.version)
         .unionByName(zscore_anomalies(readings, baseline, cfg.zscore_limit, cfg.min_baseline_readings))
@@ -472,7 +495,7 @@ def anomaly_log(
             threshold_rules,
             f"{w.start:%Y-%m-%d %H:%M}-{w.end:%H:%M} UTC",
         )
-        scored = baseline.where(F.col("baseline_n") >= anomaly_config.min_baseline_readings)
+        scored = mature(baseline, anomaly_config)
         # Readings per device and hour, from one pass over silver: the devices without a z-score
         # baseline, and the hour's readings for the rate check below.
         per_device = [
@@ -504,7 +527,10 @@ def anomaly_log(
                 "anomalies_by_severity": MetadataValue.json(info["by_severity"]),
                 "critical_anomalies": info["by_severity"]["critical"],
                 "confirmed_anomalous_readings": info["confirmed_readings"],
-                "devices_without_zscore_baseline": MetadataValue.json(no_baseline),
+                # Still learning (less than learning_hours of history) or too few baseline readings:
+                # not scored by the z-score and shift tests this hour.
+                "devices_learning": MetadataValue.json(no_baseline),
+                "learning_hours": anomaly_config.learning_hours,
                 "threshold_rules_version": threshold_rules.version,
             },
         )

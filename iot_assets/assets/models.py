@@ -74,13 +74,20 @@ DISTANCE_QUANTILES = 101
 TRAINING_POLICY = "trailing-24h-normal-only"
 
 
+MODEL_STATUSES = ("trained", "learning", "insufficient_data")
+
+
 class DeviceAnomalyModel(pa.DataFrameModel):
     """One device's KMeans model for one hour, or why it has none."""
 
     device_id: T.StringType() = pa.Field(nullable=False)
     event_hour: T.TimestampType() = pa.Field(nullable=False, description="partition: the hour this model scores")
     model_version: T.StringType() = pa.Field(nullable=False)
-    status: T.StringType() = pa.Field(nullable=False, isin=["trained", "insufficient_data"])
+    status: T.StringType() = pa.Field(
+        nullable=False,
+        isin=list(MODEL_STATUSES),
+        description="trained; learning (less history than IOT_LEARNING_HOURS); insufficient_data",
+    )
     k: T.IntegerType() = pa.Field(nullable=False, ge=0)
     centroids: T.ArrayType(T.ArrayType(T.DoubleType())) = pa.Field(nullable=True, description="in standardised space")
     feature_means: T.ArrayType(T.DoubleType()) = pa.Field(nullable=True)
@@ -162,11 +169,15 @@ def standardise(x: np.ndarray, means: np.ndarray, stds: np.ndarray) -> np.ndarra
     return z
 
 
-def train_device(x: np.ndarray, cfg: dict) -> dict:
-    """Standardise, cluster, and set the distance threshold for one device's training rows."""
-    if len(x) < cfg["min_training_rows"]:
+def train_device(x: np.ndarray, cfg: dict, history_hours: float | None = None) -> dict:
+    """Standardise, cluster, and set the distance threshold for one device's training rows.
+
+    `history_hours`: how far back the device's readings in the window reach, in whole hours; below
+    `learning_hours` the device is still learning and gets no model."""
+    learning = history_hours is not None and history_hours < cfg.get("learning_hours", 0)
+    if len(x) < cfg["min_training_rows"] or learning:
         return {
-            "status": "insufficient_data",
+            "status": "learning" if learning and len(x) else "insufficient_data",
             "k": 0,
             "centroids": None,
             "feature_means": None,
@@ -229,11 +240,16 @@ def train_models(
         "seed": cfg.seed,
         "distance_percentile": cfg.distance_percentile,
         "threshold_margin": cfg.threshold_margin,
+        "learning_hours": cfg.learning_hours,
     }
     spark = featured.sparkSession
     hours = spark.createDataFrame([(h.replace(tzinfo=None),) for h in model_hours], "model_hour timestamp")
+    # Where each device's readings begin (before the spread's warm-up readings are dropped): how
+    # much history a model hour has, for the learning gate.
+    first = featured.groupBy("device_id").agg(F.min("event_time").alias("first_time"))
     rows = (
         featured.where(F.col(SPREAD_FEATURES[0]).isNotNull())
+        .join(first, "device_id")
         .join(
             F.broadcast(hours),
             (F.col("event_time") >= F.col("model_hour") - F.expr(f"INTERVAL {TRAILING_HOURS} HOURS"))
@@ -242,6 +258,7 @@ def train_models(
         .select(
             "device_id",
             "model_hour",
+            "first_time",
             *FEATURES,
             (F.col("normal") if "normal" in featured.columns else F.lit(True)).alias("normal"),
         )
@@ -252,7 +269,12 @@ def train_models(
         normal = pdf["normal"].to_numpy(dtype=bool)
         complete = pdf[list(FEATURES)].notna().all(axis=1).to_numpy()
         x = pdf.loc[normal & complete, list(FEATURES)].to_numpy(dtype=float)
-        out = train_device(x, params)
+        model_hour = pd.Timestamp(pdf["model_hour"].iloc[0])
+        first_hour = max(
+            pd.Timestamp(pdf["first_time"].iloc[0]).floor("h"), model_hour - pd.Timedelta(hours=TRAILING_HOURS)
+        )
+        history = (model_hour - first_hour) / pd.Timedelta(hours=1)
+        out = train_device(x, params, history)
         return pd.DataFrame(
             [
                 {
@@ -314,7 +336,7 @@ def train_models(
         ),
         MODELS.check(
             "check_models_cover_registry",
-            "Every registered device has exactly one model row (trained or insufficient_data) per hour.",
+            "Every registered device has exactly one model row (trained, learning or insufficient_data) per hour.",
         ),
     ],
 )
@@ -327,7 +349,8 @@ def device_anomaly_models(
 ):
     """One KMeans model per device for each hour, trained on the device's previous 24 hours of silver.
 
-    Devices with too little data are recorded as `insufficient_data`. Each hour's models are also
+    Devices with too little data are recorded as `insufficient_data`, and devices with less than
+    `learning_hours` of history as `learning` (no model is used for them). Each hour's models are also
     written to S3 as a versioned JSON artefact.
     """
     began = time.monotonic()
@@ -361,6 +384,7 @@ def device_anomaly_models(
             models_by_status=status,
             model_version=model_version(anomaly_config),
             training_policy=TRAINING_POLICY,
+            learning_hours=anomaly_config.learning_hours,
             readings_excluded_from_training=excluded,
             readings_lacking_features=incomplete,
             training_seconds=round(time.monotonic() - began, 2),

@@ -64,6 +64,7 @@ def build_resources() -> dict:
         ),
         "anomaly_config": AnomalyModelConfig(
             k=int(get("IOT_KMEANS_K")),
+            learning_hours=int(get("IOT_LEARNING_HOURS")),
             zscore_limit=float(get("IOT_ZSCORE_LIMIT")),
             distance_percentile=float(get("IOT_KMEANS_DISTANCE_PERCENTILE")),
             threshold_margin=float(get("IOT_KMEANS_THRESHOLD_MARGIN")),

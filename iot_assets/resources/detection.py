@@ -4,6 +4,7 @@ import hashlib
 import json
 
 from dagster import Config, ConfigurableResource
+from pydantic import Field
 
 from iot_assets.lib import catalogue
 
@@ -44,3 +45,6 @@ class AnomalyModelConfig(ConfigurableResource):
     seed: int = 11
     zscore_limit: float = 3.0
     min_baseline_readings: int = 30
+    # A device is learning until its trailing day reaches back this many hours from its first
+    # reporting hour: its model and baseline are not used before (one daily cycle by default).
+    learning_hours: int = Field(default=24, ge=0, le=24)
