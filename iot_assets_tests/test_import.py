@@ -77,6 +77,17 @@ def test_unknown_columns_are_listed_with_the_catalogue(tmp_path, capsys):
     assert main(["import", str(path), "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "flow_rate, current" in err and "default_catalogue.yaml" in err
+    assert "--ignore-columns flow_rate,current" in err
+
+
+def test_ignored_columns_are_left_out_and_a_semicolon_export_is_read(tmp_path, capsys):
+    path = tmp_path / "rig.csv"
+    path.write_text("timestamp;temperature;anomaly\n2026-11-10T10:00:00Z;1.5;0\n2026-11-10T10:30:00Z;2.5;1\n")
+    assert main(["import", str(path), "--ignore-columns", "anomaly", "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "2026-11-10-10:00  2"
+    rows = importer.read_history(path, ignore=("anomaly",)).rows
+    assert [r.record.get("temperature") for r in rows] == [1.5, 2.5]
+    assert all("anomaly" not in r.record for r in rows)
 
 
 def test_a_file_without_rows_is_an_error(tmp_path):

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -271,3 +272,60 @@ def test_browser_shows_the_asset_graph_and_the_partition_checks(materialised, we
         chromium.save_screenshot(str(ARTIFACTS / "silver_checks.png"))
         (ARTIFACTS / "silver_checks.txt").write_text(body())
     assert all(labels[c] == "Succeeded" for c in SILVER_CHECKS), labels
+
+
+# make dev's first start: a day of history through gold, then the anomaly group. At the third
+# hour every device is still learning; at the last, every device has a day of history.
+SEED_FIRST = datetime(2026, 11, 15, 0, tzinfo=UTC)
+SEED_LEARNING = SEED_FIRST + timedelta(hours=3)
+SEED_LAST = SEED_FIRST + timedelta(hours=25)
+
+
+@pytest.fixture(scope="module")
+def first_start(webserver, dagster_home, resources, spark):
+    from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+
+    from iot_assets.automation.jobs import ANOMALY_DETECTION
+    from iot_assets.tools.demo import land_history
+
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home))) as instance:
+        assert land_history(SEED_FIRST, SEED_LAST, instance).success
+        for hour in (SEED_LEARNING, SEED_LAST):
+            assert materialize_hours(
+                hour, hour, instance=instance, include_registry=False, selection=ANOMALY_DETECTION
+            ).success
+    return resources
+
+
+def test_after_a_day_of_history_every_device_has_a_model_and_none_alerts_while_learning(first_start, spark):
+    from iot_assets.lib.tables import named
+    from iot_assets.resources.config import resolved
+
+    lake = resolved("lake")
+    models = lake.read(spark, named("device_anomaly_models"))
+    status = lambda h: {r["status"] for r in models.where(f"event_hour = '{h:%Y-%m-%d %H:%M:%S}'").collect()}  # noqa: E731
+    assert status(SEED_LEARNING) == {"learning"}
+    assert status(SEED_LAST) == {"trained"}
+    log = lake.read(spark, named("anomaly_log"))
+    learning_hour = log.where(f"event_hour = '{SEED_LEARNING:%Y-%m-%d %H:%M:%S}'")
+    # A learning device is flagged only by the fixed threshold rules, and no incident opens on anything else.
+    assert {r["method"] for r in learning_hour.select("method").distinct().collect()} <= {"threshold"}
+    incidents = lake.read(spark, named("anomaly_incidents")).where(f"event_hour = '{SEED_LEARNING:%Y-%m-%d %H:%M:%S}'")
+    assert all(set(r["methods"].split(",")) <= {"threshold"} for r in incidents.collect())
+
+
+def test_browser_shows_trained_models_after_the_first_start(first_start, webserver, chromium):
+    from selenium.webdriver.common.by import By
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    body = lambda: chromium.find_element(By.TAG_NAME, "body").text  # noqa: E731
+    chromium.get(f"{webserver}/assets/device_anomaly_models?view=partitions&partition={hour_key(SEED_LAST)}")
+    try:
+        _wait("the models' metadata", lambda: "devices_trained" in body(), 120, 1)
+    finally:
+        chromium.save_screenshot(str(ARTIFACTS / "models_partition.png"))
+        (ARTIFACTS / "models_partition.txt").write_text(body())
+    devices = int(os.environ["IOT_DEVICE_COUNT"])
+    assert re.search(rf"devices_trained\s+{devices}\b", body()), body()
+    assert re.search(r"devices_learning\s+0\b", body()), body()

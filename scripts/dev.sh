@@ -4,12 +4,24 @@
 #
 # The product runs itself here: the producer sends the simulated fleet to Kinesis, and the raw
 # source is Kinesis, so `kinesis_arrival_sensor` starts a run for each hour once it has ended
-# (plus a short allowed lateness). So that runs appear within minutes rather than at the next
-# hour, the producer first lands the last two hours as files, which `s3_landing_sensor` picks up.
+# (plus a short allowed lateness). So that models and anomalies are real from the start, the first
+# start lands the previous 26 hours of the fleet through gold as one run (`iot-assets
+# seed-history`, skipped while the lake holds silver) before the UI starts: every device then has
+# a day of history, so it is past learning, and the automation sensor runs the models and the
+# anomaly log for the latest hour.
 # With IOT_RAW_SOURCE=historian, a local SQL historian replaces the producer (docs/sources.md: SQL historian source).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=.venv/bin
+ROOT="$PWD"
+BIN="$ROOT/.venv/bin"
+# The partitions start where the data starts: on the first start, two days back, kept in .env
+# (which `dg dev` run from the checkout also loads) for later starts. Production sets
+# IOT_PARTITIONS_START itself (docs/settings.md).
+if [[ ! -f .env ]] || ! grep -q '^IOT_PARTITIONS_START=' .env; then
+  echo "IOT_PARTITIONS_START=$(date -u -d '2 days ago' +%Y-%m-%d)-00:00" >>.env
+fi
+set -a && source .env && set +a
+echo "partitions start: $IOT_PARTITIONS_START (.env)"
 export IOT_RAW_SOURCE="${IOT_RAW_SOURCE:-kinesis}"
 export IOT_ALLOWED_LATENESS_MINUTES="${IOT_ALLOWED_LATENESS_MINUTES:-2}"
 mkdir -p .dev
@@ -30,16 +42,18 @@ if [[ "$IOT_RAW_SOURCE" == historian ]]; then
   # The SQL historian instead of the live producer: a local PostgreSQL (.dev/historian) holding this
   # month of the simulated fleet; historian_arrival_sensor backfills it as one run, then follows it.
   eval "$($BIN/iot-assets historian server start --dir .dev/historian --port 5433)"
-  trap 'cleanup; $BIN/iot-assets historian server stop --dir .dev/historian || true' EXIT INT TERM
+  trap 'cleanup; $BIN/iot-assets historian server stop --dir "$ROOT/.dev/historian" || true' EXIT INT TERM
   $BIN/iot-assets historian seed --months 1 >.dev/historian-seed.log 2>&1 || { cat .dev/historian-seed.log; exit 1; }
   echo "historian: $IOT_HISTORIAN_JDBC_URL, this month seeded (.dev/historian-seed.log)"
 elif [[ -n "${IOT_SENSOR_CATALOGUE:-}" ]]; then
   # Your own fleet: the simulated producer only speaks the shipped catalogue's channels.
   echo "sensor catalogue: $IOT_SENSOR_CATALOGUE (no simulated producer; use iot-assets import, or send your records to Kinesis)"
 else
-  $BIN/iot-assets simulate --land-hours 2 >.dev/simulate.log 2>&1 &
+  $BIN/iot-assets simulate >.dev/simulate.log 2>&1 &
   pids+=($!)
   echo "live producer: .dev/simulate.log (raw source: $IOT_RAW_SOURCE, allowed lateness: $IOT_ALLOWED_LATENESS_MINUTES min)"
+  # Its progress lines ([label] ...) show here; the run's own log goes to .dev/seed-history.log.
+  $BIN/iot-assets seed-history --hours 26 2>&1 | tee .dev/seed-history.log | grep --line-buffered '^history:\|^\[' || true
 fi
 echo "Dagster UI: http://127.0.0.1:${DAGSTER_PORT:-3000}  (Ctrl-C stops everything)"
 # The project is a `dg` project ([tool.dg] in pyproject.toml): its code location is iot_assets.definitions.
@@ -48,6 +62,6 @@ export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::Warning:dagster.components.scaffold.scaffold}"
 # It starts from $DAGSTER_HOME, naming the workspace file: run from the checkout, Dagster warns that
 # the checkout's dagster.yaml (the template `make instance` copies into $DAGSTER_HOME) is not used.
-workspace="$PWD/workspace.yaml"
+workspace="$ROOT/workspace.yaml"
 cd "${DAGSTER_HOME:?make dev sets DAGSTER_HOME}"
-exec "$OLDPWD/$BIN/dg" dev --host 127.0.0.1 --port "${DAGSTER_PORT:-3000}" -w "$workspace"
+"$BIN/dg" dev --host 127.0.0.1 --port "${DAGSTER_PORT:-3000}" -w "$workspace"

@@ -382,6 +382,9 @@ def device_anomaly_models(
             written,
             DeviceAnomalyModel,
             models_by_status=status,
+            # Plain numbers (the UI shows them inline): devices with a model, and devices still learning.
+            devices_trained=int(status.get("trained", 0)),
+            devices_learning=int(status.get("learning", 0)),
             model_version=model_version(anomaly_config),
             training_policy=TRAINING_POLICY,
             learning_hours=anomaly_config.learning_hours,

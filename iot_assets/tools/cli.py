@@ -126,6 +126,12 @@ def cmd_instance_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_seed_history(args: argparse.Namespace) -> int:
+    from iot_assets.tools.demo import seed_history
+
+    return seed_history(args.hours)
+
+
 def cmd_jars(args: argparse.Namespace) -> int:
     """Start Spark once so the Delta and s3a jars land in the Ivy cache (skipped when they are there)."""
     import time
@@ -288,6 +294,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             backfill_after=not args.no_backfill,
             register=not args.no_register,
+            ignore=tuple(c.strip() for c in args.ignore_columns.split(",") if c.strip()),
             # With DAGSTER_HOME set (make dev's instance), the backfill's run shows in the UI.
             instance=DagsterInstance.get() if os.environ.get("DAGSTER_HOME") and not args.dry_run else None,
         )
@@ -391,6 +398,13 @@ def main(argv: list[str] | None = None) -> int:
     hserver.add_argument("--dir", default=".dev/historian", help="its data directory (default .dev/historian)")
     hserver.add_argument("--port", type=int, default=5433, help="port on 127.0.0.1 (default 5433)")
     hserver.set_defaults(func=cmd_historian_server)
+    seed = sub.add_parser(
+        "seed-history",
+        help="land the simulated fleet's previous hours through gold as one run, unless the lake has silver "
+        "(make dev's first start)",
+    )
+    seed.add_argument("--hours", type=int, default=26, help="hours before the current one (default 26: a day + 2)")
+    seed.set_defaults(func=cmd_seed_history)
     demo = sub.add_parser("demo", help="materialise the last complete hours end to end and print row counts")
     demo.add_argument("--hours", type=int, default=3)
     demo.set_defaults(func=cmd_demo)
@@ -418,6 +432,11 @@ def main(argv: list[str] | None = None) -> int:
     when.add_argument("--shift-to", help="move the series so its last reading falls in this hour (ISO, or 'last')")
     imp.add_argument(
         "--time-scale", type=float, default=1.0, help="replay this many times faster, around the first hour"
+    )
+    imp.add_argument(
+        "--ignore-columns",
+        default="",
+        help="comma-separated columns to leave out (labels, notes); any other column must be a channel",
     )
     imp.add_argument("--dry-run", action="store_true", help="print the hours and record counts; write nothing")
     imp.add_argument("--no-backfill", action="store_true", help="store the raw batches only")

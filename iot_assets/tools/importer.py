@@ -110,6 +110,7 @@ def file_rows(
     timestamp_column: str | None = None,
     device_column: str | None = None,
     device: str | None = None,
+    ignore: tuple[str, ...] = (),
 ) -> list[Row]:
     """One file's rows as records; raises naming the file and column when its shape is wrong."""
     frame = read_frame(path)
@@ -122,11 +123,11 @@ def file_rows(
     # A channel's column is its source key (what the source calls it) or, failing that, its name.
     columns = {c.key: c.key if c.key in frame.columns else c.name for c in catalogue.channels}
     known = {ts_col, device_column, fields.status, *catalogue.names, *columns} - {None}
-    unknown = [str(c) for c in frame.columns if c not in known]
+    unknown = [str(c) for c in frame.columns if c not in known and c not in ignore]
     if unknown:
         raise ImportError_(
             f"{path}: column(s) {', '.join(unknown)} are not channels of the catalogue {catalogue.path} "
-            f"(its channels: {', '.join(catalogue.names)})"
+            f"(its channels: {', '.join(catalogue.names)}); leave them out with --ignore-columns {','.join(unknown)}"
         )
     if frame.empty:
         raise ImportError_(f"{path}: no rows")
@@ -155,11 +156,12 @@ def read_history(
     timestamp_column: str | None = None,
     device_column: str | None = None,
     device: str | None = None,
+    ignore: tuple[str, ...] = (),
 ) -> Imported:
     catalogue = catalogue or active()
     out = Imported()
     for f in input_files(Path(path)):
-        out.rows.extend(file_rows(f, catalogue, timestamp_column, device_column, device))
+        out.rows.extend(file_rows(f, catalogue, timestamp_column, device_column, device, ignore))
         out.files.append(f)
     return out
 
@@ -324,6 +326,7 @@ def run_import(
     resources: dict | None = None,
     selection=None,
     instance=None,
+    ignore: tuple[str, ...] = (),
     out=print,
 ):
     """Read, retime, and (unless a dry run) store the raw batches and backfill their hours.
@@ -336,7 +339,7 @@ def run_import(
         raise ImportError_(f"--time-scale must be a positive factor; got {scale}")
     began = time.monotonic()
     catalogue = active()
-    imported = read_history(path, catalogue, timestamp_column, device_column, device)
+    imported = read_history(path, catalogue, timestamp_column, device_column, device, ignore)
     Progress(f"import read {len(imported.files)} file(s)", unit=None).update(records=len(imported.rows), force=True)
     retime(imported.rows, catalogue.record.timestamp, scale, shift, shift_to)
     batches = by_hour(imported.rows)
