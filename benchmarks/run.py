@@ -196,7 +196,8 @@ def bench_import_csv(scale: str, progress=print) -> dict:
         "silver + rejected = bronze)",
         None,
         notes=f"{f['rows']:,} rows, {f['devices']} devices x {f['channels']} channels over {f['hours']} hours; "
-        "ratio = (import store phase + backfill seconds) / floor seconds (read.csv -> Delta of the same file); "
+        "ratio = (import store phase + backfill seconds) / floor seconds (read.csv -> Delta of the same file, "
+        "best of 3); "
         "store_ratio and backfill_ratio per phase; both sides in one process, JVM start counted on neither",
     )
 
