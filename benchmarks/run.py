@@ -35,6 +35,7 @@ SCALES = {
     # sides always run on the same data.
     # small: the new user's first hour, 50 devices x 1/min (the settings' defaults).
     # historian: (devices, readings per device-hour), 7 tags a device; full is 1,001 tags x 1/s.
+    # import_csv: CSV rows, 20 devices x 8 channels at 1 reading/4 s; full is the issue's 1 M rows.
     "small": {
         "training_devices": 100,
         "loop_sample": 3,
@@ -42,6 +43,7 @@ SCALES = {
         "backfill": (20, 60, 8),
         "small": (50, 60),
         "historian": (15, 3600),
+        "import_csv": 50_000,
     },
     "full": {
         "training_devices": 1000,
@@ -50,6 +52,7 @@ SCALES = {
         "backfill": (100, 360, 24),
         "small": (50, 60),
         "historian": (143, 3600),
+        "import_csv": 1_000_000,
     },
 }
 
@@ -180,12 +183,32 @@ def bench_historian(scale: str, progress=print) -> dict:
     )
 
 
+def bench_import_csv(scale: str, progress=print) -> dict:
+    from benchmarks.import_csv import compare
+
+    f = compare(SCALES[scale]["import_csv"], progress)
+    return measurement(
+        "import_csv",
+        scale,
+        f,
+        f["import_seconds"] / f["floor_seconds"],
+        "none in the issue (reported): the counts reconcile (raw = CSV rows, bronze + quarantine = raw, "
+        "silver + rejected = bronze)",
+        None,
+        notes=f"{f['rows']:,} rows, {f['devices']} devices x {f['channels']} channels over {f['hours']} hours; "
+        "ratio = (import store phase + backfill seconds) / floor seconds (read.csv -> Delta of the same file, "
+        "best of 3); "
+        "store_ratio and backfill_ratio per phase; both sides in one process, JVM start counted on neither",
+    )
+
+
 BENCHES = {
     "throughput": bench_throughput,
     "backfill": bench_backfill,
     "training": bench_training,
     "small": bench_small,
     "historian": bench_historian,
+    "import_csv": bench_import_csv,
 }
 
 
