@@ -14,14 +14,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 BIN="$ROOT/.venv/bin"
-# The partitions start where the data starts: on the first start, two days back, kept in .env
-# (which `dg dev` run from the checkout also loads) for later starts. Production sets
-# IOT_PARTITIONS_START itself (docs/settings.md).
-if [[ ! -f .env ]] || ! grep -q '^IOT_PARTITIONS_START=' .env; then
-  echo "IOT_PARTITIONS_START=$(date -u -d '2 days ago' +%Y-%m-%d)-00:00" >>.env
+# The partitions start where the data starts: on the first start, two days back, kept in
+# .dev/dev.env for later starts (not a .env in the checkout, which every Dagster process started
+# there, the tests' webserver too, would load). Production sets IOT_PARTITIONS_START itself.
+mkdir -p .dev
+if [[ -z "${IOT_PARTITIONS_START:-}" ]]; then
+  if [[ ! -f .dev/dev.env ]] || ! grep -q '^IOT_PARTITIONS_START=' .dev/dev.env; then
+    echo "IOT_PARTITIONS_START=$(date -u -d '2 days ago' +%Y-%m-%d)-00:00" >>.dev/dev.env
+  fi
+  set -a && source .dev/dev.env && set +a
 fi
-set -a && source .env && set +a
-echo "partitions start: $IOT_PARTITIONS_START (.env)"
+echo "partitions start: $IOT_PARTITIONS_START"
 export IOT_RAW_SOURCE="${IOT_RAW_SOURCE:-kinesis}"
 export IOT_ALLOWED_LATENESS_MINUTES="${IOT_ALLOWED_LATENESS_MINUTES:-2}"
 mkdir -p .dev
