@@ -160,3 +160,13 @@ def test_evaluate_runs_nab_in_a_process_whose_catalogue_is_the_nab_one(monkeypat
     assert argv[1:6] == ["-m", "iot_assets.tools.cli", "evaluate", "--source", "nab"]
     assert argv[8:] == ["--nab-files", FILES["occupancy"], "--nab-speedup", "5"]
     assert seen["env"]["IOT_SENSOR_CATALOGUE"] == str(NAB_CATALOGUE)
+
+
+def test_evaluate_refuses_the_simulator_under_another_catalogue(monkeypatch, capsys):
+    from iot_assets.lib import catalogue
+    from iot_assets.tools.cli import main
+    from iot_assets.tools.evaluation import NAB_CATALOGUE
+
+    monkeypatch.setattr(catalogue, "active", lambda: catalogue.load_catalogue(NAB_CATALOGUE))
+    assert main(["evaluate", "--source", "simulator"]) == 2
+    assert "shipped catalogue" in capsys.readouterr().err

@@ -224,6 +224,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
+    from iot_assets.lib.catalogue import active
+
+    if "simulator" in args.source and not active().is_shipped:
+        print(
+            f"iot-assets evaluate: the simulator's fleet has the shipped catalogue's channels, not those of "
+            f"{active().path} (IOT_SENSOR_CATALOGUE); use --source nab",
+            file=sys.stderr,
+        )
+        return 2
     if "nab" in args.source:
         # NAB's series is from 2013-2015: its hours must be valid partitions in this process.
         os.environ["IOT_PARTITIONS_START"] = "2013-07-01-00:00"
