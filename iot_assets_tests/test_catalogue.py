@@ -395,8 +395,6 @@ def test_the_setting_chooses_the_catalogue(tmp_path, monkeypatch):
 ALLOWED = {
     # The simulator models the shipped fleet's physics, one signal and malformed variant per channel.
     "tools/simulator/fleet.py": None,
-    # The NAB evaluation replays a public series as one channel of a shipped-fleet record.
-    "tools/evaluation.py": None,
 }
 _CHANNEL = re.compile(r"(?<![a-z])(" + "|".join(SIX) + r")(?![a-z])")
 

@@ -152,6 +152,54 @@ def test_a_folder_of_parquet_and_csv_files_one_device_each(tmp_path):
     }
 
 
+class RecordingRawIO:
+    """A raw IO manager that keeps the batches it is given."""
+
+    def __init__(self):
+        self.batches = []
+
+    def store(self, batch):
+        self.batches.append(batch)
+
+
+def test_an_hour_without_rows_is_stored_as_an_empty_raw_batch(tmp_path):
+    # Nothing arrived in 11:00 and 12:00: each is an empty raw batch, not a missing partition.
+    path = tmp_path / "pump-3.csv"
+    path.write_text("timestamp,temperature\n2026-11-10T10:05:00Z,1\n2026-11-10T13:10:00Z,2\n")
+    raw_io = RecordingRawIO()
+    batches, result = importer.run_import(path, raw_io=raw_io, register=False, backfill_after=False, out=lambda _: None)
+    assert result is None
+    hours = [H10 + timedelta(hours=i) for i in range(4)]
+    assert [(b.hour, len(b.payloads), b.source) for b in raw_io.batches] == [
+        (hours[0], 1, "import"),
+        (hours[1], 0, "import"),
+        (hours[2], 0, "import"),
+        (hours[3], 1, "import"),
+    ]
+    assert [json.loads(p)["timestamp"] for b in raw_io.batches for p in b.payloads] == [
+        "2026-11-10T10:05:00.000Z",
+        "2026-11-10T13:10:00.000Z",
+    ]
+
+
+def test_a_scaled_series_keeps_its_gaps_as_empty_hours(tmp_path):
+    # Every 5 minutes, then nothing for 10 hours: at 5x each reading is a minute, and the gap two hours.
+    times = [datetime(2026, 11, 10, 10, tzinfo=UTC) + timedelta(minutes=5 * i) for i in range(72)]
+    times += [times[-1] + timedelta(hours=10) + timedelta(minutes=5 * i) for i in range(12)]
+    path = tmp_path / "pump-4.csv"
+    path.write_text("timestamp,temperature\n" + "".join(f"{t:%Y-%m-%dT%H:%M:%SZ},1\n" for t in times))
+    raw_io = RecordingRawIO()
+    importer.run_import(path, scale=5, raw_io=raw_io, register=False, backfill_after=False, out=lambda _: None)
+    assert [(b.hour, len(b.payloads)) for b in raw_io.batches] == [
+        (H10, 60),
+        (H11, 12),
+        (H11 + timedelta(hours=1), 0),
+        (H11 + timedelta(hours=2), 12),
+    ]
+    moved = importer.time_map(times, scale=5)
+    assert moved(times[1]) == H10 + timedelta(minutes=1) and moved(times[-1]) == H10 + timedelta(minutes=202)
+
+
 def test_devices_are_added_to_the_reference_list_and_nothing_there_is_replaced(local_aws):
     from iot_assets.assets.registry import REFERENCE_KEY
     from iot_assets.resources.aws import AwsResource, make_client

@@ -107,3 +107,66 @@ def test_incident_scores_count_true_incidents_found_events_and_coverage():
         "event_recall": 0.5,
         "labelled_points_in_incidents": 0.5,
     }
+
+
+def test_the_nab_catalogue_imports_a_nab_csv_as_one_channel(tmp_path):
+    from iot_assets.lib.catalogue import ROLES, load_catalogue
+    from iot_assets.tools import importer
+    from iot_assets.tools.evaluation import NAB_CATALOGUE
+
+    catalogue = load_catalogue(NAB_CATALOGUE)
+    assert catalogue.names == ("nab_value",) and catalogue.threshold_rules == ()
+    assert catalogue.channel("nab_value").roles == ROLES
+    path = tmp_path / "x.csv"
+    path.write_text("timestamp,value\n2014-04-10 00:00:00,15000\n2014-04-10 01:00:00,-3.5\n")
+    rows = importer.read_history(path, catalogue, timestamp_column="timestamp", device="nab-x").rows
+    importer.retime(rows, catalogue.record.timestamp, scale=60)  # an hourly series: a reading a minute
+    assert [r.record for r in rows] == [
+        {"device_id": "nab-x", "timestamp": "2014-04-10T00:00:00.000Z", "value": 15000.0, "status": "normal"},
+        {"device_id": "nab-x", "timestamp": "2014-04-10T00:01:00.000Z", "value": -3.5, "status": "normal"},
+    ]
+
+
+@pytest.mark.skipif(not DATA.exists(), reason="NAB data lives outside the repository")
+def test_every_nab_reading_is_inside_the_nab_channels_range():
+    from iot_assets.lib.catalogue import load_catalogue
+    from iot_assets.tools.evaluation import NAB_CATALOGUE, nab_readings, nab_windows
+
+    low, high = load_catalogue(NAB_CATALOGUE).channel("nab_value").valid_range
+    assert list(nab_windows(DATA)) == list(FILES.values())
+    for name in FILES.values():
+        assert all(low <= v <= high for _, v in nab_readings(DATA / name)), name
+
+
+def test_evaluate_runs_nab_in_a_process_whose_catalogue_is_the_nab_one(monkeypatch):
+    import argparse
+    import subprocess
+
+    from iot_assets.tools import cli
+    from iot_assets.tools.evaluation import NAB_CATALOGUE, evaluate_nab_file
+
+    with pytest.raises(RuntimeError, match="IOT_SENSOR_CATALOGUE"):
+        evaluate_nab_file(FILES["occupancy"], DATA)  # this process has the shipped catalogue
+    seen = {}
+
+    def run(argv, env, check):
+        seen.update(argv=argv, env=env)
+        Path(argv[argv.index("--out") + 1]).write_text(json.dumps({"nab": {FILES["occupancy"]: {"windows": 1}}}))
+
+    monkeypatch.setattr(subprocess, "run", run)
+    args = argparse.Namespace(nab_dir=None, nab_files=FILES["occupancy"], nab_speedup=5)
+    assert cli.evaluate_nab_in_child(args) == {FILES["occupancy"]: {"windows": 1}}
+    argv = seen["argv"]
+    assert argv[1:6] == ["-m", "iot_assets.tools.cli", "evaluate", "--source", "nab"]
+    assert argv[8:] == ["--nab-files", FILES["occupancy"], "--nab-speedup", "5"]
+    assert seen["env"]["IOT_SENSOR_CATALOGUE"] == str(NAB_CATALOGUE)
+
+
+def test_evaluate_refuses_the_simulator_under_another_catalogue(monkeypatch, capsys):
+    from iot_assets.lib import catalogue
+    from iot_assets.tools.cli import main
+    from iot_assets.tools.evaluation import NAB_CATALOGUE
+
+    monkeypatch.setattr(catalogue, "active", lambda: catalogue.load_catalogue(NAB_CATALOGUE))
+    assert main(["evaluate", "--source", "simulator"]) == 2
+    assert "shipped catalogue" in capsys.readouterr().err

@@ -224,11 +224,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
+    from iot_assets.lib.catalogue import active
+
+    if "simulator" in args.source and not active().is_shipped:
+        print(
+            f"iot-assets evaluate: the simulator's fleet has the shipped catalogue's channels, not those of "
+            f"{active().path} (IOT_SENSOR_CATALOGUE); use --source nab",
+            file=sys.stderr,
+        )
+        return 2
     if "nab" in args.source:
-        # NAB's series is from 2013-2014: its hours must be valid partitions in this process.
+        # NAB's series is from 2013-2015: its hours must be valid partitions in this process.
         os.environ["IOT_PARTITIONS_START"] = "2013-07-01-00:00"
     from iot_assets.tools import local_aws
-    from iot_assets.tools.evaluation import NAB_FILES, evaluate_nab, evaluate_simulator, print_nab_table, print_table
+    from iot_assets.tools.evaluation import (
+        evaluate_nab,
+        evaluate_simulator,
+        nab_catalogue_active,
+        print_nab_table,
+        print_table,
+    )
 
     server = None
     port = local_aws.local_port()
@@ -238,8 +253,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     results = {}
     if "simulator" in args.source:
         results["simulator"] = evaluate_simulator(eval_hours=args.hours)
-    if "nab" in args.source:
-        files = tuple(args.nab_files.split(",")) if args.nab_files else NAB_FILES
+    if "nab" in args.source and not nab_catalogue_active():
+        results["nab"] = evaluate_nab_in_child(args)
+    elif "nab" in args.source:
+        files = tuple(args.nab_files.split(",")) if args.nab_files else None
         results["nab"] = evaluate_nab(
             Path(args.nab_dir) if args.nab_dir else None, files=files, speedup=args.nab_speedup
         )
@@ -255,6 +272,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if server:
         server.stop()
     return 0
+
+
+def evaluate_nab_in_child(args: argparse.Namespace) -> dict:
+    """The NAB part of `evaluate`, in a process whose catalogue is the NAB one (a process reads its
+    catalogue once), against the same local AWS and lake; its figures come back as JSON."""
+    import json
+    import os
+    import subprocess
+    import tempfile
+
+    from iot_assets.tools.evaluation import NAB_CATALOGUE
+
+    with tempfile.TemporaryDirectory(prefix="iot-nab-") as tmp:
+        out = os.path.join(tmp, "nab.json")
+        argv = [sys.executable, "-m", "iot_assets.tools.cli", "evaluate", "--source", "nab", "--out", out]
+        for flag, value in (("--nab-dir", args.nab_dir), ("--nab-files", args.nab_files)):
+            argv += [flag, value] if value else []
+        argv += ["--nab-speedup", str(args.nab_speedup)] if args.nab_speedup else []
+        env = {**os.environ, "IOT_SENSOR_CATALOGUE": str(NAB_CATALOGUE)}
+        subprocess.run(argv, env=env, check=True)
+        with open(out) as f:
+            return json.load(f)["nab"]
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -418,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="replay NAB this many times faster than real time (default: each reading becomes a minute)",
     )
-    ev.add_argument("--nab-files", help="comma-separated NAB files (default: all four)")
+    ev.add_argument("--nab-files", help="comma-separated NAB files (default: every file anomaly_windows.json labels)")
     ev.add_argument("--out", help="write the figures as JSON to this file")
     ev.set_defaults(func=cmd_evaluate)
     imp = sub.add_parser("import", help="import history from CSV or Parquet into raw batches, then backfill its hours")

@@ -158,17 +158,24 @@ def evaluate_simulator(eval_hours: int = 6, end: datetime | None = None, progres
     return out
 
 
-NAB_FILES = (
-    "ambient_temperature_system_failure.csv",
-    "ec2_request_latency_system_failure.csv",
-    "cpu_utilization_asg_misconfiguration.csv",
-    "occupancy_6005.csv",
-)
-NAB_CHANNEL = "temperature"  # the channel a NAB series is replayed as (no threshold rule applies to it)
+# The NAB series' catalogue: one channel, the CSV's `value` column. The replay imports each file
+# with `iot-assets import`'s code, so it runs in a process whose active catalogue is this one.
+NAB_CATALOGUE = Path(__file__).with_name("nab_catalogue.yaml")
+
+
+def nab_catalogue_active() -> bool:
+    from iot_assets.lib.catalogue import active
+
+    return Path(active().path).resolve() == NAB_CATALOGUE.resolve()
 
 
 def default_nab_dir() -> Path:
     return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nab"
+
+
+def nab_windows(nab_dir: Path | None = None) -> dict[str, list[list[str]]]:
+    """The labelled anomaly windows of each NAB file in the folder, by file name (`anomaly_windows.json`)."""
+    return json.loads(((nab_dir or default_nab_dir()) / "anomaly_windows.json").read_text())
 
 
 def nab_device(file_name: str) -> str:
@@ -187,37 +194,6 @@ def nab_speedup(readings: list[tuple[datetime, float]]) -> int:
     """How many times faster than real time to replay a series so that one reading becomes one minute."""
     gaps = sorted((b[0] - a[0]).total_seconds() for a, b in pairwise(readings))
     return max(1, round(gaps[len(gaps) // 2] / 60))
-
-
-def compress(t: datetime, origin: datetime, speedup: int) -> datetime:
-    """Replay time of a series time: `speedup` times faster than real time, from `origin`."""
-    return origin + (t - origin) / speedup
-
-
-def nab_batches(
-    readings: list[tuple[datetime, float]], origin: datetime, speedup: int, device: str
-) -> dict[datetime, list[bytes]]:
-    """One device's raw records, by replay hour: the series as its channel, the other channels
-    (which NAB does not have) at nominal constants."""
-    by_hour: dict[datetime, list[bytes]] = defaultdict(list)
-    for t, value in readings:
-        r = compress(t, origin, speedup)
-        by_hour[r.replace(minute=0, second=0, microsecond=0, tzinfo=UTC)].append(
-            json.dumps(
-                {
-                    "device_id": device,
-                    "timestamp": r.strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z",
-                    NAB_CHANNEL: round(value, 4),
-                    "humidity": 45.0,
-                    "pressure": 2.0,
-                    "vibration": 1.0,
-                    "battery_level": 90.0,
-                    "signal_strength": -60,
-                    "status": "normal",
-                }
-            ).encode()
-        )
-    return dict(by_hour)
 
 
 def operator_scores(
@@ -254,60 +230,47 @@ def operator_scores(
 
 
 def evaluate_nab_file(file_name: str, nab_dir: Path | None = None, speedup: int | None = None, progress=print) -> dict:
-    """Replay one NAB series through raw batches on S3 and every layer after, then score the anomaly
-    log and the incidents against its windows.
+    """Import one NAB series as `iot-assets import` does (raw batches on S3, its device registered,
+    one backfill of bronze, silver and gold), run the models, anomaly log and incidents, then score
+    them against the series' windows. Needs the NAB catalogue active (`NAB_CATALOGUE`).
 
-    The series is replayed `speedup` times faster than real time (by default so that each reading
-    becomes a minute), which gives the fleet's usual shape of 60 readings an hour and a 24-hour
-    trailing window of 1,440 readings; a real-time replay of an hourly series would write ~8,000
-    hourly Delta partitions per table. Scores are computed in series time. The series is one
-    channel in its own units, so the fixed threshold rules (industrial limits) are switched off.
+    The series is replayed `speedup` times faster than real time (the import's `--time-scale`; by
+    default so that each reading becomes a minute), which gives the fleet's usual shape of 60
+    readings an hour and a 24-hour trailing window of 1,440 readings; a real-time replay of an
+    hourly series would write ~8,000 hourly Delta partitions per table. Scores are computed in
+    series time. The series is one channel in its own units, so no threshold rules apply.
     """
-    from dagster import AssetSelection
-
-    from iot_assets import settings
-    from iot_assets.automation.jobs import ANOMALY_DETECTION, HOURLY_PIPELINE
+    from iot_assets.automation.jobs import ANOMALY_DETECTION
     from iot_assets.definitions import defs
+    from iot_assets.lib.catalogue import active
     from iot_assets.lib.partitions import HOUR
     from iot_assets.resources.config import resolved
     from iot_assets.resources.detection import AnomalyModelConfig, ThresholdRules
-    from iot_assets.resources.io_managers import RawBatch, S3KinesisRawIOManager
+    from iot_assets.tools import importer
     from iot_assets.tools.demo import materialize_hours
-    from iot_assets.tools.importer import register_devices
-    from iot_assets.tools.progress import Progress
 
+    if not nab_catalogue_active():
+        raise RuntimeError(
+            f"the NAB replay needs IOT_SENSOR_CATALOGUE={NAB_CATALOGUE}; the active catalogue is {active().path}"
+        )
     nab_dir = nab_dir or default_nab_dir()
     device = nab_device(file_name)
     readings = nab_readings(nab_dir / file_name)
     speedup = speedup or nab_speedup(readings)
-    origin = min(t for t, _ in readings).replace(minute=0, second=0)
     windows = [
         (datetime.strptime(a[:19], "%Y-%m-%d %H:%M:%S"), datetime.strptime(b[:19], "%Y-%m-%d %H:%M:%S"))
-        for a, b in json.loads((nab_dir / "anomaly_windows.json").read_text())[file_name]
+        for a, b in nab_windows(nab_dir)[file_name]
     ]
-    batches = nab_batches(readings, origin, speedup, device)
-    # NAB has gaps; an hour in which nothing arrived is an empty raw batch, not a missing one.
-    first, last = min(batches), max(batches)
-    hours = [first + timedelta(hours=i) for i in range(int((last - first).total_seconds() // 3600) + 1)]
-    batches = {h: batches.get(h, []) for h in hours}
     began = time.monotonic()
-    aws, lake = resolved("aws"), resolved("lake")
-    raw_io = S3KinesisRawIOManager(aws=aws, bucket=lake.bucket, stream=settings.get("IOT_KINESIS_STREAM"))
-    # Added to the reference list, never replacing what is there (the user's own devices).
-    register_devices(
-        aws, lake.bucket, [device], site="nab", device_type="nab-series", names={device: file_name.removesuffix(".csv")}
+    batches, backfilled = importer.run_import(
+        nab_dir / file_name, device=device, timestamp_column="timestamp", scale=speedup, out=progress
     )
-    stored = Progress(f"nab {file_name} replay to S3", total=len(hours), unit="raw batches")
-    for done, h in enumerate(hours, 1):
-        raw_io.store(RawBatch(hour=h, source="replay", payloads=batches[h], partition_keys=[device] * len(batches[h])))
-        stored.update(done=done, records=stored.records + len(batches[h]), force=done == len(hours))
+    assert backfilled.success
+    hours = sorted(batches)
     progress(
-        f"nab {file_name}: {len(readings)} readings replayed {speedup}x as {len(hours)} hourly raw batches "
-        f"({time.monotonic() - began:.0f} s)"
+        f"nab {file_name}: {len(readings)} readings replayed {speedup}x as {len(hours)} hourly raw batches, "
+        f"bronze, silver and gold done ({time.monotonic() - began:.0f} s)"
     )
-    no_raw = HOURLY_PIPELINE - AssetSelection.assets("raw_sensor_batches")
-    assert materialize_hours(hours[0], hours[-1], selection=no_raw).success
-    progress(f"  bronze, silver and gold done ({time.monotonic() - began:.0f} s)")
     per_day = 24 * 60  # readings in a 24-hour trailing window of the replay
     cfg = AnomalyModelConfig(min_training_rows=min(120, per_day // 2), min_baseline_readings=min(30, per_day // 2))
     assert materialize_hours(
@@ -318,11 +281,13 @@ def evaluate_nab_file(file_name: str, nab_dir: Path | None = None, speedup: int 
         resources={**defs.resources, "anomaly_config": cfg, "threshold_rules": ThresholdRules(rules=[])},
     ).success
     progress(f"  models, anomaly log and incidents done ({time.monotonic() - began:.0f} s)")
-    spark = resolved("spark").session
-    back = {compress(t, origin, speedup): t for t, _ in readings}  # replay time -> series time
+    spark, lake = resolved("spark").session, resolved("lake")
+    # Replay time -> series time, as the import moved each reading (its records keep milliseconds).
+    replayed = importer.time_map([t.replace(tzinfo=UTC) for t, _ in readings], scale=speedup)
+    back = {importer.iso(replayed(t.replace(tzinfo=UTC))): t for t, _ in readings}
     flags = [f for f in _flags(spark, lake, hours[0], hours[-1] + HOUR) if f.device_id == device]
     openings = [
-        back.get(r["opened_at"].replace(tzinfo=None))
+        back.get(importer.iso(r["opened_at"]))
         for r in lake.read_window(spark, INCIDENTS, hours[0], hours[-1] + HOUR)
         .where(f"device_id = '{device}'")
         .select("opened_at")
@@ -332,7 +297,7 @@ def evaluate_nab_file(file_name: str, nab_dir: Path | None = None, speedup: int 
     times = [t for t, _ in readings]
     result = operator_scores(
         times,
-        {back[f.event_time] for f in flags if f.confirmed and f.event_time in back},
+        {back[importer.iso(f.event_time)] for f in flags if f.confirmed and importer.iso(f.event_time) in back},
         [t for t in openings if t is not None],
         windows,
     )
@@ -349,8 +314,10 @@ def evaluate_nab_file(file_name: str, nab_dir: Path | None = None, speedup: int 
     return result
 
 
-def evaluate_nab(nab_dir: Path | None = None, files=NAB_FILES, speedup: int | None = None, progress=print) -> dict:
-    """Every NAB series, one after another, and the mean NAB scores over them."""
+def evaluate_nab(nab_dir: Path | None = None, files=None, speedup: int | None = None, progress=print) -> dict:
+    """Each NAB series (by default every file the folder's windows label), one after another, and
+    the mean NAB scores over them."""
+    files = files or tuple(nab_windows(nab_dir))
     out = {f: evaluate_nab_file(f, nab_dir, speedup, progress) for f in files}
     for key in ("nab_score_flagged", "nab_score_incidents"):
         out.setdefault("mean", {})[key] = round(sum(r[key] for r in out.values() if key in r) / len(files), 1)

@@ -183,6 +183,20 @@ def read_history(
     return out
 
 
+def time_map(
+    times: list[datetime], scale: float = 1.0, shift: timedelta | None = None, shift_to: datetime | None = None
+):
+    """The replay time of each time of a series whose readings fall at `times`: compressed `scale`
+    times around the series' first hour, then shifted by `shift`, or so that the last reading falls
+    in the hour of `shift_to`."""
+    origin = min(times).replace(minute=0, second=0, microsecond=0)
+    compressed = lambda t: origin + (t - origin) / scale if scale != 1.0 else t  # noqa: E731
+    if shift_to is not None:
+        last = compressed(max(times))
+        shift = shift_to.replace(minute=0, second=0, microsecond=0) - last.replace(minute=0, second=0, microsecond=0)
+    return lambda t: compressed(t) + (shift or timedelta(0))
+
+
 def retime(
     rows: list[Row],
     timestamp_field: str,
@@ -190,22 +204,14 @@ def retime(
     shift: timedelta | None = None,
     shift_to: datetime | None = None,
 ) -> None:
-    """Compress time `scale` times around the first hour, then shift by `shift`, or so that the
-    last reading falls in the hour of `shift_to`. Rewrites the records' timestamps (ISO-8601 UTC)."""
+    """Move the rows' times as `time_map` says, and rewrite the records' timestamps (ISO-8601 UTC)."""
     times = [r.time for r in rows if r.time is not None]
     if not times or (scale == 1.0 and not shift and shift_to is None):
         return  # the records already hold their times in ISO-8601 UTC
-    origin = min(times).replace(minute=0, second=0, microsecond=0)
-    if scale != 1.0:
-        for r in rows:
-            if r.time is not None:
-                r.time = origin + (r.time - origin) / scale
-    if shift_to is not None:
-        last = max(r.time for r in rows if r.time is not None)
-        shift = shift_to.replace(minute=0, second=0, microsecond=0) - last.replace(minute=0, second=0, microsecond=0)
+    moved = time_map(times, scale, shift, shift_to)
     for r in rows:
         if r.time is not None:
-            r.time = r.time + (shift or timedelta(0))
+            r.time = moved(r.time)
             r.record[timestamp_field] = iso(r.time)
 
 
