@@ -320,6 +320,7 @@ def _channel(**over) -> dict:
         ([_channel(name="Flow Rate")], r"channel 'Flow Rate': the name becomes a column name"),
         ([_channel(name="flow-rate")], r"channel 'flow-rate': the name becomes a column name"),
         ([_channel(name="event_hour")], r"channel 'event_hour': 'event_hour' is a column the layers already have"),
+        ([_channel(name="value")], r"channel 'value': 'value' is a column the layers already have"),
         ([_channel(type="string")], r"channel 'flow_rate': type 'string' is not supported"),
         ([_channel(required="yes")], r"channel 'flow_rate': `required` must be true or false"),
         ([_channel(required=False)], r"channel 'flow_rate': an optional channel cannot have the model_feature role"),

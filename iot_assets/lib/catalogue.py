@@ -59,6 +59,15 @@ RESERVED_COLUMNS = frozenset(
         "device_type",
         "latitude",
         "longitude",
+        # The anomaly log's own columns: its KMeans scoring and verdict select them by name.
+        "metric",
+        "value",
+        "method",
+        "score",
+        "limit",
+        "severity",
+        "confirmed",
+        "model_version",
     }
 )
 
