@@ -11,10 +11,13 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@echo "installing the pinned packages into $(VENV)/ (first time, or after pyproject.toml changed: about 3 minutes)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]"
 	@rm -f $(VENV)/.installed-* && touch $@
+	@echo "installed: $$($(BIN)/python -m pip list --format=freeze 2>/dev/null | grep -ci '^dagster')" \
+	  "dagster packages, pyspark $$($(BIN)/python -c 'import pyspark; print(pyspark.__version__)')"
 
 # Resolve the Spark jars into the Ivy cache once (later starts reuse it).
 jars: install

@@ -5,6 +5,7 @@ from dagster import EnvVar
 
 from iot_assets import settings
 from iot_assets.resources.aws import local_credentials
+from iot_assets_tests.source import parse
 
 
 @pytest.mark.parametrize(
@@ -62,7 +63,7 @@ def test_settings_read_at_import_are_exactly_the_load_time_ones():
 
     read_at_import = set()
     for path in Path(next(iter(iot_assets.__path__))).rglob("*.py"):
-        tree = ast.parse(path.read_text())
+        tree = parse(path)
         # A function's body runs when it is called; its decorators and defaults run at import.
         in_function = {
             id(n)

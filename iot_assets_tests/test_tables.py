@@ -11,6 +11,7 @@ from iot_assets.assets import bronze, gold, models, registry, silver, verdicts
 from iot_assets.definitions import defs
 from iot_assets.lib.quality import DATA_QUALITY_LOG
 from iot_assets.lib.tables import TRAILING_DAY, Table, Upstream, trailing_day
+from iot_assets_tests.source import parse
 
 PACKAGE = Path(next(iter(iot_assets.__path__)))
 TABLES = list(
@@ -25,7 +26,7 @@ TABLES = list(
 
 def _string_constants(path: Path) -> list[str]:
     """String literals of a module, docstrings left out."""
-    tree = ast.parse(path.read_text())
+    tree = parse(path)
     docstrings = {
         id(node.body[0].value)
         for node in ast.walk(tree)
