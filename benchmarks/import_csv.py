@@ -1,7 +1,7 @@
 """`iot-assets import` of a CSV export against Spark's own CSV -> Delta write of the same file.
 
 The export is a fleet of 20 pump rigs x 8 channels in its own catalogue (the channels and source
-names of the pump rig in `iot_assets_tests/test_fleet_catalogue_e2e.py`), one reading per rig
+names of the pump rig in `docs/examples/pump_rig.yaml`), one reading per rig
 every 4 s, with a few planted bad cells for bronze and silver to catch. The catalogue is read when
 the layers are imported, so the measurement runs in a fresh interpreter with
 `IOT_SENSOR_CATALOGUE` set, its own bucket and lake prefix, and one Spark session that is warm
@@ -26,53 +26,17 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+import yaml
+
 from benchmarks.common import bench_hour
 
 DEVICES, STEP_SECONDS = 20, 4
 ROOT = Path(__file__).resolve().parents[1]
 HOURS_BACK = 48  # the export ends this many hours ago, clear of the other measurements' hours
-DEVICE_COLUMN, TIME_COLUMN = "rig", "datetime"
-SCORING = ["rolling_average", "gold_statistics", "ten_minute_window", "zscore", "model_feature"]
-CATALOGUE = {
-    "record": {"device_id": DEVICE_COLUMN, "timestamp": TIME_COLUMN, "status": "state"},
-    "channels": [
-        {"name": "accel_1_rms", "source": "Accelerometer1RMS", "unit": "g", "range": [0, 10], "roles": SCORING},
-        {"name": "accel_2_rms", "source": "Accelerometer2RMS", "unit": "g", "range": [0, 10], "roles": SCORING},
-        {"name": "motor_current", "source": "Current", "unit": "A", "range": [0, 50], "roles": SCORING[1:]},
-        {
-            "name": "loop_pressure",
-            "source": "Pressure",
-            "unit": "bar",
-            "range": [-5, 20],
-            "roles": ["gold_statistics", "zscore", "model_feature"],
-        },
-        {
-            "name": "motor_temperature",
-            "source": "Temperature",
-            "unit": "degrees Celsius",
-            "range": [-20, 150],
-            "roles": ["gold_statistics", "ten_minute_window"],
-        },
-        {
-            "name": "fluid_temperature",
-            "source": "Thermocouple",
-            "unit": "degrees Celsius",
-            "range": [-20, 120],
-            "required": False,
-            "roles": ["gold_statistics"],
-        },
-        {"name": "voltage", "source": "Voltage", "unit": "V", "range": [0, 400], "roles": ["gold_statistics"]},
-        {
-            "name": "flow_rate",
-            "source": "Volume Flow RateRMS",
-            "unit": "l/min",
-            "range": [0, 500],
-            "roles": ["gold_statistics", "model_feature"],
-        },
-    ],
-    "threshold_rules": [{"channel": "motor_temperature", "op": ">", "limit": 95}],
-}
-SOURCES = [c["source"] for c in CATALOGUE["channels"]]
+CATALOGUE_FILE = ROOT / "docs" / "examples" / "pump_rig.yaml"  # the pump rig of docs/catalogue.md
+_RECORD, CHANNELS = (yaml.safe_load(CATALOGUE_FILE.read_text())[k] for k in ("record", "channels"))
+DEVICE_COLUMN, TIME_COLUMN = _RECORD["device_id"], _RECORD["timestamp"]
+SOURCES = [c["source"] for c in CHANNELS]
 # One row in BAD_EVERY has a pressure that is not a number (bronze: invalid_type), and another a
 # motor current above its range (silver: out_of_range); every 10th rig reading lacks the optional
 # thermocouple.
@@ -121,16 +85,14 @@ def write_export(path: Path, rows: int) -> dict:
 
 
 def compare(rows: int, progress=print) -> dict:
-    """Write the catalogue and the export (not timed), then measure in a fresh interpreter."""
-    import yaml
+    """Write the export (not timed), then measure in a fresh interpreter."""
 
     from iot_assets import settings
     from iot_assets.resources.aws import make_client
 
     tag = uuid.uuid4().hex[:8]
     with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
-        catalogue, export = Path(tmp) / "pump_rigs.yaml", Path(tmp) / "export.csv"
-        catalogue.write_text(yaml.safe_dump(CATALOGUE, sort_keys=False))
+        catalogue, export = CATALOGUE_FILE, Path(tmp) / "export.csv"
         began = time.monotonic()
         planted = write_export(export, rows)
         progress(
@@ -161,7 +123,7 @@ def _floor(spark, export: Path, target: str) -> float:
 
     schema = StructType(
         [StructField(TIME_COLUMN, TimestampType()), StructField(DEVICE_COLUMN, StringType())]
-        + [StructField(c["name"], DoubleType()) for c in CATALOGUE["channels"]]
+        + [StructField(c["name"], DoubleType()) for c in CHANNELS]
     )  # by position (the header is skipped): Delta takes no spaces in a column name
     began = time.monotonic()
     frame = spark.read.csv(export.resolve().as_uri(), header=True, schema=schema)

@@ -85,19 +85,23 @@ def test_baseline_is_trailing_and_robust(spark):
     assert (base["lo_temperature"], base["hi_temperature"]) == (-50.0, 52.5)
 
 
+BASELINE_STATS = ("mean", "std", "lo", "hi", "lo_mean", "hi_mean", "noise")
 BASELINE_COLS = [
     "device_id",
     "event_hour",
     "baseline_n",
-    *[f"{p}_{m}" for m in ("temperature", "humidity", "pressure", "vibration") for p in ("mean", "std", "lo", "hi")],
+    *[f"{p}_{m}" for m in ("temperature", "humidity", "pressure", "vibration") for p in BASELINE_STATS],
 ]
 
 
-def baseline_frame(spark, n=1440, temperature_range=(47.5, 52.5)):
-    """d1's baseline at H from n readings: temperature 50 +/- 1 over `temperature_range`, the other
-    metrics their mean +/- 2.5 sigma."""
+def baseline_frame(spark, n=1440, temperature_range=(47.5, 52.5), temperature_means=(50.0, 50.0)):
+    """d1's baseline at H from n readings: temperature 50 +/- 1 over `temperature_range`, its hourly
+    means over `temperature_means` with a within-hour sigma of 0.5; the other metrics their mean
+    +/- 2.5 sigma, at a constant level."""
     lo, hi = temperature_range
-    row = ("d1", H, n, 50.0, 1.0, lo, hi, 40.0, 1.0, 37.5, 42.5, 2.0, 0.1, 1.75, 2.25, 1.0, 0.1, 0.75, 1.25)
+    row = ("d1", H, n, 50.0, 1.0, lo, hi, *temperature_means, 0.5)
+    for mean, std in ((40.0, 1.0), (2.0, 0.1), (1.0, 0.1)):
+        row += (mean, std, mean - 2.5 * std, mean + 2.5 * std, mean, mean, std)
     return spark.createDataFrame([row], BASELINE_COLS)
 
 
@@ -275,14 +279,30 @@ def test_shift_flags_a_sustained_shift_for_as_long_as_it_lasts_but_not_a_spike(s
     m = timedelta(minutes=1)
     rows = [("d1", H - (10 - i) * m, 50.0, 40.0, 2.0, 1.0, 90.0) for i in range(10)]  # the hour before
     rows += [("d1", H + i * m, 60.0 if i == 2 else 50.0, 40.0, 2.0, 1.0, 90.0) for i in range(20)]  # a spike at 10:02
-    rows += [("d1", H + i * m, 52.0, 40.0, 2.0, 1.0, 90.0) for i in range(20, 60)]  # +2 sigma from 10:20
+    rows += [("d1", H + i * m, 52.0, 40.0, 2.0, 1.0, 90.0) for i in range(20, 60)]  # +4 noise sigma from 10:20
     df = readings(spark, rows)
     got = shift_anomalies(df, base, 30, scored_from=H).collect()
     assert {r["metric"] for r in got} == {"temperature"}
     times = sorted(r["event_time"] for r in got)
     assert times == [H + i * m for i in range(25, 60)]  # from the 6th shifted reading (of 10) to the end
     first = min(got, key=lambda r: r["event_time"])
-    assert (first["limit"], first["value"], first["method"]) == (51.5, 52.0, "shift")
+    assert (first["limit"], first["value"], first["score"], first["method"]) == (51.5, 52.0, 4.0, "shift")
+
+
+def test_shift_is_judged_against_the_range_the_normal_days_level_moved_through(spark):
+    """Yesterday's hourly means ran from 47 to 53 (a daily cycle): a level of 53.5 is the warm
+    afternoon again, 55 is beyond it by 4 within-hour sigmas, and so is 44 below it."""
+    from iot_assets.assets.anomalies import shift_anomalies
+
+    m = timedelta(minutes=1)
+    levels = [53.5] * 20 + [55.0] * 20 + [44.0] * 20
+    rows = [("d1", H + i * m, v, 40.0, 2.0, 1.0, 90.0) for i, v in enumerate(levels)]
+    base = baseline_frame(spark, temperature_means=(47.0, 53.0))
+    got = shift_anomalies(readings(spark, rows), base, 30, scored_from=H).collect()
+    assert {(r["value"], r["limit"], r["score"]) for r in got} == {(55.0, 54.5, 4.0), (44.0, 45.5, 6.0)}
+    # From the 6th reading at 55 until the last one: when the level drops to 44, the window's
+    # median stays at 55 for five more readings, but those readings are no longer at 55.
+    assert sorted(r["event_time"] for r in got if r["value"] == 55.0) == [H + i * m for i in range(25, 40)]
 
 
 def test_shift_ignores_a_burst_shorter_than_half_its_window(spark):

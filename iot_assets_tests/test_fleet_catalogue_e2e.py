@@ -25,62 +25,8 @@ import yaml
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[1]
-SCORING = ["rolling_average", "gold_statistics", "ten_minute_window", "zscore", "model_feature"]
-RIG = {
-    "record": {"device_id": "rig", "timestamp": "datetime", "status": "state"},
-    "channels": [
-        {"name": "accel_1_rms", "source": "Accelerometer1RMS", "unit": "g", "range": [0, 10], "roles": SCORING},
-        {"name": "accel_2_rms", "source": "Accelerometer2RMS", "unit": "g", "range": [0, 10], "roles": SCORING},
-        {
-            "name": "motor_current",
-            "source": "Current",
-            "unit": "A",
-            "range": [0, 50],
-            "roles": ["gold_statistics", "ten_minute_window", "zscore", "model_feature"],
-            "daily": ["max"],
-        },
-        {
-            "name": "loop_pressure",
-            "source": "Pressure",
-            "unit": "bar",
-            "range": [-5, 20],
-            "roles": ["gold_statistics", "zscore", "model_feature"],
-            "daily": ["min", "avg"],
-        },
-        {
-            "name": "motor_temperature",
-            "source": "Temperature",
-            "unit": "degrees Celsius",
-            "range": [-20, 150],
-            "roles": ["gold_statistics", "ten_minute_window"],
-            "daily": ["max"],
-            "bands": {
-                "column": "motor_heat",
-                "levels": ["normal", "warm", "hot"],
-                "bounds": [85, 95],
-                "top_count": "hot_readings",
-            },
-        },
-        {
-            "name": "fluid_temperature",
-            "source": "Thermocouple",
-            "unit": "degrees Celsius",
-            "range": [-20, 120],
-            "required": False,
-            "roles": ["gold_statistics"],
-        },
-        {"name": "voltage", "source": "Voltage", "unit": "V", "range": [0, 400], "roles": ["gold_statistics"]},
-        {
-            "name": "flow_rate",
-            "source": "Volume Flow RateRMS",
-            "unit": "l/min",
-            "range": [0, 500],
-            "roles": ["gold_statistics", "model_feature"],
-            "daily": {"avg": "daily_flow"},
-        },
-    ],
-    "threshold_rules": [{"channel": "motor_temperature", "op": ">", "limit": 95}],
-}
+RIG_CATALOGUE = ROOT / "docs" / "examples" / "pump_rig.yaml"
+RIG = yaml.safe_load(RIG_CATALOGUE.read_text())
 SOURCES = [c["source"] for c in RIG["channels"]]
 CHANNELS = [c["name"] for c in RIG["channels"]]
 START = datetime(2026, 11, 12, 0, tzinfo=UTC)
@@ -168,8 +114,7 @@ PIPELINE = textwrap.dedent(
 @pytest.fixture(scope="module")
 def rig_run(tmp_path_factory, local_aws):
     tmp = tmp_path_factory.mktemp("rig")
-    catalogue, export = tmp / "pump_rig.yaml", tmp / "rig_export.csv"
-    catalogue.write_text(yaml.safe_dump(RIG, sort_keys=False))
+    catalogue, export = RIG_CATALOGUE, tmp / "rig_export.csv"
     expected = _rig_csv(export)
     uid = uuid.uuid4().hex[:8]
     env = {

@@ -107,6 +107,10 @@ def test_incident_scores_count_true_incidents_found_events_and_coverage():
         "event_recall": 0.5,
         "labelled_points_in_incidents": 0.5,
     }
+    # e1, a level shift, is covered for 3 of its 5 readings; e2, a spike, is missed.
+    got = incident_scores(spans, events, {"e1": "level_shift", "e2": "spike"})
+    assert got["coverage_by_kind"] == {"level_shift": 0.6, "spike": 0.0}
+    assert got["sustained_points_in_incidents"] == 0.6
 
 
 def test_the_nab_catalogue_imports_a_nab_csv_as_one_channel(tmp_path):

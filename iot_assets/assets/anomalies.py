@@ -7,9 +7,10 @@ Three methods, each configurable and versioned:
   never the hour's own statistics, so a large anomaly cannot hide itself, and without the hours
   found abnormal (incidents, confirmed readings), so a long fault does not become the baseline;
 - `kmeans`: distance to the nearest centroid of the device's model trained on the previous 24 hours;
-- `shift`: the median of a metric over the last 10 minutes of readings more than 1.5 sigma from the same
-  trailing baseline: a sustained level shift or drift, flagged for as long as it lasts, since the
-  baseline leaves out the hours already found abnormal.
+- `shift`: the median of a metric over the last 10 minutes of readings more than 3 within-hour
+  sigmas beyond the range of the same trailing baseline's hourly means: a sustained level shift or
+  drift, flagged for as long as it lasts, since the baseline leaves out the hours already found
+  abnormal.
 """
 
 from datetime import timedelta
@@ -132,7 +133,9 @@ def trailing_baseline(hourly_stats: DataFrame, hours: list, excluded: DataFrame 
     median hour's are left out (a spike, level shift, drift or dropout inflates it far more); the
     rest give the mean, and the variance as mean within-hour variance + variance of the hourly
     means. `lo_`/`hi_` are the lowest and highest readings of all those hours: the range the
-    device's normal day reached. Earlier anomalies
+    device's normal day reached. `lo_mean_`/`hi_mean_` are the lowest and highest hourly means of
+    the kept hours, and `noise_` the root of their mean within-hour variance: the shift test's
+    band (the level the normal day moved through, and the noise around it). Earlier anomalies
     therefore cannot inflate the baseline and hide the next one, while the daily cycle and load
     swings still count in full (trimming hours by their mean would cut off each day's warmest
     hours and flag them the next day). The hour itself never contributes to its own baseline, nor
@@ -178,7 +181,11 @@ def trailing_baseline(hourly_stats: DataFrame, hours: list, excluded: DataFrame 
             .where(F.col("v") <= F.col("_median_v") * BASELINE_OUTLIER_VARIANCE)
         )
         stats = kept.groupBy(*keys).agg(
-            F.avg("a").alias(f"mean_{m}"), F.sqrt(F.avg("v") + F.coalesce(F.var_pop("a"), F.lit(0.0))).alias(f"std_{m}")
+            F.avg("a").alias(f"mean_{m}"),
+            F.sqrt(F.avg("v") + F.coalesce(F.var_pop("a"), F.lit(0.0))).alias(f"std_{m}"),
+            F.min("a").alias(f"lo_mean_{m}"),
+            F.max("a").alias(f"hi_mean_{m}"),
+            F.sqrt(F.avg("v")).alias(f"noise_{m}"),
         )
         out = out.join(stats, keys, "left")
     return out.join(history, keys, "left").select(
@@ -187,6 +194,7 @@ def trailing_baseline(hourly_stats: DataFrame, hours: list, excluded: DataFrame 
         "baseline_n",
         F.coalesce("history_hours", F.lit(0)).alias("history_hours"),
         *[c for m in ZSCORE_METRICS for c in (f"mean_{m}", f"std_{m}", f"lo_{m}", f"hi_{m}")],
+        *[c for m in ZSCORE_METRICS for c in (f"lo_mean_{m}", f"hi_mean_{m}", f"noise_{m}")],
     )
 
 
@@ -225,11 +233,14 @@ def _median(ordered: Column) -> Column:
     return F.when(n > 0, (low + high) / 2)
 
 
-# The shift test: a metric's mean over this trailing window of a device's readings (at least
-# SHIFT_MIN_READINGS of them) further than SHIFT_LIMIT baseline sigmas from the baseline mean.
+# The shift test: a metric's median over this trailing window of a device's readings (at least
+# SHIFT_MIN_READINGS of them) more than SHIFT_LIMIT within-hour sigmas beyond the range of the
+# trailing normal day's hourly means.
 SHIFT_WINDOW = timedelta(minutes=10)
 SHIFT_MIN_READINGS = 5
-SHIFT_LIMIT = 1.5
+SHIFT_LIMIT = 3.0
+# ... and the reading itself at least SHIFT_LIMIT - SHIFT_READING_MARGIN sigmas beyond that range.
+SHIFT_READING_MARGIN = 1.0
 
 
 def shift_anomalies(
@@ -242,9 +253,18 @@ def shift_anomalies(
     min_window_readings: int = SHIFT_MIN_READINGS,
 ) -> DataFrame:
     """Sustained shifts: per device and metric, the trailing `window` median of the readings against
-    the trailing 24-hour baseline's mean and sigma. The row's value is that window median and its
-    limit the baseline mean +/- `limit` sigma. The median moves only once more than half of the
-    window has shifted, so a spike or a burst shorter than that (a busy server's CPU) is no shift.
+    the band the trailing normal day's level moved through: from its lowest to its highest hourly
+    mean, widened by `limit` times the within-hour sigma (`noise_`). The row's value is that window
+    median, its limit the band's edge, and its score how many within-hour sigmas the median lies
+    beyond the range of hourly means. The reading itself must lie at least `limit` -
+    SHIFT_READING_MARGIN sigmas beyond that range as well, or the half window after a shift ends
+    would still be flagged.
+
+    A level the normal day already reached is no shift, whatever the hour: a daily cycle or a slow
+    load swing moves the hourly means through their range, so a test against the day's mean and
+    overall sigma fires on every warm afternoon (it did, at 1.5 sigma: 96 % of its flags on the
+    simulated fleet were normal readings). The median moves only once more than half of the window
+    has shifted, so a spike or a burst shorter than that (a busy server's CPU) is no shift.
     `readings` may start up to `window` before `scored_from`, so the first minutes of an hour see
     the end of the previous one."""
     trailing = (
@@ -256,6 +276,7 @@ def shift_anomalies(
         "device_id",
         "event_time",
         "event_hour",
+        *ZSCORE_METRICS,
         *[_median(F.array_sort(F.collect_list(m).over(trailing))).alias(f"roll_{m}") for m in ZSCORE_METRICS],
         *[F.count(m).over(trailing).alias(f"n_{m}") for m in ZSCORE_METRICS],
     )
@@ -265,22 +286,30 @@ def shift_anomalies(
     joined = rolled.join(F.broadcast(usable), ["device_id", "event_hour"])
     found = []
     for m in ZSCORE_METRICS:
-        std, mean = F.col(f"std_{m}"), F.col(f"mean_{m}")
-        z = (F.col(f"roll_{m}") - mean) / std
-        side = F.when(z > 0, mean + std * limit).otherwise(mean - std * limit)
+        roll, noise = F.col(f"roll_{m}"), F.col(f"noise_{m}")
+        lo, hi = F.col(f"lo_mean_{m}"), F.col(f"hi_mean_{m}")
+        above = roll > hi
+        beyond = F.when(above, roll - hi).otherwise(lo - roll) / noise
+        edge = F.when(above, hi + noise * limit).otherwise(lo - noise * limit)
+        # The reading itself sits at the shifted level too: when a shift ends, the window's median
+        # stays shifted for half a window, over readings that are back to normal.
+        here = F.when(above, F.col(m) - hi).otherwise(lo - F.col(m)) / noise
         found.append(
             (
-                (std > 1e-9) & (F.col(f"n_{m}") >= min_window_readings) & (F.abs(z) > limit),
+                (noise > 1e-9)
+                & (F.col(f"n_{m}") >= min_window_readings)
+                & (beyond > limit)
+                & (here > limit - SHIFT_READING_MARGIN),
                 {
                     "metric": F.lit(m),
-                    "value": F.col(f"roll_{m}").cast("double"),
-                    "score": F.abs(z).cast("double"),
-                    "limit": side.cast("double"),
-                    "severity": severity(F.abs(z) / limit - 1),
+                    "value": roll.cast("double"),
+                    "score": beyond.cast("double"),
+                    "limit": edge.cast("double"),
+                    "severity": severity(beyond / limit - 1),
                 },
             )
         )
-    version = f"shift-{limit:g}sigma-{int(window.total_seconds() // 60)}min-median-vs-24h"
+    version = f"shift-{limit:g}sigma-beyond-24h-hourly-range-{int(window.total_seconds() // 60)}min-median"
     return _hits(joined, found).withColumn("method", F.lit("shift")).withColumn("model_version", F.lit(version))
 
 

@@ -78,10 +78,20 @@ def score(flags: list[Flag], events: dict[str, set[tuple[str, datetime]]], devic
     return out
 
 
-def incident_scores(spans: list[tuple[str, datetime, datetime]], events: dict[str, set[tuple[str, datetime]]]) -> dict:
+# The simulator's sustained anomalies: the incident target asks them to be covered for their
+# whole duration, not only found.
+SUSTAINED_KINDS = ("level_shift", "drift", "stuck")
+
+
+def incident_scores(
+    spans: list[tuple[str, datetime, datetime]],
+    events: dict[str, set[tuple[str, datetime]]],
+    kinds: dict[str, str] | None = None,
+) -> dict:
     """Incidents against labelled events. `spans`: (device, opened_at, last confirmed reading) per
     incident. An incident is true when a labelled point of its device lies in its span; an event is
-    found when one of its points does; coverage is the share of labelled points inside incidents."""
+    found when one of its points does; coverage is the share of labelled points inside incidents,
+    also per event kind (`kinds`: event id -> kind) and over the SUSTAINED_KINDS together."""
     by_device: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
     for device, a, b in spans:
         by_device[device].append((a, b))
@@ -92,6 +102,16 @@ def incident_scores(spans: list[tuple[str, datetime, datetime]], events: dict[st
             labelled[d].append(t)
     true = sum(1 for d, a, b in spans if any(a <= t <= b for t in labelled.get(d, ())))
     points = [p for pts in events.values() for p in pts]
+    by_kind: dict[str, list[bool]] = defaultdict(list)
+    for event, pts in events.items():
+        kind = (kinds or {}).get(event)
+        if kind:
+            by_kind[kind] += [inside(d, t) for d, t in pts]
+    coverage = {k: round(sum(v) / len(v), 4) for k, v in sorted(by_kind.items())}
+    sustained = [hit for k in SUSTAINED_KINDS for hit in by_kind.get(k, ())]
+    extra = {"coverage_by_kind": coverage} if kinds else {}
+    if sustained:
+        extra["sustained_points_in_incidents"] = round(sum(sustained) / len(sustained), 4)
     return {
         "incidents": len(spans),
         "incident_precision": round(true / len(spans), 4) if spans else None,
@@ -101,6 +121,7 @@ def incident_scores(spans: list[tuple[str, datetime, datetime]], events: dict[st
         "labelled_points_in_incidents": round(sum(1 for d, t in points if inside(d, t)) / len(points), 4)
         if points
         else None,
+        **extra,
     }
 
 
@@ -147,14 +168,16 @@ def evaluate_simulator(eval_hours: int = 6, end: datetime | None = None, progres
     progress(f"  models and anomaly log over {eval_hours} hours done ({time.monotonic() - began:.0f} s)")
     spark, lake, fleet = resolved("spark").session, resolved("lake"), resolved("raw_source").fleet
     events: dict[str, set] = defaultdict(set)
+    kinds: dict[str, str] = {}
     hour = first_scored
     while hour <= last:
         for label in simulate_hour(hour, fleet).labels:
             events[label.event_id].add((label.device_id, datetime.strptime(label.event_time, "%Y-%m-%dT%H:%M:%S.%fZ")))
+            kinds[label.event_id] = label.kind
         hour += HOUR
     flags = _flags(spark, lake, first_scored, last + HOUR)
     out = score(flags, dict(events), fleet.device_count * eval_hours / 24, gap=timedelta(minutes=10))
-    out["incidents"] = incident_scores(_incident_spans(spark, lake, first_scored, last + HOUR), dict(events))
+    out["incidents"] = incident_scores(_incident_spans(spark, lake, first_scored, last + HOUR), dict(events), kinds)
     return out
 
 

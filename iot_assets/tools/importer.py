@@ -88,22 +88,10 @@ def iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def channel_value(cell):
-    """A number as a JSON number; anything else as its text, for bronze to judge; an empty cell is absent."""
-    if type(cell) is str:  # a CSV cell, the common case: the same steps as below, fewer checks
-        text = cell.strip()
-        if not text:
-            return None
-        try:
-            value = float(text)
-        except ValueError:
-            return text
-        return value if math.isfinite(value) else text
-    if cell is None or (isinstance(cell, float) and math.isnan(cell)):
-        return None
-    if isinstance(cell, int | float) and not isinstance(cell, bool):
-        return float(cell)
-    text = str(cell).strip()
+def _text_value(text: str):
+    """A cell's text as a finite number, or as the text itself (bronze quarantines it with its
+    reason); blank text is absent."""
+    text = text.strip()
     if not text:
         return None
     try:
@@ -111,6 +99,18 @@ def channel_value(cell):
     except ValueError:
         return text
     return value if math.isfinite(value) else text
+
+
+def channel_value(cell):
+    """A number as a JSON number; anything else as its text, for bronze to judge; an empty cell is absent."""
+    if type(cell) is str:  # a CSV cell, the common case
+        return _text_value(cell)
+    if cell is None or (isinstance(cell, float) and math.isnan(cell)):
+        return None
+    if isinstance(cell, int | float) and not isinstance(cell, bool):
+        value = float(cell)
+        return value if math.isfinite(value) else str(cell)  # JSON has no infinity: bronze judges the text
+    return _text_value(str(cell))
 
 
 def file_rows(
