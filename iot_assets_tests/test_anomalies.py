@@ -66,10 +66,12 @@ def hourly(spark, rows):
 
 
 def with_range(stats):
-    """Each hour's lowest and highest reading, as a Gaussian hour of 60 readings roughly reaches."""
+    """Each hour's lowest and highest reading, as a Gaussian hour of 60 readings roughly reaches,
+    and its median and robust sigma (`hourly_levels`), a Gaussian's mean and sigma."""
     for m in ("temperature", "humidity", "pressure", "vibration"):
         avg, std = F.col(f"avg_{m}"), F.col(f"stddev_{m}")
         stats = stats.withColumn(f"min_{m}", avg - 2.5 * std).withColumn(f"max_{m}", avg + 2.5 * std)
+        stats = stats.withColumn(f"median_{m}", avg).withColumn(f"spread_{m}", std)
     return stats
 
 
@@ -85,7 +87,7 @@ def test_baseline_is_trailing_and_robust(spark):
     assert (base["lo_temperature"], base["hi_temperature"]) == (-50.0, 52.5)
 
 
-BASELINE_STATS = ("mean", "std", "lo", "hi", "lo_mean", "hi_mean", "noise")
+BASELINE_STATS = ("mean", "std", "lo", "hi", "lo_level", "hi_level", "noise")
 BASELINE_COLS = [
     "device_id",
     "event_hour",
@@ -96,7 +98,7 @@ BASELINE_COLS = [
 
 def baseline_frame(spark, n=1440, temperature_range=(47.5, 52.5), temperature_means=(50.0, 50.0)):
     """d1's baseline at H from n readings: temperature 50 +/- 1 over `temperature_range`, its hourly
-    means over `temperature_means` with a within-hour sigma of 0.5; the other metrics their mean
+    medians over `temperature_means` with a robust within-hour sigma of 0.5; the other metrics their mean
     +/- 2.5 sigma, at a constant level."""
     lo, hi = temperature_range
     row = ("d1", H, n, 50.0, 1.0, lo, hi, *temperature_means, 0.5)
@@ -287,6 +289,19 @@ def test_shift_flags_a_sustained_shift_for_as_long_as_it_lasts_but_not_a_spike(s
     assert times == [H + i * m for i in range(25, 60)]  # from the 6th shifted reading (of 10) to the end
     first = min(got, key=lambda r: r["event_time"])
     assert (first["limit"], first["value"], first["score"], first["method"]) == (51.5, 52.0, 4.0, "shift")
+
+
+def test_hourly_levels_are_robust_to_a_busy_signals_bursts(spark):
+    """A CPU at 30-32 % with one reading in six at 100 %: a mean of 42.7 and a sigma of 26, but
+    its level is 31 and its noise the spread of the readings between bursts (quartiles 31 and 32)."""
+    from iot_assets.assets.anomalies import hourly_levels
+
+    m = timedelta(minutes=1)
+    rows = [("d1", H + i * m, 100.0 if i % 6 == 0 else 30.0 + (i % 3), 40.0, 2.0, 1.0, 90.0) for i in range(60)]
+    got = hourly_levels(readings(spark, rows)).collect()[0]
+    assert got["median_temperature"] == 31.0
+    assert got["spread_temperature"] == pytest.approx(1 / 1.349, abs=1e-6)
+    assert (got["median_pressure"], got["spread_pressure"]) == (2.0, 0.0)
 
 
 def test_shift_is_judged_against_the_range_the_normal_days_level_moved_through(spark):

@@ -23,6 +23,7 @@ from iot_assets.lib.schemas import conform, struct_type
 from iot_assets.lib.tables import Table
 from iot_assets.resources.detection import AnomalyModelConfig
 from iot_assets.resources.lakehouse import DeltaLakehouse, SchemaChangeRefused, type_changes
+from iot_assets_tests.test_anomalies import with_range
 
 H = datetime(2026, 11, 10, 10)
 OLD, NEW = TimeWindow(H, H + timedelta(hours=1)), TimeWindow(H + timedelta(hours=1), H + timedelta(hours=2))
@@ -195,8 +196,6 @@ def test_hours_before_a_channel_existed_do_not_shrink_its_zscore_baseline(spark)
         ["device_id string", "event_hour timestamp", "reading_count int", *[f"{c} double" for c in cols]]
     )
     stats = spark.createDataFrame(rows, schema)
-    for m in metrics:
-        stats = stats.withColumn(f"min_{m}", F.col(f"avg_{m}") - 5).withColumn(f"max_{m}", F.col(f"avg_{m}") + 5)
-    base = trailing_baseline(stats, [hour]).first()
+    base = trailing_baseline(with_range(stats), [hour]).first()
     assert (base["mean_vibration"], base["std_vibration"]) == (50.0, 2.0)
     assert (base["mean_temperature"], base["std_temperature"]) == (50.0, 2.0)

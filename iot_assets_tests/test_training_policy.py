@@ -10,6 +10,7 @@ from iot_assets.assets.anomalies import abnormal_hours, trailing_baseline
 from iot_assets.assets.models import FEATURES, TRAINING_POLICY, train_models, with_normal_flag
 from iot_assets.assets.verdicts import abnormal_spans
 from iot_assets.resources.detection import AnomalyModelConfig
+from iot_assets_tests.test_anomalies import with_range
 
 H = datetime(2026, 11, 21, 10)
 M = timedelta(minutes=1)
@@ -52,10 +53,7 @@ def test_abnormal_hours_are_left_out_of_the_zscore_baseline(spark):
     rows = [("d1", H - timedelta(hours=i), 60, 50.0, 1.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1) for i in range(1, 25)]
     for i in (1, 2, 3):  # a sustained shift over the last three hours: normal variance, shifted mean
         rows[i - 1] = ("d1", H - timedelta(hours=i), 60, 90.0, 1.0, 40.0, 1.0, 2.0, 0.1, 1.0, 0.1)
-    stats = spark.createDataFrame(rows, cols)
-    for m in ("temperature", "humidity", "pressure", "vibration"):  # each hour's lowest and highest reading
-        avg, std = F.col(f"avg_{m}"), F.col(f"stddev_{m}")
-        stats = stats.withColumn(f"min_{m}", avg - 2.5 * std).withColumn(f"max_{m}", avg + 2.5 * std)
+    stats = with_range(spark.createDataFrame(rows, cols))
     confirmed = spark.createDataFrame(
         [("d1", H - timedelta(hours=4) + k * M) for k in range(20)], "device_id string, event_time timestamp"
     )  # 20 of 60: abnormal

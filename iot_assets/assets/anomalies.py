@@ -126,6 +126,26 @@ def abnormal_hours(spans: DataFrame, hourly_stats: DataFrame, share: float = ABN
     )
 
 
+# An interquartile range over this is a Gaussian's sigma.
+IQR_PER_SIGMA = 1.349
+
+
+def hourly_levels(silver: DataFrame) -> DataFrame:
+    """Per device and hour, each z-score metric's median (`median_`) and robust sigma (`spread_`,
+    the interquartile range / 1.349) over the hour's readings, for the shift test's band."""
+    quartiles = [F.percentile_approx(m, [0.25, 0.5, 0.75]).alias(m) for m in ZSCORE_METRICS]
+    return (
+        silver.groupBy("device_id", "event_hour")
+        .agg(*quartiles)
+        .select(
+            "device_id",
+            "event_hour",
+            *[F.col(m)[1].alias(f"median_{m}") for m in ZSCORE_METRICS],
+            *[((F.col(m)[2] - F.col(m)[0]) / IQR_PER_SIGMA).alias(f"spread_{m}") for m in ZSCORE_METRICS],
+        )
+    )
+
+
 def trailing_baseline(hourly_stats: DataFrame, hours: list, excluded: DataFrame | None = None) -> DataFrame:
     """Per device and target hour H, a trimmed baseline of each metric over the gold hours [H-24h, H).
 
@@ -133,9 +153,10 @@ def trailing_baseline(hourly_stats: DataFrame, hours: list, excluded: DataFrame 
     median hour's are left out (a spike, level shift, drift or dropout inflates it far more); the
     rest give the mean, and the variance as mean within-hour variance + variance of the hourly
     means. `lo_`/`hi_` are the lowest and highest readings of all those hours: the range the
-    device's normal day reached. `lo_mean_`/`hi_mean_` are the lowest and highest hourly means of
-    the kept hours, and `noise_` the root of their mean within-hour variance: the shift test's
-    band (the level the normal day moved through, and the noise around it). Earlier anomalies
+    device's normal day reached. `lo_level_`/`hi_level_` are the lowest and highest hourly medians
+    of the kept hours, and `noise_` the root mean square of their robust within-hour sigmas (the
+    `median_`/`spread_` columns of `hourly_levels`): the shift test's band, the level the normal
+    day moved through and the noise around it, robust to a busy signal's bursts. Earlier anomalies
     therefore cannot inflate the baseline and hide the next one, while the daily cycle and load
     swings still count in full (trimming hours by their mean would cut off each day's warmest
     hours and flag them the next day). The hour itself never contributes to its own baseline, nor
@@ -176,16 +197,22 @@ def trailing_baseline(hourly_stats: DataFrame, hours: list, excluded: DataFrame 
         # its variance counted as 0 it would shrink the baseline's sigma.
         kept = (
             rows.where(avg.isNotNull())
-            .select(*keys, avg.alias("a"), var.alias("v"))
+            .select(
+                *keys,
+                avg.alias("a"),
+                var.alias("v"),
+                F.col(f"median_{m}").alias("md"),
+                F.col(f"spread_{m}").alias("sp"),
+            )
             .withColumn("_median_v", F.percentile_approx("v", 0.5).over(by_hour))
             .where(F.col("v") <= F.col("_median_v") * BASELINE_OUTLIER_VARIANCE)
         )
         stats = kept.groupBy(*keys).agg(
             F.avg("a").alias(f"mean_{m}"),
             F.sqrt(F.avg("v") + F.coalesce(F.var_pop("a"), F.lit(0.0))).alias(f"std_{m}"),
-            F.min("a").alias(f"lo_mean_{m}"),
-            F.max("a").alias(f"hi_mean_{m}"),
-            F.sqrt(F.avg("v")).alias(f"noise_{m}"),
+            F.min("md").alias(f"lo_level_{m}"),
+            F.max("md").alias(f"hi_level_{m}"),
+            F.sqrt(F.avg(F.col("sp") ** 2)).alias(f"noise_{m}"),
         )
         out = out.join(stats, keys, "left")
     return out.join(history, keys, "left").select(
@@ -194,7 +221,7 @@ def trailing_baseline(hourly_stats: DataFrame, hours: list, excluded: DataFrame 
         "baseline_n",
         F.coalesce("history_hours", F.lit(0)).alias("history_hours"),
         *[c for m in ZSCORE_METRICS for c in (f"mean_{m}", f"std_{m}", f"lo_{m}", f"hi_{m}")],
-        *[c for m in ZSCORE_METRICS for c in (f"lo_mean_{m}", f"hi_mean_{m}", f"noise_{m}")],
+        *[c for m in ZSCORE_METRICS for c in (f"lo_level_{m}", f"hi_level_{m}", f"noise_{m}")],
     )
 
 
@@ -254,17 +281,19 @@ def shift_anomalies(
 ) -> DataFrame:
     """Sustained shifts: per device and metric, the trailing `window` median of the readings against
     the band the trailing normal day's level moved through: from its lowest to its highest hourly
-    mean, widened by `limit` times the within-hour sigma (`noise_`). The row's value is that window
-    median, its limit the band's edge, and its score how many within-hour sigmas the median lies
-    beyond the range of hourly means. The reading itself must lie at least `limit` -
+    median, widened by `limit` robust within-hour sigmas (`noise_`). The row's value is that window
+    median, its limit the band's edge, and its score how many robust sigmas the median lies beyond
+    the range of hourly medians. The reading itself must lie at least `limit` -
     SHIFT_READING_MARGIN sigmas beyond that range as well, or the half window after a shift ends
     would still be flagged.
 
     A level the normal day already reached is no shift, whatever the hour: a daily cycle or a slow
-    load swing moves the hourly means through their range, so a test against the day's mean and
+    load swing moves the hourly level through its range, so a test against the day's mean and
     overall sigma fires on every warm afternoon (it did, at 1.5 sigma: 96 % of its flags on the
-    simulated fleet were normal readings). The median moves only once more than half of the window
-    has shifted, so a spike or a burst shorter than that (a busy server's CPU) is no shift.
+    simulated fleet were normal readings). Medians and interquartile spreads, not means and
+    standard deviations, describe the normal day, so a busy server's bursts to 100 % neither lift
+    its level nor widen its noise. The window's median moves only once more than half of the
+    window has shifted, so a spike or a short burst is no shift either.
     `readings` may start up to `window` before `scored_from`, so the first minutes of an hour see
     the end of the previous one."""
     trailing = (
@@ -287,7 +316,7 @@ def shift_anomalies(
     found = []
     for m in ZSCORE_METRICS:
         roll, noise = F.col(f"roll_{m}"), F.col(f"noise_{m}")
-        lo, hi = F.col(f"lo_mean_{m}"), F.col(f"hi_mean_{m}")
+        lo, hi = F.col(f"lo_level_{m}"), F.col(f"hi_level_{m}")
         above = roll > hi
         beyond = F.when(above, roll - hi).otherwise(lo - roll) / noise
         edge = F.when(above, hi + noise * limit).otherwise(lo - noise * limit)
@@ -309,7 +338,7 @@ def shift_anomalies(
                 },
             )
         )
-    version = f"shift-{limit:g}sigma-beyond-24h-hourly-range-{int(window.total_seconds() // 60)}min-median"
+    version = f"shift-{limit:g}sigma-beyond-24h-hourly-median-range-{int(window.total_seconds() // 60)}min-median"
     return _hits(joined, found).withColumn("method", F.lit("shift")).withColumn("model_version", F.lit(version))
 
 
@@ -502,15 +531,21 @@ def anomaly_log(
     """
     w = context.partition_time_window
     session = spark.session
-    silver = lake.read_window(session, SILVER_READINGS, w.start - HOUR, w.end).where(
-        F.col("event_time") >= F.lit(w.start - HOUR / 6)
-    )
+    # Silver from the trailing day on: the hours of gold's baseline (the declared edge) give the
+    # shift test's robust levels, and the 10 minutes before the window its first median.
+    day_on = lake.read_window(session, SILVER_READINGS, trailing_day(w)[0], w.end)
+    silver = day_on.where(F.col("event_time") >= F.lit(w.start - HOUR / 6))
     featured = with_features(silver).where(F.col("event_time") >= F.lit(w.start))
     readings = silver.where(F.col("event_time") >= F.lit(w.start))
     models = lake.read_window(session, MODELS, w.start, w.end)
     stats = lake.read_upstream(session, BASELINE_WINDOW, w)
+    levels = hourly_levels(day_on.where(F.col("event_time") < F.lit(w.end - HOUR)))
     spans = recorded_abnormal_spans(session, lake, *trailing_day(w))
-    baseline = trailing_baseline(stats, hours_in(w), None if spans is None else abnormal_hours(spans, stats)).persist()
+    baseline = trailing_baseline(
+        stats.join(levels, ["device_id", "event_hour"], "left"),
+        hours_in(w),
+        None if spans is None else abnormal_hours(spans, stats),
+    ).persist()
     log = detect(
         readings, featured, baseline, models, threshold_rules, anomaly_config, history=silver, scored_from=w.start
     ).persist()
