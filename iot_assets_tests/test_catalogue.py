@@ -372,8 +372,8 @@ def _channel(**over) -> dict:
             r"channel 'flow_rate': simulate: follows: channel 'rpm' is not another simulated channel",
         ),
         (
-            [_channel(simulate={"daily": {"channel": "rpm", "times": 2}})],
-            r"channel 'flow_rate': simulate: daily: channel 'rpm' is not a simulated channel with `daily: \[lo, hi\]`",
+            [_channel(simulate={"cycle": {"channel": "rpm", "times": 2}})],
+            r"channel 'flow_rate': simulate: cycle: channel 'rpm' is not a simulated channel with `cycle: \[lo, hi\]`",
         ),
         (
             [

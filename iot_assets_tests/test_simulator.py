@@ -96,7 +96,7 @@ RIG = {
             "roles": ["model_feature"],
             "simulate": {
                 "level": [80, 120],
-                "daily": [5, 10],
+                "cycle": [5, 10],
                 "load": 20,
                 "noise": 2,
                 "clip": [0, None],
@@ -113,7 +113,7 @@ RIG = {
             "roles": ["model_feature"],
             "simulate": {
                 "level": [30, 40],
-                "daily": {"channel": "motor_current", "times": 0.5},
+                "cycle": {"channel": "motor_current", "times": 0.5},
                 "follows": {"motor_current": 0.1},
                 "noise": 0.5,
                 "digits": 1,

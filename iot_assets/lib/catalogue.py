@@ -96,14 +96,14 @@ SIMULATED_ANOMALIES = ("spike", "level_shift", "drift")
 class Simulation:
     """A channel's simulated signal, as physical parameters (see docs/catalogue.md, `simulate`).
 
-    value = level + daily amplitude x daily cycle + drift + load x machine load
+    value = level + cycle amplitude x daily cycle + drift + load x machine load
             + sum(factor x (other channel - its level)) + sawtooth + noise, then clipped and rounded.
     Ranges are drawn uniformly once per device.
     """
 
     level: Range | None = None
-    daily: Range | None = None
-    daily_of: tuple[str, float] | None = None  # (channel, factor): follow that channel's drawn amplitude
+    cycle: Range | None = None  # amplitude of the daily cycle
+    cycle_of: tuple[str, float] | None = None  # (channel, factor): follow that channel's drawn amplitude
     drift: Range | None = None  # calibration drift per two weeks
     load: float = 0.0
     follows: tuple[tuple[str, float], ...] = ()
@@ -455,7 +455,7 @@ def _finite(value: object, key: str, where: str) -> float:
 
 _SIMULATE_KEYS = {
     "level",
-    "daily",
+    "cycle",
     "drift",
     "load",
     "follows",
@@ -477,14 +477,14 @@ def _simulation(entry: object, where: str) -> Simulation:
         raise CatalogueError(f"{where}: a mapping of the signal's parameters ({', '.join(sorted(_SIMULATE_KEYS))})")
     _no_unknown_keys(entry, _SIMULATE_KEYS, where)
     ranges = {k: _range(entry[k], k, where) if k in entry else None for k in ("level", "drift", "spike", "shift")}
-    daily, daily_of = entry.get("daily"), None
-    if isinstance(daily, dict):
-        _no_unknown_keys(daily, {"channel", "times"}, f"{where}: daily")
-        if not isinstance(daily.get("channel"), str):
-            raise CatalogueError(f"{where}: daily: `channel` must name the channel whose amplitude it follows")
-        daily_of, daily = (daily["channel"], _finite(daily.get("times", 1.0), "daily: times", where)), None
-    elif daily is not None:
-        daily = _range(daily, "daily", where)
+    cycle, cycle_of = entry.get("cycle"), None
+    if isinstance(cycle, dict):
+        _no_unknown_keys(cycle, {"channel", "times"}, f"{where}: cycle")
+        if not isinstance(cycle.get("channel"), str):
+            raise CatalogueError(f"{where}: cycle: `channel` must name the channel whose amplitude it follows")
+        cycle_of, cycle = (cycle["channel"], _finite(cycle.get("times", 1.0), "cycle: times", where)), None
+    elif cycle is not None:
+        cycle = _range(cycle, "cycle", where)
     follows = entry.get("follows", {})
     if not isinstance(follows, dict) or not all(isinstance(k, str) for k in follows):
         raise CatalogueError(f"{where}: `follows` must map channel names to factors; got {follows!r}")
@@ -524,8 +524,8 @@ def _simulation(entry: object, where: str) -> Simulation:
             raise CatalogueError(f"{where}: anomaly {kind!r} needs its magnitude, `{needs}: [lo, hi]`")
     return Simulation(
         level=ranges["level"],
-        daily=daily,
-        daily_of=daily_of,
+        cycle=cycle,
+        cycle_of=cycle_of,
         drift=ranges["drift"],
         load=_finite(entry.get("load", 0.0), "load", where),
         follows=tuple((k, _finite(v, f"follows: {k}", where)) for k, v in follows.items()),
@@ -546,11 +546,11 @@ def _simulation_references(channels: tuple[Channel, ...], path: str) -> None:
     sims = {c.name: c.simulate for c in channels if c.simulate is not None}
     for name, sim in sims.items():
         where = f"{path}: channel {name!r}: simulate"
-        if sim.daily_of is not None:
-            other = sims.get(sim.daily_of[0])
-            if other is None or other.daily is None:
+        if sim.cycle_of is not None:
+            other = sims.get(sim.cycle_of[0])
+            if other is None or other.cycle is None:
                 raise CatalogueError(
-                    f"{where}: daily: channel {sim.daily_of[0]!r} is not a simulated channel with `daily: [lo, hi]`"
+                    f"{where}: cycle: channel {sim.cycle_of[0]!r} is not a simulated channel with `cycle: [lo, hi]`"
                 )
         for other, _ in sim.follows:
             if other not in sims or other == name:

@@ -184,15 +184,15 @@ def _profile(fleet: _Fleet, config: FleetConfig, index: int) -> _Profile:
     for c in channels:
         if c.simulate.level is not None:
             level[c.name] = rng.uniform(*c.simulate.level)
-        if c.simulate.daily is not None:
-            amplitude[c.name] = rng.uniform(*c.simulate.daily)
+        if c.simulate.cycle is not None:
+            amplitude[c.name] = rng.uniform(*c.simulate.cycle)
     phase = {c.name: rng.uniform(0, c.simulate.sawtooth[2]) for c in channels if c.simulate.sawtooth is not None}
     drift = {c.name: rng.uniform(*c.simulate.drift) for c in channels if c.simulate.drift is not None}
     load_periods = tuple(rng.uniform(lo, hi) for lo, hi in ((900, 1800), (5400, 9000), (20000, 30000)))
     load_phases = tuple(rng.uniform(0, 2 * np.pi, 3))
     for c in channels:
-        if c.simulate.daily_of is not None:
-            other, times = c.simulate.daily_of
+        if c.simulate.cycle_of is not None:
+            other, times = c.simulate.cycle_of
             amplitude[c.name] = times * amplitude[other]
     return _Profile(level, amplitude, phase, drift, load_periods, load_phases)
 
