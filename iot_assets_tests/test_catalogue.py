@@ -167,7 +167,7 @@ def test_the_shipped_catalogue_yields_todays_metric_lists():
     assert bronze.REQUIRED_FIELDS == ("device_id", "timestamp", *SIX, "status")
     assert silver.PHYSICAL_RANGES == RANGES
     assert silver.ROLLING_METRICS == models.FEATURE_METRICS == anomalies.ZSCORE_METRICS == FOUR
-    assert gold.STAT_METRICS == fleet.METRICS == historian.NUMERIC_FIELDS == SIX
+    assert gold.STAT_METRICS == fleet.fleet_catalogue().names == historian.NUMERIC_FIELDS == SIX
     assert historian.FIELDS == (*SIX, "status")
     assert models.FEATURES == FOUR + tuple(f"{m}_log_spread" for m in FOUR)
     # In the seed pipelines' order, so the rules' version is unchanged.
@@ -350,6 +350,38 @@ def _channel(**over) -> dict:
             r"channel 'flow_rate': column 'flow_rate' clashes with channel 'flow_rate'",
         ),
         ([_channel(bands=_BANDS | {"colour": 1})], r"channel 'flow_rate': bands: unknown key\(s\) colour"),
+        ([_channel(simulate={"colour": 1})], r"channel 'flow_rate': simulate: unknown key\(s\) colour"),
+        ([_channel(simulate=[1, 2])], r"channel 'flow_rate': simulate: a mapping of the signal's parameters"),
+        ([_channel(simulate={"level": [5, 1]})], r"channel 'flow_rate': simulate: `level` must be \[lo, hi\]"),
+        ([_channel(simulate={"spike": [1]})], r"channel 'flow_rate': simulate: `spike` must be \[lo, hi\]"),
+        ([_channel(simulate={"drift": "fast"})], r"channel 'flow_rate': simulate: `drift` must be \[lo, hi\]"),
+        ([_channel(simulate={"clip": [5, 1]})], r"channel 'flow_rate': simulate: `clip` must be \[lo, hi\]"),
+        ([_channel(simulate={"noise": -1})], r"channel 'flow_rate': simulate: `noise` is a standard deviation"),
+        ([_channel(simulate={"digits": 2.5})], r"channel 'flow_rate': simulate: `digits` must be a whole number"),
+        ([_channel(simulate={"sawtooth": {"from": 1}})], r"channel 'flow_rate': simulate: `sawtooth` must be"),
+        (
+            [_channel(simulate={"anomalies": ["spike"]})],
+            r"channel 'flow_rate': simulate: anomaly 'spike' needs its magnitude, `spike: \[lo, hi\]`",
+        ),
+        (
+            [_channel(simulate={"shift": [1, 2], "anomalies": ["stuck"]})],
+            r"channel 'flow_rate': simulate: anomaly 'stuck' is not one of spike, level_shift, drift",
+        ),
+        (
+            [_channel(simulate={"follows": {"rpm": 0.1}})],
+            r"channel 'flow_rate': simulate: follows: channel 'rpm' is not another simulated channel",
+        ),
+        (
+            [_channel(simulate={"cycle": {"channel": "rpm", "times": 2}})],
+            r"channel 'flow_rate': simulate: cycle: channel 'rpm' is not a simulated channel with `cycle: \[lo, hi\]`",
+        ),
+        (
+            [
+                _channel(simulate={"follows": {"rpm": 0.1}}),
+                _channel(name="rpm", roles=[], simulate={"follows": {"flow_rate": 2}}),
+            ],
+            r"channel 'flow_rate': simulate: `follows` goes round in a circle through flow_rate, rpm",
+        ),
     ],
 )
 def test_a_bad_channel_is_refused_naming_the_file_and_the_channel(tmp_path, channels, message):
@@ -392,11 +424,9 @@ def test_the_setting_chooses_the_catalogue(tmp_path, monkeypatch):
 
 
 # Places that still name a channel of the shipped fleet, each for a reason; the catalogue is the
-# only other place. File -> the strings it may hold that name a channel.
-ALLOWED = {
-    # The simulator models the shipped fleet's physics, one signal and malformed variant per channel.
-    "tools/simulator/fleet.py": None,
-}
+# only other place. File -> the strings it may hold that name a channel. None are left: the
+# simulator reads its signals from the catalogue's `simulate` blocks.
+ALLOWED: dict[str, set[str] | None] = {}
 _CHANNEL = re.compile(r"(?<![a-z])(" + "|".join(SIX) + r")(?![a-z])")
 
 

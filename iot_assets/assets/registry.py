@@ -75,11 +75,12 @@ def device_registry(
     """Every known device with its name, site, type and location; silver joins readings to it.
 
     The simulated fleet, plus any devices listed as JSON lines in `s3://<bucket>/reference/devices.jsonl`.
-    The simulated fleet has the shipped catalogue's channels, so with another catalogue
-    (`IOT_SENSOR_CATALOGUE`) only the listed devices are registered.
+    The fleet is simulated when every channel of the catalogue declares its signal (`simulate`), as
+    the shipped catalogue's do; with another catalogue (`IOT_SENSOR_CATALOGUE`) only the listed
+    devices are registered.
     """
-    shipped = catalogue.active().is_shipped
-    simulated = [asdict(d) for d in fleet_registry(raw_source.fleet)] if shipped else []
+    simulable = catalogue.active().simulated
+    simulated = [asdict(d) for d in fleet_registry(raw_source.fleet)] if simulable else []
     df = registered_devices(spark.session, aws, lake.bucket, simulated)
     written = lake.overwrite(df, REGISTRY)
     yield MaterializeResult(metadata=table_metadata(written, DeviceRecord, simulated_devices=len(simulated)))

@@ -5,7 +5,8 @@ fleet; `IOT_SENSOR_CATALOGUE` points at another). Each channel has a name, a uni
 range, whether it is required, and its roles; the catalogue also names the record's own fields and
 the threshold detector's default limits. Bronze's parse schema, the pandera models of bronze, silver
 and gold, silver's ranges and rolling averages, gold's statistics, the model features and the
-z-score metrics are derived from it. See docs/catalogue.md.
+z-score metrics are derived from it, and so is the fleet simulator's signal of each channel that
+declares one (`simulate`). See docs/catalogue.md.
 """
 
 from __future__ import annotations
@@ -86,6 +87,42 @@ class Bands:
     top_count: str  # the 10-minute and daily tables' count of readings in the last (top) level
 
 
+Range = tuple[float, float]
+# The anomalies a channel's simulation may name; stuck and dropout hit every channel with magnitudes.
+SIMULATED_ANOMALIES = ("spike", "level_shift", "drift")
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """A channel's simulated signal, as physical parameters (see docs/catalogue.md, `simulate`).
+
+    value = level + cycle amplitude x daily cycle + drift + load x machine load
+            + sum(factor x (other channel - its level)) + sawtooth + noise, then clipped and rounded.
+    Ranges are drawn uniformly once per device.
+    """
+
+    level: Range | None = None
+    cycle: Range | None = None  # amplitude of the daily cycle
+    cycle_of: tuple[str, float] | None = None  # (channel, factor): follow that channel's drawn amplitude
+    drift: Range | None = None  # calibration drift per two weeks
+    load: float = 0.0
+    follows: tuple[tuple[str, float], ...] = ()
+    noise: float = 0.0
+    clip: tuple[float | None, float | None] = (None, None)
+    digits: int | None = None
+    whole: bool = False
+    sawtooth: tuple[float, float, float] | None = None  # (from, to, hours)
+    spike: Range | None = None
+    shift: Range | None = None
+    anomalies: tuple[str, ...] = ()  # which of SIMULATED_ANOMALIES the channel can carry
+    dropout: float | None = None  # its reading during a dropout; None: 0.0 if it has magnitudes, else unchanged
+
+    @property
+    def magnitudes(self) -> bool:
+        """Declares anomaly magnitudes, so stuck and dropout readings hit it."""
+        return self.spike is not None or self.shift is not None
+
+
 @dataclass(frozen=True)
 class Channel:
     """One sensor channel: a column in every layer that carries readings."""
@@ -100,6 +137,12 @@ class Channel:
     ten_minute: tuple[str, ...] = ()  # statistics in the 10-minute table: `<stat>_<name>`
     daily: tuple[tuple[str, str], ...] = ()  # (statistic, column) in the daily summary
     bands: Bands | None = None
+    simulate: Simulation | None = None  # the simulator's signal of this channel
+
+    @property
+    def whole(self) -> bool:
+        """Sent as a whole number: a `long` channel, or one whose simulation says `whole`."""
+        return self.type == "long" or (self.simulate is not None and self.simulate.whole)
 
     @property
     def key(self) -> str:
@@ -135,9 +178,9 @@ class Catalogue:
     threshold_rules: tuple[ThresholdLimit, ...] = ()
 
     @property
-    def is_shipped(self) -> bool:
-        """The shipped default (the simulated fleet's channels)."""
-        return Path(self.path).resolve() == DEFAULT_PATH.resolve()
+    def simulated(self) -> bool:
+        """Every channel declares its simulated signal, so the simulator can produce this fleet."""
+        return all(c.simulate is not None for c in self.channels)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -216,6 +259,7 @@ def parse_catalogue(doc: object, path: str = "<catalogue>") -> Catalogue:
             raise CatalogueError(f"{path}: channel {c.name!r}: its payload key {c.key!r} is already {keys[c.key]}")
         keys[c.key] = f"the key of channel {c.name!r}"
     _no_column_clashes(channels, path)
+    _simulation_references(channels, path)
     if not any(MODEL_FEATURE in c.roles for c in channels):
         raise CatalogueError(f"{path}: at least one channel needs the {MODEL_FEATURE} role (the anomaly models' input)")
     rules = tuple(
@@ -266,9 +310,8 @@ def _channel(entry: object, index: int, path: str) -> Channel:
     where = f"{path}: channel {name!r}" if isinstance(name, str) else f"{path}: channel #{index + 1}"
     if not isinstance(entry, dict):
         raise CatalogueError(f"{where}: a channel is a mapping with name, unit, type, range, required and roles")
-    _no_unknown_keys(
-        entry, {"name", "unit", "type", "range", "required", "roles", "source", "ten_minute", "daily", "bands"}, where
-    )
+    allowed = {"name", "unit", "type", "range", "required", "roles", "source", "ten_minute", "daily", "bands"}
+    _no_unknown_keys(entry, allowed | {"simulate"}, where)
     if not isinstance(name, str) or not _COLUMN.match(name):
         raise CatalogueError(
             f"{where}: the name becomes a column name, so it must be lower case letters, digits and `_`, "
@@ -345,6 +388,7 @@ def _channel(entry: object, index: int, path: str) -> Channel:
         ten_minute,
         daily_columns,
         _bands(entry["bands"], where) if "bands" in entry else None,
+        _simulation(entry["simulate"], where) if "simulate" in entry else None,
     )
 
 
@@ -391,6 +435,143 @@ def _bands(entry: object, where: str) -> Bands:
         tuple(float(b) for b in bounds),
         _column_name(entry.get("top_count"), f"{where}: top_count"),
     )
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _range(value: object, key: str, where: str) -> Range:
+    if not isinstance(value, list) or len(value) != 2 or not all(map(_number, value)) or value[0] > value[1]:
+        raise CatalogueError(f"{where}: `{key}` must be [lo, hi], two finite numbers with lo <= hi; got {value!r}")
+    return (float(value[0]), float(value[1]))
+
+
+def _finite(value: object, key: str, where: str) -> float:
+    if not _number(value):
+        raise CatalogueError(f"{where}: `{key}` must be a finite number; got {value!r}")
+    return float(value)
+
+
+_SIMULATE_KEYS = {
+    "level",
+    "cycle",
+    "drift",
+    "load",
+    "follows",
+    "noise",
+    "clip",
+    "digits",
+    "whole",
+    "sawtooth",
+    "spike",
+    "shift",
+    "anomalies",
+    "dropout",
+}
+
+
+def _simulation(entry: object, where: str) -> Simulation:
+    where = f"{where}: simulate"
+    if not isinstance(entry, dict):
+        raise CatalogueError(f"{where}: a mapping of the signal's parameters ({', '.join(sorted(_SIMULATE_KEYS))})")
+    _no_unknown_keys(entry, _SIMULATE_KEYS, where)
+    ranges = {k: _range(entry[k], k, where) if k in entry else None for k in ("level", "drift", "spike", "shift")}
+    cycle, cycle_of = entry.get("cycle"), None
+    if isinstance(cycle, dict):
+        _no_unknown_keys(cycle, {"channel", "times"}, f"{where}: cycle")
+        if not isinstance(cycle.get("channel"), str):
+            raise CatalogueError(f"{where}: cycle: `channel` must name the channel whose amplitude it follows")
+        cycle_of, cycle = (cycle["channel"], _finite(cycle.get("times", 1.0), "cycle: times", where)), None
+    elif cycle is not None:
+        cycle = _range(cycle, "cycle", where)
+    follows = entry.get("follows", {})
+    if not isinstance(follows, dict) or not all(isinstance(k, str) for k in follows):
+        raise CatalogueError(f"{where}: `follows` must map channel names to factors; got {follows!r}")
+    noise = _finite(entry.get("noise", 0.0), "noise", where)
+    if noise < 0:
+        raise CatalogueError(f"{where}: `noise` is a standard deviation, at least 0; got {noise}")
+    clip = entry.get("clip", [None, None])
+    if (
+        not isinstance(clip, list)
+        or len(clip) != 2
+        or not all(c is None or _number(c) for c in clip)
+        or (None not in clip and clip[0] > clip[1])
+    ):
+        raise CatalogueError(f"{where}: `clip` must be [lo, hi], numbers or null, with lo <= hi; got {clip!r}")
+    digits = entry.get("digits")
+    if digits is not None and (not isinstance(digits, int) or isinstance(digits, bool) or not 0 <= digits <= 12):
+        raise CatalogueError(f"{where}: `digits` must be a whole number from 0 to 12; got {digits!r}")
+    whole = entry.get("whole", False)
+    if not isinstance(whole, bool):
+        raise CatalogueError(f"{where}: `whole` must be true or false; got {whole!r}")
+    sawtooth = entry.get("sawtooth")
+    if sawtooth is not None:
+        if not isinstance(sawtooth, dict) or set(sawtooth) != {"from", "to", "hours"}:
+            raise CatalogueError(f"{where}: `sawtooth` must be {{from: <value>, to: <value>, hours: <period>}}")
+        sawtooth = tuple(_finite(sawtooth[k], f"sawtooth: {k}", where) for k in ("from", "to", "hours"))
+        if sawtooth[2] <= 0:
+            raise CatalogueError(f"{where}: sawtooth: `hours` must be above 0; got {sawtooth[2]}")
+    default = [k for k, m in (("spike", "spike"), ("level_shift", "shift")) if ranges[m] is not None]
+    anomalies = entry.get("anomalies", default)
+    if not isinstance(anomalies, list) or len(set(anomalies)) != len(anomalies):
+        raise CatalogueError(f"{where}: `anomalies` must list anomaly kinds, each once; got {anomalies!r}")
+    for kind in anomalies:
+        if kind not in SIMULATED_ANOMALIES:
+            raise CatalogueError(f"{where}: anomaly {kind!r} is not one of {', '.join(SIMULATED_ANOMALIES)}")
+        needs = "spike" if kind == "spike" else "shift"
+        if ranges[needs] is None:
+            raise CatalogueError(f"{where}: anomaly {kind!r} needs its magnitude, `{needs}: [lo, hi]`")
+    return Simulation(
+        level=ranges["level"],
+        cycle=cycle,
+        cycle_of=cycle_of,
+        drift=ranges["drift"],
+        load=_finite(entry.get("load", 0.0), "load", where),
+        follows=tuple((k, _finite(v, f"follows: {k}", where)) for k, v in follows.items()),
+        noise=noise,
+        clip=tuple(None if c is None else float(c) for c in clip),
+        digits=digits,
+        whole=whole,
+        sawtooth=sawtooth,
+        spike=ranges["spike"],
+        shift=ranges["shift"],
+        anomalies=tuple(anomalies),
+        dropout=_finite(entry["dropout"], "dropout", where) if "dropout" in entry else None,
+    )
+
+
+def _simulation_references(channels: tuple[Channel, ...], path: str) -> None:
+    """The channels a simulation refers to exist, and `follows` has no cycle."""
+    sims = {c.name: c.simulate for c in channels if c.simulate is not None}
+    for name, sim in sims.items():
+        where = f"{path}: channel {name!r}: simulate"
+        if sim.cycle_of is not None:
+            other = sims.get(sim.cycle_of[0])
+            if other is None or other.cycle is None:
+                raise CatalogueError(
+                    f"{where}: cycle: channel {sim.cycle_of[0]!r} is not a simulated channel with `cycle: [lo, hi]`"
+                )
+        for other, _ in sim.follows:
+            if other not in sims or other == name:
+                raise CatalogueError(f"{where}: follows: channel {other!r} is not another simulated channel")
+    simulation_order(channels, path)
+
+
+def simulation_order(channels: tuple[Channel, ...], path: str = "<catalogue>") -> tuple[Channel, ...]:
+    """The simulated channels in catalogue order, except that a channel comes after those it follows."""
+    done: dict[str, Channel] = {}
+    pending = [c for c in channels if c.simulate is not None]
+    while pending:
+        ready = [c for c in pending if all(o in done for o, _ in c.simulate.follows)]
+        if not ready:
+            raise CatalogueError(
+                f"{path}: channel {pending[0].name!r}: simulate: `follows` goes round in a circle through "
+                f"{', '.join(c.name for c in pending)}"
+            )
+        done[ready[0].name] = ready[0]
+        pending.remove(ready[0])
+    return tuple(done.values())
 
 
 def _rule(entry: object, index: int, path: str, channels: dict[str, Channel]) -> ThresholdLimit:

@@ -48,10 +48,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from iot_assets import settings
     from iot_assets.lib.catalogue import active
 
-    if not active().is_shipped:
+    if not active().simulated:
         print(
             f"iot-assets simulate: the simulated fleet has the shipped catalogue's channels, not those of "
-            f"{active().path} (IOT_SENSOR_CATALOGUE); send your own records, or use `iot-assets import`",
+            f"{active().path} (IOT_SENSOR_CATALOGUE); send your own records, or use `iot-assets import` "
+            "(or give each of its channels a `simulate` block)",
             file=sys.stderr,
         )
         return 2
@@ -226,10 +227,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from iot_assets.lib.catalogue import active
 
-    if "simulator" in args.source and not active().is_shipped:
+    if "simulator" in args.source and not active().simulated:
         print(
             f"iot-assets evaluate: the simulator's fleet has the shipped catalogue's channels, not those of "
-            f"{active().path} (IOT_SENSOR_CATALOGUE); use --source nab",
+            f"{active().path} (IOT_SENSOR_CATALOGUE); use --source nab (or give each of its channels a "
+            "`simulate` block)",
             file=sys.stderr,
         )
         return 2

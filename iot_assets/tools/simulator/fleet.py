@@ -1,14 +1,18 @@
 """A simulated fleet of industrial sensors, deterministic for each (hour, device).
 
-Signals are functions of absolute time, so consecutive hours join smoothly: a daily temperature
-cycle, slow calibration drift, noise, and a latent machine load that moves pressure and vibration
-together. Each device-hour may carry one injected anomaly (labelled), and a small share of
-records is malformed in known ways, each with the reason the pipeline is expected to give.
+Each channel's signal is declared in the catalogue (its `simulate` block, docs/catalogue.md) as
+physical parameters: a per-device level, a daily cycle, slow calibration drift, coupling to a latent
+machine load shared by the device's channels, coupling to another channel, and noise. Signals are
+functions of absolute time, so consecutive hours join smoothly. Each device-hour may carry one
+injected anomaly (labelled), and a small share of records is malformed in known ways, each with the
+reason the pipeline is expected to give.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -16,12 +20,10 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from iot_assets.lib import catalogue as catalogues
 from iot_assets.lib import reasons
-from iot_assets.lib.catalogue import DEFAULT_PATH, load_catalogue
+from iot_assets.lib.catalogue import DEFAULT_PATH, Catalogue, Channel, load_catalogue, simulation_order
 
-# The simulator models the shipped catalogue's fleet: each channel's signal below is physical, so
-# it is written per channel.
-METRICS = load_catalogue(DEFAULT_PATH).names
 SITES = ("plant-north", "plant-south", "refinery-east", "mill-west")
 DEVICE_TYPES = ("pump", "compressor", "motor", "turbine")
 ANOMALY_KINDS = ("spike", "level_shift", "stuck", "drift", "dropout")
@@ -110,153 +112,231 @@ def device_registry(config: FleetConfig) -> list[Device]:
     return devices
 
 
+@functools.cache
+def _shipped() -> Catalogue:
+    return load_catalogue(DEFAULT_PATH)
+
+
+def fleet_catalogue() -> Catalogue:
+    """The fleet the simulator produces: the active catalogue's when all its channels declare `simulate`,
+    else the shipped catalogue's."""
+    current = catalogues.active()
+    return current if current.simulated else _shipped()
+
+
+@dataclass(frozen=True)
+class _Fleet:
+    """What the simulator needs of a catalogue, worked out once."""
+
+    catalogue: Catalogue
+    order: tuple[Channel, ...]  # a channel after the channels it follows
+    targeted: tuple[str, ...]  # channels that carry spike, level_shift or drift anomalies
+    stuck: tuple[str, ...]  # channels with anomaly magnitudes: a stuck sensor freezes them
+    dropout: tuple[tuple[str, float], ...]  # (channel, its reading) during a dropout
+    kinds: tuple[str, ...]  # the anomaly kinds some channel can carry, in ANOMALY_KINDS order
+    typed: tuple[str, ...]  # payload keys of the double channels (wrong_type, non_numeric)
+
+
+@functools.cache
+def _fleet(cat: Catalogue) -> _Fleet:
+    if not cat.simulated:
+        raise ValueError(f"{cat.path}: every channel needs a `simulate` block to be simulated")
+    sims = {c.name: c.simulate for c in cat.channels}
+    stuck = tuple(n for n, s in sims.items() if s.magnitudes)
+    dropout = tuple(
+        (n, 0.0 if s.dropout is None else s.dropout) for n, s in sims.items() if s.magnitudes or s.dropout is not None
+    )
+    carried = {k for s in sims.values() for k in s.anomalies}
+    if stuck:
+        carried.add("stuck")
+    if dropout:
+        carried.add("dropout")
+    doubles = tuple(c.key for c in cat.channels if c.type == "double")
+    return _Fleet(
+        catalogue=cat,
+        order=simulation_order(cat.channels, cat.path),
+        targeted=tuple(n for n, s in sims.items() if s.anomalies),
+        stuck=stuck,
+        dropout=dropout,
+        kinds=tuple(k for k in ANOMALY_KINDS if k in carried),
+        typed=doubles or tuple(c.key for c in cat.channels),
+    )
+
+
 @dataclass(frozen=True)
 class _Profile:
-    temp_base: float
-    temp_amp: float
-    humidity_base: float
-    pressure_base: float
-    vibration_base: float
-    signal_base: float
-    battery_phase: float
-    drift_rate: float
+    """A device's drawn parameters, by channel name."""
+
+    level: dict[str, float]
+    amplitude: dict[str, float]  # of the daily cycle
+    phase: dict[str, float]  # hours into the sawtooth
+    drift_rate: dict[str, float]
     load_periods: tuple[float, float, float]
     load_phases: tuple[float, float, float]
 
 
-def _profile(config: FleetConfig, index: int) -> _Profile:
+def _profile(fleet: _Fleet, config: FleetConfig, index: int) -> _Profile:
     rng = _rng(config.seed, index, 2)
-    return _Profile(
-        temp_base=rng.uniform(40.0, 60.0),
-        temp_amp=rng.uniform(2.0, 4.0),
-        humidity_base=rng.uniform(40.0, 60.0),
-        pressure_base=rng.uniform(1.8, 2.8),
-        vibration_base=rng.uniform(0.8, 1.8),
-        signal_base=rng.uniform(-80.0, -50.0),
-        battery_phase=rng.uniform(0, 720),
-        drift_rate=rng.uniform(0.0, 1.5),
-        load_periods=tuple(rng.uniform(lo, hi) for lo, hi in ((900, 1800), (5400, 9000), (20000, 30000))),
-        load_phases=tuple(rng.uniform(0, 2 * np.pi, 3)),
-    )
+    channels = fleet.catalogue.channels
+    # Levels and amplitudes, then sawtooth phases, then drift rates: the order the shipped fleet's
+    # parameters were drawn in before the catalogue declared them, so its devices keep their signals.
+    level, amplitude = {}, {}
+    for c in channels:
+        if c.simulate.level is not None:
+            level[c.name] = rng.uniform(*c.simulate.level)
+        if c.simulate.cycle is not None:
+            amplitude[c.name] = rng.uniform(*c.simulate.cycle)
+    phase = {c.name: rng.uniform(0, c.simulate.sawtooth[2]) for c in channels if c.simulate.sawtooth is not None}
+    drift = {c.name: rng.uniform(*c.simulate.drift) for c in channels if c.simulate.drift is not None}
+    load_periods = tuple(rng.uniform(lo, hi) for lo, hi in ((900, 1800), (5400, 9000), (20000, 30000)))
+    load_phases = tuple(rng.uniform(0, 2 * np.pi, 3))
+    for c in channels:
+        if c.simulate.cycle_of is not None:
+            other, times = c.simulate.cycle_of
+            amplitude[c.name] = times * amplitude[other]
+    return _Profile(level, amplitude, phase, drift, load_periods, load_phases)
 
 
-def _signals(p: _Profile, t: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Normal operation at epoch seconds `t`."""
+def _signals(fleet: _Fleet, p: _Profile, t: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Normal operation at epoch seconds `t`, before anomalies, range limits and whole-number rounding."""
     day = 2 * np.pi * ((t % 86400) / 86400.0)
     load = (
         sum(np.sin(2 * np.pi * t / period + phase) for period, phase in zip(p.load_periods, p.load_phases, strict=True))
         / 3
     )
     cycle = np.sin(day - 3 * np.pi / 4)  # warmest mid-afternoon UTC
-    drift = p.drift_rate * ((t / 3600.0) % 336) / 336  # re-calibrated every two weeks
+    since_calibration = ((t / 3600.0) % 336) / 336  # re-calibrated every two weeks
+    hours = t / 3600.0
     n = len(t)
-    temperature = p.temp_base + p.temp_amp * cycle + drift + 1.5 * load + rng.normal(0, 0.3, n)
-    return {
-        "temperature": temperature,
-        "humidity": np.clip(p.humidity_base - 2.0 * p.temp_amp * cycle + rng.normal(0, 1.0, n), 5, 95),
-        "pressure": p.pressure_base + 0.25 * load + 0.01 * (temperature - p.temp_base) + rng.normal(0, 0.03, n),
-        "vibration": np.clip(p.vibration_base + 0.4 * load + rng.normal(0, 0.08, n), 0.05, None),
-        "battery_level": 100.0 - 60.0 * (((t / 3600.0) + p.battery_phase) % 720) / 720,
-        "signal_strength": np.round(p.signal_base + rng.normal(0, 2.0, n)),
-    }
+    sig: dict[str, np.ndarray] = {}
+    for c in fleet.order:
+        s, name = c.simulate, c.name
+        v = np.full(n, p.level.get(name, 0.0))
+        if name in p.amplitude:
+            v = v + p.amplitude[name] * cycle
+        if name in p.drift_rate:
+            v = v + p.drift_rate[name] * since_calibration
+        if s.load:
+            v = v + s.load * load
+        for other, factor in s.follows:
+            v = v + factor * (sig[other] - p.level.get(other, 0.0))
+        if s.sawtooth is not None:
+            top, bottom, period = s.sawtooth
+            v = v + (top - (top - bottom) * ((hours + p.phase[name]) % period) / period)
+        if s.noise:
+            v = v + rng.normal(0, s.noise, n)
+        if s.clip != (None, None):
+            v = np.clip(v, *s.clip)
+        sig[name] = v
+    return sig
 
 
-_SHIFT = {"temperature": (12.0, 20.0), "pressure": (1.0, 1.8), "vibration": (2.0, 3.5), "humidity": (20.0, 30.0)}
-_SPIKE = {"temperature": (25.0, 40.0), "pressure": (2.0, 3.0), "vibration": (4.0, 6.0), "humidity": (30.0, 40.0)}
-
-
-def _inject(kind: str, metric: str, sig: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+def _inject(fleet: _Fleet, kind: str, metric: str, sig: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
     """Apply one anomaly in place; return the indices of the readings it affects."""
-    n = len(sig["temperature"])
+    n = len(next(iter(sig.values())))
+    spec = fleet.catalogue.channel(metric).simulate if metric != "all" else None
     if kind == "spike":
         width = int(rng.integers(1, 4))
         start = int(rng.integers(0, n - width))
         idx = np.arange(start, start + width)
-        sig[metric][idx] += rng.uniform(*_SPIKE[metric])
+        sig[metric][idx] += rng.uniform(*spec.spike)
     elif kind == "level_shift":
         start = int(rng.integers(n // 6, n // 2))
         idx = np.arange(start, n)
-        sig[metric][idx] += rng.uniform(*_SHIFT[metric])
+        sig[metric][idx] += rng.uniform(*spec.shift)
     elif kind == "drift":
         start = int(rng.integers(0, n // 3))
         idx = np.arange(start, n)
-        sig[metric][idx] += np.linspace(0, 2.0 * _SHIFT[metric][1], len(idx))
+        sig[metric][idx] += np.linspace(0, 2.0 * spec.shift[1], len(idx))
     elif kind == "stuck":
         width = max(n // 3, 3)
         start = int(rng.integers(0, n - width))
         idx = np.arange(start, start + width)
-        for m in ("temperature", "humidity", "pressure", "vibration"):
+        for m in fleet.stuck:
             sig[m][idx] = sig[m][start]
-    else:  # dropout: the sensor front end fails and reads zero with a collapsing signal
+    else:  # dropout: the sensor front end fails and reads zero (or the channel's dropout reading)
         width = int(rng.integers(max(n // 12, 2), max(n // 4, 3)))
         start = int(rng.integers(0, n - width))
         idx = np.arange(start, start + width)
-        for m in ("temperature", "humidity", "pressure", "vibration"):
-            sig[m][idx] = 0.0
-        sig["signal_strength"][idx] = -120.0
-    if "humidity" in sig:
-        sig["humidity"] = np.clip(sig["humidity"], 0, 100)
+        for m, value in fleet.dropout:
+            sig[m][idx] = value
     return idx
+
+
+def _choose_anomaly(fleet: _Fleet, rng: np.random.Generator) -> tuple[str, str]:
+    """An anomaly kind and the channel it moves ("all" for stuck and dropout)."""
+    kind = fleet.kinds[int(rng.integers(0, len(fleet.kinds)))]
+    if kind in ("dropout", "stuck"):
+        return kind, "all"
+    metric = fleet.targeted[int(rng.integers(0, len(fleet.targeted)))]
+    if kind not in fleet.catalogue.channel(metric).simulate.anomalies:  # e.g. drift only where declared
+        metric = next(m for m in fleet.targeted if kind in fleet.catalogue.channel(m).simulate.anomalies)
+    return kind, metric
 
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-# Decimal places of each rounded metric, in the order the record's fields are sent.
-_DIGITS = {"temperature": 3, "humidity": 2, "pressure": 4, "vibration": 4, "battery_level": 1}
 _COMPACT = json.JSONEncoder(separators=(",", ":"))  # one encoder for every record, not one per call
 
 
-def _record(dev: str, ts: str, values: dict[str, float], status: str) -> dict:
-    return {
-        "device_id": dev,
-        "timestamp": ts,
-        **{m: round(values[m], d) for m, d in _DIGITS.items()},
-        "signal_strength": int(values["signal_strength"]),
-        "status": status,
-    }
+def _sent(c: Channel, v: np.ndarray) -> list:
+    """A channel's readings as a device sends them: clipped to its range, whole or rounded."""
+    v = np.clip(v, *c.valid_range)
+    if c.whole:
+        return np.round(v).astype(np.int64).tolist()
+    return (v if c.simulate.digits is None else np.round(v, c.simulate.digits)).tolist()
 
 
-def _malform(kind: str, rec: dict, rng: np.random.Generator) -> tuple[list[str], str | None, str | None]:
+def _outside(c: Channel, rng: np.random.Generator) -> float | int:
+    """A value outside the channel's range, half the range's span beyond one of its ends."""
+    lo, hi = c.valid_range
+    span = hi - lo
+    value = math.ceil(hi + span / 2) if rng.random() < 0.5 else math.floor(lo - span / 2)
+    return value if c.type == "long" else float(value)
+
+
+def _malform(fleet: _Fleet, kind: str, rec: dict, rng: np.random.Generator) -> tuple[list[str], str | None, str | None]:
     """A malformed variant of `rec`: its texts, and the bronze or silver reason it must get."""
+    cat, keys = fleet.catalogue, fleet.catalogue.record
     text = json.dumps(rec, separators=(",", ":"))
     if kind == "broken_json":
         return [text[: int(rng.integers(5, len(text) - 5))]], reasons.MALFORMED_JSON, None
     if kind == "missing_field":
-        field_ = ("temperature", "device_id", "timestamp")[int(rng.integers(0, 3))]
+        first_required = next(c.key for c in cat.channels if c.required)
+        field_ = (first_required, keys.device_id, keys.timestamp)[int(rng.integers(0, 3))]
         return [json.dumps({k: v for k, v in rec.items() if k != field_})], reasons.MISSING_FIELD, None
     if kind == "wrong_type":
+        key = fleet.typed[int(rng.integers(0, len(fleet.typed)))]
         bad = ("12,5", True, "hot")[int(rng.integers(0, 3))]
-        return [json.dumps({**rec, "temperature": bad})], reasons.INVALID_TYPE, None
+        return [json.dumps({**rec, key: bad})], reasons.INVALID_TYPE, None
     if kind == "non_numeric":
-        return [text.replace(f'"pressure":{json.dumps(rec["pressure"])}', '"pressure":NaN')], reasons.INVALID_TYPE, None
+        key = json.dumps(fleet.typed[int(rng.integers(0, len(fleet.typed)))])
+        return [text.replace(f"{key}:{json.dumps(rec[json.loads(key)])}", f"{key}:NaN")], reasons.INVALID_TYPE, None
     if kind == "impossible_value":
-        field_, value = (("humidity", 140.0), ("temperature", 999.0), ("battery_level", -5.0))[int(rng.integers(0, 3))]
-        return [json.dumps({**rec, field_: value})], None, reasons.OUT_OF_RANGE
+        channel = cat.channels[int(rng.integers(0, len(cat.channels)))]
+        return [json.dumps({**rec, channel.key: _outside(channel, rng)})], None, reasons.OUT_OF_RANGE
     if kind == "invalid_status":
-        return [json.dumps({**rec, "status": "bogus"})], None, reasons.INVALID_STATUS
+        return [json.dumps({**rec, keys.status: "bogus"})], None, reasons.INVALID_STATUS
     if kind == "duplicate":
         return [text, text], None, reasons.DUPLICATE
-    if kind == "late_event":
-        ts = datetime.strptime(rec["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ") - timedelta(hours=3)
+    if kind in ("late_event", "future_event"):
+        moved = timedelta(hours=-3) if kind == "late_event" else timedelta(hours=5)
+        ts = datetime.strptime(rec[keys.timestamp], "%Y-%m-%dT%H:%M:%S.%fZ") + moved
         return (
-            [json.dumps({**rec, "timestamp": ts.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"})],
-            reasons.LATE_EVENT,
-            None,
-        )
-    if kind == "future_event":
-        ts = datetime.strptime(rec["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ") + timedelta(hours=5)
-        return (
-            [json.dumps({**rec, "timestamp": ts.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"})],
-            reasons.FUTURE_EVENT,
+            [json.dumps({**rec, keys.timestamp: ts.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"})],
+            reasons.LATE_EVENT if kind == "late_event" else reasons.FUTURE_EVENT,
             None,
         )
     # bad_timestamp
-    return [json.dumps({**rec, "timestamp": "21/11/2026 10h"})], reasons.INVALID_TIMESTAMP, None
+    return [json.dumps({**rec, keys.timestamp: "21/11/2026 10h"})], reasons.INVALID_TIMESTAMP, None
 
 
-def simulate_device_hour(config: FleetConfig, index: int, hour: datetime, out: SimulatedHour) -> None:
+def simulate_device_hour(
+    config: FleetConfig, index: int, hour: datetime, out: SimulatedHour, catalogue: Catalogue | None = None
+) -> None:
+    fleet = _fleet(catalogue or fleet_catalogue())
     hour = hour.astimezone(UTC)
     h_epoch = int(hour.timestamp())
     rng = _rng(config.seed, index, h_epoch // 3600, 3)
@@ -264,44 +344,34 @@ def simulate_device_hour(config: FleetConfig, index: int, hour: datetime, out: S
     interval = 3600.0 / n
     offset = _rng(config.seed, index, 4).uniform(0, interval * 0.5)
     t = h_epoch + offset + np.arange(n) * interval + rng.uniform(0, interval * 0.25, n)
-    sig = _signals(_profile(config, index), t, rng)
+    sig = _signals(fleet, _profile(fleet, config, index), t, rng)
     dev = device_id(index)
 
     anomalous = np.zeros(n, dtype=bool)
-    if rng.random() < config.anomaly_rate:
-        kind = ANOMALY_KINDS[int(rng.integers(0, len(ANOMALY_KINDS)))]
-        metric = (
-            "all"
-            if kind in ("dropout", "stuck")
-            else ("temperature", "pressure", "vibration", "humidity")[int(rng.integers(0, 4))]
-        )
-        if kind == "drift" and metric in ("humidity", "pressure"):
-            metric = "temperature"
-        idx = _inject(kind, metric if metric != "all" else "temperature", sig, rng)
+    if rng.random() < config.anomaly_rate and fleet.kinds:
+        kind, metric = _choose_anomaly(fleet, rng)
+        idx = _inject(fleet, kind, metric, sig, rng)
         anomalous[idx] = True
         event_id = f"{dev}/{hour:%Y%m%dT%H}/{kind}"
         out.labels.extend(AnomalyLabel(event_id, dev, kind, metric, _iso(t[i])) for i in idx)
 
     malformed = (rng.random(n) < config.malformed_rate) & ~anomalous
     kinds = rng.integers(0, len(MALFORMED_KINDS), n)
-    # Rounded per array, then plain floats: rounding numpy scalars one by one was 40% of the time.
-    # np.round is the rounding a numpy scalar's round() applies, and _record's round() of an
-    # already rounded float returns it unchanged, so the records are the same as before.
-    values = [
-        dict(zip(METRICS, row, strict=True))
-        for row in zip(
-            *(np.round(sig[m], _DIGITS[m]).tolist() if m in _DIGITS else sig[m].tolist() for m in METRICS), strict=True
-        )
-    ]
-    for i in range(n):
-        rec = _record(dev, _iso(t[i]), values[i], "normal")
+    # Rounded per array, then plain Python numbers: rounding numpy scalars one by one was 40% of the time.
+    channels = fleet.catalogue.channels
+    columns = [_sent(c, sig[c.name]) for c in channels]
+    keys = fleet.catalogue.record
+    channel_keys = [c.key for c in channels]
+    for i, row in enumerate(zip(*columns, strict=True)):
+        rec = {keys.device_id: dev, keys.timestamp: _iso(t[i]), **dict(zip(channel_keys, row, strict=True))}
+        rec[keys.status] = "normal"
         if not malformed[i]:
             out.records.append(_COMPACT.encode(rec))
             out.partition_keys.append(dev)
             out.send_times.append(float(t[i]))
             continue
         kind = MALFORMED_KINDS[kinds[i]]
-        texts, quarantine, rejected = _malform(kind, rec, rng)
+        texts, quarantine, rejected = _malform(fleet, kind, rec, rng)
         out.records.extend(texts)
         out.partition_keys.extend([dev] * len(texts))
         out.send_times.extend([float(t[i])] * len(texts))  # a late or future timestamp is still sent now
@@ -312,11 +382,15 @@ def simulate_device_hour(config: FleetConfig, index: int, hour: datetime, out: S
             out.expected_rejected[rejected] += 1
 
 
-def simulate_hour(hour: datetime, config: FleetConfig) -> SimulatedHour:
-    """The fleet's records for one hour, in device order; identical on every call."""
+def simulate_hour(hour: datetime, config: FleetConfig, catalogue: Catalogue | None = None) -> SimulatedHour:
+    """The fleet's records for one hour, in device order; identical on every call.
+
+    `catalogue` (by default `fleet_catalogue()`) gives the channels, their signals and the record's keys.
+    """
+    catalogue = catalogue or fleet_catalogue()
     out = SimulatedHour(hour=hour.astimezone(UTC), records=[], partition_keys=[], labels=[])
     for index in range(config.device_count):
-        simulate_device_hour(config, index, hour, out)
+        simulate_device_hour(config, index, hour, out, catalogue)
     return out
 
 

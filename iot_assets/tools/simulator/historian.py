@@ -24,7 +24,7 @@ from iot_assets.resources.historian import (
     month_table,
     validate_identifier,
 )
-from iot_assets.tools.simulator.fleet import FleetConfig, device_registry, simulate_hour
+from iot_assets.tools.simulator.fleet import FleetConfig, device_registry, fleet_catalogue, simulate_hour
 
 # OPC quality codes a historian records besides Good (192): Bad, Bad_NotConnected, Bad_CommFailure, Uncertain.
 BAD_QUALITY_CODES = (0, 8, 24, 64)
@@ -68,21 +68,23 @@ def hour_rows(
     fleet: FleetConfig, hour: datetime, tag_ids: dict[tuple[str, str], int], bad_quality_rate: float
 ) -> list[tuple]:
     """(tagid, floatvalue, stringvalue, dataintegrity, t_stamp) of the hour's readings."""
-    sim = simulate_hour(hour, replace(fleet, malformed_rate=0.0))
+    cat = fleet_catalogue()
+    sim = simulate_hour(hour, replace(fleet, malformed_rate=0.0), cat)
+    keys = {c.name: c.key for c in cat.channels}  # a tag's field is a channel name; a record has its key
     rng = np.random.default_rng([fleet.seed, epoch_ms(hour) // 3_600_000, 5])
     rows = []
     for text in sim.records:
         record = json.loads(text)
-        stamp = epoch_ms(datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00")))
+        stamp = epoch_ms(datetime.fromisoformat(record[cat.record.timestamp].replace("Z", "+00:00")))
         jitter = rng.integers(0, 4, len(FIELDS))  # a scan's samples lie a few ms apart
         bad = rng.random(len(FIELDS)) < bad_quality_rate
         codes = rng.choice(BAD_QUALITY_CODES, len(FIELDS))
         for k, field in enumerate(FIELDS):
-            number = float(record[field]) if field in NUMERIC_FIELDS else None
+            number = float(record[keys[field]]) if field in NUMERIC_FIELDS else None
             text_value = None if field in NUMERIC_FIELDS else record[field]
             rows.append(
                 (
-                    tag_ids[(record["device_id"], field)],
+                    tag_ids[(record[cat.record.device_id], field)],
                     number,
                     text_value,
                     int(codes[k]) if bad[k] else GOOD_QUALITY,
