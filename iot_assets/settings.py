@@ -181,6 +181,20 @@ SETTINGS: tuple[Setting, ...] = (
         "Percentile of a device's training distances that, times the margin, sets its threshold.",
     ),
     Setting("IOT_KMEANS_THRESHOLD_MARGIN", "1.5", "Multiplier on that percentile."),
+    Setting(
+        "IOT_TRAINING_POLICY",
+        "trailing",
+        "What each hour's KMeans models and z-score/shift baselines learn from: `trailing` (the device's "
+        "previous 24 hours) or `pinned` (the known-good range below, for every hour from its end on; the "
+        "models stay the same until the range is changed). See docs/anomaly-detection.md.",
+    ),
+    Setting(
+        "IOT_PINNED_START",
+        "",
+        "Start of the pinned known-good range (inclusive): an ISO hour in UTC, e.g. `2026-11-20T00:00`. "
+        "Required, with its end, under `pinned`.",
+    ),
+    Setting("IOT_PINNED_END", "", "End of the pinned range (exclusive), a whole hour after its start."),
     Setting("IOT_DELTA_MAX_RECORDS_PER_FILE", "1000000", "Cap on rows per Delta data file."),
     Setting(
         "IOT_DELTA_LOG_STORE",

@@ -11,9 +11,12 @@ Three methods, each configurable and versioned:
   sigmas beyond the range of the same trailing baseline's hourly means: a sustained level shift or
   drift, flagged for as long as it lasts, since the baseline leaves out the hours already found
   abnormal.
+
+Under the pinned policy (`IOT_TRAINING_POLICY=pinned`) the models and the z-score/shift baseline
+come from the pinned known-good range instead of the trailing day (`trailing_baseline`'s `pinned`).
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from dagster import (
     AssetExecutionContext,
@@ -146,8 +149,15 @@ def hourly_levels(silver: DataFrame) -> DataFrame:
     )
 
 
-def trailing_baseline(hourly_stats: DataFrame, hours: list, excluded: DataFrame | None = None) -> DataFrame:
-    """Per device and target hour H, a trimmed baseline of each metric over the gold hours [H-24h, H).
+def trailing_baseline(
+    hourly_stats: DataFrame,
+    hours: list,
+    excluded: DataFrame | None = None,
+    pinned: tuple[datetime, datetime] | None = None,
+) -> DataFrame:
+    """Per device and target hour H, a trimmed baseline of each metric over the gold hours [H-24h, H),
+    or with `pinned` (start, end) over the pinned range's hours for every H >= end (an H before the
+    end gets no baseline, as a learning device).
 
     For each metric, hours whose within-hour variance exceeds BASELINE_OUTLIER_VARIANCE times the
     median hour's are left out (a spike, level shift, drift or dropout inflates it far more); the
@@ -164,27 +174,31 @@ def trailing_baseline(hourly_stats: DataFrame, hours: list, excluded: DataFrame 
     sustained fault does not become the baseline.
 
     `history_hours`: how far back the device's reporting hours reach in the window (abnormal hours
-    included), for the learning gate (`mature`).
+    included) from its end (H, or the pinned end), for the learning gate (`mature`).
     """
     targets = hourly_stats.sparkSession.createDataFrame([(h.replace(tzinfo=None),) for h in hours], "target timestamp")
     keys = ["device_id", "baseline_hour"]
-    in_window = (F.col("event_hour") >= F.col("target") - F.expr("INTERVAL 24 HOURS")) & (
-        F.col("event_hour") < F.col("target")
-    )
+    if pinned is None:
+        window_end = F.col("target")
+        in_window = (F.col("event_hour") >= F.col("target") - F.expr("INTERVAL 24 HOURS")) & (
+            F.col("event_hour") < F.col("target")
+        )
+    else:
+        start, end = (F.lit(t.replace(tzinfo=None)).cast("timestamp") for t in pinned)
+        window_end = end
+        in_window = (F.col("event_hour") >= start) & (F.col("event_hour") < end) & (F.col("target") >= end)
     history = (
         hourly_stats.join(F.broadcast(targets), in_window)
         .groupBy("device_id", F.col("target").alias("baseline_hour"))
         .agg(
-            ((F.unix_seconds("target") - F.unix_seconds(F.min("event_hour"))) / 3600).cast("int").alias("history_hours")
+            ((F.unix_seconds(F.first(window_end)) - F.unix_seconds(F.min("event_hour"))) / 3600)
+            .cast("int")
+            .alias("history_hours")
         )
     )
     if excluded is not None:
         hourly_stats = hourly_stats.join(excluded, ["device_id", "event_hour"], "left_anti")
-    rows = hourly_stats.join(
-        F.broadcast(targets),
-        (F.col("event_hour") >= F.col("target") - F.expr("INTERVAL 24 HOURS"))
-        & (F.col("event_hour") < F.col("target")),
-    ).withColumnRenamed("target", "baseline_hour")
+    rows = hourly_stats.join(F.broadcast(targets), in_window).withColumnRenamed("target", "baseline_hour")
     out = rows.groupBy(*keys).agg(
         F.sum("reading_count").alias("baseline_n"),
         *[F.min(f"min_{m}").alias(f"lo_{m}") for m in ZSCORE_METRICS],
@@ -225,7 +239,10 @@ def trailing_baseline(hourly_stats: DataFrame, hours: list, excluded: DataFrame 
     )
 
 
-def zscore_anomalies(readings: DataFrame, baseline: DataFrame, limit: float, min_readings: int) -> DataFrame:
+def zscore_anomalies(
+    readings: DataFrame, baseline: DataFrame, limit: float, min_readings: int, basis: str = "24h"
+) -> DataFrame:
+    """`basis` names the baseline in the rows' model_version (`baseline_basis`)."""
     usable = baseline.where(F.col("baseline_n") >= min_readings)
     joined = readings.join(F.broadcast(usable), ["device_id", "event_hour"])
     found = []
@@ -249,7 +266,7 @@ def zscore_anomalies(readings: DataFrame, baseline: DataFrame, limit: float, min
                 },
             )
         )
-    version = f"zscore-{limit:g}sigma-beyond-24h-range"
+    version = f"zscore-{limit:g}sigma-beyond-{basis}-range"
     return _hits(joined, found).withColumn("method", F.lit("zscore")).withColumn("model_version", F.lit(version))
 
 
@@ -278,6 +295,7 @@ def shift_anomalies(
     limit: float = SHIFT_LIMIT,
     window: timedelta = SHIFT_WINDOW,
     min_window_readings: int = SHIFT_MIN_READINGS,
+    basis: str = "24h",
 ) -> DataFrame:
     """Sustained shifts: per device and metric, the trailing `window` median of the readings against
     the band the trailing normal day's level moved through: from its lowest to its highest hourly
@@ -338,7 +356,7 @@ def shift_anomalies(
                 },
             )
         )
-    version = f"shift-{limit:g}sigma-beyond-24h-hourly-median-range-{int(window.total_seconds() // 60)}min-median"
+    version = f"shift-{limit:g}sigma-beyond-{basis}-hourly-median-range-{int(window.total_seconds() // 60)}min-median"
     return _hits(joined, found).withColumn("method", F.lit("shift")).withColumn("model_version", F.lit(version))
 
 
@@ -417,10 +435,21 @@ def with_verdict(found: DataFrame) -> DataFrame:
 
 def mature(baseline: DataFrame, cfg: AnomalyModelConfig) -> DataFrame:
     """The baselines the z-score and shift tests may use: enough readings, and a device that has
-    reported for at least `learning_hours` (until then it is learning, and not scored by them)."""
+    reported for at least `learning_hours` (until then it is learning, and not scored by them).
+    Under the pinned policy `history_hours` counts back from the pinned range's end, so a device is
+    mature when the range holds at least `learning_hours` of its history."""
     return baseline.where(
         (F.col("baseline_n") >= cfg.min_baseline_readings) & (F.col("history_hours") >= cfg.learning_hours)
     )
+
+
+def baseline_basis(cfg: AnomalyModelConfig) -> str:
+    """What the z-score and shift baselines are taken from, for their model_version: `24h` (trailing),
+    or `pinned-<start>-<end>`."""
+    if cfg.pinned_range is None:
+        return "24h"
+    start, end = cfg.pinned_range
+    return f"pinned-{start:%Y%m%dT%H}-{end:%Y%m%dT%H}"
 
 
 def detect(
@@ -438,10 +467,18 @@ def detect(
     baseline = mature(baseline, cfg)
     found = (
         threshold_anomalies(readings, rules.parsed, rules.version)
-        .unionByName(zscore_anomalies(readings, baseline, cfg.zscore_limit, cfg.min_baseline_readings))
+        .unionByName(
+            zscore_anomalies(readings, baseline, cfg.zscore_limit, cfg.min_baseline_readings, baseline_basis(cfg))
+        )
         .unionByName(kmeans_anomalies(featured, models))
         .unionByName(
-            shift_anomalies(readings if history is None else history, baseline, cfg.min_baseline_readings, scored_from)
+            shift_anomalies(
+                readings if history is None else history,
+                baseline,
+                cfg.min_baseline_readings,
+                scored_from,
+                basis=baseline_basis(cfg),
+            )
         )
     )
     return conform(with_verdict(found), AnomalyRecord)
@@ -539,13 +576,18 @@ def anomaly_log(
     readings = silver.where(F.col("event_time") >= F.lit(w.start))
     models = lake.read_window(session, MODELS, w.start, w.end)
     stats = lake.read_upstream(session, BASELINE_WINDOW, w)
-    levels = hourly_levels(day_on.where(F.col("event_time") < F.lit(w.end - HOUR)))
-    spans = recorded_abnormal_spans(session, lake, *trailing_day(w))
-    baseline = trailing_baseline(
-        stats.join(levels, ["device_id", "event_hour"], "left"),
-        hours_in(w),
-        None if spans is None else abnormal_hours(spans, stats),
-    ).persist()
+    pinned = anomaly_config.pinned_range
+    # Under pinned, the baseline comes from the pinned range's gold and silver hours (outside the
+    # declared edge); the trailing day's stats still serve the rate check below.
+    if pinned is None:
+        base_stats, base_silver = stats, day_on.where(F.col("event_time") < F.lit(w.end - HOUR))
+    else:
+        base_stats = lake.read_window(session, HOURLY_STATS, *pinned)
+        base_silver = lake.read_window(session, SILVER_READINGS, *pinned)
+    spans = recorded_abnormal_spans(session, lake, *(pinned or trailing_day(w)))
+    excluded = None if spans is None else abnormal_hours(spans, base_stats)
+    levelled = base_stats.join(hourly_levels(base_silver), ["device_id", "event_hour"], "left")
+    baseline = trailing_baseline(levelled, hours_in(w), excluded, pinned).persist()
     log = detect(
         readings, featured, baseline, models, threshold_rules, anomaly_config, history=silver, scored_from=w.start
     ).persist()
@@ -595,6 +637,7 @@ def anomaly_log(
                 # not scored by the z-score and shift tests this hour.
                 "devices_learning": MetadataValue.json(no_baseline),
                 "learning_hours": anomaly_config.learning_hours,
+                "baseline_basis": baseline_basis(anomaly_config),
                 "threshold_rules_version": threshold_rules.version,
             },
         )

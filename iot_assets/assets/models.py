@@ -1,4 +1,5 @@
-"""Per-device KMeans anomaly models, trained on each device's trailing 24 hours of silver.
+"""Per-device KMeans anomaly models, trained on each device's trailing 24 hours of silver, or on a
+pinned known-good range (`IOT_TRAINING_POLICY=pinned`, see `train_models`).
 
 The model of hour H is trained on hours H-24 .. H-1 and scores hour H, so no reading is
 scored by a model that saw it. Training uses normal readings only: those the anomaly log of earlier
@@ -36,7 +37,7 @@ from iot_assets.assets.verdicts import recorded_abnormal_spans
 from iot_assets.automation.conditions import follow_upstream_despite_gaps_in
 from iot_assets.lib import catalogue, plots, quality
 from iot_assets.lib.metadata import table_metadata
-from iot_assets.lib.partitions import hourly_partitions, hours_in, spark_ts
+from iot_assets.lib.partitions import HOUR, hourly_partitions, hours_in, spark_ts
 from iot_assets.lib.schemas import conform
 from iot_assets.lib.tables import TRAILING_DAY, TRAILING_HOURS, Table, Upstream, deps, trailing_day
 from iot_assets.resources.aws import AwsResource
@@ -54,24 +55,31 @@ N_VALUE_FEATURES = len(FEATURE_METRICS)
 
 
 def model_version(cfg: AnomalyModelConfig) -> str:
-    """The models' version: a digest of the KMeans settings and the features they are trained on."""
-    params = json.dumps(
-        [
-            cfg.k,
-            cfg.min_training_rows,
-            cfg.distance_percentile,
-            cfg.threshold_margin,
-            cfg.max_iterations,
-            cfg.seed,
-            FEATURES,
-        ]
-    )
-    return "kmeans-" + hashlib.sha1(params.encode()).hexdigest()[:8]
+    """The models' version: a digest of the KMeans settings, the features they are trained on and,
+    under the pinned policy, the pinned range (so changing the range is a new version)."""
+    params = [
+        cfg.k,
+        cfg.min_training_rows,
+        cfg.distance_percentile,
+        cfg.threshold_margin,
+        cfg.max_iterations,
+        cfg.seed,
+        FEATURES,
+    ]
+    if cfg.pinned_range is not None:
+        params += [PINNED_POLICY, *(t.isoformat() for t in cfg.pinned_range)]
+    return "kmeans-" + hashlib.sha1(json.dumps(params).encode()).hexdigest()[:8]
 
 
 DISTANCE_QUANTILES = 101
-# Which readings a model is trained on (recorded on every model row).
+# Which readings a model is trained on (recorded on every model row): the device's trailing day, or
+# the pinned range (the row's training_start .. training_end), normal readings only in both.
 TRAINING_POLICY = "trailing-24h-normal-only"
+PINNED_POLICY = "pinned"
+
+
+def training_policy(cfg: AnomalyModelConfig) -> str:
+    return TRAINING_POLICY if cfg.pinned_range is None else PINNED_POLICY
 
 
 MODEL_STATUSES = ("trained", "learning", "insufficient_data")
@@ -223,10 +231,19 @@ _TRAIN_OUT = T.StructType(
 
 
 def train_models(
-    featured: DataFrame, devices: DataFrame, model_hours: list[datetime], cfg: AnomalyModelConfig
+    featured: DataFrame,
+    devices: DataFrame,
+    model_hours: list[datetime],
+    cfg: AnomalyModelConfig,
+    reuse: DataFrame | None = None,
 ) -> DataFrame:
     """One row per (device, model hour): each model hour H trains on featured rows in [H-24h, H)
     whose `normal` column is true (all rows when there is none) and that have every feature.
+
+    Under the pinned policy every model hour H >= pinned_end gets the one model fitted on
+    [pinned_start, pinned_end), or the device's row of `reuse` (trained pinned models of the same
+    version, see `reusable_models`) without refitting; an hour before pinned_end is `learning`
+    (its range is not over yet, and a model must not see the readings it scores).
 
     A channel added to the catalogue is null in the partitions written before: those rows are left
     out (`incomplete_rows`) rather than turning the device's means, and so its model, into NaN.
@@ -243,7 +260,14 @@ def train_models(
         "learning_hours": cfg.learning_hours,
     }
     spark = featured.sparkSession
-    hours = spark.createDataFrame([(h.replace(tzinfo=None),) for h in model_hours], "model_hour timestamp")
+    pinned = cfg.pinned_range
+    # The hours whose window is fitted: every model hour, or under pinned only pinned_end, whose
+    # trailing `span` hours are the pinned range.
+    if pinned is None:
+        fit_hours, span = model_hours, TRAILING_HOURS
+    else:
+        fit_hours, span = [pinned[1]], int((pinned[1] - pinned[0]) / HOUR)
+    hours = spark.createDataFrame([(h.replace(tzinfo=None),) for h in fit_hours], "model_hour timestamp")
     # Where each device's readings begin (before the spread's warm-up readings are dropped): how
     # much history a model hour has, for the learning gate.
     first = featured.groupBy("device_id").agg(F.min("event_time").alias("first_time"))
@@ -252,27 +276,30 @@ def train_models(
         .join(first, "device_id")
         .join(
             F.broadcast(hours),
-            (F.col("event_time") >= F.col("model_hour") - F.expr(f"INTERVAL {TRAILING_HOURS} HOURS"))
+            (F.col("event_time") >= F.col("model_hour") - F.expr(f"INTERVAL {span} HOURS"))
             & (F.col("event_time") < F.col("model_hour")),
         )
         .select(
             "device_id",
             "model_hour",
             "first_time",
+            "event_time",
             *FEATURES,
             (F.col("normal") if "normal" in featured.columns else F.lit(True)).alias("normal"),
         )
     )
-    devices = devices.select("device_id").distinct().crossJoin(F.broadcast(hours))
+    if reuse is not None:
+        rows = rows.join(reuse.select("device_id"), "device_id", "left_anti")
+    devices = devices.select("device_id").distinct()
 
     def fit(pdf: pd.DataFrame) -> pd.DataFrame:
+        # Spark hands a group's rows over in no set order; sorted, the seeded fit is reproducible.
+        pdf = pdf.sort_values("event_time", kind="stable").reset_index(drop=True)
         normal = pdf["normal"].to_numpy(dtype=bool)
         complete = pdf[list(FEATURES)].notna().all(axis=1).to_numpy()
         x = pdf.loc[normal & complete, list(FEATURES)].to_numpy(dtype=float)
         model_hour = pd.Timestamp(pdf["model_hour"].iloc[0])
-        first_hour = max(
-            pd.Timestamp(pdf["first_time"].iloc[0]).floor("h"), model_hour - pd.Timedelta(hours=TRAILING_HOURS)
-        )
+        first_hour = max(pd.Timestamp(pdf["first_time"].iloc[0]).floor("h"), model_hour - pd.Timedelta(hours=span))
         history = (model_hour - first_hour) / pd.Timedelta(hours=1)
         out = train_device(x, params, history)
         return pd.DataFrame(
@@ -291,31 +318,96 @@ def train_models(
     trained = rows.groupBy("device_id", "model_hour").applyInPandas(fit, schema=_TRAIN_OUT)
     # Devices with no training rows at all for an hour still get a row saying so. They are found
     # from the input rows, not from `trained`, which would run every fit a second time.
-    missing = devices.join(
+    missing = devices.crossJoin(F.broadcast(hours)).join(
         rows.select("device_id", "model_hour").distinct(), ["device_id", "model_hour"], "left_anti"
-    ).select(
-        "device_id",
-        F.col("model_hour").alias("event_hour"),
-        F.lit("insufficient_data").alias("status"),
+    )
+    if reuse is not None:
+        missing = missing.join(reuse.select("device_id"), "device_id", "left_anti")
+    missing = missing.select("device_id", F.col("model_hour").alias("event_hour"), *_no_model("insufficient_data"))
+    fitted = trained.unionByName(missing, allowMissingColumns=True)
+    if pinned is not None:
+        fitted = _pinned_hours(fitted, devices, model_hours, pinned, reuse)
+    out = fitted.withColumn(
+        "model_version", F.concat(F.lit(model_version(cfg) + "@"), F.date_format("event_hour", "yyyy-MM-dd'T'HH"))
+    )
+    if pinned is None:
+        out = out.withColumn("training_start", F.col("event_hour") - F.expr(f"INTERVAL {TRAILING_HOURS} HOURS"))
+        out = out.withColumn("training_end", F.col("event_hour"))
+    else:
+        out = out.withColumn("training_start", F.lit(pinned[0].replace(tzinfo=None)).cast("timestamp"))
+        out = out.withColumn("training_end", F.lit(pinned[1].replace(tzinfo=None)).cast("timestamp"))
+    if "trained_at" not in out.columns:
+        out = out.withColumn("trained_at", F.lit(None).cast("timestamp"))
+    # A reused model keeps the time it was trained at.
+    return out.withColumn("training_policy", F.lit(training_policy(cfg))).withColumn(
+        "trained_at", F.coalesce("trained_at", F.current_timestamp())
+    )
+
+
+def _no_model(status: str) -> list:
+    """The columns of a row without a model."""
+    return [
+        F.lit(status).alias("status"),
         F.lit(0).alias("k"),
-        F.lit(None).alias("centroids"),
-        F.lit(None).alias("feature_means"),
-        F.lit(None).alias("feature_stds"),
+        F.lit(None).cast("array<array<double>>").alias("centroids"),
+        F.lit(None).cast("array<double>").alias("feature_means"),
+        F.lit(None).cast("array<double>").alias("feature_stds"),
         F.lit(None).cast("double").alias("distance_threshold"),
         F.lit(0).cast("long").alias("training_rows"),
         F.lit(0).cast("long").alias("excluded_rows"),
         F.lit(0).cast("long").alias("incomplete_rows"),
+    ]
+
+
+def _pinned_hours(
+    fitted: DataFrame,
+    devices: DataFrame,
+    model_hours: list[datetime],
+    pinned: tuple[datetime, datetime],
+    reuse: DataFrame | None,
+) -> DataFrame:
+    """The pinned models (fitted, or reused) repeated for every model hour from pinned_end on, and
+    `learning` rows for the hours before it."""
+    spark = fitted.sparkSession
+    hours, end = [h.replace(tzinfo=None) for h in model_hours], pinned[1].replace(tzinfo=None)
+    after, before = [h for h in hours if h >= end], [h for h in hours if h < end]
+    models = fitted.drop("event_hour")
+    if reuse is not None:
+        # Only the devices registered now: a stored model of a device since removed is not copied.
+        models = models.unionByName(reuse.join(devices, "device_id", "left_semi"), allowMissingColumns=True)
+    out = models.crossJoin(F.broadcast(spark.createDataFrame([(h,) for h in after], "event_hour timestamp")))
+    if before:
+        waiting = devices.crossJoin(F.broadcast(spark.createDataFrame([(h,) for h in before], "event_hour timestamp")))
+        learning = waiting.select("device_id", "event_hour", *_no_model("learning"))
+        out = out.unionByName(learning, allowMissingColumns=True)
+    return out
+
+
+def reusable_models(models: DataFrame, cfg: AnomalyModelConfig) -> DataFrame:
+    """One stored trained model per device of the pinned range and version `cfg` gives (from the
+    models table), with the columns `train_models` copies instead of refitting."""
+    start, end = (t.replace(tzinfo=None) for t in cfg.pinned_range)
+    stored = models.where(
+        (F.col("status") == "trained")
+        & (F.col("training_policy") == PINNED_POLICY)
+        & F.col("model_version").startswith(model_version(cfg) + "@")
+        & (F.col("training_start") == F.lit(start))
+        & (F.col("training_end") == F.lit(end))
     )
-    return (
-        trained.unionByName(missing, allowMissingColumns=True)
-        .withColumn(
-            "model_version", F.concat(F.lit(model_version(cfg) + "@"), F.date_format("event_hour", "yyyy-MM-dd'T'HH"))
-        )
-        .withColumn("training_start", F.col("event_hour") - F.expr(f"INTERVAL {TRAILING_HOURS} HOURS"))
-        .withColumn("training_end", F.col("event_hour"))
-        .withColumn("training_policy", F.lit(TRAINING_POLICY))
-        .withColumn("trained_at", F.current_timestamp())
-    )
+    kept = [
+        "status",
+        "k",
+        "centroids",
+        "feature_means",
+        "feature_stds",
+        "distance_threshold",
+        "training_rows",
+        "excluded_rows",
+        "incomplete_rows",
+        "trained_at",
+    ]
+    first = stored.groupBy("device_id").agg(F.min_by(F.struct(*kept), F.col("event_hour")).alias("_m"))
+    return first.select("device_id", *[F.col(f"_m.{c}").alias(c) for c in kept])
 
 
 @asset(
@@ -347,7 +439,9 @@ def device_anomaly_models(
     anomaly_config: AnomalyModelConfig,
     aws: AwsResource,
 ):
-    """One KMeans model per device for each hour, trained on the device's previous 24 hours of silver.
+    """One KMeans model per device for each hour, trained on the device's previous 24 hours of silver,
+    or under the pinned policy (IOT_TRAINING_POLICY=pinned) on its pinned known-good range, trained
+    once and copied to every later hour.
 
     Devices with too little data are recorded as `insufficient_data`, and devices with less than
     `learning_hours` of history as `learning` (no model is used for them). Each hour's models are also
@@ -357,11 +451,18 @@ def device_anomaly_models(
     window = context.partition_time_window
     hours = hours_in(window)
     session = spark.session
-    silver = lake.read_upstream(session, TRAINING_WINDOW, window)
+    pinned = anomaly_config.pinned_range
+    if pinned is None:
+        silver = lake.read_upstream(session, TRAINING_WINDOW, window)
+    else:  # the pinned range whatever the hour, outside the declared trailing-day edge
+        silver = lake.read_window(session, SILVER_READINGS, *pinned)
     registry = lake.read(session, REGISTRY)
-    spans = recorded_abnormal_spans(session, lake, *trailing_day(window))
+    spans = recorded_abnormal_spans(session, lake, *(pinned or trailing_day(window)))
     featured = with_features(silver) if spans is None else with_normal_flag(with_features(silver), spans)
-    models = train_models(featured, registry, hours, anomaly_config).persist()
+    reuse = None
+    if pinned and lake.exists(session, MODELS):
+        reuse = reusable_models(lake.read(session, MODELS), anomaly_config)
+    models = train_models(featured, registry, hours, anomaly_config, reuse).persist()
     try:
         sums = models.agg(F.sum("excluded_rows"), F.sum("incomplete_rows")).first()
         excluded, incomplete = int(sums[0] or 0), int(sums[1] or 0)
@@ -386,7 +487,8 @@ def device_anomaly_models(
             devices_trained=int(status.get("trained", 0)),
             devices_learning=int(status.get("learning", 0)),
             model_version=model_version(anomaly_config),
-            training_policy=TRAINING_POLICY,
+            training_policy=training_policy(anomaly_config),
+            **({"pinned_start": pinned[0].isoformat(), "pinned_end": pinned[1].isoformat()} if pinned else {}),
             learning_hours=anomaly_config.learning_hours,
             readings_excluded_from_training=excluded,
             readings_lacking_features=incomplete,

@@ -68,6 +68,9 @@ def build_resources() -> dict:
             zscore_limit=float(get("IOT_ZSCORE_LIMIT")),
             distance_percentile=float(get("IOT_KMEANS_DISTANCE_PERCENTILE")),
             threshold_margin=float(get("IOT_KMEANS_THRESHOLD_MARGIN")),
+            training_policy=get("IOT_TRAINING_POLICY").strip(),
+            pinned_start=get("IOT_PINNED_START").strip(),
+            pinned_end=get("IOT_PINNED_END").strip(),
         ),
         "alert_sinks": AlertSinks(
             aws=aws,
