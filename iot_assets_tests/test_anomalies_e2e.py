@@ -132,3 +132,45 @@ def test_incidents_cover_the_confirmed_readings(scored, spark):
     assert latest.count() < confirmed
     meta = scored.asset_materializations_for_node("anomaly_incidents")[0].metadata
     assert meta["incidents_opened"].value == len(meta["opened_incidents"].value) > 0
+
+
+def test_a_pinned_baseline_trains_once_on_its_range_and_is_reused(scored, spark):
+    """Under the pinned policy the scored hours' models come from the first day (the pinned range),
+    the second hour reuses the first hour's fit, and the z-score and shift rows name the range.
+    Last in the module: it replaces the scored hours' models and anomaly log."""
+    from iot_assets.definitions import defs
+    from iot_assets.resources.detection import AnomalyModelConfig
+
+    # A new resource (a pydantic copy would not change the config Dagster builds it from).
+    base = resolved("anomaly_config")
+    pinned = AnomalyModelConfig(
+        **{f: getattr(base, f) for f in ("k", "learning_hours", "zscore_limit", "distance_percentile")},
+        training_policy="pinned",
+        pinned_start=START.isoformat(),
+        pinned_end=SCORED[0].isoformat(),
+    )
+    resources = {**defs.resources, "anomaly_config": pinned}
+    for hour in SCORED:  # one run per hour, so the second one finds the first one's models
+        assert materialize_hours(
+            hour, hour, resources=resources, include_registry=False, selection=ANOMALY_DETECTION
+        ).success
+    lake = resolved("lake")
+    models = lake.read_window(spark, named("device_anomaly_models"), SCORED[0], SCORED[-1] + HOUR).collect()
+    trained = [m for m in models if m["status"] == "trained"]
+    assert len(trained) >= len(models) - 2 and {m["training_policy"] for m in models} == {"pinned"}
+    assert {(m["training_start"], m["training_end"]) for m in trained} == {
+        (START.replace(tzinfo=None), SCORED[0].replace(tzinfo=None))
+    }
+    by_device = {}
+    for m in trained:
+        by_device.setdefault(m["device_id"], []).append(m)
+    assert all(a["centroids"] == b["centroids"] and a["trained_at"] == b["trained_at"] for a, b in by_device.values())
+    versions = {
+        r[0]
+        for r in lake.read_window(spark, named("anomaly_log"), SCORED[0], SCORED[-1] + HOUR)
+        .where("method IN ('zscore', 'shift')")
+        .select("model_version")
+        .distinct()
+        .collect()
+    }
+    assert versions and all("pinned-20261105T00-20261106T00" in v for v in versions)
