@@ -73,8 +73,14 @@ def _spark_class(log: Path, *args: str) -> subprocess.Popen:
 
 
 def _master_state(web_port: int) -> dict:
+    """The master's state from its web UI's JSON endpoint; while the UI is still starting, that
+    path can answer with the HTML page (seen once in CI), which counts as not ready."""
     with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/json/", timeout=5) as r:
-        return json.load(r)
+        text = r.read().decode("utf-8", "replace")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return {"status": None, "workers": [], "aliveworkers": 0}
 
 
 def _wait(what: str, ready, seconds: float = 120):
