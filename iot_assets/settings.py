@@ -152,6 +152,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Spark master URL: `local[*]`, `spark://host:7077`, `yarn`, ...; `submit` keeps the master spark-submit "
         "chose (EMR).",
     ),
+    Setting(
+        "IOT_SPARK_REMOTE",
+        "",
+        "Spark Connect URL (`sc://host:15002`, or a Databricks URL with its token: a secret, so set it in the "
+        "environment only). When set, runs open a Connect session and start no JVM; `IOT_SPARK_MASTER`, "
+        "`IOT_SPARK_DRIVER_MEMORY` and the packages are then the server's business. See "
+        "[Spark Connect](../deployments/connect/README.md).",
+    ),
     Setting("IOT_SPARK_SHUFFLE_PARTITIONS", "8", "`spark.sql.shuffle.partitions` (AQE coalesces further)."),
     Setting("IOT_SPARK_DRIVER_MEMORY", "2g", "`spark.driver.memory` when Spark starts in this process."),
     Setting(

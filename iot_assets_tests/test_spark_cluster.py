@@ -1,9 +1,10 @@
-"""Spark on a cluster for real: a standalone master and two workers on 127.0.0.1, from pyspark's own jars.
+"""Spark away from the run process, for real, from pyspark's own jars on 127.0.0.1: a standalone
+master with two workers, and a Spark Connect server.
 
-The cluster run happens in a fresh process (a process has one SparkSession, and the test session
-is `local[*]`), configured only by settings: IOT_SPARK_MASTER=spark://..., a distinct
-IOT_LAKE_PREFIX, the same local S3. The same hour is materialised here in local mode, and the
-silver and gold rows of both lakes must be the same.
+Each run happens in a fresh process (a process has one SparkSession, and the test session is
+`local[*]`), configured only by settings: IOT_SPARK_MASTER=spark://... or IOT_SPARK_REMOTE=sc://...,
+a distinct IOT_LAKE_PREFIX, the same local S3. The same hour is materialised once here in local
+mode, and the rows of the lakes must be the same.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import pyspark
 import pytest
 
+from iot_assets.automation.jobs import ANOMALY_DETECTION, HOURLY_PIPELINE
 from iot_assets.lib.partitions import HOUR
 from iot_assets.lib.tables import named
 from iot_assets.resources.config import resolved
@@ -39,7 +41,15 @@ TABLES = (
     ("device_hourly_stats", "event_hour"),
     ("sensor_aggregates_10min", "event_hour"),
 )
-VOLATILE = ("ingest_time",)
+# Connect runs every step, so its comparison also covers bronze, the models and the anomaly log.
+CONNECT_TABLES = (
+    *TABLES,
+    ("bronze_sensor_readings", "event_hour"),
+    ("bronze_quarantine", "batch_hour"),
+    ("device_anomaly_models", "event_hour"),
+    ("anomaly_log", "event_hour"),
+)
+VOLATILE = ("ingest_time", "trained_at", "artifact_uri")
 CLUSTER_RUN = """
 import sys
 from datetime import datetime
@@ -50,6 +60,19 @@ result = materialize_hours(hour, hour)
 sc = resolved("spark").session.sparkContext
 print("MASTER", sc.master, "EXECUTORS", sc._jsc.sc().getExecutorMemoryStatus().size() - 1, flush=True)
 resolved("spark").session.stop()  # the application finishes, and the JVM exits with this process
+sys.exit(0 if result.success else 1)
+"""
+CONNECT_RUN = """
+import sys
+from datetime import datetime
+from pyspark import SparkContext
+from iot_assets.automation.jobs import ANOMALY_DETECTION, HOURLY_PIPELINE
+from iot_assets.tools.demo import materialize_hours
+from iot_assets.resources.config import resolved
+from iot_assets.resources.spark import is_connect
+hour = datetime.fromisoformat(sys.argv[1])
+result = materialize_hours(hour, hour, selection=HOURLY_PIPELINE | ANOMALY_DETECTION)
+print("CONNECT", is_connect(resolved("spark").session), "JVM", SparkContext._jvm is not None, flush=True)
 sys.exit(0 if result.success else 1)
 """
 
@@ -157,7 +180,36 @@ def rows(spark, lake, table, column):
     return sorted(tuple(_plain(v) for v in r) for r in df.select(keep).collect())
 
 
-def test_cluster_run_matches_local_mode(standalone_cluster, resources, spark, tmp_path):
+@pytest.fixture(scope="module")
+def local_hour(resources):
+    """The hour materialised here in local mode, under the default prefix; both tests compare to it."""
+    assert materialize_hours(H, H, selection=HOURLY_PIPELINE | ANOMALY_DETECTION).success
+    return resolved("lake")
+
+
+def _run_elsewhere(script: str, env: dict, log: Path) -> str:
+    # Output to a file, not a pipe: a pipe stays open while any child (the JVM) lives.
+    with log.open("w") as out:
+        run = subprocess.run(
+            [sys.executable, "-c", script, H.isoformat()], env=env, stdout=out, stderr=subprocess.STDOUT, timeout=900
+        )
+    output = log.read_text()
+    assert run.returncode == 0, output[-8000:]
+    return output
+
+
+def _assert_same_rows(spark, local, prefix, tables):
+    there = DeltaLakehouse(bucket=local.bucket, prefix=prefix)
+    assert local.prefix != prefix
+    counts = {}
+    for table, column in tables:
+        mine, theirs = rows(spark, local, table, column), rows(spark, there, table, column)
+        assert mine == theirs, f"{table}: local mode and {prefix} differ"
+        counts[table] = len(mine)
+    return counts
+
+
+def test_cluster_run_matches_local_mode(standalone_cluster, local_hour, spark, tmp_path):
     url, web = standalone_cluster
     prefix = f"cluster{uuid.uuid4().hex[:8]}"
     env = {
@@ -169,31 +221,42 @@ def test_cluster_run_matches_local_mode(standalone_cluster, resources, spark, tm
         "PYSPARK_PYTHON": sys.executable,
     }
     began = time.monotonic()
-    log = tmp_path / "cluster-run.log"
-    # Output to a file, not a pipe: a pipe stays open while any child (the JVM) lives.
-    with log.open("w") as out:
-        run = subprocess.run(
-            [sys.executable, "-c", CLUSTER_RUN, H.isoformat()],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            timeout=900,
-        )
-    output = log.read_text()
-    assert run.returncode == 0, output[-8000:]
+    output = _run_elsewhere(CLUSTER_RUN, env, tmp_path / "cluster-run.log")
     assert f"MASTER {url} EXECUTORS 2" in output
     cluster_seconds = time.monotonic() - began
     [app] = _master_state(web)["completedapps"]
     assert app["name"] == "iot_assets" and app["state"] == "FINISHED"
-
-    assert materialize_hours(H, H).success  # local[*], in this process, under the default prefix
-    local = resolved("lake")
-    cluster = DeltaLakehouse(bucket=local.bucket, prefix=prefix)
-    assert local.prefix != prefix
-    for table, column in TABLES:
-        here, there = rows(spark, local, table, column), rows(spark, cluster, table, column)
-        assert here and here == there, f"{table}: local mode and the cluster differ"
+    counts = _assert_same_rows(spark, local_hour, prefix, TABLES)
+    assert all(counts.values()), counts
     print(f"cluster run (incl. JVM start) {cluster_seconds:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def connect_server(resources, tmp_path_factory):
+    from iot_assets.tools import connect_server as cs
+
+    server = cs.start(resolved("spark").conf(), _free_port(), tmp_path_factory.mktemp("spark-connect") / "server.log")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_spark_connect_run_matches_local_mode(connect_server, local_hour, spark, tmp_path):
+    """raw -> bronze -> silver -> gold -> models -> anomaly log through a Connect server, with no JVM
+    in the run's process."""
+    prefix = f"connect{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "IOT_SPARK_REMOTE": connect_server.url, "IOT_LAKE_PREFIX": prefix}
+    began = time.monotonic()
+    output = _run_elsewhere(CONNECT_RUN, env, tmp_path / "connect-run.log")
+    assert "CONNECT True JVM False" in output, output[-4000:]
+    connect_seconds = time.monotonic() - began
+    counts = _assert_same_rows(spark, local_hour, prefix, CONNECT_TABLES)
+    # The hour is each device's first, so its models are `learning` and its log holds only what the
+    # threshold rules find; every other table has rows.
+    assert all(n for table, n in counts.items() if table != "anomaly_log"), counts
+    assert counts["device_anomaly_models"] == resolved("raw_source").device_count, counts
+    print(f"Connect run {connect_seconds:.0f} s, rows {counts}")
 
 
 def test_the_package_shipped_to_executors_holds_this_package_only(spark):

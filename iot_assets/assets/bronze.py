@@ -20,7 +20,7 @@ from iot_assets.lib.tables import Table
 from iot_assets.resources.io_managers import RawObject
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse, count_by
 from iot_assets.resources.quality_config import DataQualityConfig
-from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
+from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource, parallelism
 
 CATALOGUE = catalogue.active()
 RECORD = CATALOGUE.record
@@ -374,10 +374,10 @@ def read_raw(spark, objects: list[RawObject]) -> DataFrame:
         .json(uris)
         .withColumn("source_object", F.col("_metadata.file_path"))
     )
-    # A gzip object is read by one task; parsing is the costly part, so it is spread over every
-    # core.
-    cores = spark.sparkContext.defaultParallelism
-    return df.repartition(cores) if df.rdd.getNumPartitions() < cores else df
+    # A gzip object is read by one task; parsing is the costly part, so fewer objects than cores
+    # are spread over every core. (Spark packs more objects than cores into about one task per core.)
+    cores = parallelism(spark)
+    return df.repartition(cores) if len(uris) < cores else df
 
 
 @multi_asset(

@@ -24,6 +24,7 @@ def build_resources() -> dict:
         "aws": aws,
         "spark": SparkResource(
             master=v("IOT_SPARK_MASTER"),
+            remote=v("IOT_SPARK_REMOTE"),
             endpoint_url=v("IOT_AWS_ENDPOINT_URL"),
             region=v("IOT_AWS_REGION"),
             shuffle_partitions=int(get("IOT_SPARK_SHUFFLE_PARTITIONS")),

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from dagster import ConfigurableResource, Failure, MetadataValue, TimeWindow
-from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from iot_assets.lib.tables import Table, Upstream
 
 _TABLE_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+# What reading a location that holds no Delta table raises: nothing there, or files without a log.
+NO_TABLE_CONDITIONS = frozenset({"PATH_NOT_FOUND", "DELTA_TABLE_NOT_FOUND", "DELTA_MISSING_DELTA_TABLE"})
 
 # Every step that commits to a Delta table takes a slot of this Dagster concurrency pool. Delta's
 # default S3 log store (S3SingleDriverLogStore) is safe for one driver only: two runs committing
@@ -118,7 +121,7 @@ class DeltaLakehouse(ConfigurableResource):
         return f"s3a://{settings.validate_bucket(self.bucket)}/{settings.validate_prefix(self.prefix)}/{name}"
 
     def exists(self, spark: SparkSession, table: Table | str) -> bool:
-        return DeltaTable.isDeltaTable(spark, self.uri(table))
+        return table_schema(spark, self.uri(table)) is not None
 
     def _write(
         self,
@@ -133,8 +136,9 @@ class DeltaLakehouse(ConfigurableResource):
         began = time.monotonic()
         uri = self.uri(table)
         spark = df.sparkSession
-        if DeltaTable.isDeltaTable(spark, uri):
-            changes = type_changes(DeltaTable.forPath(spark, uri).toDF().schema, df.schema)
+        existing = table_schema(spark, uri)
+        if existing is not None:
+            changes = type_changes(existing, df.schema)
             if changes:
                 raise SchemaChangeRefused(uri, changes)
         # Columns only ever come from the pandera models (schemas.conform), so a column added to a
@@ -151,7 +155,8 @@ class DeltaLakehouse(ConfigurableResource):
         if partition_by:
             writer = writer.partitionBy(partition_by)
         writer.save(uri)
-        last = DeltaTable.forPath(spark, uri).history(1).select("version", "operationMetrics").first()
+        # SQL, not DeltaTable.history: the same over Spark Connect. The URI is validated (`uri`).
+        last = spark.sql(f"DESCRIBE HISTORY delta.`{uri}` LIMIT 1").select("version", "operationMetrics").first()
         metrics = last["operationMetrics"] or {}
         return WriteResult(
             table=table.name,
@@ -198,6 +203,18 @@ class DeltaLakehouse(ConfigurableResource):
     def read_upstream(self, spark: SparkSession, edge: Upstream, window: TimeWindow) -> DataFrame:
         """What a step materialising `window` reads over a declared edge (its partition mapping)."""
         return self.read_window(spark, edge.table, *edge.window(window))
+
+
+def table_schema(spark: SparkSession, uri: str) -> StructType | None:
+    """The schema of the Delta table at `uri`, or None if there is none. It reads through the
+    DataFrame API (not `DeltaTable`), so it works the same over Spark Connect; any other failure,
+    such as S3 being unreachable, is raised."""
+    try:
+        return spark.read.format("delta").load(uri).schema
+    except AnalysisException as e:
+        if e.getCondition() in NO_TABLE_CONDITIONS:
+            return None
+        raise
 
 
 def window_predicate(column: str, start: datetime, end: datetime) -> str:

@@ -152,10 +152,30 @@ def spark_conf(
     return conf
 
 
+# The session settings a Connect client sets on its own session. Everything else (packages, the Delta
+# extension, s3a, memory) is fixed when the server starts; see `connect_server_conf`.
+SESSION_CONF = (
+    "spark.sql.session.timeZone",
+    "spark.sql.shuffle.partitions",
+    "spark.sql.adaptive.enabled",
+    "spark.sql.adaptive.coalescePartitions.enabled",
+    "spark.sql.adaptive.skewJoin.enabled",
+    "spark.databricks.delta.snapshotPartitions",
+    "spark.databricks.delta.writeChecksumFile.enabled",
+)
+# Without these the results would differ, so a server that refuses them (and holds another value)
+# is refused in turn; the others only tune speed, and a managed server may keep its own.
+REQUIRED_SESSION_CONF = ("spark.sql.session.timeZone",)
+
+
 class SparkResource(ConfigurableResource):
-    """A SparkSession with Delta Lake and s3a, created once per process on first use."""
+    """A SparkSession with Delta Lake and s3a, created once per process on first use.
+
+    With `remote` (IOT_SPARK_REMOTE, `sc://...`) it is a Spark Connect session: no JVM in this
+    process, and the server brings Delta, s3a and the cluster."""
 
     master: str = "local[*]"
+    remote: str = ""
     endpoint_url: str = settings.LOCAL_ENDPOINT
     region: str = "us-east-1"
     shuffle_partitions: int = 8
@@ -170,39 +190,60 @@ class SparkResource(ConfigurableResource):
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self._session = None
 
+    def conf(self) -> dict[str, str]:
+        return spark_conf(
+            self.master,
+            settings.endpoint_url(self.endpoint_url),
+            self.region,
+            self.shuffle_partitions,
+            self.driver_memory,
+            self.extra_packages,
+            self.python,
+            self.log_store,
+            self.dynamodb_table,
+        )
+
     @property
     def session(self) -> SparkSession:
         if self._session is None:
-            self._session = get_or_create_session(
-                spark_conf(
-                    self.master,
-                    settings.endpoint_url(self.endpoint_url),
-                    self.region,
-                    self.shuffle_partitions,
-                    self.driver_memory,
-                    self.extra_packages,
-                    self.python,
-                    self.log_store,
-                    self.dynamodb_table,
-                )
-            )
-            if not self.master.startswith("local"):
+            if self.remote:
+                self._session = get_or_create_remote_session(self.remote, self.conf())
                 ship_package(self._session)
+            else:
+                self._session = get_or_create_session(self.conf())
+                if not self.master.startswith("local"):
+                    ship_package(self._session)
         return self._session
 
 
-_shipped: dict[str, str] = {}  # Spark application id -> the zip its executors have
+def is_connect(session: SparkSession) -> bool:
+    """Whether `session` is a Spark Connect client session (no SparkContext, no RDDs, no JVM)."""
+    return type(session).__module__.startswith("pyspark.sql.connect")
+
+
+def parallelism(session: SparkSession) -> int:
+    """How many tasks keep every core busy: the SparkContext's default parallelism, or, over Spark
+    Connect, which has no SparkContext, `spark.default.parallelism` if the server sets it and
+    else the shuffle partitions."""
+    if not is_connect(session):
+        return session.sparkContext.defaultParallelism  # classic only, guarded above
+    value = session.conf.get("spark.default.parallelism", None)
+    return int(value or session.conf.get("spark.sql.shuffle.partitions"))
+
+
+_shipped: dict[str, str] = {}  # Spark application (classic) or Connect session id -> the zip it has
 
 
 def ship_package(session: SparkSession) -> str:
     """Send this package's code to the executors of a cluster, for the Python UDFs that import it
     (grouped model training), so executors need only the third-party dependencies; this is
-    dagster-pyspark's `build_pyspark_zip`. Once per Spark application; returns the zip's path."""
-    app = session.sparkContext.applicationId
+    dagster-pyspark's `build_pyspark_zip`. Over Spark Connect the zip is a session artifact
+    (`addArtifacts`). Once per Spark application or Connect session; returns the zip's path."""
+    key = session.session_id if is_connect(session) else session.sparkContext.applicationId
     with _lock:
-        if app not in _shipped:
-            _shipped[app] = _ship(session)
-        return _shipped[app]
+        if key not in _shipped:
+            _shipped[key] = _ship(session)
+        return _shipped[key]
 
 
 def _ship(session: SparkSession) -> str:
@@ -220,7 +261,10 @@ def _ship(session: SparkSession) -> str:
         str(package.parent),
         exclude=[*DEFAULT_EXCLUDE, rf"^(?!{re.escape(str(package))}{re.escape(os.sep)})"],
     )
-    session.sparkContext.addPyFile(str(target))
+    if is_connect(session):
+        session.addArtifacts(str(target), pyfile=True)
+    else:
+        session.sparkContext.addPyFile(str(target))
     return str(target)
 
 
@@ -243,4 +287,32 @@ def get_or_create_session(conf: dict[str, str]) -> SparkSession:
             builder = builder.config("spark.hadoop.fs.s3a.secret.key", creds[1])
         session = builder.getOrCreate()
         session.sparkContext.setLogLevel("WARN")
+        return session
+
+
+def redact_remote(url: str) -> str:
+    """A Connect URL for messages: its parameters (`;token=...`) may hold a secret."""
+    return url.split(";", 1)[0] + (";..." if ";" in url else "")
+
+
+def get_or_create_remote_session(url: str, conf: dict[str, str]) -> SparkSession:
+    """A Spark Connect session to `url`, with this project's session settings (`SESSION_CONF`).
+
+    A process holds either Connect sessions or a classic one: PySpark switches its functions to
+    Connect for the whole process once a Connect session exists."""
+    from pyspark.errors import PySparkException
+
+    if not url.startswith("sc://"):
+        raise ValueError(f"IOT_SPARK_REMOTE must be a Spark Connect URL (sc://host:port); got {redact_remote(url)!r}")
+    with _lock:
+        session = SparkSession.builder.remote(url).getOrCreate()
+        for key in SESSION_CONF:
+            try:
+                session.conf.set(key, conf[key])
+            except PySparkException as e:
+                if key in REQUIRED_SESSION_CONF and session.conf.get(key, None) != conf[key]:
+                    raise RuntimeError(
+                        f"the Spark Connect server at {redact_remote(url)} refused {key}={conf[key]}, "
+                        "which the pipeline's results depend on; set it on the server"
+                    ) from e
         return session

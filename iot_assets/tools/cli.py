@@ -33,6 +33,27 @@ def cmd_local_aws(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_connect_server(args: argparse.Namespace) -> int:
+    """Spark's own Connect server for the local stack, in the foreground; runs reach it with
+    IOT_SPARK_REMOTE (deployments/connect/README.md)."""
+    from pathlib import Path
+
+    from iot_assets.resources.config import resolved
+    from iot_assets.tools import connect_server
+
+    server = connect_server.start(resolved("spark").conf(), args.port, Path(args.log))
+    print(f"Spark Connect on {server.url} (log: {args.log}); export IOT_SPARK_REMOTE={server.url}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1) and server.process.poll() is None:
+            pass
+    except KeyboardInterrupt:
+        pass
+    server.stop()
+    return 0 if server.process.returncode in (0, -15, 143) else 1
+
+
 def parse_duration(text: str) -> float:
     """Seconds from `90`, `90s`, `15m` or `2h`; 0 means until stopped."""
     text = text.strip().lower()
@@ -369,6 +390,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("local-aws", help="run the local AWS endpoint (moto) on 127.0.0.1 in the foreground").set_defaults(
         func=cmd_local_aws
     )
+    connect = sub.add_parser("connect-server", help="run a Spark Connect server for the local stack in the foreground")
+    connect.add_argument("--port", type=int, default=15002, help="port on 127.0.0.1 (Spark's default, 15002)")
+    connect.add_argument("--log", default=".dev/spark-connect.log", help="the server's log file")
+    connect.set_defaults(func=cmd_connect_server)
     sub.add_parser("jars", help="download the Spark jars into the Ivy cache (first run only)").set_defaults(
         func=cmd_jars
     )
