@@ -7,8 +7,11 @@ their settings (as `EnvVar`s) when the definitions are built.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -19,6 +22,7 @@ from pathlib import Path
 
 from iot_assets.lib.partitions import HOUR
 
+ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "iot-bench"
 # BENCH_LOG_LEVEL=INFO shows each step as it ends (for profiling a run in progress).
 QUIET = {"loggers": {"console": {"config": {"log_level": os.environ.get("BENCH_LOG_LEVEL", "WARNING")}}}}
@@ -198,6 +202,27 @@ def run_assets(selection, resources: dict, instance, first: datetime, last: date
         raise RuntimeError(f"benchmark run {result.run_id} of {selection} failed")
     steps = {e.step_key: round(e.event_specific_data.duration_ms / 1000, 1) for e in result.get_step_success_events()}
     return Run(seconds, steps)
+
+
+@dataclass
+class ChildRun:
+    seconds: float  # from the child's start to its exit: interpreter, imports, JVM start, the run
+    reported: dict  # the last JSON line the child printed
+
+
+def run_child(module: str, args: list[str], log: Path, timeout: float = 3600) -> ChildRun:
+    """`python -m <module> <args>` in a fresh interpreter with this process's environment (the
+    stack's endpoint and bucket), as a run process would be started; its output goes to `log`."""
+    began = time.monotonic()
+    with log.open("w") as out:  # a file, not a pipe: a pipe stays open while a child JVM lives
+        done = subprocess.run(
+            [sys.executable, "-m", module, *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=timeout
+        )
+    seconds = time.monotonic() - began
+    text = log.read_text()
+    if done.returncode != 0:
+        raise RuntimeError(f"{module} {' '.join(args)} failed; see {log}\n{text[-3000:]}")
+    return ChildRun(seconds, json.loads(next(line for line in reversed(text.splitlines()) if line.startswith("{"))))
 
 
 def ensure_registry(resources: dict, instance) -> None:

@@ -34,27 +34,31 @@ def _setup(fleet, name: str):
     return resolved("spark").session, prefix, resources_for(prefix, fleet), DagsterInstance.ephemeral()
 
 
-def partition(fleet, progress=print) -> dict:
-    spark, prefix, resources, instance = _setup(fleet, "throughput")
-    hour = bench_hour()
+def partition(fleet, progress=print, hours_back: int = 1, name: str = "throughput", floor: bool = True) -> dict:
+    """The hour `hours_back` hours ago on a fresh lake prefix; the engine floor too unless `floor`
+    is False (then its figures are left out)."""
+    spark, prefix, resources, instance = _setup(fleet, name)
+    hour = bench_hour(hours_back)
     records = write_raw_hours([hour], fleet, progress)
     ensure_registry(resources, instance)  # also warms the session's code paths
-    floor_s = engine_floor(spark, raw_uris([hour]), f"s3a://{BUCKET}/{prefix}/engine_floor")
-    progress(f"   engine floor: {records:,} records read.json -> Delta in {floor_s:.1f} s")
+    floor_s = engine_floor(spark, raw_uris([hour]), f"s3a://{BUCKET}/{prefix}/engine_floor") if floor else None
+    if floor:
+        progress(f"   engine floor: {records:,} records read.json -> Delta in {floor_s:.1f} s")
     with PeakMemory(spark) as memory:
         run = run_assets(PIPELINE_AFTER_RAW, resources, instance, hour)
-    progress(f"   pipeline: {run.seconds:.1f} s; steps {run.steps}")
-    return {
+    progress(f"   pipeline, {fleet.device_count:,} devices: {run.seconds:.1f} s; steps {run.steps}")
+    figures = {
         "devices": fleet.device_count,
         "readings_per_hour": fleet.readings_per_hour,
         "raw_records": records,
         "pipeline_seconds": round(run.seconds, 1),
-        "floor_seconds": round(floor_s, 1),
+        "floor_seconds": round(floor_s, 1) if floor else None,
         "pipeline_readings_per_second": round(records / run.seconds),
-        "floor_readings_per_second": round(records / floor_s),
+        "floor_readings_per_second": round(records / floor_s) if floor else None,
         "step_seconds": run.steps,
         "memory": memory.figures(),
     }
+    return {k: v for k, v in figures.items() if v is not None}
 
 
 def first_hour(fleet, progress=print) -> dict:

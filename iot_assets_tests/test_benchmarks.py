@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from benchmarks import run
 from benchmarks.common import children, rss_bytes
 
@@ -66,3 +68,36 @@ def test_the_results_table_lives_in_benchmarks_readme_and_matches_latest_json():
     assert run.README == run.ROOT / "benchmarks" / "README.md" and run.TABLE_START in text and run.TABLE_END in text
     table = text.split(run.TABLE_START)[1].split(run.TABLE_END)[0].strip()
     assert table == run.render(json.loads(run.RESULTS.read_text()))
+
+
+def _size(devices: int, readings: int, seconds: float, rss: float) -> dict:
+    return {
+        "devices": devices,
+        "readings_per_hour": 3600,
+        "raw_records": readings,
+        "pipeline_seconds": seconds,
+        "step_seconds": {"bronze": seconds / 2},
+        "memory": {"peak_driver_rss_gib": rss},
+    }
+
+
+def test_growth_reports_seconds_per_million_readings_and_the_largest_against_the_next_size_down():
+    from benchmarks import growth
+
+    sizes = [_size(3000, 10_800_000, 1296.0, 3.5), _size(100, 360_000, 54.0, 1.2), _size(1000, 3_600_000, 360.0, 2.4)]
+    f = growth.summarise(sizes)
+    assert [f[f"seconds_per_million_{n}_devices"] for n in (100, 1000, 3000)] == [150.0, 100.0, 120.0]
+    assert f["growth_ratio"] == 1.2 and f["smallest_seconds"] == 54.0
+    assert f["peak_driver_rss_gib_3000_devices"] == 3.5 and list(f["step_seconds"]) == ["100", "1000", "3000"]
+    assert growth.met(f)
+    assert not growth.met({**f, "smallest_seconds": 61.0}) and not growth.met({**f, "growth_ratio": 1.21})
+
+
+def test_a_child_run_is_timed_from_start_to_exit_and_reports_its_last_json_line(tmp_path):
+    from benchmarks.common import run_child
+
+    (tmp_path / "in.json").write_text('{"run_seconds": 0.5}')
+    done = run_child("json.tool", ["--compact", str(tmp_path / "in.json")], tmp_path / "child.log")
+    assert done.reported == {"run_seconds": 0.5} and done.seconds > 0
+    with pytest.raises(RuntimeError, match="failed; see"):
+        run_child("json.tool", [str(tmp_path / "missing.json")], tmp_path / "failed.log")
