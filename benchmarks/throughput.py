@@ -3,8 +3,9 @@ log, against Spark's own floor (`read.json` -> Delta write of the same raw file 
 session).
 
 Two ways: `partition` (the raw hour simulated beforehand, the driver's peak memory sampled while
-the pipeline runs), and `first_hour` (what a new user sees first: the registry, then raw from the
-simulator, published to Kinesis, through the anomaly log on fresh tables)."""
+the pipeline runs; `benchmarks.growth` runs it at several fleet sizes), and `first_hour` (what a
+new user sees first: the registry, then raw from the simulator, published to Kinesis, through the
+anomaly log on fresh tables)."""
 
 from __future__ import annotations
 
