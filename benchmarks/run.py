@@ -207,7 +207,8 @@ def bench_backfill(scale: str, progress=print) -> list[dict]:
             "single-run backfill >= 10x faster than one run per partition, each run in its own process and JVM",
             cold_ratio >= 10,
             notes=f"{size}; every run (the single-range run too) in a fresh interpreter with its own JVM, one "
-            "after another, timed from process start to exit; *_in_run_seconds are the Dagster runs alone",
+            "after another, timed from process start to exit; *_in_run_seconds are the Dagster runs alone (the JVM "
+            "starts inside a run, at its first Spark step)",
         ),
     ]
 
