@@ -281,16 +281,16 @@ def backfill(first: datetime, last: datetime, resources: dict | None = None, sel
     )
 
 
-def register_devices(
-    aws, bucket: str, devices: list[str], site: str = "imported", device_type: str = "imported", names=None
-) -> list[str]:
+def register_devices(aws, bucket: str, devices: list[str], catalogue: Catalogue | None = None) -> list[str]:
     """Add the devices the registry's reference file (`s3://<bucket>/reference/devices.jsonl`) does
-    not list yet, and return them; the entries already there are kept as they are. Silver rejects
-    a reading of an unregistered device (`unknown_device`), so an import registers its devices."""
+    not list yet, each with the catalogue's registry defaults, and return them; the entries already
+    there are kept as they are. Silver rejects a reading of an unregistered device
+    (`unknown_device`), so an import registers its devices."""
     from botocore.exceptions import ClientError
 
     from iot_assets.assets.registry import REFERENCE_KEY
 
+    catalogue = catalogue or active()
     try:
         text = aws.s3.get_object(Bucket=bucket, Key=REFERENCE_KEY)["Body"].read().decode()
     except ClientError as e:
@@ -300,19 +300,7 @@ def register_devices(
     known = {json.loads(line)["device_id"] for line in text.splitlines() if line.strip()}
     added = [d for d in dict.fromkeys(devices) if d not in known]
     if added:
-        lines = [
-            json.dumps(
-                {
-                    "device_id": d,
-                    "device_name": (names or {}).get(d, d),
-                    "site": site,
-                    "device_type": device_type,
-                    "latitude": 0.0,
-                    "longitude": 0.0,
-                }
-            )
-            for d in added
-        ]
+        lines = [json.dumps(catalogue.device_entry(d)) for d in added]
         body = (text if not text or text.endswith("\n") else text + "\n") + "\n".join(lines) + "\n"
         aws.s3.put_object(Bucket=bucket, Key=REFERENCE_KEY, Body=body.encode())
     return added
@@ -386,7 +374,7 @@ def run_import(
         aws, lake = resolved("aws"), (resources or {}).get("lake")
         bucket = lake.bucket if lake is not None and isinstance(lake.bucket, str) else resolved("lake").bucket
         devices = [r.record.get(catalogue.record.device_id) for r in imported.rows]
-        added = register_devices(aws, bucket, [d for d in devices if isinstance(d, str) and d])
+        added = register_devices(aws, bucket, [d for d in devices if isinstance(d, str) and d], catalogue)
         out(f"registered {len(added)} new devices in s3://{bucket}/reference/devices.jsonl")
     if not backfill_after:
         return batches, None
