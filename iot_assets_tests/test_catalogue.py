@@ -317,6 +317,18 @@ def test_another_catalogue_yields_its_own_columns(tmp_path):
         assert not any(isinstance(r, list) and r and r[0] in SIX for r in rows)
 
 
+def test_registry_attributes_are_written_in_the_catalogue_only():
+    names = [a.name for a in load_catalogue(DEFAULT_PATH).registry]
+    naming = re.compile(r"(?<![a-z_])(" + "|".join(names) + r")(?![a-z_])")
+    found = {
+        path.relative_to(PACKAGE).as_posix()
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if any(naming.search(s) for s in _string_constants(path))
+    }
+    # The historian's tag paths (`site/line/device/field`) are its own hierarchy, not the registry's.
+    assert found == {"settings.py", "resources/historian.py"}, "a registry attribute is named outside the catalogue"
+
+
 def test_the_simulated_fleet_gives_the_shipped_registry_attributes():
     shipped = load_catalogue(DEFAULT_PATH)
     assert [f.name for f in fields(fleet.Device)] == ["device_id", *(a.name for a in shipped.registry)]
