@@ -265,9 +265,26 @@ def bench_import_csv(scale: str, progress=print) -> dict:
     )
 
 
+def bench_connect(scale: str, progress=print) -> dict:
+    from benchmarks.connect import compare
+
+    f = compare(fleet(*SCALES[scale]["throughput"]), progress)
+    return measurement(
+        "connect_throughput",
+        scale,
+        f,
+        f["connect_seconds"] / f["classic_seconds"],
+        "none in the issue (reported): the throughput hour over Spark Connect against classic mode",
+        None,
+        notes="same raw files; each side a fresh process after a warm-up run (JVM start and session "
+        "set-up counted on neither side); ratio = Connect seconds / classic seconds",
+    )
+
+
 BENCHES = {
     "throughput": bench_throughput,
     "growth": bench_growth,
+    "connect": bench_connect,
     "backfill": bench_backfill,
     "training": bench_training,
     "small": bench_small,

@@ -6,13 +6,14 @@ import re
 import subprocess
 import sys
 import textwrap
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import pytest
 import yaml
 
 import iot_assets
-from iot_assets.assets import anomalies, bronze, gold, models, silver
+from iot_assets.assets import anomalies, bronze, gold, models, registry, silver
 from iot_assets.lib import catalogue
 from iot_assets.lib.catalogue import DEFAULT_PATH, CatalogueError, load_catalogue, parse_catalogue
 from iot_assets.resources import detection, historian
@@ -45,6 +46,19 @@ def _ge_le(lo: float, hi: float) -> tuple[str, str]:
 
 
 # Today's schemas, written out: the shipped catalogue must yield exactly these.
+EXPECTED_REGISTRY = [
+    ("device_id", "string", False),
+    ("device_name", "string", False),
+    ("site", "string", False),
+    ("device_type", "string", False),
+    ("latitude", "double", False, ("greater_than_or_equal_to(min_value=-90)", "less_than_or_equal_to(max_value=90)")),
+    (
+        "longitude",
+        "double",
+        False,
+        ("greater_than_or_equal_to(min_value=-180)", "less_than_or_equal_to(max_value=180)"),
+    ),
+]
 EXPECTED_BRONZE = [
     ("device_id", "string", False, (f"str_matches(pattern={bronze.DEVICE_ID_PATTERN})",)),
     ("event_time", "timestamp", False),
@@ -150,6 +164,7 @@ UNITS = ["degrees Celsius", "percent relative humidity", "bar", "mm/s RMS", "per
 
 
 def test_the_shipped_catalogue_yields_todays_schemas():
+    assert columns(registry.DeviceRecord) == EXPECTED_REGISTRY
     assert columns(bronze.BronzeReading) == EXPECTED_BRONZE
     assert columns(silver.SilverReading) == EXPECTED_SILVER
     assert columns(silver.RejectedReading) == EXPECTED_REJECTED
@@ -300,6 +315,98 @@ def test_another_catalogue_yields_its_own_columns(tmp_path):
     assert got["rules"] == [{"metric": "motor_current", "op": ">", "limit": 250.0}]
     for rows in got.values():
         assert not any(isinstance(r, list) and r and r[0] in SIX for r in rows)
+
+
+def test_registry_attributes_are_written_in_the_catalogue_only():
+    names = [a.name for a in load_catalogue(DEFAULT_PATH).registry]
+    naming = re.compile(r"(?<![a-z_])(" + "|".join(names) + r")(?![a-z_])")
+    found = {
+        path.relative_to(PACKAGE).as_posix()
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if any(naming.search(s) for s in _string_constants(path))
+    }
+    # The historian's tag paths (`site/line/device/field`) are its own hierarchy, not the registry's.
+    assert found == {"settings.py", "resources/historian.py"}, "a registry attribute is named outside the catalogue"
+
+
+def test_the_simulated_fleet_gives_the_shipped_registry_attributes():
+    shipped = load_catalogue(DEFAULT_PATH)
+    assert [f.name for f in fields(fleet.Device)] == ["device_id", *(a.name for a in shipped.registry)]
+    device = fleet.device_registry(fleet.FleetConfig(device_count=3))[2]
+    assert shipped.device_entry(device.device_id, asdict(device)) == asdict(device)
+    # What an import registers a device with, and which gold tables carry which attribute.
+    assert shipped.device_entry("pump-9") == {
+        "device_id": "pump-9",
+        "device_name": "pump-9",
+        "site": "imported",
+        "device_type": "imported",
+        "latitude": 0.0,
+        "longitude": 0.0,
+    }
+    assert [[a.name for a in shipped.in_gold(t)] for t in catalogue.GOLD_TABLES] == [
+        ["site"],
+        ["device_name"],
+        ["device_name", "site"],
+    ]
+
+
+def test_a_catalogue_declares_its_own_registry_or_has_the_shipped_one():
+    shipped = load_catalogue(DEFAULT_PATH).registry
+    assert parse_catalogue({"channels": [_channel()]}).registry == shipped
+    line = {"name": "line", "gold": ["hourly"], "default": "unassigned"}
+    year = {"name": "commissioned_year", "type": "long", "required": False, "range": [1950, 2100]}
+    own = parse_catalogue({"channels": [_channel()], "registry": [line, year]})
+    assert [(a.name, a.type, a.required, a.range, a.gold) for a in own.registry] == [
+        ("line", "string", True, None, ("hourly",)),
+        ("commissioned_year", "long", False, (1950, 2100), ()),
+    ]
+    assert own.device_entry("rig-1", {"line": "L2", "site": "x"}) == {
+        "device_id": "rig-1",
+        "line": "L2",
+        "commissioned_year": None,
+    }
+    assert parse_catalogue({"channels": [_channel()], "registry": []}).registry == ()
+
+
+def _attribute(**over) -> dict:
+    return {"name": "line", "type": "string", "default": "unassigned", **over}
+
+
+@pytest.mark.parametrize(
+    ("registry", "message"),
+    [
+        ({"name": "line"}, r"`registry` must be a list of attributes"),
+        ([_attribute(colour="red")], r"registry attribute 'line': unknown key\(s\) colour"),
+        ([_attribute(type="text")], r"registry attribute 'line': type 'text' is not supported"),
+        ([_attribute(required="yes")], r"registry attribute 'line': `required` must be true or false"),
+        ([_attribute(name="Line")], r"registry attribute 'Line': the name 'Line' is not a column name"),
+        (["line"], r"registry attribute #1: an attribute is a mapping"),
+        ([_attribute(), _attribute()], r"registry attribute 'line' is declared twice"),
+        ([_attribute(range=[0, 9])], r"registry attribute 'line': a `range` needs a number type"),
+        (
+            [_attribute(type="long", default=3, range=[9, 0])],
+            r"registry attribute 'line': `range` must be \[low, high\]",
+        ),
+        ([_attribute(gold=["weekly"])], r"registry attribute 'line': `gold` must list some of hourly"),
+        ([_attribute(default=None)], r"registry attribute 'line': a required attribute needs a `default`"),
+        ([_attribute(type="long", default=2.5)], r"registry attribute 'line': `default` 2.5 is not a long"),
+        (
+            [_attribute(type="double", default=200.0, range=[0, 90])],
+            r"registry attribute 'line': `default` 200.0 is outside its range",
+        ),
+        ([_attribute(name="flow_rate")], r"registry attribute 'flow_rate' clashes with channel 'flow_rate'"),
+        ([_attribute(name="flow_rate_avg_5min")], r"registry attribute 'flow_rate_avg_5min' clashes with channel"),
+        ([_attribute(name="event_time")], r"registry attribute 'event_time' clashes with the layers' own columns"),
+        ([_attribute(name="reading_count")], r"registry attribute 'reading_count' clashes with the layers' own"),
+    ],
+)
+def test_a_bad_registry_attribute_is_refused_naming_the_file_and_the_attribute(tmp_path, registry, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        yaml.safe_dump({"channels": [_channel(roles=["model_feature", "rolling_average"])], "registry": registry})
+    )
+    with pytest.raises(CatalogueError, match=re.escape(str(path)) + ": " + message):
+        load_catalogue(path)
 
 
 _BANDS = {"column": "flow_band", "levels": ["low", "high"], "bounds": [5], "top_count": "high_flow_count"}

@@ -152,6 +152,27 @@ def test_a_folder_of_parquet_and_csv_files_one_device_each(tmp_path):
     }
 
 
+def test_a_long_channels_whole_numbers_stay_exact(tmp_path):
+    import pandas as pd
+
+    from iot_assets.lib.catalogue import parse_catalogue
+
+    counter = {"name": "pulses", "unit": "1", "type": "long", "range": [0, 2**62], "roles": ["model_feature"]}
+    level = {"name": "level", "unit": "m", "range": [0, 10]}
+    rig = parse_catalogue({"channels": [counter, level]})
+    big = 2**53 + 1  # a double would round it to 2**53
+    (tmp_path / "a.csv").write_text(
+        f"timestamp,pulses,level\n2026-11-10T10:00:00Z,{big},3\n2026-11-10T10:01:00Z,2.5,3\n"
+    )
+    pd.DataFrame({"timestamp": pd.to_datetime(["2026-11-10T10:02:00Z"]), "pulses": [big], "level": [3]}).to_parquet(
+        tmp_path / "b.parquet"
+    )
+    rows = importer.read_history(tmp_path, rig).rows
+    # A non-whole count is passed on as a number for bronze to quarantine (invalid_type); `level` is a double.
+    assert [(r.record["pulses"], r.record["level"]) for r in rows] == [(big, 3.0), (2.5, 3.0), (big, 3.0)]
+    assert [json.dumps(r.record["pulses"]) for r in rows] == [str(big), "2.5", str(big)]
+
+
 class RecordingRawIO:
     """A raw IO manager that keeps the batches it is given."""
 

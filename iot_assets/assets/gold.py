@@ -26,6 +26,14 @@ def _stat_fields(prefixes: tuple[str, ...], metrics: tuple[str, ...]) -> dict:
     return {f"{p}_{m}": _D for m in metrics for p in prefixes}
 
 
+def _attributes(table: str) -> dict[str, T.DataType]:
+    """The registry attributes a gold table carries per device (the catalogue's `gold`)."""
+    return {a.name: a.spark_type for a in CATALOGUE.in_gold(table)}
+
+
+_OPTIONAL_ATTRIBUTES = {a.name for a in CATALOGUE.registry if not a.required}
+
+
 def _model(name: str, doc: str, fields: dict[str, T.DataType], nullable: set[str] = frozenset()) -> type:
     """A pandera model from a field list, for tables whose columns are generated per metric."""
     return model(name, doc, {k: (dtype, pa.Field(nullable=k in nullable)) for k, dtype in fields.items()}, __name__)
@@ -38,12 +46,13 @@ DeviceHourlyStats = _model(
     {
         "device_id": T.StringType(),
         "event_hour": T.TimestampType(),
-        "site": T.StringType(),
+        **_attributes("hourly"),
         "reading_count": T.LongType(),
         **_stats,
     },
     # A standard deviation needs two readings; an optional channel may have none in the hour.
     nullable={k for k in _stats if k.startswith("stddev_")}
+    | _OPTIONAL_ATTRIBUTES
     | _stat_fields(("avg", "min", "max"), tuple(m for m in STAT_METRICS if m in _OPTIONAL)).keys(),
 )
 
@@ -59,13 +68,13 @@ SensorAggregates10Min = _model(
         "device_id": T.StringType(),
         "window_start": T.TimestampType(),
         "window_end": T.TimestampType(),
-        "device_name": T.StringType(),
+        **_attributes("ten_minute"),
         "record_count": T.LongType(),
         **{column: _D for column, _, _ in _TEN_MINUTE},
         **dict.fromkeys(_TOP_COUNTS, T.LongType()),
         "event_hour": T.TimestampType(),
     },
-    nullable={column for column, _, c in _TEN_MINUTE if not c.required},
+    nullable={column for column, _, c in _TEN_MINUTE if not c.required} | _OPTIONAL_ATTRIBUTES,
 )
 
 DailyDeviceSummary = _model(
@@ -74,14 +83,13 @@ DailyDeviceSummary = _model(
     {
         "device_id": T.StringType(),
         "event_date": T.DateType(),
-        "device_name": T.StringType(),
-        "site": T.StringType(),
+        **_attributes("daily"),
         "reading_count": T.LongType(),
         "hours_reporting": T.LongType(),
         **{column: _D for column, _, _ in _DAILY},
         **dict.fromkeys(_TOP_COUNTS, T.LongType()),
     },
-    nullable={column for column, _, c in _DAILY if not c.required},
+    nullable={column for column, _, c in _DAILY if not c.required} | _OPTIONAL_ATTRIBUTES,
 )
 
 HOURLY_STATS = Table("device_hourly_stats", DeviceHourlyStats, "event_hour")
@@ -115,8 +123,13 @@ def _lineage(model: type) -> object:
     return column_lineage(model, [_SILVER], derived)
 
 
+def _first_attributes(table: str) -> list:
+    """Each registry attribute the table carries: one value per device, as silver joined it."""
+    return [F.first(a.name).alias(a.name) for a in CATALOGUE.in_gold(table)]
+
+
 def hourly_stats(silver: DataFrame) -> DataFrame:
-    aggs = [F.count("*").alias("reading_count"), F.first("site").alias("site")]
+    aggs = [F.count("*").alias("reading_count"), *_first_attributes("hourly")]
     for m in STAT_METRICS:
         aggs += [
             F.avg(m).alias(f"avg_{m}"),
@@ -136,7 +149,7 @@ def _top_counts() -> list:
 def ten_minute_aggregates(silver: DataFrame) -> DataFrame:
     aggs = [
         F.count("*").alias("record_count"),
-        F.first("device_name").alias("device_name"),
+        *_first_attributes("ten_minute"),
         *(_STAT[stat](c.name).alias(column) for column, stat, c in _TEN_MINUTE),
         *_top_counts(),
     ]
@@ -155,8 +168,7 @@ def daily_summary(silver: DataFrame) -> DataFrame:
         silver.withColumn("event_date", F.to_date("event_time"))
         .groupBy("device_id", "event_date")
         .agg(
-            F.first("device_name").alias("device_name"),
-            F.first("site").alias("site"),
+            *_first_attributes("daily"),
             F.count("*").alias("reading_count"),
             F.countDistinct("event_hour").alias("hours_reporting"),
             *(_STAT[stat](c.name).alias(column) for column, stat, c in _DAILY),

@@ -1,4 +1,4 @@
-"""The device registry: each device's name, site, location and type, for enrichment in silver."""
+"""The device registry: each device's attributes (the catalogue's `registry`), for enrichment in silver."""
 
 from dataclasses import asdict
 
@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame
 from iot_assets.automation.conditions import BUILD_WHEN_MISSING
 from iot_assets.lib import catalogue, quality
 from iot_assets.lib.metadata import table_metadata
-from iot_assets.lib.schemas import struct_type
+from iot_assets.lib.schemas import model, struct_type
 from iot_assets.lib.tables import Table
 from iot_assets.resources.aws import AwsResource
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
@@ -22,13 +22,23 @@ from iot_assets.tools.simulator import device_registry as fleet_registry
 REFERENCE_KEY = "reference/devices.jsonl"
 
 
-class DeviceRecord(pa.DataFrameModel):
-    device_id: T.StringType() = pa.Field(nullable=False)
-    device_name: T.StringType() = pa.Field(nullable=False)
-    site: T.StringType() = pa.Field(nullable=False)
-    device_type: T.StringType() = pa.Field(nullable=False)
-    latitude: T.DoubleType() = pa.Field(nullable=False, ge=-90, le=90)
-    longitude: T.DoubleType() = pa.Field(nullable=False, ge=-180, le=180)
+CATALOGUE = catalogue.active()
+
+
+def _attribute_field(a: catalogue.Attribute) -> tuple[T.DataType, object]:
+    bounds = {} if a.range is None else {"ge": a.range[0], "le": a.range[1]}
+    return a.spark_type, pa.Field(nullable=not a.required, **bounds)
+
+
+DeviceRecord = model(
+    "DeviceRecord",
+    "A registered device and its attributes, as the sensor catalogue's `registry` declares them.",
+    {
+        "device_id": (T.StringType(), pa.Field(nullable=False)),
+        **{a.name: _attribute_field(a) for a in CATALOGUE.registry},
+    },
+    __name__,
+)
 
 
 REGISTRY = Table("device_registry", DeviceRecord, partition_column=None)
@@ -61,7 +71,7 @@ def registered_devices(spark, aws: AwsResource, bucket: str, simulated: list[dic
     check_specs=[
         REGISTRY.check(
             "check_registry_schema",
-            "Every device has a name, site, type and a valid location (DeviceRecord pandera model).",
+            "Every device has its required attributes, each of its type and in its range (DeviceRecord pandera model).",
         ),
         REGISTRY.check(
             "check_registry_unique_devices",
@@ -72,15 +82,16 @@ def registered_devices(spark, aws: AwsResource, bucket: str, simulated: list[dic
 def device_registry(
     context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse, raw_source: RawSource, aws: AwsResource
 ):
-    """Every known device with its name, site, type and location; silver joins readings to it.
+    """Every known device with its attributes (the sensor catalogue's `registry`); silver joins readings to it.
 
     The simulated fleet, plus any devices listed as JSON lines in `s3://<bucket>/reference/devices.jsonl`.
     The fleet is simulated when every channel of the catalogue declares its signal (`simulate`), as
     the shipped catalogue's do; with another catalogue (`IOT_SENSOR_CATALOGUE`) only the listed
     devices are registered.
     """
-    simulable = catalogue.active().simulated
-    simulated = [asdict(d) for d in fleet_registry(raw_source.fleet)] if simulable else []
+    # A simulated device gives the attributes the simulator knows; the catalogue's defaults fill the rest.
+    fleet = fleet_registry(raw_source.fleet) if CATALOGUE.simulated else []
+    simulated = [CATALOGUE.device_entry(d.device_id, asdict(d)) for d in fleet]
     df = registered_devices(spark.session, aws, lake.bucket, simulated)
     written = lake.overwrite(df, REGISTRY)
     yield MaterializeResult(metadata=table_metadata(written, DeviceRecord, simulated_devices=len(simulated)))

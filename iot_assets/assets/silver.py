@@ -41,11 +41,7 @@ SilverReading = model(
     {
         "device_id": _not_null(T.StringType()),
         "event_time": _not_null(T.TimestampType()),
-        "device_name": _not_null(T.StringType()),
-        "site": _not_null(T.StringType()),
-        "device_type": _not_null(T.StringType()),
-        "latitude": _not_null(T.DoubleType()),
-        "longitude": _not_null(T.DoubleType()),
+        **{a.name: (a.spark_type, pa.Field(nullable=not a.required)) for a in CATALOGUE.registry},
         **channel_columns(in_range=True),
         "status": _not_null(T.StringType(), isin=list(VALID_STATUSES)),
         **{
@@ -116,8 +112,8 @@ def classify(bronze: DataFrame, registry: DataFrame) -> DataFrame:
         ],
     )
     df = (
-        bronze.join(F.broadcast(registry), "device_id", "left")
-        .withColumn("_known", F.col("device_name").isNotNull())
+        bronze.join(F.broadcast(registry.withColumn("_known", F.lit(True))), "device_id", "left")
+        .withColumn("_known", F.col("_known").isNotNull())
         .withColumn("_ranges", out_of_range)
         .withColumn("_status_ok", F.col("status").isin(*VALID_STATUSES))
     )

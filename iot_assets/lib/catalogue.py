@@ -2,8 +2,9 @@
 
 A catalogue is a YAML file (the shipped default, `default_catalogue.yaml`, describes the simulated
 fleet; `IOT_SENSOR_CATALOGUE` points at another). Each channel has a name, a unit, a type, a valid
-range, whether it is required, and its roles; the catalogue also names the record's own fields and
-the threshold detector's default limits. Bronze's parse schema, the pandera models of bronze, silver
+range, whether it is required, and its roles; the catalogue also names the record's own fields, the
+device registry's attributes (which silver joins onto each reading) and the threshold detector's
+default limits. Bronze's parse schema, the pandera models of bronze, silver
 and gold, silver's ranges and rolling averages, gold's statistics, the model features and the
 z-score metrics are derived from it, and so is the fleet simulator's signal of each channel that
 declares one (`simulate`). See docs/catalogue.md.
@@ -55,11 +56,17 @@ RESERVED_COLUMNS = frozenset(
         "ingest_time",
         "reason",
         "reason_detail",
-        "device_name",
-        "site",
-        "device_type",
-        "latitude",
-        "longitude",
+        "kinesis_shard_id",
+        "kinesis_sequence_number",
+        "kinesis_partition_key",
+        "kinesis_arrival_time",
+        # Gold's own columns.
+        "window_start",
+        "window_end",
+        "event_date",
+        "reading_count",
+        "record_count",
+        "hours_reporting",
         # The anomaly log's own columns: its KMeans scoring and verdict select them by name.
         "metric",
         "value",
@@ -163,6 +170,35 @@ class RecordFields:
     status: str = "status"
 
 
+# A registry attribute's type is its column's type in device_registry, silver and gold.
+ATTRIBUTE_TYPES = {"string": T.StringType(), "double": T.DoubleType(), "long": T.LongType()}
+# The gold tables that may carry a registry attribute: device_hourly_stats, sensor_aggregates_10min,
+# daily_device_summary.
+GOLD_TABLES = ("hourly", "ten_minute", "daily")
+# In a text attribute's `default`, replaced by the device's id.
+DEVICE_ID = "{device_id}"
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """A device registry attribute: a column of device_registry, joined onto every silver reading."""
+
+    name: str
+    type: str
+    required: bool  # a registry entry without it fails the registry's schema check
+    range: tuple[float, float] | None = None  # [low, high], as written (the registry's ge/le check)
+    gold: tuple[str, ...] = ()  # the GOLD_TABLES that carry it, per device
+    default: object = None  # what `iot-assets import` registers a new device with
+
+    @property
+    def spark_type(self) -> T.DataType:
+        return ATTRIBUTE_TYPES[self.type]
+
+    def value_for(self, device_id: str) -> object:
+        """Its default for a device: a text's `{device_id}` is replaced by the device's id."""
+        return self.default.replace(DEVICE_ID, device_id) if isinstance(self.default, str) else self.default
+
+
 @dataclass(frozen=True)
 class ThresholdLimit:
     channel: str
@@ -176,6 +212,16 @@ class Catalogue:
     record: RecordFields
     channels: tuple[Channel, ...]
     threshold_rules: tuple[ThresholdLimit, ...] = ()
+    registry: tuple[Attribute, ...] = ()
+
+    def in_gold(self, table: str) -> tuple[Attribute, ...]:
+        """The registry attributes a gold table (one of GOLD_TABLES) carries, in catalogue order."""
+        return tuple(a for a in self.registry if table in a.gold)
+
+    def device_entry(self, device_id: str, known: dict | None = None) -> dict:
+        """A device's registry entry: each attribute from `known` where it has it, else its default."""
+        known = known or {}
+        return {"device_id": device_id, **{a.name: known.get(a.name, a.value_for(device_id)) for a in self.registry}}
 
     @property
     def simulated(self) -> bool:
@@ -239,7 +285,7 @@ def parse_catalogue(doc: object, path: str = "<catalogue>") -> Catalogue:
     """A validated catalogue from its parsed YAML document."""
     if not isinstance(doc, dict):
         raise CatalogueError(f"{path}: a catalogue is a mapping with `channels` (and optionally `record`)")
-    _no_unknown_keys(doc, {"record", "channels", "threshold_rules"}, path)
+    _no_unknown_keys(doc, {"record", "channels", "registry", "threshold_rules"}, path)
     record = _record(doc.get("record") or {}, path)
     raw_channels = doc.get("channels")
     if not isinstance(raw_channels, list) or not raw_channels:
@@ -258,18 +304,23 @@ def parse_catalogue(doc: object, path: str = "<catalogue>") -> Catalogue:
         if c.key in keys:
             raise CatalogueError(f"{path}: channel {c.name!r}: its payload key {c.key!r} is already {keys[c.key]}")
         keys[c.key] = f"the key of channel {c.name!r}"
-    _no_column_clashes(channels, path)
+    columns = _no_column_clashes(channels, path)
+    registry = _registry(doc["registry"], path) if "registry" in doc else _shipped_registry()
+    for a in registry:
+        if a.name in columns:
+            raise CatalogueError(f"{path}: registry attribute {a.name!r} clashes with {columns[a.name]}")
     _simulation_references(channels, path)
     if not any(MODEL_FEATURE in c.roles for c in channels):
         raise CatalogueError(f"{path}: at least one channel needs the {MODEL_FEATURE} role (the anomaly models' input)")
     rules = tuple(
         _rule(r, i, path, {c.name: c for c in channels}) for i, r in enumerate(doc.get("threshold_rules") or [])
     )
-    return Catalogue(path, record, channels, rules)
+    return Catalogue(path, record, channels, rules, registry)
 
 
-def _no_column_clashes(channels: tuple[Channel, ...], path: str) -> None:
-    """The columns the catalogue adds (channels, rolling averages, bands, gold statistics) are distinct."""
+def _no_column_clashes(channels: tuple[Channel, ...], path: str) -> dict[str, str]:
+    """The columns the catalogue's channels add (channels, rolling averages, bands, gold statistics) are
+    distinct; returns each column with what owns it, the layers' own columns included."""
     owner: dict[str, str] = {}
     for c in channels:
         made = [c.name, f"{c.name}_avg_5min", *(f"{stat}_{c.name}" for stat in ("avg", "min", "max", "stddev"))]
@@ -281,6 +332,7 @@ def _no_column_clashes(channels: tuple[Channel, ...], path: str) -> None:
                 other = owner.get(column, "the layers' own columns")
                 raise CatalogueError(f"{path}: channel {c.name!r}: column {column!r} clashes with {other}")
             owner[column] = f"channel {c.name!r}"
+    return {**dict.fromkeys(RESERVED_COLUMNS, "the layers' own columns"), **owner}
 
 
 def _no_unknown_keys(entry: dict, allowed: set[str], where: str) -> None:
@@ -322,22 +374,9 @@ def _channel(entry: object, index: int, path: str) -> Channel:
     unit = entry.get("unit")
     if not isinstance(unit, str) or not unit.strip():
         raise CatalogueError(f"{where}: `unit` must be a non-empty text")
-    type_ = entry.get("type", "double")
-    if type_ not in TYPES:
-        raise CatalogueError(f"{where}: type {type_!r} is not supported; supported: {', '.join(TYPES)}")
-    bounds = entry.get("range")
-    if (
-        not isinstance(bounds, list)
-        or len(bounds) != 2
-        or not all(isinstance(b, int | float) and not isinstance(b, bool) and math.isfinite(b) for b in bounds)
-        or not bounds[0] < bounds[1]
-    ):
-        raise CatalogueError(
-            f"{where}: `range` must be [low, high], two finite numbers with low < high; got {bounds!r}"
-        )
-    required = entry.get("required", True)
-    if not isinstance(required, bool):
-        raise CatalogueError(f"{where}: `required` must be true or false; got {required!r}")
+    type_ = _type(entry, "double", TYPES, where)
+    bounds = _bounds(entry.get("range"), where)
+    required = _flag(entry, "required", True, where)
     roles = entry.get("roles", [])
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise CatalogueError(f"{where}: `roles` must be a list of role names")
@@ -392,6 +431,54 @@ def _channel(entry: object, index: int, path: str) -> Channel:
     )
 
 
+@functools.cache
+def _shipped_registry() -> tuple[Attribute, ...]:
+    """The shipped catalogue's registry attributes: a catalogue without `registry` has these."""
+    return _registry(yaml.safe_load(DEFAULT_PATH.read_text())["registry"], str(DEFAULT_PATH))
+
+
+def _registry(entries: object, path: str) -> tuple[Attribute, ...]:
+    if not isinstance(entries, list):
+        raise CatalogueError(f"{path}: `registry` must be a list of attributes (name, type, required, range, ...)")
+    attributes = tuple(_attribute(a, i, path) for i, a in enumerate(entries))
+    names = [a.name for a in attributes]
+    for name in names:
+        if names.count(name) > 1:
+            raise CatalogueError(f"{path}: registry attribute {name!r} is declared twice")
+    return attributes
+
+
+def _attribute(entry: object, index: int, path: str) -> Attribute:
+    name = entry.get("name") if isinstance(entry, dict) else None
+    where = (
+        f"{path}: registry attribute {name!r}" if isinstance(name, str) else f"{path}: registry attribute #{index + 1}"
+    )
+    if not isinstance(entry, dict):
+        raise CatalogueError(f"{where}: an attribute is a mapping with name, type and required")
+    _no_unknown_keys(entry, {"name", "type", "required", "range", "gold", "default"}, where)
+    _column_name(name, f"{where}: the name")
+    type_ = _type(entry, "string", ATTRIBUTE_TYPES, where)
+    required = _flag(entry, "required", True, where)
+    bounds = entry.get("range")
+    if bounds is not None:
+        if type_ == "string":
+            raise CatalogueError(f"{where}: a `range` needs a number type (double or long), not string")
+        bounds = tuple(_bounds(bounds, where))
+    gold = entry.get("gold", [])
+    if not isinstance(gold, list) or not all(g in GOLD_TABLES for g in gold) or len(set(gold)) != len(gold):
+        raise CatalogueError(f"{where}: `gold` must list some of {', '.join(GOLD_TABLES)}, each once; got {gold!r}")
+    default = entry.get("default")
+    if required and default is None:
+        raise CatalogueError(f"{where}: a required attribute needs a `default`, for the devices an import registers")
+    if default is not None:
+        fits = {"string": isinstance(default, str), "double": _number(default), "long": type(default) is int}
+        if not fits[type_]:
+            raise CatalogueError(f"{where}: `default` {default!r} is not a {type_}")
+        if bounds is not None and not bounds[0] <= default <= bounds[1]:
+            raise CatalogueError(f"{where}: `default` {default!r} is outside its range {list(bounds)}")
+    return Attribute(name, type_, required, bounds, tuple(gold), default)
+
+
 def _column_name(value: object, what: str) -> str:
     if not isinstance(value, str) or not _COLUMN.match(value):
         raise CatalogueError(f"{what} {value!r} is not a column name (lower case letters, digits and `_`)")
@@ -435,6 +522,27 @@ def _bands(entry: object, where: str) -> Bands:
         tuple(float(b) for b in bounds),
         _column_name(entry.get("top_count"), f"{where}: top_count"),
     )
+
+
+def _type(entry: dict, default: str, types: dict, where: str) -> str:
+    type_ = entry.get("type", default)
+    if type_ not in types:
+        raise CatalogueError(f"{where}: type {type_!r} is not supported; supported: {', '.join(types)}")
+    return type_
+
+
+def _flag(entry: dict, key: str, default: bool, where: str) -> bool:
+    value = entry.get(key, default)
+    if not isinstance(value, bool):
+        raise CatalogueError(f"{where}: `{key}` must be true or false; got {value!r}")
+    return value
+
+
+def _bounds(value: object, where: str) -> list:
+    """A valid range, [low, high] with low < high, as written."""
+    if not isinstance(value, list) or len(value) != 2 or not all(map(_number, value)) or not value[0] < value[1]:
+        raise CatalogueError(f"{where}: `range` must be [low, high], two finite numbers with low < high; got {value!r}")
+    return value
 
 
 def _number(value: object) -> bool:
@@ -502,9 +610,7 @@ def _simulation(entry: object, where: str) -> Simulation:
     digits = entry.get("digits")
     if digits is not None and (not isinstance(digits, int) or isinstance(digits, bool) or not 0 <= digits <= 12):
         raise CatalogueError(f"{where}: `digits` must be a whole number from 0 to 12; got {digits!r}")
-    whole = entry.get("whole", False)
-    if not isinstance(whole, bool):
-        raise CatalogueError(f"{where}: `whole` must be true or false; got {whole!r}")
+    whole = _flag(entry, "whole", False, where)
     sawtooth = entry.get("sawtooth")
     if sawtooth is not None:
         if not isinstance(sawtooth, dict) or set(sawtooth) != {"from", "to", "hours"}:

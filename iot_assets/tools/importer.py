@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from iot_assets.lib.catalogue import Catalogue, active
@@ -88,12 +89,17 @@ def iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def _text_value(text: str):
+def _text_value(text: str, whole: bool = False):
     """A cell's text as a finite number, or as the text itself (bronze quarantines it with its
-    reason); blank text is absent."""
+    reason); blank text is absent. For a `long` channel a whole number stays exact (an integer)."""
     text = text.strip()
     if not text:
         return None
+    if whole:
+        try:
+            return int(text)
+        except ValueError:
+            pass
     try:
         value = float(text)
     except ValueError:
@@ -101,16 +107,19 @@ def _text_value(text: str):
     return value if math.isfinite(value) else text
 
 
-def channel_value(cell):
-    """A number as a JSON number; anything else as its text, for bronze to judge; an empty cell is absent."""
+def channel_value(cell, whole: bool = False):
+    """A number as a JSON number; anything else as its text, for bronze to judge; an empty cell is
+    absent. `whole`: the channel is `long`, so an integer is kept exact rather than made a double."""
     if type(cell) is str:  # a CSV cell, the common case
-        return _text_value(cell)
+        return _text_value(cell, whole)
     if cell is None or (isinstance(cell, float) and math.isnan(cell)):
         return None
+    if whole and isinstance(cell, int | np.integer) and not isinstance(cell, bool):
+        return int(cell)
     if isinstance(cell, int | float) and not isinstance(cell, bool):
         value = float(cell)
         return value if math.isfinite(value) else str(cell)  # JSON has no infinity: bronze judges the text
-    return _text_value(str(cell))
+    return _text_value(str(cell), whole)
 
 
 def file_rows(
@@ -140,7 +149,8 @@ def file_rows(
         )
     if frame.empty:
         raise ImportError_(f"{path}: no rows")
-    channels = [(key, column) for key, column in columns.items() if column in frame.columns]
+    whole = {c.key for c in catalogue.channels if c.type == "long"}
+    channels = [(key, column, key in whole) for key, column in columns.items() if column in frame.columns]
     # A fleet export repeats each timestamp once per device: parse each distinct text once.
     times: dict[str, tuple[datetime | None, str | None]] = {}
     rows = []
@@ -157,8 +167,8 @@ def file_rows(
             fields.device_id: str(cells[device_column]) if device_column else (device or path.stem),
             fields.timestamp: placed[1],
         }
-        for key, column in channels:
-            value = channel_value(cells[column])
+        for key, column, is_whole in channels:
+            value = channel_value(cells[column], is_whole)
             if value is not None:
                 record[key] = value
         status = cells.get(fields.status)
@@ -281,16 +291,16 @@ def backfill(first: datetime, last: datetime, resources: dict | None = None, sel
     )
 
 
-def register_devices(
-    aws, bucket: str, devices: list[str], site: str = "imported", device_type: str = "imported", names=None
-) -> list[str]:
+def register_devices(aws, bucket: str, devices: list[str], catalogue: Catalogue | None = None) -> list[str]:
     """Add the devices the registry's reference file (`s3://<bucket>/reference/devices.jsonl`) does
-    not list yet, and return them; the entries already there are kept as they are. Silver rejects
-    a reading of an unregistered device (`unknown_device`), so an import registers its devices."""
+    not list yet, each with the catalogue's registry defaults, and return them; the entries already
+    there are kept as they are. Silver rejects a reading of an unregistered device
+    (`unknown_device`), so an import registers its devices."""
     from botocore.exceptions import ClientError
 
     from iot_assets.assets.registry import REFERENCE_KEY
 
+    catalogue = catalogue or active()
     try:
         text = aws.s3.get_object(Bucket=bucket, Key=REFERENCE_KEY)["Body"].read().decode()
     except ClientError as e:
@@ -300,19 +310,7 @@ def register_devices(
     known = {json.loads(line)["device_id"] for line in text.splitlines() if line.strip()}
     added = [d for d in dict.fromkeys(devices) if d not in known]
     if added:
-        lines = [
-            json.dumps(
-                {
-                    "device_id": d,
-                    "device_name": (names or {}).get(d, d),
-                    "site": site,
-                    "device_type": device_type,
-                    "latitude": 0.0,
-                    "longitude": 0.0,
-                }
-            )
-            for d in added
-        ]
+        lines = [json.dumps(catalogue.device_entry(d)) for d in added]
         body = (text if not text or text.endswith("\n") else text + "\n") + "\n".join(lines) + "\n"
         aws.s3.put_object(Bucket=bucket, Key=REFERENCE_KEY, Body=body.encode())
     return added
@@ -386,7 +384,7 @@ def run_import(
         aws, lake = resolved("aws"), (resources or {}).get("lake")
         bucket = lake.bucket if lake is not None and isinstance(lake.bucket, str) else resolved("lake").bucket
         devices = [r.record.get(catalogue.record.device_id) for r in imported.rows]
-        added = register_devices(aws, bucket, [d for d in devices if isinstance(d, str) and d])
+        added = register_devices(aws, bucket, [d for d in devices if isinstance(d, str) and d], catalogue)
         out(f"registered {len(added)} new devices in s3://{bucket}/reference/devices.jsonl")
     if not backfill_after:
         return batches, None
