@@ -210,13 +210,19 @@ class ChildRun:
     reported: dict  # the last JSON line the child printed
 
 
-def run_child(module: str, args: list[str], log: Path, timeout: float = 3600) -> ChildRun:
-    """`python -m <module> <args>` in a fresh interpreter with this process's environment (the
-    stack's endpoint and bucket), as a run process would be started; its output goes to `log`."""
+def run_child(module: str, args: list[str], log: Path, env: dict | None = None, timeout: float = 3600) -> ChildRun:
+    """`python -m <module> <args>` in a fresh interpreter with `env` (by default this process's
+    environment: the stack's endpoint and bucket), as a run process would be started; its output
+    goes to `log`."""
     began = time.monotonic()
     with log.open("w") as out:  # a file, not a pipe: a pipe stays open while a child JVM lives
         done = subprocess.run(
-            [sys.executable, "-m", module, *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=timeout
+            [sys.executable, "-m", module, *args],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
         )
     seconds = time.monotonic() - began
     text = log.read_text()

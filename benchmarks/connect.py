@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import sys
 import tempfile
 import uuid
@@ -27,19 +26,14 @@ from benchmarks.common import (
     ensure_registry,
     resources_for,
     run_assets,
+    run_child,
     write_raw_hours,
 )
 
 
 def _side(env: dict, prefix: str, hour: datetime, fleet, log: Path) -> dict:
-    args = [sys.executable, "-m", "benchmarks.connect", prefix, hour.isoformat()]
-    args += [str(fleet.device_count), str(fleet.readings_per_hour)]
-    with log.open("w") as out:  # a file, not a pipe: a pipe stays open while a child JVM lives
-        done = subprocess.run(args, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=3600)
-    text = log.read_text()
-    if done.returncode != 0:
-        raise RuntimeError(f"{prefix}: the run failed; see {log}\n{text[-3000:]}")
-    return json.loads(next(line for line in reversed(text.splitlines()) if line.startswith("{")))
+    args = [prefix, hour.isoformat(), str(fleet.device_count), str(fleet.readings_per_hour)]
+    return run_child("benchmarks.connect", args, log, env=env).reported
 
 
 def compare(fleet, progress=print) -> dict:
