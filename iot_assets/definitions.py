@@ -21,7 +21,7 @@ from iot_assets.assets.catalog import catalogued  # noqa: E402
 from iot_assets.assets.external import SOURCES, data_quality_log  # noqa: E402
 from iot_assets.automation.conditions import automation_condition_sensor  # noqa: E402
 from iot_assets.automation.historian_arrivals import historian_arrival_sensor  # noqa: E402
-from iot_assets.automation.jobs import anomaly_detection_job, hourly_pipeline_job  # noqa: E402
+from iot_assets.automation.jobs import anomaly_detection_job, hour_end_job, hourly_pipeline_job  # noqa: E402
 from iot_assets.automation.kinesis_arrivals import kinesis_arrival_sensor  # noqa: E402
 from iot_assets.automation.s3_arrivals import s3_landing_sensor  # noqa: E402
 from iot_assets.automation.schedules import hourly_pipeline_schedule  # noqa: E402
@@ -38,7 +38,7 @@ defs = Definitions(
         *SOURCES,
         data_quality_log({key.asset_key for a in executable_assets for key in a.check_keys}),
     ],
-    jobs=[hourly_pipeline_job, anomaly_detection_job],
+    jobs=[hourly_pipeline_job, hour_end_job, anomaly_detection_job],
     sensors=[
         *alert_sensors,
         kinesis_arrival_sensor,

@@ -62,7 +62,8 @@ SETTINGS: tuple[Setting, ...] = (
         "IOT_ALLOWED_LATENESS_MINUTES",
         "10",
         "Records arriving this long after their hour still land in their event hour. The Kinesis "
-        "sensor requests an hour once it has ended and this much more time has passed.",
+        "sensor requests an hour once it has ended and this much more time has passed (fractions "
+        "allowed: `0.5` is 30 s).",
     ),
     Setting(
         "IOT_LANDING_PREFIX",

@@ -1,5 +1,6 @@
-"""Automation conditions: one new raw partition flows to the anomaly log, the daily summary waits for its
-24 hours, and the hourly schedule is only a fallback. Materialisations are reported, not computed."""
+"""Automation conditions: one new raw partition flows to the anomaly log, a new hour's models wait for
+the hour's own run, the daily summary waits for its 24 hours, and the hourly schedule is only a
+fallback. Materialisations are reported, not computed."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -87,8 +88,38 @@ def test_models_do_not_wait_for_history_a_new_deployment_lacks(instance, silver_
     if silver_hours:
         report(instance, "silver_sensor_readings", H)  # the only hour there is
         report(instance, "device_hourly_stats", H)
-    nxt = evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=at + HOUR, cursor=first.cursor)
+    # No run trained hour H + 1's models by the schedule's minute: the automation does.
+    nxt = evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=at + HOUR + timedelta(minutes=MINUTE), cursor=first.cursor
+    )
     assert requested(nxt).get("device_anomaly_models") == expected
+
+
+@pytest.mark.parametrize("hour_end_run", [True, False], ids=["hour-end-run", "no-run"])
+def test_a_new_hours_models_wait_for_the_hours_own_run(instance, hour_end_run):
+    """At an hour's end its models are not trained by a run of their own, which would hold the lake's
+    writer slot while the hour's run waits: the hour's run trains them. If none has by the schedule's
+    minute, the automation trains them, and the anomaly log follows."""
+    history = [H - HOUR * i for i in range(24, 0, -1)]
+    for asset in ("silver_sensor_readings", "device_hourly_stats"):
+        report(instance, asset, *history)
+    report(instance, "device_anomaly_models", H - HOUR)
+    report(instance, "anomaly_log", H - HOUR)
+    before = evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=H + timedelta(minutes=59))
+    ended = evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=H + HOUR + timedelta(seconds=30), cursor=before.cursor
+    )
+    assert requested(ended) == {}
+    if hour_end_run:  # the run the Kinesis sensor requested for H (hour_end_job)
+        for asset in (*SENSOR_RUN, "device_anomaly_models", "anomaly_log", "incidents"):
+            report(instance, asset, H)
+    at_minute = evaluate_automation_conditions(
+        defs=defs,
+        instance=instance,
+        evaluation_time=H + HOUR + timedelta(minutes=MINUTE, seconds=30),
+        cursor=ended.cursor,
+    )
+    assert requested(at_minute) == ({} if hour_end_run else {"device_anomaly_models": [hour_key(H)]})
 
 
 @pytest.mark.parametrize("missing_hour,expected", [(None, ["2026-11-21"]), (5, [])])

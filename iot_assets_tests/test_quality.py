@@ -106,6 +106,17 @@ def test_reconciliation_counts_lost_and_invented_rows():
     assert bad.detail["examples"][1] == {"partition": "2026-11-21-11:00", "expected": 5, "bronze": 7, "quarantine": 0}
 
 
+def test_a_check_on_the_written_frame_fails_when_the_commit_wrote_other_rows():
+    def schema_check():
+        return quality.Evaluation("a", "c", AssetCheckSeverity.ERROR, True, {H: (9, 1)}, "10 rows checked")
+
+    same = quality.as_committed(schema_check(), 10)
+    assert same.passed and same.detail["committed_rows"] == 10 and same.description == "10 rows checked"
+    other = quality.as_committed(schema_check(), 12)
+    assert not other.passed
+    assert other.description.startswith("the Delta commit wrote 12 rows, but the check saw 10")
+
+
 def test_rate_warns_above_the_limit():
     h2 = H + timedelta(hours=1)
     e = quality.check_rate({H: 1, h2: 30}, {H: 100, h2: 100}, 0.05, "bronze_quarantine", "r", "quarantined")

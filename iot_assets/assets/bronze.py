@@ -438,6 +438,11 @@ def bronze(
         written = lake.write_window(good, BRONZE_READINGS, window, parallel=True)
         quarantined = lake.write_window(bad, QUARANTINE, window)
         reasons_count = count_by(bad, "reason")
+        # The checks judge the frames that were written, still cached, not a read-back of the
+        # tables; each is held to the row count of its table's commit.
+        evaluations = bronze_checks(
+            good, bad, raw_sensor_batches, quality_config.max_quarantine_rate, (written.rows, quarantined.rows)
+        )
     finally:
         parsed.unpersist()
     raw_records = sum(o.records for o in raw_sensor_batches)
@@ -448,23 +453,18 @@ def bronze(
         asset_key=QUARANTINE.key,
         metadata=table_metadata(quarantined, QuarantinedRecord, rows_by_reason=reasons_count, raw_records=raw_records),
     )
-    yield from quality.report(
-        context,
-        spark.session,
-        lake,
-        bronze_checks(
-            lake.read_window(spark.session, BRONZE_READINGS, window.start, window.end),
-            lake.read_window(spark.session, QUARANTINE, window.start, window.end),
-            raw_sensor_batches,
-            quality_config.max_quarantine_rate,
-        ),
-    )
+    yield from quality.report(context, spark.session, lake, evaluations)
 
 
 def bronze_checks(
-    readings: DataFrame, quarantine: DataFrame, raw: list[RawObject], max_quarantine_rate: float
+    readings: DataFrame,
+    quarantine: DataFrame,
+    raw: list[RawObject],
+    max_quarantine_rate: float,
+    committed: tuple[int, int],
 ) -> list[quality.Evaluation]:
-    """The bronze checks on the partition as written."""
+    """The bronze checks on the partition as written: the frames written, held to the row counts
+    of their commits (readings, quarantine)."""
     raw_by_hour: dict = {}
     for o in raw:  # an hour holds one raw object per arrival batch
         raw_by_hour[o.hour] = raw_by_hour.get(o.hour, 0) + o.records
@@ -484,6 +484,8 @@ def bronze_checks(
         QUARANTINE.partition_column,
         ["source_object", "record_index", "reason"],
     )
+    quality.as_committed(readings_schema, committed[0])
+    quality.as_committed(quarantine_schema, committed[1])
     # The schema checks see every row of the partition, so their counts are the table's.
     good, bad = readings_schema.rows_by_partition(), quarantine_schema.rows_by_partition()
     return [

@@ -416,7 +416,7 @@ def reusable_models(models: DataFrame, cfg: AnomalyModelConfig) -> DataFrame:
     deps=deps(TRAINING_WINDOW, Upstream(REGISTRY)),
     backfill_policy=BackfillPolicy.single_run(),
     retry_policy=SPARK_RETRY_POLICY,
-    automation_condition=follow_upstream_despite_gaps_in(SILVER_READINGS.key),
+    automation_condition=follow_upstream_despite_gaps_in(SILVER_READINGS.key, new_hour_waits=True),
     group_name="anomalies",
     kinds={"spark", "delta", "s3"},
     pool=LAKE_WRITER_POOL,

@@ -19,7 +19,7 @@ from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, Se
 
 from iot_assets import settings
 from iot_assets.assets.registry import REGISTRY
-from iot_assets.automation.jobs import hourly_pipeline_job
+from iot_assets.automation.jobs import hour_end_job
 from iot_assets.lib import partitions
 from iot_assets.lib.partitions import complete_hours, hour_key, hourly_partitions, parse_hour_key
 from iot_assets.resources.aws import AwsResource, unreachable
@@ -144,12 +144,12 @@ def scan_stream(
 
 
 @sensor(
-    job=hourly_pipeline_job,
+    job=hour_end_job,
     minimum_interval_seconds=int(settings.get("IOT_KINESIS_SENSOR_INTERVAL_SECONDS")),
     default_status=(
         DefaultSensorStatus.RUNNING if settings.get("IOT_RAW_SOURCE") == "kinesis" else DefaultSensorStatus.STOPPED
     ),
-    description="Requests hourly_pipeline_job for each hour that has Kinesis records, once the hour "
+    description="Requests hour_end_job for each hour that has Kinesis records, once the hour "
     "has ended and the allowed lateness has passed.",
 )
 def kinesis_arrival_sensor(context: SensorEvaluationContext, raw_source: RawSource, aws: AwsResource):

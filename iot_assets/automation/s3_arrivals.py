@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from iot_assets import settings
-from iot_assets.automation.jobs import hourly_pipeline_job
+from iot_assets.automation.jobs import hour_end_job
 from iot_assets.automation.kinesis_arrivals import REGISTRY_WAIT, registry_missing
 from iot_assets.lib import partitions
 from iot_assets.lib.partitions import HOUR, complete_hours, hour_key, hourly_partitions, parse_hour_key
@@ -75,10 +75,10 @@ def objects_digest(objects: list[LandedObject]) -> str:
 
 
 @sensor(
-    job=hourly_pipeline_job,
+    job=hour_end_job,
     minimum_interval_seconds=int(settings.get("IOT_S3_SENSOR_INTERVAL_SECONDS")),
     default_status=DefaultSensorStatus.RUNNING,
-    description="Requests hourly_pipeline_job, reading the landing prefix, for each hour that has new or "
+    description="Requests hour_end_job, reading the landing prefix, for each hour that has new or "
     "rewritten files, once the hour is complete.",
 )
 def s3_landing_sensor(context: SensorEvaluationContext, landing: LandingZone, raw_source: RawSource):

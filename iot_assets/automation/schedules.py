@@ -12,7 +12,7 @@ from dagster import (
 
 from iot_assets import settings
 from iot_assets.assets.gold import HOURLY_STATS
-from iot_assets.automation.jobs import hourly_pipeline_job
+from iot_assets.automation.jobs import hour_end_job, hourly_pipeline_job
 from iot_assets.lib.partitions import HOUR, hour_key, hour_of, hourly_partitions
 
 MINUTE = int(settings.get("IOT_SCHEDULE_MINUTE"))
@@ -32,9 +32,14 @@ def hourly_pipeline_schedule(context: ScheduleEvaluationContext):
     key = hour_key(hour_of(context.scheduled_execution_time) - HOUR)
     if key in context.instance.get_materialized_partitions(LAST_ASSET):
         return SkipReason(f"{key} is already in {LAST_ASSET.to_user_string()}")
-    active = context.instance.get_runs(
-        RunsFilter(job_name=hourly_pipeline_job.name, tags={"dagster/partition": key}, statuses=ACTIVE), limit=1
-    )
+    # A sensor's run for the hour is an hour_end_job run; one started by hand may be either.
+    active = [
+        run
+        for job in (hour_end_job, hourly_pipeline_job)
+        for run in context.instance.get_runs(
+            RunsFilter(job_name=job.name, tags={"dagster/partition": key}, statuses=ACTIVE), limit=1
+        )
+    ]
     if active:
         return SkipReason(f"run {active[0].run_id} for {key} is {active[0].status.value.lower()}")
     return RunRequest(run_key=f"schedule:{key}", partition_key=key, tags={"iot/trigger": "schedule"})

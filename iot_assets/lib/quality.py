@@ -1,10 +1,13 @@
 """Data-quality checks: how a layer's partition is judged, reported to Dagster, and logged.
 
 Each layer file declares its checks (`AssetCheckSpec`s on its asset) and calls these helpers on
-the partition it has just written, read back from Delta. Every evaluation counts passed and
-failed rows for each hour of the run's window, so one range run still gives one history row per
-check and hour in the `data_quality_log` Delta table (like the event log of Delta Live Tables),
-and the check result in the UI carries the counts and a few failing rows.
+the partition it has just written: bronze on the (cached) frames it wrote, held to the row counts
+of Delta's commits (`as_committed`), the other layers on the partition read back (silver's frame
+is not cached after its windows, and reading it back costs less than computing it again).
+Every evaluation counts passed and failed rows for each hour of the run's window, so one range
+run still gives one history row per check and hour in the `data_quality_log` Delta table (like
+the event log of Delta Live Tables), and the check result in the UI carries the counts and a few
+failing rows.
 
 The value rules come from the layer's pandera model, the single statement of its columns, types
 and ranges. pandera.pyspark validates the schema (columns and types); the rules it would check
@@ -74,6 +77,21 @@ class Evaluation:
                 **{k: (MetadataValue.json(v) if isinstance(v, (dict, list)) else v) for k, v in self.detail.items()},
             },
         )
+
+
+def as_committed(evaluation: Evaluation, committed_rows: int) -> Evaluation:
+    """A check computed on the frame a step wrote, held to the rows Delta's commit says it wrote
+    (`numOutputRows`): the window holds exactly the frame's rows (`replaceWhere`), so if the
+    counts agree the check has judged the table as it is, without reading it back. If they do not,
+    the check fails and says so."""
+    seen = evaluation.passed_rows + evaluation.failed_rows
+    evaluation.detail["committed_rows"] = committed_rows
+    if seen != committed_rows:
+        evaluation.passed = False
+        evaluation.description = (
+            f"the Delta commit wrote {committed_rows} rows, but the check saw {seen}. " + evaluation.description
+        )
+    return evaluation
 
 
 def spec(asset: str, check: str, description: str, blocking: bool = False) -> AssetCheckSpec:

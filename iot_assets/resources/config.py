@@ -47,7 +47,7 @@ def build_resources() -> dict:
             seed=int(get("IOT_SIMULATOR_SEED")),
             anomaly_rate=float(get("IOT_SIMULATOR_ANOMALY_RATE")),
             malformed_rate=float(get("IOT_SIMULATOR_MALFORMED_RATE")),
-            allowed_lateness_minutes=int(get("IOT_ALLOWED_LATENESS_MINUTES")),
+            allowed_lateness_minutes=float(get("IOT_ALLOWED_LATENESS_MINUTES")),
             stream=v("IOT_KINESIS_STREAM"),
         ),
         "landing": LandingZone(

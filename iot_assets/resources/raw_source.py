@@ -17,7 +17,7 @@ class RawSource(ConfigurableResource):
     seed: int = 7
     anomaly_rate: float = 0.04
     malformed_rate: float = 0.01
-    allowed_lateness_minutes: int = 10
+    allowed_lateness_minutes: float = 10  # fractions allowed: 0.5 is 30 s
     stream: str = "iot-sensor-readings"
 
     @property

@@ -128,6 +128,12 @@ def spark_conf(
         "spark.hadoop.fs.s3a.connection.establish.timeout": "15s",
         "spark.delta.logStore.s3a.impl": LOG_STORES[log_store],
     }
+    if master != "submit":
+        # Bronze's parse compiles (whole-stage codegen) to one Java method larger than HotSpot's
+        # 8,000-byte limit for JIT compilation, so it ran in the bytecode interpreter. These JVMs
+        # are started here; under spark-submit the cluster's own options are left as they are.
+        jit = "-XX:-DontCompileHugeMethods"
+        conf.update({"spark.driver.extraJavaOptions": jit, "spark.executor.extraJavaOptions": jit})
     if log_store == "dynamodb":
         conf.update(
             {
