@@ -111,7 +111,7 @@ def test_a_new_hours_models_wait_for_the_hours_own_run(instance, hour_end_run):
     )
     assert requested(ended) == {}
     if hour_end_run:  # the run the Kinesis sensor requested for H (hour_end_job)
-        for asset in (*SENSOR_RUN, "device_anomaly_models", "anomaly_log", "incidents"):
+        for asset in (*SENSOR_RUN, "device_anomaly_models", "anomaly_log", "anomaly_incidents"):
             report(instance, asset, H)
     at_minute = evaluate_automation_conditions(
         defs=defs,

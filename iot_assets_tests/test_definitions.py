@@ -39,8 +39,20 @@ def test_partitioned_assets_backfill_in_one_run():
 
 
 def test_runs_stay_in_one_process():
-    job = defs.resolve_job_def("hourly_pipeline_job")
-    assert job.executor_def.name == "in_process"
+    for name in ("hourly_pipeline_job", "hour_end_job", "anomaly_detection_job"):
+        assert defs.resolve_job_def(name).executor_def.name == "in_process", name
+
+
+def test_an_hours_end_is_one_run_from_raw_to_its_incidents():
+    """The live arrival sensors request the whole hour, so the anomaly log does not wait for a
+    second run (and a second Spark driver) after gold."""
+    job = defs.resolve_job_def("hour_end_job")
+    steps = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
+    assert {"raw_sensor_batches", "silver_sensor_readings", "device_hourly_stats"} <= steps
+    assert {"device_anomaly_models", "anomaly_log", "anomaly_incidents"} <= steps
+    repository = defs.get_repository_def()
+    for name in ("kinesis_arrival_sensor", "s3_landing_sensor"):
+        assert repository.get_sensor_def(name).job_name == "hour_end_job", name
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
