@@ -417,6 +417,8 @@ def reusable_models(models: DataFrame, cfg: AnomalyModelConfig) -> DataFrame:
     backfill_policy=BackfillPolicy.single_run(),
     retry_policy=SPARK_RETRY_POLICY,
     automation_condition=follow_upstream_despite_gaps_in(SILVER_READINGS.key, new_hour_waits=True),
+    # In an hour's run (hour_end_job) the hour's gold is written before its models are trained.
+    op_tags={"dagster/priority": "-1"},
     group_name="anomalies",
     kinds={"spark", "delta", "s3"},
     pool=LAKE_WRITER_POOL,
