@@ -10,7 +10,7 @@ from datetime import timedelta
 import pandera.pyspark as pa
 import pyspark.sql.types as T
 from dagster import AssetExecutionContext, AssetOut, BackfillPolicy, MaterializeResult, multi_asset
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from iot_assets.assets.bronze import BRONZE_READINGS, CATALOGUE, channel_columns
@@ -146,21 +146,30 @@ def enrich(valid: DataFrame) -> DataFrame:
     count up to t - 5 min), from running totals. Spark evaluates a frame with two moving bounds
     again over all of its rows for every row (300 rows at 1 reading/s, per metric); frames that
     start at the device's first reading grow by one row at a time.
+
+    Every frame is ordered by `event_time` itself, with an interval bound, in one select: the
+    windows then share one sort, which the classified readings (ordered by device and event
+    time for the duplicate test) already satisfy. Ordered by an expression of it (epoch
+    milliseconds, one alias per metric), each metric's windows sorted the hour again: 6 sorts
+    instead of 2, and 17.7 s instead of 6.0 s for 900 k readings (both at a load of 13).
     """
-    millis = F.unix_millis("event_time")
-    span = int(ROLLING_WINDOW.total_seconds() * 1000)
-    by_device = Window.partitionBy("device_id").orderBy(millis)
-    upto_now = by_device.rangeBetween(Window.unboundedPreceding, 0)
-    upto_span_ago = by_device.rangeBetween(Window.unboundedPreceding, -span)
-    n = F.count("*").over(upto_now) - F.count("*").over(upto_span_ago)
-    out = valid
+    frame = "PARTITION BY device_id ORDER BY event_time RANGE BETWEEN UNBOUNDED PRECEDING AND {}"
+    upto_now = frame.format("CURRENT ROW")
+    upto_span_ago = frame.format(f"INTERVAL {int(ROLLING_WINDOW.total_seconds())} SECONDS PRECEDING")
+
+    def running(agg: str) -> Column:
+        return F.expr(f"{agg} OVER ({upto_now})") - F.coalesce(F.expr(f"{agg} OVER ({upto_span_ago})"), F.lit(0))
+
+    n = running("count(*)")
+    averages = []
     for m in ROLLING_METRICS:
-        total = F.sum(m).over(upto_now) - F.coalesce(F.sum(m).over(upto_span_ago), F.lit(0.0))
+        total = running(f"sum(`{m}`)")
         if CATALOGUE.channel(m).required:
-            out = out.withColumn(f"{m}_avg_5min", total / n)
+            averages.append((total / n).alias(f"{m}_avg_5min"))
         else:  # an optional channel's nulls are not readings of it: its own count divides
-            count = F.count(m).over(upto_now) - F.count(m).over(upto_span_ago)
-            out = out.withColumn(f"{m}_avg_5min", F.when(count > 0, total / count))
+            count = running(f"count(`{m}`)")
+            averages.append(F.when(count > 0, total / count).alias(f"{m}_avg_5min"))
+    out = valid.select("*", *averages)
     for c in BANDED:
         value, levels = F.col(c.name), c.bands.levels
         band = F.when(value.isNull(), F.lit(None))
