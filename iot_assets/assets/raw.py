@@ -26,15 +26,16 @@ from iot_assets.resources.spark import SparkResource
 from iot_assets.tools.simulator import FleetConfig, simulate_hour
 
 
-def simulated_batch(hour: datetime, fleet: FleetConfig) -> RawBatch:
-    """The simulated hour, named by its contents: the same settings give the same batch."""
+def simulated_batch(hour: datetime, fleet: FleetConfig, publish: bool = True) -> RawBatch:
+    """The simulated hour, named by its contents: the same settings give the same batch. With
+    `publish`, it is also sent to Kinesis before it is stored."""
     sim = simulate_hour(hour, fleet)
     return RawBatch(
         hour=hour,
         source="simulator",
         payloads=[r.encode() for r in sim.records],
         partition_keys=sim.partition_keys,
-        publish=True,
+        publish=publish,
         ground_truth=[asdict(label) for label in sim.labels],
     )
 
@@ -201,17 +202,18 @@ def raw_sensor_batches(
 ):
     """The hour's sensor records exactly as they arrived, backed up to S3 as gzip JSON lines.
 
-    Simulated hours are also published to Kinesis. With `IOT_RAW_SOURCE=kinesis` the hour is
-    drained from the stream instead: the records that arrived in it, and late ones within the
-    allowed lateness. Runs started by `s3_landing_sensor` read the files landed under the landing
-    prefix (`source: s3_landing`). With `IOT_RAW_SOURCE=historian` the hour's samples are read
-    from the SQL historian's monthly tables and pivoted into one record per device scan.
+    Simulated hours are also published to Kinesis (unless `publish_simulated` is off). With
+    `IOT_RAW_SOURCE=kinesis` the hour is drained from the stream instead: the records that arrived
+    in it, and late ones within the allowed lateness. Runs started by `s3_landing_sensor` read the
+    files landed under the landing prefix (`source: s3_landing`). With `IOT_RAW_SOURCE=historian`
+    the hour's samples are read from the SQL historian's monthly tables and pivoted into one
+    record per device scan.
     """
     hours = hours_in(context.partition_time_window)
     rows_read: dict[str, dict[str, int]] = {}  # historian rows per hour and monthly table
     if raw_source.source == "simulator":
         fleet = raw_source.fleet
-        batches = RawBatches(hours, lambda h: [simulated_batch(h, fleet)])
+        batches = RawBatches(hours, lambda h: [simulated_batch(h, fleet, raw_source.publish_simulated)])
     elif raw_source.source == "kinesis":
         batches = RawBatches(hours, lambda h: [kinesis_batch(h, aws.kinesis, raw_source.stream, raw_source.lateness)])
     elif raw_source.source == "s3_landing":

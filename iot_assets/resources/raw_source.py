@@ -18,6 +18,9 @@ class RawSource(ConfigurableResource):
     anomaly_rate: float = 0.04
     malformed_rate: float = 0.01
     allowed_lateness_minutes: float = 10  # fractions allowed: 0.5 is 30 s
+    # A simulated hour is also published to the stream, as a live fleet would send it; history
+    # landed by `make dev` is not (the live Kinesis sensor would read it into the current hour).
+    publish_simulated: bool = True
     stream: str = "iot-sensor-readings"
 
     @property
