@@ -142,24 +142,3 @@ def historian_db(postgres, local_aws):
         "libpq": {"host": "127.0.0.1", "port": port, "user": "historian", "password": password, "dbname": "historian"},
         "password": password,
     }
-
-
-def _without_defs_state_storage():
-    """Dagster keeps the defs-state storage of the instance last entered (`with instance:`) in a
-    ContextVar. If a context enters an instance and does not exit, the variable keeps pointing at
-    it after it is disposed, and the next Definitions built in that process fails with "Attempted to
-    resolve undefined DagsterInstance weakref" (seen once in a fresh-clone run: two e2e files that a
-    worker took later failed at their first run). Each file and each test starts without one, as
-    a fresh process does."""
-    from dagster._core.storage.defs_state.base import set_defs_state_storage
-
-    with set_defs_state_storage(None):
-        yield
-
-
-_fresh_defs_state_per_module = pytest.fixture(scope="module", autouse=True, name="_fresh_defs_state_per_module")(
-    _without_defs_state_storage
-)
-_fresh_defs_state_per_test = pytest.fixture(autouse=True, name="_fresh_defs_state_per_test")(
-    _without_defs_state_storage
-)
