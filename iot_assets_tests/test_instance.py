@@ -102,3 +102,29 @@ def test_dev_starts_dagster_without_a_warning(tmp_path, local_aws):
     assert "Launching Dagster services" in text
     warnings = [line for line in text.splitlines() if " - WARNING - " in line or "Warning:" in line]
     assert warnings == [], text
+
+
+def test_a_resource_resolved_inside_an_instance_leaves_no_closed_instance_current(tmp_path):
+    """`resolved()` once left its resource's ephemeral instance open until the garbage collector freed
+    it; freeing it made an instance the caller had since closed Dagster's current one again, at a
+    random later moment, and the next `materialize()` failed with 'Attempted to resolve undefined
+    DagsterInstance weakref' (in CI, one or two e2e files in about one run in two)."""
+    import gc
+
+    from dagster import asset, materialize
+    from dagster._core.storage.defs_state.base import DefsStateStorage
+
+    from iot_assets.resources.config import resolved
+
+    @asset
+    def probe() -> int:
+        return 1
+
+    with DagsterInstance.local_temp(str(tmp_path)) as instance:  # one with a defs-state storage, as make dev's
+        assert instance.defs_state_storage is not None
+        kept = [resolved(name) for name in ("aws", "lake", "raw_source", "threshold_rules", "anomaly_config")]
+        assert DefsStateStorage.get() is instance.defs_state_storage
+    del instance, kept
+    gc.collect()
+    assert DefsStateStorage.get() is None, "a closed instance is still Dagster's current one"
+    assert materialize([probe], instance=DagsterInstance.ephemeral()).success

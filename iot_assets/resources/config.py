@@ -104,5 +104,12 @@ def historian_source(aws=None):
 def resolved(name: str):
     """A resource outside a run (CLI, tests), with its EnvVars resolved; Spark's session is shared.
 
-    Built from the settings alone: fetching one resource loads no asset, sensor or definitions."""
-    return build_resources()[name].process_config_and_initialize()
+    Built from the settings alone: fetching one resource loads no asset, sensor or definitions.
+
+    Initialised inside a context that is closed before returning: Dagster's plain
+    `process_config_and_initialize()` keeps an ephemeral instance open for as long as the resource
+    lives, and closing it later, from the garbage collector, makes whichever instance was current when
+    the resource was made the current one again, even if the caller has closed it since. None of these
+    resources tears anything down, so the value stays usable."""
+    with build_resources()[name].process_config_and_initialize_cm() as value:
+        return value
