@@ -168,7 +168,10 @@ def test_the_next_hour_keeps_only_its_own_records_of_an_early_file(fed):
 
 def test_a_key_naming_no_valid_hour_is_a_quarantine_row_that_names_it(fed, spark):
     _, run, _, _, landing, raw_io = fed
-    modified = hour_of(datetime.now(UTC))  # where the unplaced object arrived
+    # Where the unplaced object arrived: the hour it was landed in, which is not always the test's own.
+    listed = landing.aws.s3.list_objects_v2(Bucket=landing.bucket, Prefix=f"{landing.prefix}/")["Contents"]
+    [unplaced] = [o for o in listed if "/hour=25/" in o["Key"]]
+    modified = hour_of(unplaced["LastModified"].astimezone(UTC))
     result = run("s3_landing", at=modified, selection=AssetSelection.groups("raw"))
     checks = _checks(result)
     assert not checks["check_landing_keys_name_an_hour"].passed
