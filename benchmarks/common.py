@@ -113,9 +113,12 @@ def _write_raw_hour(args: tuple[datetime, object, bool]) -> int:
     batch = simulated_batch(hour, fleet)
     batch.publish = publish
     aws = AwsResource(endpoint_url=settings.get("IOT_AWS_ENDPOINT_URL"), region=settings.get("IOT_AWS_REGION"))
-    S3KinesisRawIOManager(aws=aws, bucket=settings.get("IOT_BUCKET"), stream=settings.get("IOT_KINESIS_STREAM")).store(
-        batch
-    )
+    S3KinesisRawIOManager(
+        aws=aws,
+        bucket=settings.get("IOT_BUCKET"),
+        stream=settings.get("IOT_KINESIS_STREAM"),
+        part_records=int(settings.get("IOT_RAW_PART_RECORDS")),
+    ).store(batch)
     return len(batch.payloads)
 
 

@@ -50,6 +50,13 @@ SETTINGS: tuple[Setting, ...] = (
         at_load=True,
     ),
     Setting("IOT_KINESIS_STREAM", "iot-sensor-readings", "Kinesis stream the fleet publishes to."),
+    Setting(
+        "IOT_RAW_PART_RECORDS",
+        "500000",
+        "Most records one raw object holds: a larger arrival batch is stored as several parts "
+        "(`<batch>.p<i>of<n>.jsonl.gz`), so that Spark reads an hour on several cores (one gzip object is "
+        "read by one task). A batch counts as stored only when all its parts are.",
+    ),
     Setting("IOT_KINESIS_SHARDS", "2", "Shard count used when `iot-assets local-aws` creates the stream."),
     Setting(
         "IOT_RAW_SOURCE",
@@ -347,7 +354,7 @@ def endpoint_url(value: str | None = None) -> str | None:
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
 _STREAM_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
-_NAME_RE = re.compile(r"^[a-z0-9_]{1,32}-[0-9a-f]{8,64}$")
+_NAME_RE = re.compile(r"^[a-z0-9_]{1,32}-[0-9a-f]{8,64}(\.p[1-9][0-9]{0,5}of[1-9][0-9]{0,5})?$")
 
 
 def validate_bucket(name: str) -> str:
@@ -369,9 +376,9 @@ def validate_stream(name: str) -> str:
 
 
 def validate_name(name: str) -> str:
-    """A raw object's file name: `<source>-<hex digest>`, nothing a key could be steered by."""
+    """A raw object's file name: `<source>-<hex digest>[.p<i>of<n>]`, nothing a key could be steered by."""
     if not _NAME_RE.match(name):
-        raise ValueError(f"not a raw object name (<source>-<hex digest>): {name!r}")
+        raise ValueError(f"not a raw object name (<source>-<hex digest>[.p<i>of<n>]): {name!r}")
     return name
 
 

@@ -39,7 +39,12 @@ def build_resources() -> dict:
             prefix=v("IOT_LAKE_PREFIX"),
             max_records_per_file=int(get("IOT_DELTA_MAX_RECORDS_PER_FILE")),
         ),
-        "raw_io_manager": S3KinesisRawIOManager(aws=aws, bucket=v("IOT_BUCKET"), stream=v("IOT_KINESIS_STREAM")),
+        "raw_io_manager": S3KinesisRawIOManager(
+            aws=aws,
+            bucket=v("IOT_BUCKET"),
+            stream=v("IOT_KINESIS_STREAM"),
+            part_records=int(get("IOT_RAW_PART_RECORDS")),
+        ),
         "raw_source": RawSource(
             source=v("IOT_RAW_SOURCE"),
             device_count=int(get("IOT_DEVICE_COUNT")),

@@ -11,6 +11,7 @@ import base64
 import gzip
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -105,10 +106,14 @@ class HourLedger:
 
     def audit(self) -> tuple[int, int, list[str]]:
         """(records accounted for, records not, one line per arrival batch that does not reconcile)."""
-        stored = {o.name: o.records for o in self.objects}
+        stored = stored_batches(self.objects)
         ok = bad = 0
         out = []
         for name, b in self.batches.items():
+            if stored.get(name, 0) is None:
+                out.append(f"{name}: some of its raw object's parts are missing, {b['arrived']} records arrived")
+                bad += b["arrived"]
+                continue
             if name not in stored:
                 if b["stored"] or b["home"]:
                     out.append(f"{name}: no raw object, {b['arrived']} records arrived")
@@ -159,6 +164,43 @@ class RawObject:
     def name(self) -> str:
         return self.key.rsplit("/", 1)[-1].removesuffix(RAW_SUFFIX)
 
+    @property
+    def batch(self) -> str:
+        """The arrival batch this object holds all or a part of."""
+        part = _PART.match(self.name)
+        return part["batch"] if part else self.name
+
+    @property
+    def parts(self) -> int:
+        """How many parts its batch was stored as."""
+        part = _PART.match(self.name)
+        return int(part["n"]) if part else 1
+
+
+_PART = re.compile(r"^(?P<batch>.+)\.p(?P<i>[0-9]+)of(?P<n>[0-9]+)$")
+
+
+def part_name(batch: str, i: int, n: int) -> str:
+    """The object name of part i (from 1) of a batch stored as n parts; one part keeps the batch's name."""
+    return batch if n == 1 else f"{batch}.p{i}of{n}"
+
+
+def stored_batches(objects: list[RawObject]) -> dict[str, int | None]:
+    """Records stored per arrival batch: None for a batch some of whose parts are missing (a store
+    that stopped part way), which counts as not stored."""
+    groups: dict[str, dict[str, RawObject]] = {}
+    for o in objects:
+        groups.setdefault(o.batch, {})[o.name] = o
+    out: dict[str, int | None] = {}
+    for batch, named in groups.items():
+        out[batch] = None
+        for n in sorted({o.parts for o in named.values()}):
+            parts = [named.get(part_name(batch, i, n)) for i in range(1, n + 1)]
+            if all(parts):
+                out[batch] = sum(o.records for o in parts)
+                break
+    return out
+
 
 RAW_SUFFIX = ".jsonl.gz"
 UNPLACED = reasons.UNPLACED_OBJECT + ":"
@@ -174,10 +216,15 @@ _COMPACT = json.JSONEncoder(separators=(",", ":"))
 GZIP_LEVEL = 6
 
 
-def envelope_lines(batch: RawBatch) -> bytes:
+def envelope_lines(batch: RawBatch, start: int = 0, stop: int | None = None) -> bytes:
+    """The batch's records [start, stop) as gzip JSON lines; `record_index` is the position in the batch."""
     hour = batch.hour.astimezone(UTC).isoformat()
     lines = []
-    for i, (data, key) in enumerate(zip(batch.payloads, batch.partition_keys, strict=True)):
+    if len(batch.partition_keys) != len(batch.payloads):
+        raise ValueError(f"{batch.name}: {len(batch.payloads)} records but {len(batch.partition_keys)} partition keys")
+    stop = len(batch.payloads) if stop is None else stop
+    for i in range(start, stop):
+        data, key = batch.payloads[i], batch.partition_keys[i]
         try:
             payload, b64 = data.decode("utf-8"), None
         except UnicodeDecodeError:
@@ -222,6 +269,7 @@ class S3KinesisRawIOManager(ConfigurableIOManager):
     prefix: str = "raw"
     truth_prefix: str = "simulator/ground_truth"
     stream: str = "iot-sensor-readings"
+    part_records: int = 500_000  # most records per raw object; a larger batch is stored as parts
 
     def _key(self, hour: datetime, name: str) -> str:
         return raw_key(self.prefix, hour, f"{settings.validate_name(name)}{RAW_SUFFIX}")
@@ -266,22 +314,37 @@ class S3KinesisRawIOManager(ConfigurableIOManager):
         batch.arrivals = [arrival_id(stream, p.shard_id, p.sequence_number) for p in published]
         return resent
 
-    def _put(self, batch: RawBatch) -> None:
+    def _put(self, batch: RawBatch) -> list[str]:
+        """Store the batch as one object, or as parts of at most `part_records` records, which Spark
+        reads in parallel (a gzip object is read by one task). Returns the object names written."""
         bucket = settings.validate_bucket(self.bucket)
+        if self.part_records < 1:
+            raise ValueError(f"part_records must be at least 1 (IOT_RAW_PART_RECORDS), not {self.part_records}")
         if batch.ground_truth is not None:
             self.aws.s3.put_object(
                 Bucket=bucket,
                 Key=raw_key(self.truth_prefix, batch.hour, "labels.jsonl.gz"),
                 Body=gzip.compress(json.dumps(batch.ground_truth).encode(), mtime=0),
             )
-        self.aws.s3.put_object(
-            Bucket=bucket,
-            Key=self._key(batch.hour, batch.name),
-            Body=envelope_lines(batch),
-            ContentType="application/x-ndjson",
-            ContentEncoding="gzip",
-            Metadata={"records": str(len(batch.payloads)), "source": batch.source, "checksum": batch.checksum()},
-        )
+        size, checksum = self.part_records, batch.checksum()
+        n = max(1, -(-len(batch.payloads) // size))
+
+        def put(i: int) -> str:
+            start, stop = i * size, min(len(batch.payloads), (i + 1) * size)
+            name = part_name(batch.name, i + 1, n)
+            self.aws.s3.put_object(
+                Bucket=bucket,
+                Key=self._key(batch.hour, name),
+                Body=envelope_lines(batch, start, stop),
+                ContentType="application/x-ndjson",
+                ContentEncoding="gzip",
+                Metadata={"records": str(stop - start), "source": batch.source, "checksum": checksum},
+            )
+            return name
+
+        # zlib compresses outside the GIL: parts are encoded and sent side by side.
+        with ThreadPoolExecutor(max_workers=min(4, n)) as pool:
+            return list(pool.map(put, range(n)))
 
     def store(self, batch: RawBatch) -> tuple[HourLedger, int]:
         """Add one batch to its hour (see `store_hour`)."""
@@ -293,7 +356,8 @@ class S3KinesisRawIOManager(ConfigurableIOManager):
         A batch whose object exists is not stored again (nor published again). A deduplicating
         batch (a stream drain) keeps only records whose identity the hour does not hold yet.
         """
-        present = {o.name: o for o in self.hour_objects(hour)}
+        objects = self.hour_objects(hour)
+        present = {b: n for b, n in stored_batches(objects).items() if n is not None}
         ledger, resent, known = HourLedger(), 0, None
         for batch in batches:
             arrived = batch.arrived if batch.arrived is not None else len(batch.payloads)
@@ -311,9 +375,9 @@ class S3KinesisRawIOManager(ConfigurableIOManager):
             if batch.name in present:
                 # Stored before: a stream drain's duplicates were counted then; anything else must
                 # give the same records again.
-                entry["already_stored"] = present[batch.name].records
+                entry["already_stored"] = present[batch.name]
                 if batch.dedupe:
-                    entry["arrived"] = present[batch.name].records
+                    entry["arrived"] = present[batch.name]
                 continue
             if not batch.payloads and batch.routed_elsewhere:
                 entry["home"] = False
@@ -321,24 +385,35 @@ class S3KinesisRawIOManager(ConfigurableIOManager):
             if batch.publish:
                 resent += self._publish(batch)
             if batch.dedupe:
-                known = self._stored_ids(list(present.values())) if known is None else known
+                known = self._stored_ids([o for o in objects if o.batch in present]) if known is None else known
                 fresh = [i for i, a in enumerate(batch.arrivals or []) if a not in known]
                 entry["duplicates"] = len(batch.payloads) - len(fresh)
                 batch = batch.keep(fresh)
                 known.update(batch.arrivals or [])
-            self._put(batch)
+            written = set(self._put(batch))
             entry["stored"] = len(batch.payloads)
-            if batch.source in REPLACES_ITS_OWN:
-                self._drop_previous(hour, batch, present)
+            # Parts of this batch from a store that stopped part way, or from another part size, go;
+            # so does a replaced batch of the same source.
+            objects = self._drop(
+                objects,
+                lambda o, b=batch, w=written: (
+                    (o.batch == b.name and o.name not in w)
+                    or (b.source in REPLACES_ITS_OWN and o.source == b.source and o.batch != b.name)
+                ),
+            )
         ledger.objects = self.hour_objects(hour)
         return ledger, resent
 
-    def _drop_previous(self, hour: datetime, batch: RawBatch, present: dict[str, RawObject]) -> None:
+    def _drop(self, objects: list[RawObject], unwanted: Callable[[RawObject], bool]) -> list[RawObject]:
+        """Delete the objects `unwanted` picks; returns the rest."""
         bucket = settings.validate_bucket(self.bucket)
-        for name, o in list(present.items()):
-            if o.source == batch.source and name != batch.name:
+        kept = []
+        for o in objects:
+            if unwanted(o):
                 self.aws.s3.delete_object(Bucket=bucket, Key=o.key)
-                del present[name]
+            else:
+                kept.append(o)
+        return kept
 
     def handle_output(self, context: OutputContext, obj: RawBatches) -> None:
         per_hour, resent = {}, 0
