@@ -45,6 +45,31 @@ for _ in $(seq 1 100); do
 done
 echo "local AWS: $(tail -n 1 .dev/local-aws.log)"
 
+# One long-lived Spark for every run: Spark's own Connect server on 127.0.0.1, with the same
+# configuration as a run's own session, reached through IOT_SPARK_REMOTE. A run then pays neither a
+# JVM start nor the JIT warm-up of the code it runs, most of an hour's end at 50 devices
+# (docs/automation.md: Latency). IOT_DEV_SPARK=local gives each run its own JVM instead, as a
+# deployment without a Connect server runs.
+if [[ "${IOT_DEV_SPARK:-connect}" == connect && -z "${IOT_SPARK_REMOTE:-}" ]]; then
+  port="${IOT_DEV_CONNECT_PORT:-15002}"
+  $BIN/iot-assets connect-server --port "$port" --log .dev/spark-connect.log >.dev/connect-server.log 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 300); do
+    grep -q "^Spark Connect on" .dev/connect-server.log 2>/dev/null && break
+    if ! kill -0 "${pids[-1]}" 2>/dev/null; then
+      tail -n 5 .dev/connect-server.log
+      echo "Spark Connect did not start (.dev/spark-connect.log); another port: IOT_DEV_CONNECT_PORT, or a JVM per run: IOT_DEV_SPARK=local"
+      exit 1
+    fi
+    sleep 1
+  done
+  grep -q "^Spark Connect on" .dev/connect-server.log || { echo "Spark Connect did not start in 300 s; see .dev/spark-connect.log"; exit 1; }
+  export IOT_SPARK_REMOTE="sc://127.0.0.1:$port"
+  echo "Spark: a Connect server for every run, $IOT_SPARK_REMOTE (log: .dev/spark-connect.log; IOT_DEV_SPARK=local for a JVM per run)"
+else
+  echo "Spark: ${IOT_SPARK_REMOTE:-a JVM in each run (local[*])}"
+fi
+
 if [[ "$IOT_RAW_SOURCE" == historian ]]; then
   # The SQL historian instead of the live producer: a local PostgreSQL (.dev/historian) holding this
   # month of the simulated fleet; historian_arrival_sensor backfills it as one run, then follows it.
