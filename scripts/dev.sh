@@ -66,8 +66,10 @@ if [[ "${IOT_DEV_SPARK:-connect}" == connect && -z "${IOT_SPARK_REMOTE:-}" ]]; t
   grep -q "^Spark Connect on" .dev/connect-server.log || { echo "Spark Connect did not start in 300 s; see .dev/spark-connect.log"; exit 1; }
   export IOT_SPARK_REMOTE="sc://127.0.0.1:$port"
   echo "Spark: a Connect server for every run, $IOT_SPARK_REMOTE (log: .dev/spark-connect.log; IOT_DEV_SPARK=local for a JVM per run)"
+elif [[ -n "${IOT_SPARK_REMOTE:-}" ]]; then
+  echo "Spark: the Spark Connect server in IOT_SPARK_REMOTE" # not the URL: it may carry a token
 else
-  echo "Spark: ${IOT_SPARK_REMOTE:-a JVM in each run (local[*])}"
+  echo "Spark: a JVM in each run (local[*])"
 fi
 
 if [[ "$IOT_RAW_SOURCE" == historian ]]; then
