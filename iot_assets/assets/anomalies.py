@@ -40,7 +40,7 @@ from iot_assets.lib.partitions import HOUR, hourly_partitions, hours_in
 from iot_assets.lib.schemas import conform
 from iot_assets.lib.tables import TRAILING_DAY, TRAILING_HOURS, Upstream, deps, trailing_day
 from iot_assets.resources.detection import AnomalyModelConfig, ThresholdRule, ThresholdRules
-from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
+from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse, computed_once
 from iot_assets.resources.quality_config import DataQualityConfig
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
 
@@ -199,36 +199,40 @@ def trailing_baseline(
     if excluded is not None:
         hourly_stats = hourly_stats.join(excluded, ["device_id", "event_hour"], "left_anti")
     rows = hourly_stats.join(F.broadcast(targets), in_window).withColumnRenamed("target", "baseline_hour")
+    # Per metric, each hour's within-hour variance, and the median of those over the baseline's
+    # hours. An hour without the metric (a channel added to the catalogue since) is no evidence:
+    # with its variance counted as 0 it would shrink the baseline's sigma.
+    by_baseline = Window.partitionBy(*keys)
+    has = {m: F.col(f"avg_{m}").isNotNull() for m in ZSCORE_METRICS}
+    rows = rows.select(
+        "*",
+        *[F.when(has[m], F.coalesce(F.col(f"stddev_{m}"), F.lit(0.0)) ** 2).alias(f"_v_{m}") for m in ZSCORE_METRICS],
+    ).select("*", *[F.percentile_approx(f"_v_{m}", 0.5).over(by_baseline).alias(f"_mv_{m}") for m in ZSCORE_METRICS])
+    # The hours kept for a metric's mean, sigma, levels and noise; one aggregation for every metric
+    # (a join per metric cost a shuffle each).
+    kept = {m: has[m] & (F.col(f"_v_{m}") <= F.col(f"_mv_{m}") * BASELINE_OUTLIER_VARIANCE) for m in ZSCORE_METRICS}
+
+    def of_kept(m: str, column: str) -> Column:
+        return F.when(kept[m], F.col(column))
+
     out = rows.groupBy(*keys).agg(
         F.sum("reading_count").alias("baseline_n"),
         *[F.min(f"min_{m}").alias(f"lo_{m}") for m in ZSCORE_METRICS],
         *[F.max(f"max_{m}").alias(f"hi_{m}") for m in ZSCORE_METRICS],
-    )
-    by_hour = Window.partitionBy(*keys)
-    for m in ZSCORE_METRICS:
-        avg, var = F.col(f"avg_{m}"), F.coalesce(F.col(f"stddev_{m}"), F.lit(0.0)) ** 2
-        # An hour without the metric (a channel added to the catalogue since) is no evidence: with
-        # its variance counted as 0 it would shrink the baseline's sigma.
-        kept = (
-            rows.where(avg.isNotNull())
-            .select(
-                *keys,
-                avg.alias("a"),
-                var.alias("v"),
-                F.col(f"median_{m}").alias("md"),
-                F.col(f"spread_{m}").alias("sp"),
+        *[
+            agg
+            for m in ZSCORE_METRICS
+            for agg in (
+                F.avg(of_kept(m, f"avg_{m}")).alias(f"mean_{m}"),
+                F.sqrt(F.avg(of_kept(m, f"_v_{m}")) + F.coalesce(F.var_pop(of_kept(m, f"avg_{m}")), F.lit(0.0))).alias(
+                    f"std_{m}"
+                ),
+                F.min(of_kept(m, f"median_{m}")).alias(f"lo_level_{m}"),
+                F.max(of_kept(m, f"median_{m}")).alias(f"hi_level_{m}"),
+                F.sqrt(F.avg(of_kept(m, f"spread_{m}") ** 2)).alias(f"noise_{m}"),
             )
-            .withColumn("_median_v", F.percentile_approx("v", 0.5).over(by_hour))
-            .where(F.col("v") <= F.col("_median_v") * BASELINE_OUTLIER_VARIANCE)
-        )
-        stats = kept.groupBy(*keys).agg(
-            F.avg("a").alias(f"mean_{m}"),
-            F.sqrt(F.avg("v") + F.coalesce(F.var_pop("a"), F.lit(0.0))).alias(f"std_{m}"),
-            F.min("md").alias(f"lo_level_{m}"),
-            F.max("md").alias(f"hi_level_{m}"),
-            F.sqrt(F.avg(F.col("sp") ** 2)).alias(f"noise_{m}"),
-        )
-        out = out.join(stats, keys, "left")
+        ],
+    )
     return out.join(history, keys, "left").select(
         F.col("device_id"),
         F.col("baseline_hour").alias("event_hour"),
@@ -587,41 +591,40 @@ def anomaly_log(
     spans = recorded_abnormal_spans(session, lake, *(pinned or trailing_day(w)))
     excluded = None if spans is None else abnormal_hours(spans, base_stats)
     levelled = base_stats.join(hourly_levels(base_silver), ["device_id", "event_hour"], "left")
-    baseline = trailing_baseline(levelled, hours_in(w), excluded, pinned).persist()
-    log = detect(
-        readings, featured, baseline, models, threshold_rules, anomaly_config, history=silver, scored_from=w.start
-    ).persist()
-    try:
-        written = lake.write_window(log, ANOMALY_LOG, w)
-        info = summary(log)
-        chart = top_devices_chart(
-            readings,
-            log,
-            [d["device_id"] for d in info["top_devices"][:CHART_DEVICES]],
-            threshold_rules,
-            f"{w.start:%Y-%m-%d %H:%M}-{w.end:%H:%M} UTC",
+    # Computed once each: the log is written to the table its spans read, and then summarised.
+    baseline = computed_once(trailing_baseline(levelled, hours_in(w), excluded, pinned))
+    log = computed_once(
+        detect(
+            readings, featured, baseline, models, threshold_rules, anomaly_config, history=silver, scored_from=w.start
         )
-        scored = mature(baseline, anomaly_config)
-        # Readings per device and hour, from one pass over silver: the devices without a z-score
-        # baseline, and the hour's readings for the rate check below.
-        per_device = [
-            (r["device_id"], quality.partition_value(r["event_hour"]), int(r["count"]), r["scored"] is not None)
-            for r in readings.groupBy("device_id", "event_hour")
-            .count()
-            .join(
-                scored.select("device_id", "event_hour", F.lit(True).alias("scored")),
-                ["device_id", "event_hour"],
-                "left",
-            )
-            .collect()
-        ]
-        no_baseline = sorted({d for d, _, _, has in per_device if not has})
-        readings_by_hour = {}
-        for _, hour, n, _ in per_device:
-            readings_by_hour[hour] = readings_by_hour.get(hour, 0) + n
-    finally:
-        log.unpersist()
-        baseline.unpersist()
+    )
+    written = lake.write_window(log, ANOMALY_LOG, w)
+    info = summary(log)
+    chart = top_devices_chart(
+        readings,
+        log,
+        [d["device_id"] for d in info["top_devices"][:CHART_DEVICES]],
+        threshold_rules,
+        f"{w.start:%Y-%m-%d %H:%M}-{w.end:%H:%M} UTC",
+    )
+    scored = mature(baseline, anomaly_config)
+    # Readings per device and hour, from one pass over silver: the devices without a z-score
+    # baseline, and the hour's readings for the rate check below.
+    per_device = [
+        (r["device_id"], quality.partition_value(r["event_hour"]), int(r["count"]), r["scored"] is not None)
+        for r in readings.groupBy("device_id", "event_hour")
+        .count()
+        .join(
+            scored.select("device_id", "event_hour", F.lit(True).alias("scored")),
+            ["device_id", "event_hour"],
+            "left",
+        )
+        .collect()
+    ]
+    no_baseline = sorted({d for d, _, _, has in per_device if not has})
+    readings_by_hour = {}
+    for _, hour, n, _ in per_device:
+        readings_by_hour[hour] = readings_by_hour.get(hour, 0) + n
     yield MaterializeResult(
         metadata=table_metadata(
             written,
@@ -643,17 +646,9 @@ def anomaly_log(
         )
     )
     trailing = (lake.read_window(session, ANOMALY_LOG, *trailing_day(w)), stats)
-    yield from quality.report(
-        context,
-        session,
-        lake,
-        anomaly_checks(
-            lake.read_window(session, ANOMALY_LOG, w.start, w.end),
-            readings_by_hour,
-            *trailing,
-            quality_config,
-        ),
-    )
+    # The checks judge the frame that was written, held to the row count of its commit.
+    schema, spike = anomaly_checks(log, readings_by_hour, *trailing, quality_config)
+    yield from quality.report(context, session, lake, [quality.as_committed(schema, written.rows), spike])
 
 
 # The chart shows the readings of this many of the most anomalous devices.
@@ -741,7 +736,11 @@ def anomaly_checks(
     """Schema conformance, and each hour's confirmed-anomaly rate against its own trailing 24 hours'
     rate (in a range run too: `trailing_log` and `trailing_stats` cover the 24 hours before the
     range's first hour through its last)."""
-    confirmed = quality.counts_by(confirmed_readings(trailing_log.unionByName(log)), "event_hour")
+    # The table's columns and the frame's may differ (a column retired from the model stays in it).
+    cols = ["device_id", "event_time", "event_hour", "confirmed"]
+    confirmed = quality.counts_by(
+        confirmed_readings(trailing_log.select(*cols).unionByName(log.select(*cols))), "event_hour"
+    )
     seen = {
         quality.partition_value(r["event_hour"]): int(r["n"] or 0)
         for r in trailing_stats.groupBy("event_hour").agg(F.sum("reading_count").alias("n")).collect()

@@ -33,7 +33,7 @@ from iot_assets.lib.metadata import table_metadata
 from iot_assets.lib.partitions import HOUR, hourly_partitions, hours_in
 from iot_assets.lib.schemas import conform, struct_type
 from iot_assets.lib.tables import Upstream, deps
-from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
+from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse, computed_once
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
 
 # Confirmed readings of a device further apart than this belong to different incidents.
@@ -267,12 +267,10 @@ def anomaly_incidents(context: AssetExecutionContext, spark: SparkResource, lake
         carried = lake.read_window(session, INCIDENTS, w.start - HOUR, w.start)
     else:
         carried = session.createDataFrame([], struct_type(IncidentRecord))
-    rows = incidents(log, carried, hours[0], hours[-1]).persist()
-    try:
-        written = lake.write_window(rows, INCIDENTS, w)
-        info = incident_summary(rows)
-    finally:
-        rows.unpersist()
+    # Computed once: written to the table whose previous hour it reads, then summarised.
+    rows = computed_once(incidents(log, carried, hours[0], hours[-1]))
+    written = lake.write_window(rows, INCIDENTS, w)
+    info = incident_summary(rows)
     yield MaterializeResult(
         metadata=table_metadata(
             written,

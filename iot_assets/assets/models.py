@@ -42,7 +42,7 @@ from iot_assets.lib.schemas import conform
 from iot_assets.lib.tables import TRAILING_DAY, TRAILING_HOURS, Table, Upstream, deps, trailing_day
 from iot_assets.resources.aws import AwsResource
 from iot_assets.resources.detection import AnomalyModelConfig
-from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse, count_by
+from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse, computed_once, count_by
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
 
 FEATURE_METRICS = CATALOGUE.with_role(catalogue.MODEL_FEATURE)
@@ -464,21 +464,19 @@ def device_anomaly_models(
     reuse = None
     if pinned and lake.exists(session, MODELS):
         reuse = reusable_models(lake.read(session, MODELS), anomaly_config)
-    models = train_models(featured, registry, hours, anomaly_config, reuse).persist()
-    try:
-        sums = models.agg(F.sum("excluded_rows"), F.sum("incomplete_rows")).first()
-        excluded, incomplete = int(sums[0] or 0), int(sums[1] or 0)
-        artifacts = _write_artifacts(models, hours, lake.bucket, model_version(anomaly_config), aws)
-        with_uri = models.join(
-            F.broadcast(session.createDataFrame(list(artifacts.items()), "event_hour timestamp, artifact_uri string")),
-            "event_hour",
-            "left",
-        )
-        written = lake.write_window(conform(with_uri, DeviceAnomalyModel), MODELS, window)
-        status = count_by(models, "status")
-        distances = distance_frame(models, hours[-1])
-    finally:
-        models.unpersist()
+    # Computed once: under the pinned policy it reads the models it is written over.
+    models = computed_once(train_models(featured, registry, hours, anomaly_config, reuse))
+    sums = models.agg(F.sum("excluded_rows"), F.sum("incomplete_rows")).first()
+    excluded, incomplete = int(sums[0] or 0), int(sums[1] or 0)
+    artifacts = _write_artifacts(models, hours, lake.bucket, model_version(anomaly_config), aws)
+    with_uri = models.join(
+        F.broadcast(session.createDataFrame(list(artifacts.items()), "event_hour timestamp, artifact_uri string")),
+        "event_hour",
+        "left",
+    )
+    written = lake.write_window(conform(with_uri, DeviceAnomalyModel), MODELS, window)
+    status = count_by(models, "status")
+    distances = distance_frame(models, hours[-1])
     chart = plots.distance_chart(distances, f"models for {hours[-1]:%Y-%m-%d %H:00} UTC: training distances")
     yield MaterializeResult(
         metadata=table_metadata(
