@@ -5,6 +5,8 @@ becomes a typed reading whose event time lies in its batch hour, or a quarantine
 its text (up to 8 KiB) and says why.
 """
 
+from functools import reduce
+
 import pandera.pyspark as pa
 import pyspark.sql.types as T
 from dagster import AssetExecutionContext, AssetOut, BackfillPolicy, MaterializeResult, multi_asset
@@ -57,12 +59,26 @@ ENVELOPE = T.StructType(
 _PAYLOAD_TEXT = T.StructType([T.StructField(f, T.StringType()) for f in PAYLOAD_FIELDS])
 # The payload is parsed inside a wrapper that ends with a sentinel key: Jackson stops after the
 # first JSON value, so text after it (`{..} garbage`, `{..}{..}`) is seen only as a wrapper that
-# does not parse or lacks its sentinel. One parse serves both.
+# does not parse or lacks its sentinel. One parse serves both. (The sentinel is a number read as
+# one: a number read as text is rendered back through a JSON generator, per record.)
 _END = "__iot_assets_end__"
 _WRAPPED = T.StructType(
     [
         T.StructField("v", _PAYLOAD_TEXT),
-        T.StructField(_END, T.StringType()),
+        T.StructField(_END, T.IntegerType()),
+        T.StructField("_corrupt_record", T.StringType()),
+    ]
+)
+# The same payload with each channel read as its catalogue type, for the common case (see
+# `first_pass`): a JSON number becomes the channel's value directly. Read into a text field, Spark
+# renders each number back to text through a JSON generator of its own, per value.
+_CHANNEL_TYPES = {c.key: c.spark_type for c in CATALOGUE.channels}
+_WRAPPED_TYPED = T.StructType(
+    [
+        T.StructField(
+            "v", T.StructType([T.StructField(f, _CHANNEL_TYPES.get(f, T.StringType())) for f in PAYLOAD_FIELDS])
+        ),
+        T.StructField(_END, T.IntegerType()),
         T.StructField("_corrupt_record", T.StringType()),
     ]
 )
@@ -217,8 +233,14 @@ def _payload(key: str) -> Column:
 
 
 def _not_a_number(channel: str) -> Column:
-    """The channel's text is not a finite number; an optional channel may also be absent (null)."""
-    bad = F.col(f"_num_{channel}").isNull() | (F.abs(F.col(f"_num_{channel}")) == float("inf"))
+    """The channel's text is not a finite number; an optional channel may also be absent (null).
+    (Only a double can be infinite; the absolute value of a long's minimum overflows.)"""
+    value = F.col(f"_num_{channel}")
+    bad = (
+        value.isNull() | (F.abs(value) == float("inf"))
+        if CATALOGUE.channel(channel).type == "double"
+        else value.isNull()
+    )
     key = CHANNEL_KEYS[channel]
     return bad if key in REQUIRED_FIELDS else _payload(key).isNotNull() & bad
 
@@ -247,20 +269,132 @@ def _reason() -> Column:
     )
 
 
+def _wrap(payload: str) -> Column:
+    return F.concat(F.lit('{"v":'), payload, F.lit(f',"{_END}":1}}'))
+
+
+def _payload_bytes() -> Column:
+    return F.coalesce(F.octet_length("payload"), F.length("payload_b64") * 3 / 4).cast("long")
+
+
+# What bronze keeps of a record besides its parsed fields: where it came from.
+_PROVENANCE = (
+    "source",
+    "source_object",
+    "record_index",
+    "arrival_id",
+    "kinesis_shard_id",
+    "kinesis_sequence_number",
+    "kinesis_partition_key",
+    "kinesis_arrival_time",
+)
+
+
 def parse_raw(envelopes: DataFrame) -> DataFrame:
     """Parse raw envelopes into typed columns plus `reason`/`reason_detail` (null when valid).
 
-    Needs the envelope columns and `source_object`.
+    Needs the envelope columns and `source_object`. The same as `first_pass` then `second_pass`.
+    """
+    return second_pass(first_pass(envelopes))
+
+
+def first_pass(envelopes: DataFrame) -> DataFrame:
+    """Every record parsed once with its channels typed, and `_fast`: true when the record is a
+    valid reading as parsed (a record the full parse would give the same values and no reason).
+
+    Most records are valid readings with plain JSON numbers, and for them this parse is all the
+    work: its typed channels need no number tests, its key count no key sets, and there is no
+    reason to find. A record it does not accept (text or a fraction where a channel wants a
+    number, a duplicate or unknown key, a missing field, anything wrong) keeps its envelope, and
+    `second_pass` parses it in full. The bronze step keeps this frame between its two writes.
+    """
+    t = F.col("_t.v")
+    keys = F.col("_keys")
+    df = envelopes.select(
+        "*",
+        _payload_bytes().alias("payload_bytes"),
+        F.from_json(_wrap("payload"), _WRAPPED_TYPED, _STRICT).alias("_t"),
+        F.json_object_keys("payload").alias("_keys"),
+        F.to_timestamp("batch_hour").alias("_batch_hour"),
+        F.trim(t.getField(RECORD.timestamp)).alias("ts_text"),
+    )
+    df = df.select("*", _parse_timestamp(F.col("ts_text")).alias("_event_time"))
+    whole = F.col("_t._corrupt_record").isNull() & F.col(f"_t.{_END}").isNotNull()
+    # Every key is a known one, each once: as many keys as known keys among them.
+    known_present = reduce(lambda a, b: a + b, [F.array_contains(keys, f).cast("int") for f in PAYLOAD_FIELDS])
+    finite = [
+        t.getField(c.key).isNull() | ~(F.isnan(t.getField(c.key)) | (F.abs(t.getField(c.key)) == float("inf")))
+        for c in CATALOGUE.channels
+        if c.type == "double"
+    ]
+    fast = reduce(
+        lambda a, b: a & b,
+        [
+            F.col("object_problem").isNull(),
+            F.col("payload_b64").isNull(),
+            F.col("payload_bytes") <= MAX_RECORD_BYTES,
+            whole,
+            F.size(keys) == known_present,
+            *[t.getField(f).isNotNull() for f in REQUIRED_FIELDS],
+            *finite,
+            t.getField(RECORD.device_id).rlike(DEVICE_ID_PATTERN),
+            F.date_trunc("hour", "_event_time") == F.col("_batch_hour"),
+        ],
+    )
+    fast = F.coalesce(fast, F.lit(False))
+    # A record the second pass parses keeps its envelope; an accepted one only what bronze keeps.
+    again = ~F.col("_fast")
+    return df.select(
+        "*",
+        fast.alias("_fast"),
+        F.current_timestamp().alias("ingest_time"),
+    ).select(
+        "_fast",
+        *[F.when(again, F.col(c)).alias(c) for c in ("payload", "payload_b64", "object_problem", "batch_hour")],
+        F.col("_batch_hour"),
+        "payload_bytes",
+        t.getField(RECORD.device_id).alias("device_id"),
+        F.col("_event_time").alias("event_time"),
+        *[t.getField(CHANNEL_KEYS[f]).alias(f) for f in NUMERIC_FIELDS],
+        t.getField(RECORD.status).alias("status"),
+        *_PROVENANCE,
+        "ingest_time",
+    )
+
+
+def second_pass(first: DataFrame) -> DataFrame:
+    """The records `first_pass` accepted as they are, and every other record parsed in full."""
+    accepted = first.where("_fast").select(
+        F.lit(None).cast("string").alias("reason"),
+        F.lit(None).cast("string").alias("reason_detail"),
+        F.col("_batch_hour").alias("batch_hour"),
+        F.lit(None).cast("string").alias("payload"),
+        "payload_bytes",
+        "device_id",
+        "event_time",
+        *NUMERIC_FIELDS,
+        "status",
+        F.lit(None).cast("string").alias("extra_fields"),
+        *_PROVENANCE,
+        "ingest_time",
+    )
+    rest = first.where(~F.col("_fast")).select(
+        *[F.col(f.name) for f in ENVELOPE.fields if f.name not in _PROVENANCE], *_PROVENANCE, "ingest_time"
+    )
+    return accepted.unionByName(_parse_each(rest))
+
+
+def _parse_each(envelopes: DataFrame) -> DataFrame:
+    """The full parse of envelopes (with `source_object` and `ingest_time`): every test, the reason
+    and its detail.
 
     Built in stages (parse, per-field tests, reason, detail): each stage's columns are computed
     once and referenced by name. As one expression, the reason was evaluated again inside each
     branch of the detail.
     """
-    wrapped = F.from_json(F.concat(F.lit('{"v":'), "payload", F.lit(f',"{_END}":1}}')), _WRAPPED, _STRICT)
+    wrapped = F.from_json(_wrap("payload"), _WRAPPED, _STRICT)
     df = (
-        envelopes.withColumn(
-            "payload_bytes", F.coalesce(F.octet_length("payload"), F.length("payload_b64") * 3 / 4).cast("long")
-        )
+        envelopes.withColumn("payload_bytes", _payload_bytes())
         .withColumn("w", wrapped)
         .withColumn("_keys", F.json_object_keys("payload"))
         .withColumn("batch_hour", F.to_timestamp("batch_hour"))
@@ -339,15 +473,8 @@ def parse_raw(envelopes: DataFrame) -> DataFrame:
         *[F.col(f"_num_{f}").alias(f) for f in NUMERIC_FIELDS],
         F.col(f"p.{RECORD.status}").alias("status"),
         F.when(reason.isNull() & has_extra & (F.size(extra) > 0), F.to_json(extra)).alias("extra_fields"),
-        "source",
-        "source_object",
-        "record_index",
-        "arrival_id",
-        "kinesis_shard_id",
-        "kinesis_sequence_number",
-        "kinesis_partition_key",
-        "kinesis_arrival_time",
-        F.current_timestamp().alias("ingest_time"),
+        *_PROVENANCE,
+        "ingest_time",
     )
 
 
@@ -432,9 +559,11 @@ def bronze(
 ):
     """Parse the hour's raw batch into bronze readings and quarantined records."""
     window = context.partition_time_window
-    parsed = parse_raw(read_raw(spark.session, raw_sensor_batches)).persist()
+    # Kept between the two writes: each record parsed once, and the few the first pass did not
+    # accept parsed in full from it (again for the quarantine's write and counts; they are few).
+    first = first_pass(read_raw(spark.session, raw_sensor_batches)).persist()
     try:
-        good, bad = split_bronze(parsed)
+        good, bad = split_bronze(second_pass(first))
         written = lake.write_window(good, BRONZE_READINGS, window, parallel=True)
         quarantined = lake.write_window(bad, QUARANTINE, window)
         reasons_count = count_by(bad, "reason")
@@ -444,7 +573,7 @@ def bronze(
             good, bad, raw_sensor_batches, quality_config.max_quarantine_rate, (written.rows, quarantined.rows)
         )
     finally:
-        parsed.unpersist()
+        first.unpersist()
     raw_records = sum(o.records for o in raw_sensor_batches)
     yield MaterializeResult(
         asset_key=BRONZE_READINGS.key, metadata=table_metadata(written, BronzeReading, raw_records=raw_records)
