@@ -3,6 +3,7 @@ ones read it as null), a channel removed keeps its history, and a changed type i
 anything is written. The tables are written with bronze's model derived from catalogue variants."""
 
 import copy
+import json
 import uuid
 from datetime import datetime, timedelta
 
@@ -22,7 +23,7 @@ from iot_assets.lib.catalogue import DEFAULT_PATH, CatalogueError, parse_catalog
 from iot_assets.lib.schemas import conform, struct_type
 from iot_assets.lib.tables import Table
 from iot_assets.resources.detection import AnomalyModelConfig
-from iot_assets.resources.lakehouse import DeltaLakehouse, SchemaChangeRefused, type_changes
+from iot_assets.resources.lakehouse import STATS_COLUMNS, DeltaLakehouse, SchemaChangeRefused, type_changes
 from iot_assets_tests.test_anomalies import with_range
 
 H = datetime(2026, 11, 10, 10)
@@ -199,3 +200,38 @@ def test_hours_before_a_channel_existed_do_not_shrink_its_zscore_baseline(spark)
     base = trailing_baseline(with_range(stats), [hour]).first()
     assert (base["mean_vibration"], base["std_vibration"]) == (50.0, 2.0)
     assert (base["mean_temperature"], base["std_temperature"]) == (50.0, 2.0)
+
+
+def _file_stats(spark, lake, tbl) -> list[set]:
+    """The columns each data file of the table's latest commit has minimum values for."""
+    log = lake.uri(tbl) + "/_delta_log/*.json"
+    version = spark.sql(f"DESCRIBE HISTORY delta.`{lake.uri(tbl)}` LIMIT 1").first()["version"]
+    adds = spark.read.json(log).where("add IS NOT NULL").select("add.path", "add.stats", F.input_file_name().alias("f"))
+    return [set(json.loads(r["stats"])["minValues"]) for r in adds.collect() if r["f"].endswith(f"{version:020d}.json")]
+
+
+@pytest.mark.e2e
+def test_statistics_are_kept_on_the_declared_columns_and_a_users_choice_is_kept(lake, spark):
+    model = reading_model(variant())
+    declared = Table(f"bronze_{uuid.uuid4().hex[:8]}", model, "event_hour", ("device_id", "event_time"))
+    lake.write_window(readings(spark, model, OLD), declared, OLD)
+    assert _file_stats(spark, lake, declared) == [{"device_id", "event_time"}]
+    # A table written before its columns were declared gets them at its next write.
+    older = table(model)
+    lake.write_window(readings(spark, model, OLD), older, OLD)
+    assert len(_file_stats(spark, lake, older)[0]) > 10
+    # The same table declared again with its columns, as after an upgrade (a process declares a
+    # table's name once, so the declaration is renamed to it).
+    redeclared = Table(older.name + "_x", model, "event_hour", ("device_id",))
+    object.__setattr__(redeclared, "name", older.name)
+    lake.write_window(readings(spark, model, NEW), redeclared, NEW)
+    assert _file_stats(spark, lake, older) == [{"device_id"}]
+    # A value set on the table by its owner is kept.
+    spark.sql(f"ALTER TABLE delta.`{lake.uri(older)}` SET TBLPROPERTIES ('{STATS_COLUMNS}' = 'event_time')")
+    lake.write_window(readings(spark, model, NEW), redeclared, NEW)
+    assert _file_stats(spark, lake, older) == [{"event_time"}]
+
+
+def test_statistics_columns_must_be_in_the_model():
+    with pytest.raises(ValueError, match="not in"):
+        Table(f"bronze_{uuid.uuid4().hex[:8]}", reading_model(variant()), "event_hour", ("no_such_column",))

@@ -13,12 +13,12 @@ from dagster import AssetExecutionContext, AssetOut, BackfillPolicy, Materialize
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from iot_assets.assets.bronze import BRONZE_READINGS, CATALOGUE, channel_columns
+from iot_assets.assets.bronze import BRONZE_READINGS, CATALOGUE, READING_STATS, channel_columns
 from iot_assets.assets.registry import REGISTRY
 from iot_assets.lib import catalogue, quality, reasons
 from iot_assets.lib.metadata import column_lineage, table_metadata
 from iot_assets.lib.partitions import HOUR, hourly_partitions
-from iot_assets.lib.schemas import conform, model
+from iot_assets.lib.schemas import conform, model, struct_type
 from iot_assets.lib.tables import Table, Upstream, deps
 from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse, count_by
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
@@ -84,7 +84,9 @@ RejectedReading = model(
 )
 
 
-SILVER_READINGS = Table("silver_sensor_readings", SilverReading, "event_hour")
+SILVER_COLUMNS = frozenset(struct_type(SilverReading).fieldNames())
+REJECTED_COLUMNS = frozenset(struct_type(RejectedReading).fieldNames())
+SILVER_READINGS = Table("silver_sensor_readings", SilverReading, "event_hour", READING_STATS)
 REJECTED = Table("silver_rejected_readings", RejectedReading, "event_hour")
 # Each hour also reads the end of the hour before from bronze, for the rolling averages' context.
 FROM_BRONZE = Upstream(BRONZE_READINGS)
@@ -111,8 +113,14 @@ def classify(bronze: DataFrame, registry: DataFrame) -> DataFrame:
             for f, (lo, hi) in PHYSICAL_RANGES.items()
         ],
     )
+    # Only the bronze columns that silver or rejected keep cross the duplicate test's shuffle and
+    # the silver step's cache (a cache keeps every column of its plan), and of the registry only
+    # whether the device is in it: its attributes join silver's rows afterwards (`split_silver`).
+    kept = [c for c in bronze.columns if c in SILVER_COLUMNS or c in REJECTED_COLUMNS]
+    known = registry.select("device_id").withColumn("_known", F.lit(True))
     df = (
-        bronze.join(F.broadcast(registry.withColumn("_known", F.lit(True))), "device_id", "left")
+        bronze.select(*kept)
+        .join(F.broadcast(known), "device_id", "left")
         .withColumn("_known", F.col("_known").isNotNull())
         .withColumn("_ranges", out_of_range)
         .withColumn("_status_ok", F.col("status").isin(*VALID_STATUSES))
@@ -185,13 +193,18 @@ def to_silver(bronze_with_context: DataFrame, registry: DataFrame, start, end) -
     `bronze_with_context` may also hold the five minutes before `start`; those rows only seed
     the rolling averages and are not emitted.
     """
-    return split_silver(classify(bronze_with_context, registry), start, end)
+    return split_silver(classify(bronze_with_context, registry), registry, start, end)
 
 
-def split_silver(classified: DataFrame, start, end) -> tuple[DataFrame, DataFrame]:
-    """(silver, rejected) in [start, end) from classified readings (see `to_silver`)."""
+def split_silver(classified: DataFrame, registry: DataFrame, start, end) -> tuple[DataFrame, DataFrame]:
+    """(silver, rejected) in [start, end) from classified readings (see `to_silver`), silver's
+    rows enriched with their device's registry attributes."""
     in_window = (F.col("event_time") >= F.lit(start)) & (F.col("event_time") < F.lit(end))
-    silver = enrich(classified.where(F.col("reason").isNull())).where(in_window)
+    silver = (
+        enrich(classified.where(F.col("reason").isNull()))
+        .where(in_window)
+        .join(F.broadcast(registry), "device_id", "left")
+    )
     rejected = classified.where(F.col("reason").isNotNull() & in_window)
     return conform(silver, SilverReading), conform(rejected, RejectedReading)
 
@@ -255,7 +268,7 @@ def silver(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLake
     # Both writes read the classified readings: kept, they are read from bronze and ranked once.
     classified = classify(bronze, registry).persist()
     try:
-        classified_silver, rejected = split_silver(classified, window.start, window.end)
+        classified_silver, rejected = split_silver(classified, registry, window.start, window.end)
         written = lake.write_window(classified_silver, SILVER_READINGS, window, parallel=True)
         dropped = lake.write_window(rejected, REJECTED, window)
         rejected_by_reason = count_by(rejected, "reason")

@@ -43,10 +43,16 @@ class Table:
     # The typed column a partition window selects (`event_hour`, `batch_hour`, `event_date`);
     # None for a table replaced whole.
     partition_column: str | None
+    # The columns Delta keeps file statistics (min, max, nulls) on, for data skipping; empty:
+    # Delta's default, the first 32. Each kept statistic is computed for every row written.
+    stats_columns: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not _NAME.match(self.name):
             raise ValueError(f"not a valid table name: {self.name!r}")
+        missing = [c for c in self.stats_columns if c not in self.model.to_schema().columns]
+        if missing:
+            raise ValueError(f"table {self.name!r}: statistics columns {missing} are not in {self.model.__name__}")
         if _DECLARED.setdefault(self.name, self) != self:
             raise ValueError(f"table {self.name!r} is declared twice")
 

@@ -42,6 +42,9 @@ NO_TABLE_CONDITIONS = frozenset({"PATH_NOT_FOUND", "DELTA_TABLE_NOT_FOUND", "DEL
 # DynamoDB log store (deployments/production/) it may have more.
 LAKE_WRITER_POOL = "delta_lake_writers"
 
+# The table property naming the columns Delta keeps file statistics on (`Table.stats_columns`).
+STATS_COLUMNS = "delta.dataSkippingStatsColumns"
+
 
 class SchemaChangeRefused(Failure, ValueError):
     """A write that would change the type of a column the table already has; nothing was written.
@@ -150,6 +153,14 @@ class DeltaLakehouse(ConfigurableResource):
             .option("maxRecordsPerFile", self.max_records_per_file)
             .option("mergeSchema", "true")
         )
+        if table.stats_columns:
+            wanted = ",".join(table.stats_columns)
+            if existing is None:  # set on the table the write creates
+                writer = writer.option(STATS_COLUMNS, wanted)
+            elif _table_property(spark, uri, STATS_COLUMNS) is None:
+                # A table written before the property was declared gets it once; a value someone
+                # set on the table is theirs, and kept.
+                spark.sql(f"ALTER TABLE delta.`{uri}` SET TBLPROPERTIES ('{STATS_COLUMNS}' = '{wanted}')")
         if predicate:
             writer = writer.option("replaceWhere", predicate)
         if partition_by:
@@ -203,6 +214,12 @@ class DeltaLakehouse(ConfigurableResource):
     def read_upstream(self, spark: SparkSession, edge: Upstream, window: TimeWindow) -> DataFrame:
         """What a step materialising `window` reads over a declared edge (its partition mapping)."""
         return self.read_window(spark, edge.table, *edge.window(window))
+
+
+def _table_property(spark: SparkSession, uri: str, key: str) -> str | None:
+    """A property of the Delta table at `uri`, or None when it is not set."""
+    rows = spark.sql(f"SHOW TBLPROPERTIES delta.`{uri}`").where(f"key = '{key}'").collect()
+    return rows[0]["value"] if rows else None
 
 
 def table_schema(spark: SparkSession, uri: str) -> StructType | None:
