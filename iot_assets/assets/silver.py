@@ -200,10 +200,13 @@ def split_silver(classified: DataFrame, registry: DataFrame, start, end) -> tupl
     """(silver, rejected) in [start, end) from classified readings (see `to_silver`), silver's
     rows enriched with their device's registry attributes."""
     in_window = (F.col("event_time") >= F.lit(start)) & (F.col("event_time") < F.lit(end))
+    # A device the registry lists twice (its unique check fails) had each reading doubled by
+    # classify's join, and the copies rejected as duplicates; its attributes come from one listing,
+    # so that this join does not double its readings again.
     silver = (
         enrich(classified.where(F.col("reason").isNull()))
         .where(in_window)
-        .join(F.broadcast(registry), "device_id", "left")
+        .join(F.broadcast(registry.dropDuplicates(["device_id"])), "device_id", "left")
     )
     rejected = classified.where(F.col("reason").isNotNull() & in_window)
     return conform(silver, SilverReading), conform(rejected, RejectedReading)
