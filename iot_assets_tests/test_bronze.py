@@ -22,8 +22,9 @@ GOOD = {
 }
 
 
-def rec(**over) -> str:
-    d = dict(GOOD)
+def rec(base: dict | None = None, /, **over) -> str:
+    """The record `base` (GOOD by default) as JSON, with fields replaced (`...`: removed)."""
+    d = dict(GOOD if base is None else base)
     for k, v in over.items():
         if v is ...:
             d.pop(k)

@@ -14,18 +14,11 @@ from pathlib import Path
 
 from pyspark.sql import functions as F
 
+from iot_assets_tests.test_bronze import GOOD
+from iot_assets_tests.test_bronze import rec as _rec
+
 ROOT = Path(__file__).resolve().parents[1]
 HOUR = "2026-11-21T10:00:00+00:00"
-
-
-def _rec(base: dict, **over) -> str:
-    d = dict(base)
-    for k, v in over.items():
-        if v is ...:
-            d.pop(k)
-        else:
-            d[k] = v
-    return json.dumps(d)
 
 
 def corpus(base: dict, device: str, stamp: str, channels: list[str], status: str) -> list[str]:
@@ -113,21 +106,8 @@ def compare(spark, texts: list[str]) -> tuple[int, int, list[int]]:
     return len(rows), accepted, sorted(i for i in set(a) | set(b) if a.get(i) != b.get(i))
 
 
-DEFAULT_BASE = {
-    "device_id": "dev-0001",
-    "timestamp": "2026-11-21T10:15:00.000Z",
-    "temperature": 50.5,
-    "humidity": 40.0,
-    "pressure": 2.1,
-    "vibration": 1.2,
-    "battery_level": 90.0,
-    "signal_strength": -60,
-    "status": "normal",
-}
-
-
 def test_the_first_pass_changes_no_row(spark):
-    texts = corpus(DEFAULT_BASE, "device_id", "timestamp", ["temperature", "humidity"], "status")
+    texts = corpus(GOOD, "device_id", "timestamp", ["temperature", "humidity"], "status")
     records, accepted, differ = compare(spark, texts)
     assert differ == [], [texts[i] if i < len(texts) else i for i in differ]
     # The plain valid readings (the first seven, and the integer, -0.0, subnormal, huge-integer,
