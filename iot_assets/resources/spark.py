@@ -293,7 +293,32 @@ def get_or_create_session(conf: dict[str, str]) -> SparkSession:
             builder = builder.config("spark.hadoop.fs.s3a.secret.key", creds[1])
         session = builder.getOrCreate()
         session.sparkContext.setLogLevel("WARN")
+        package_jars_off_python_path(session.sparkContext)
         return session
+
+
+def package_jars_off_python_path(sc) -> list[str]:
+    """Take the jars of `spark.jars.packages` off the Python path of this process and of its
+    Python workers; returns the file names taken off.
+
+    spark-submit lists every resolved package jar in `spark.submit.pyFiles` of a PySpark
+    application, in case one holds Python code, and PySpark puts each on `sys.path` and on every
+    Python worker's path. These hold JVM code only: the project's Python code and dependencies
+    are installed packages. On the path they are costly: the first `importlib.metadata` lookup
+    of a process (typeguard, which pandera imports, makes one) reads the directory of every
+    archive on it, the AWS SDK bundle's 686 MB among them. That was 3.8 s in a driver, and as
+    much in each Python worker, whose training code imports the package. Other entries (the
+    package zip shipped to a cluster, a user's own `.zip` or `.egg`) stay."""
+    includes = getattr(sc, "_python_includes", None)
+    if not includes:
+        return []
+    from pyspark import SparkFiles
+
+    jars = [name for name in includes if name.lower().endswith(".jar")]
+    includes[:] = [name for name in includes if name not in jars]
+    paths = {os.path.join(SparkFiles.getRootDirectory(), name) for name in jars}
+    sys.path[:] = [p for p in sys.path if p not in paths]
+    return jars
 
 
 def redact_remote(url: str) -> str:
