@@ -179,6 +179,7 @@ def all_assets() -> list:
 class Run:
     seconds: float
     steps: dict[str, float]  # step key -> seconds, from the run's step-success events
+    run_id: str = ""
 
 
 def run_assets(selection, resources: dict, instance, first: datetime, last: datetime | None = None) -> Run:
@@ -204,7 +205,7 @@ def run_assets(selection, resources: dict, instance, first: datetime, last: date
     if not result.success:
         raise RuntimeError(f"benchmark run {result.run_id} of {selection} failed")
     steps = {e.step_key: round(e.event_specific_data.duration_ms / 1000, 1) for e in result.get_step_success_events()}
-    return Run(seconds, steps)
+    return Run(seconds, steps, result.run_id)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 
+from benchmarks import cores
 from benchmarks.common import (
     BUCKET,
     PIPELINE_AFTER_RAW,
@@ -24,15 +25,14 @@ from benchmarks.common import (
     run_assets,
     write_raw_hours,
 )
+from iot_assets.resources.spark import parallelism
 
 
 def _setup(fleet, name: str):
     from dagster import DagsterInstance
 
-    from iot_assets.resources.config import resolved
-
     prefix = f"bench/{name}-{uuid.uuid4().hex[:8]}"
-    return resolved("spark").session, prefix, resources_for(prefix, fleet), DagsterInstance.ephemeral()
+    return cores.session(), prefix, resources_for(prefix, fleet), DagsterInstance.ephemeral()
 
 
 def partition(fleet, progress=print, hours_back: int = 1, name: str = "throughput", floor: bool = True) -> dict:
@@ -48,6 +48,7 @@ def partition(fleet, progress=print, hours_back: int = 1, name: str = "throughpu
     with PeakMemory(spark) as memory:
         run = run_assets(PIPELINE_AFTER_RAW, resources, instance, hour)
     progress(f"   pipeline, {fleet.device_count:,} devices: {run.seconds:.1f} s; steps {run.steps}")
+    on_cores = cores.steps_on_cores(cores.read_tasks(), cores.step_windows(instance, run.run_id), parallelism(spark))
     figures = {
         "devices": fleet.device_count,
         "readings_per_hour": fleet.readings_per_hour,
@@ -57,6 +58,7 @@ def partition(fleet, progress=print, hours_back: int = 1, name: str = "throughpu
         "pipeline_readings_per_second": round(records / run.seconds),
         "floor_readings_per_second": round(records / floor_s) if floor else None,
         "step_seconds": run.steps,
+        "steps_on_cores": on_cores or None,
         "memory": memory.figures(),
     }
     return {k: v for k, v in figures.items() if v is not None}

@@ -85,7 +85,8 @@ def test_growth_reports_seconds_per_million_readings_and_the_largest_against_the
     from benchmarks import growth
 
     sizes = [_size(3000, 10_800_000, 1296.0, 3.5), _size(100, 360_000, 54.0, 1.2), _size(1000, 3_600_000, 360.0, 2.4)]
-    f = growth.summarise(sizes)
+    f = growth.summarise(sizes, warm_up=_size(100, 360_000, 81.0, 1.1))
+    assert f["warm_up_pipeline_seconds"] == 81.0 and f["warm_up_devices"] == 100
     assert [f[f"seconds_per_million_{n}_devices"] for n in (100, 1000, 3000)] == [150.0, 100.0, 120.0]
     assert f["growth_ratio"] == 1.2 and f["smallest_seconds"] == 54.0
     assert f["peak_driver_rss_gib_3000_devices"] == 3.5 and list(f["step_seconds"]) == ["100", "1000", "3000"]
@@ -101,3 +102,44 @@ def test_a_child_run_is_timed_from_start_to_exit_and_reports_its_last_json_line(
     assert done.reported == {"run_seconds": 0.5} and done.seconds > 0
     with pytest.raises(RuntimeError, match="failed; see"):
         run_child("json.tool", [str(tmp_path / "missing.json")], tmp_path / "failed.log")
+
+
+def test_steps_on_cores_from_spark_task_timings():
+    from benchmarks import cores
+
+    def stage(kind, stage_id, submitted):
+        return json.dumps(
+            {"Event": kind, "Stage Info": {"Stage ID": stage_id, "Stage Attempt ID": 0, "Submission Time": submitted}}
+        )
+
+    def task(stage_id, launched, finished):
+        info = {"Launch Time": launched, "Finish Time": finished}
+        return json.dumps(
+            {"Event": "SparkListenerTaskEnd", "Stage ID": stage_id, "Stage Attempt ID": 0, "Task Info": info}
+        )
+
+    log = [
+        json.dumps({"Event": "SparkListenerJobStart", "Job ID": 0}),
+        stage("SparkListenerStageSubmitted", 0, 100_000),
+        task(0, 100_000, 104_000),  # ran 4 s on one core
+        task(0, 100_000, 102_000),
+        task(0, 102_000, 104_000),  # waited 2 s for a core
+        stage("SparkListenerStageCompleted", 0, 100_000),
+        stage("SparkListenerStageSubmitted", 1, 106_000),
+        task(1, 106_500, 107_500),
+    ]
+    found = cores.tasks(log)
+    assert [(t.submitted, t.launched, t.finished) for t in found][2:] == [(100.0, 102.0, 104.0), (106.0, 106.5, 107.5)]
+
+    steps = cores.steps_on_cores(found, {"bronze": (99.0, 105.0), "silver": (105.0, 109.0)}, cores=2)
+    assert steps["bronze"] == {
+        "seconds": 6.0,
+        "share": 0.6,
+        "tasks": 3,
+        "task_seconds": 8.0,
+        "wait_seconds": 2.0,
+        "core_use": 0.67,
+    }
+    assert steps["silver"]["tasks"] == 1 and steps["silver"]["wait_seconds"] == 0.5
+    assert steps["silver"]["core_use"] == 0.12
+    assert cores.steps_on_cores(found, {}, cores=2) == {}
