@@ -26,12 +26,14 @@ def compare(fleets: list, progress=print) -> tuple[dict, list[dict]]:
     fleets = sorted(fleets, key=lambda f: f.device_count)
     smallest = fleets[0]
     progress(f"   warm-up: {smallest.device_count:,} devices (reported apart)")
-    first = partition(smallest, progress, hours_back=FIRST_HOUR_BACK + len(fleets), name="growth-warm-up", floor=False)
+    warm_up = partition(
+        smallest, progress, hours_back=FIRST_HOUR_BACK + len(fleets), name="growth-warm-up", floor=False
+    )
     sizes = [
         partition(f, progress, hours_back=FIRST_HOUR_BACK + i, name=f"growth-{f.device_count}", floor=False)
         for i, f in enumerate(fleets)
     ]
-    return first, sizes
+    return warm_up, sizes
 
 
 def seconds_per_million(size: dict) -> float:
