@@ -143,3 +143,29 @@ def test_steps_on_cores_from_spark_task_timings():
     assert steps["silver"]["tasks"] == 1 and steps["silver"]["wait_seconds"] == 0.5
     assert steps["silver"]["core_use"] == 0.12
     assert cores.steps_on_cores(found, {}, cores=2) == {}
+
+
+def test_the_shape_floor_writes_each_layer_of_the_same_records(spark, tmp_path):
+    """`shape_floor` on three raw records (one not JSON): each layer's table holds a row per record
+    (gold one per device and hour), and every part is timed."""
+    from pyspark.sql import functions as F
+
+    from benchmarks.common import shape_floor
+
+    def envelope(i: int, payload: str) -> str:
+        return json.dumps(
+            {"arrival_id": f"a{i}", "batch_hour": "2026-11-01T10:00:00Z", "record_index": i}
+            | {"payload": payload, "source": "simulator"}
+        )
+
+    good = {"device_id": "dev-1", "timestamp": "2026-11-01T10:00:0{}Z", "temperature": 20.5, "status": "ok"}
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text(
+        "\n".join([envelope(i, json.dumps(good).replace("{}", str(i))) for i in range(2)] + [envelope(2, "not json")])
+        + "\n"
+    )
+    seconds = shape_floor(spark, [str(raw)], str(tmp_path / "lake"))
+    assert list(seconds) == ["bronze", "silver", "gold", "anomaly_log"] and all(s > 0 for s in seconds.values())
+    read = lambda name: spark.read.format("delta").load(str(tmp_path / "lake" / name))  # noqa: E731
+    assert [read(t).count() for t in ("bronze", "silver", "anomaly_log")] == [3, 3, 3]
+    assert read("gold").where(F.col("device_id") == "dev-1").select("n", "temperature").collect()[0] == (2, 20.5)
