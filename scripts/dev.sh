@@ -40,12 +40,13 @@ pids=()
 # - bash runs a trap only once the foreground command has ended, so Dagster runs in the background;
 # - a script's background command starts with SIGINT ignored, and Dagster gives SIGTERM SIGINT's
 #   handler, so it would ignore both: SIGINT's default is restored before it starts;
-# - its processes (code server, run workers) are a process group of their own, stopped as one, and
-#   a Ctrl-C reaches them through this script's trap alone.
+# - its processes (code server, run workers) are a process group of their own (a new session, or
+#   the group a shell with job control gave it), stopped as one, and a Ctrl-C reaches them through
+#   this script's trap alone.
 # A step with a retry policy takes an interrupt as a reason to retry, so a run may not end on one:
 # what still runs 30 s after the SIGTERM is killed, and the next start ends its run (`make dev` runs
 # `iot-assets instance init` first).
-dagster_cmd=(setsid "$BIN/python" -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])')
+dagster_cmd=("$BIN/python" -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.getpgrp() == os.getpid() or os.setsid(); os.execv(sys.argv[1], sys.argv[1:])')
 dagster="" # the Dagster process running now; its pid is its process group's
 wait_for() { # wait_for TENTHS_OF_A_SECOND KILL-ARGS...: until `kill -0 ARGS` fails, at most that long
   local n=$1
