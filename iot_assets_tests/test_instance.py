@@ -89,6 +89,18 @@ def test_a_run_whose_process_is_gone_is_ended_and_frees_its_pool_slot(tmp_path):
         assert end_runs_without_a_process(instance) == []
 
 
+def test_a_shared_instance_is_left_alone():
+    """Runs of an instance on PostgreSQL may run on other machines: their pids mean nothing here."""
+
+    class Shared:
+        run_storage = object()
+
+        def get_runs(self, *args, **kwargs):
+            raise AssertionError("a shared instance's runs were looked at")
+
+    assert end_runs_without_a_process(Shared()) == []
+
+
 def test_a_reused_pid_is_not_taken_for_the_run_it_was_recorded_for():
     assert process_alive(os.getpid(), time.time())
     # This process started before now: recorded an hour before it started, the pid is someone else's.

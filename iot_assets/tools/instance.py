@@ -82,9 +82,15 @@ def end_runs_without_a_process(instance: DagsterInstance) -> list[str]:
     ("Executing steps in process (pid: ...)", "Started process for run (pid: ...)"); a run with
     none recorded, or any still alive, is left alone. The run-retry daemon is told not to retry
     it: its hours are run again from the UI, or by the sensors' next runs.
+
+    Only an instance in this machine's files (SQLite run storage) is looked at: the runs of a
+    shared instance (PostgreSQL) may run on other machines, where their pids mean nothing here.
     """
+    from dagster._core.storage.runs import SqliteRunStorage
     from dagster._core.storage.tags import WILL_RETRY_TAG
 
+    if not isinstance(instance.run_storage, SqliteRunStorage):
+        return []
     done = []
     for run in instance.get_runs(RunsFilter(statuses=_IN_FLIGHT)):
         pids = {}
