@@ -1,7 +1,7 @@
 """Silver transforms on small hand-made frames with known answers."""
 
 import random
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pyspark.sql import Window
@@ -9,8 +9,8 @@ from pyspark.sql import functions as F
 
 from iot_assets.assets.bronze import BronzeReading
 from iot_assets.assets.registry import DeviceRecord
-from iot_assets.assets.silver import ROLLING_METRICS, to_silver
-from iot_assets.lib import reasons
+from iot_assets.assets.silver import KEYS, ROLLING_METRICS, RejectedReading, SilverReading, read_back_checks, to_silver
+from iot_assets.lib import quality, reasons
 from iot_assets.lib.schemas import struct_type
 
 T0 = datetime(2026, 11, 21, 10, 0, 0)
@@ -154,3 +154,58 @@ def test_rolling_averages_equal_the_direct_five_minute_mean(spark, registry):
         want = expected[(r["device_id"], r["event_time"])]
         for m in ROLLING_METRICS:
             assert r[f"{m}_avg_5min"] == pytest.approx(want[m], rel=1e-9, abs=1e-9)
+
+
+def observed_and_read_back(spark, silver, rejected, hours, where):
+    """The silver checks observed on writes to `where` (`quality.WriteObservation`), and the same
+    checks on the tables read back."""
+
+    def table(name):
+        return lambda: spark.read.format("delta").load(where[name])
+
+    on_silver, on_rejected = (
+        quality.WriteObservation("event_hour", hours),
+        quality.WriteObservation("event_hour", hours),
+    )
+    on_silver.schema(silver, SilverReading, "silver_sensor_readings", "check_silver_schema", KEYS, table("silver"))
+    on_silver.unique(
+        ["device_id", "event_time"], "silver_sensor_readings", "check_silver_unique_readings", table("silver")
+    )
+    on_rejected.schema(
+        rejected, RejectedReading, "silver_rejected_readings", "check_rejected_schema", KEYS, table("rejected")
+    )
+    on_silver.on(silver).write.format("delta").partitionBy("event_hour").save(where["silver"])
+    on_rejected.on(rejected).write.format("delta").partitionBy("event_hour").save(where["rejected"])
+    observed = on_silver.evaluations() + on_rejected.evaluations()
+    read_back = read_back_checks(table("silver")(), table("rejected")())
+    for o, r in zip(observed, read_back, strict=True):
+        assert (o.check, o.passed, o.by_partition) == (r.check, r.passed, r.by_partition)
+        for key in ("failures_by_rule", "null_rates", "schema_problems"):
+            assert o.detail.get(key) == r.detail.get(key), key
+    return observed
+
+
+def test_checks_on_the_rows_written_equal_the_checks_read_back(spark, registry, tmp_path):
+    """Over two hours: clean, then with a copied row and a missing site (a failing check is made
+    again on the table read back, for its detail)."""
+    end = T0 + timedelta(hours=2)
+    rows = [bronze_row(i, minute=3.0 * i) for i in range(30)] + [bronze_row(40, minute=61, humidity=140.0)]
+    df = spark.createDataFrame(rows, struct_type(BronzeReading))
+    silver, rejected = to_silver(df, registry, T0, end)
+    h0, h1 = hours = [T0.replace(tzinfo=UTC), (T0 + timedelta(hours=1)).replace(tzinfo=UTC)]
+
+    where = {"silver": str(tmp_path / "clean"), "rejected": str(tmp_path / "rejected")}
+    schema, unique, rejected_schema = observed_and_read_back(spark, silver, rejected, hours, where)
+    assert schema.passed and unique.passed and rejected_schema.passed
+    assert schema.by_partition == unique.by_partition == {h0: (20, 0), h1: (10, 0)}
+    assert rejected_schema.by_partition == {h1: (1, 0)}
+
+    copy = silver.where("record_index = 25").withColumn("record_index", F.lit(99).cast("long"))
+    silver = silver.unionByName(copy).withColumn("site", F.when(F.col("record_index") != 3, F.col("site")))
+    where = {"silver": str(tmp_path / "defects"), "rejected": str(tmp_path / "rejected-again")}
+    schema, unique, _ = observed_and_read_back(spark, silver, rejected, hours, where)
+    assert schema.by_partition == {h0: (19, 1), h1: (11, 0)}
+    assert schema.detail["failures_by_rule"] == {"site:not_null": 1}
+    assert [e["record_index"] for e in schema.detail["examples"]] == [3]
+    assert unique.by_partition == {h0: (20, 0), h1: (10, 1)} and unique.detail["examples"][0]["count"] == 2
+    assert not quality.WriteObservation.fits([]) and not quality.WriteObservation.fits(list(range(49)))

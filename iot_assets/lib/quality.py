@@ -1,9 +1,9 @@
 """Data-quality checks: how a layer's partition is judged, reported to Dagster, and logged.
 
 Each layer file declares its checks (`AssetCheckSpec`s on its asset) and calls these helpers on
-the partition it has just written: bronze on the (cached) frames it wrote, held to the row counts
-of Delta's commits (`as_committed`), the other layers on the partition read back (silver's frame
-is not cached after its windows, and reading it back costs less than computing it again).
+the partition it has just written: bronze on the (cached) frames it wrote, and silver on the rows
+as its writes write them (`WriteObservation`), both held to the row counts of Delta's commits
+(`as_committed`); the other layers, whose tables are small, on the partition read back.
 Every evaluation counts passed and failed rows for each hour of the run's window, so one range
 run still gives one history row per check and hour in the `data_quality_log` Delta table (like
 the event log of Delta Live Tables), and the check result in the UI carries the counts and a few
@@ -17,6 +17,7 @@ one aggregation that also counts failures per rule and per hour.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import reduce
@@ -25,7 +26,7 @@ import pandera.pyspark as pa
 import pyspark.sql.types as T
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
 from pandera.config import ValidationDepth, config_context
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from iot_assets.lib.schemas import struct_type
@@ -174,6 +175,90 @@ def partition_value(v) -> datetime | date:
     return v
 
 
+@dataclass
+class _SchemaRules:
+    """A pandera model's rules for a frame's columns, as Spark columns, and the schema problems."""
+
+    model: type[pa.DataFrameModel]
+    problems: list[str]
+    named: dict[str, Column]  # rule name -> true when a row keeps it
+    nullable: list[str]  # nullable model columns present, whose null rate is reported
+    unexpected: list[str]  # frame columns the model does not have
+
+    @classmethod
+    def of(cls, df: DataFrame, model: type[pa.DataFrameModel]) -> _SchemaRules:
+        # Value rules run only on columns that are there with the model's type; the others are
+        # schema problems already, and comparing a string with a number would fail the job.
+        actual = dict(df.dtypes)
+        fields = struct_type(model).fields
+        present = {f.name for f in fields if actual.get(f.name) == f.dataType.simpleString()}
+        return cls(
+            model,
+            schema_problems(df, model),
+            {k: v for k, v in rules(model).items() if k.split(":")[0] in present},
+            [f.name for f in fields if f.nullable and f.name in present],
+            # A column the model no longer has (a channel removed from the catalogue) stays in the
+            # table for its history; rows written since hold null there, and that is no schema problem.
+            [c for c in df.columns if c not in struct_type(model).fieldNames()],
+        )
+
+    @property
+    def ok_all(self) -> Column:
+        return reduce(lambda a, b: a & b, self.named.values(), F.lit(True))
+
+    def totals(self) -> dict[str, Column]:
+        """Aggregates over every row: failures per rule, nulls per nullable column, and the values
+        of each unexpected column."""
+        out = {f"r{i}": F.sum(F.when(~rule, 1).otherwise(0)) for i, rule in enumerate(self.named.values())}
+        out |= {f"n{i}": F.sum(F.when(F.col(c).isNull(), 1).otherwise(0)) for i, c in enumerate(self.nullable)}
+        return out | {f"x{i}": F.count(c) for i, c in enumerate(self.unexpected)}
+
+    def evaluation(
+        self,
+        by_partition: dict,
+        totals: dict[str, int],
+        examples: Callable[[], DataFrame],
+        asset: str,
+        check: str,
+        key_cols: list[str],
+        severity,
+    ) -> Evaluation:
+        """The evaluation from rows and failed rows per partition and the values of `totals()`;
+        `examples()` is the frame to take a few failing rows from, read only when some fail."""
+        model, named = self.model, self.named
+        retired = [c for i, c in enumerate(self.unexpected) if not totals[f"x{i}"]]
+        problems = [p for p in self.problems if p not in {f"COLUMN_NOT_IN_SCHEMA: {c}" for c in retired}]
+        per_rule = {name: totals[f"r{i}"] for i, name in enumerate(named)}
+        total = sum(p + f for p, f in by_partition.values())
+        null_rates = {c: round(totals[f"n{i}"] / total, 4) if total else 0.0 for i, c in enumerate(self.nullable)}
+        failed = sum(f for _, f in by_partition.values())
+        detail = {
+            "failures_by_rule": {k: v for k, v in per_rule.items() if v},
+            "null_rates": null_rates,
+            "rules_checked": len(named),
+            "schema_problems": problems,
+        }
+        if retired:
+            detail["retired_columns"] = retired
+        if failed:
+            df = examples()
+            cols = [c for c in key_cols if c in df.columns]
+            broken = F.array_compact(F.array(*[F.when(~rule, F.lit(name)) for name, rule in named.items()]))
+            detail["examples"] = [
+                {k: _plain(v) for k, v in r.asDict().items()}
+                for r in df.where(~self.ok_all).select(*cols, broken.alias("broken_rules")).limit(EXAMPLES).collect()
+            ]
+        passed = not problems and failed == 0
+        text = (
+            f"{failed} of {total} rows break a rule of {model.__name__}"
+            if failed
+            else f"{total} rows keep all {len(named)} rules of {model.__name__}"
+        )
+        if problems:
+            text = f"schema differs from {model.__name__}: {'; '.join(problems[:3])}. " + text
+        return Evaluation(asset, check, severity, passed, by_partition, text, detail)
+
+
 def check_schema(
     df: DataFrame,
     model: type[pa.DataFrameModel],
@@ -188,59 +273,17 @@ def check_schema(
     Fails when pandera finds a schema problem or any row breaks a rule; the metadata gives
     failures per rule, null rates, and a few failing rows.
     """
-    problems = schema_problems(df, model)
-    # Value rules run only on columns that are there with the model's type; the others are
-    # schema problems already, and comparing a string with a number would fail the job.
-    actual = dict(df.dtypes)
-    present = {f.name for f in struct_type(model).fields if actual.get(f.name) == f.dataType.simpleString()}
-    named = {k: v for k, v in rules(model).items() if k.split(":")[0] in present}
-    ok_all = reduce(lambda a, b: a & b, named.values(), F.lit(True))
-    aggs = [F.count("*").alias("_rows"), F.sum(F.when(~ok_all, 1).otherwise(0)).alias("_failed")]
-    aggs += [F.sum(F.when(~rule, 1).otherwise(0)).alias(f"r{i}") for i, rule in enumerate(named.values())]
-    nullable = [f.name for f in struct_type(model).fields if f.nullable and f.name in present]
-    aggs += [F.sum(F.when(F.col(c).isNull(), 1).otherwise(0)).alias(f"n{i}") for i, c in enumerate(nullable)]
-    # A column the model no longer has (a channel removed from the catalogue) stays in the table
-    # for its history; rows written since hold null there, and that is no schema problem.
-    unexpected = [c for c in df.columns if c not in struct_type(model).fieldNames()]
-    aggs += [F.count(c).alias(f"x{i}") for i, c in enumerate(unexpected)]
-    rows = df.groupBy(*_by(partition_col)).agg(*aggs).collect()
-    retired = [c for i, c in enumerate(unexpected) if not sum(int(r[f"x{i}"]) for r in rows)]
-    problems = [p for p in problems if p not in {f"COLUMN_NOT_IN_SCHEMA: {c}" for c in retired}]
+    schema = _SchemaRules.of(df, model)
+    totals = schema.totals()
+    aggs = [F.count("*").alias("_rows"), F.sum(F.when(~schema.ok_all, 1).otherwise(0)).alias("_failed")]
+    rows = df.groupBy(*_by(partition_col)).agg(*aggs, *[c.alias(k) for k, c in totals.items()]).collect()
     by_partition = {
         _key(r, partition_col): (int(r["_rows"]) - int(r["_failed"] or 0), int(r["_failed"] or 0))
         for r in rows
         if r["_rows"]
     }
-    per_rule = {name: sum(int(r[f"r{i}"] or 0) for r in rows) for i, name in enumerate(named)}
-    total = sum(int(r["_rows"]) for r in rows)
-    null_rates = {
-        c: round(sum(int(r[f"n{i}"] or 0) for r in rows) / total, 4) if total else 0.0 for i, c in enumerate(nullable)
-    }
-    failed = sum(f for _, f in by_partition.values())
-    detail = {
-        "failures_by_rule": {k: v for k, v in per_rule.items() if v},
-        "null_rates": null_rates,
-        "rules_checked": len(named),
-        "schema_problems": problems,
-    }
-    if retired:
-        detail["retired_columns"] = retired
-    if failed:
-        cols = [c for c in key_cols if c in df.columns]
-        broken = F.array_compact(F.array(*[F.when(~rule, F.lit(name)) for name, rule in named.items()]))
-        detail["examples"] = [
-            {k: _plain(v) for k, v in r.asDict().items()}
-            for r in df.where(~ok_all).select(*cols, broken.alias("broken_rules")).limit(EXAMPLES).collect()
-        ]
-    passed = not problems and failed == 0
-    text = (
-        f"{failed} of {total} rows break a rule of {model.__name__}"
-        if failed
-        else f"{total} rows keep all {len(named)} rules of {model.__name__}"
-    )
-    if problems:
-        text = f"schema differs from {model.__name__}: {'; '.join(problems[:3])}. " + text
-    return Evaluation(asset, check, severity, passed, by_partition, text, detail)
+    summed = {k: sum(int(r[k] or 0) for r in rows) for k in totals}
+    return schema.evaluation(by_partition, summed, lambda: df, asset, check, key_cols, severity)
 
 
 def check_unique(
@@ -267,6 +310,123 @@ def check_unique(
         ]
     text = f"{surplus} duplicate rows on ({', '.join(keys)})" if surplus else f"({', '.join(keys)}) is unique"
     return Evaluation(asset, check, severity, surplus == 0, by_partition, text, detail)
+
+
+# --- checks on the rows a write writes -----------------------------------------------------
+
+# A window of more partitions than this is checked by reading it back: each partition adds a few
+# comparisons per row to the observed aggregates (a 24-hour backfill, 3 per hour for silver).
+OBSERVED_PARTITIONS_MAX = 48
+_PARTITION = "_observed_partition"
+
+
+class WriteObservation:
+    """Checks computed from the rows a Delta write writes, in the write's own pass.
+
+    The checks' aggregates are observed on the frame as it is written (`DataFrame.observe`), so
+    the rows judged are exactly the rows the writer received, and nothing is read back or
+    computed again. Counts are kept for each partition of the window; a step holds the schema
+    checks to its commit's row count (`as_committed`) like the checks on a cached frame. A check
+    that fails is made again on the window read back from the table, for the metadata's detail
+    (failures per rule, failing rows): failing is rare, and the write carries only what passing needs.
+
+        observing = WriteObservation("event_hour", hours)
+        observing.schema(df, Model, asset, check, keys, written=lambda: lake.read_window(...))
+        result = lake.write_window(observing.on(df), table, window)
+        evaluations = observing.evaluations()
+    """
+
+    def __init__(self, partition_col: str, partitions: list[datetime]):
+        self.partition_col = partition_col
+        # Hourly partitions only: each is compared as epoch seconds.
+        self.partitions = [partition_value(k) for k in partitions]
+        self._columns: dict[str, Column] = {}
+        self._aggregates: dict[str, Column] = {}
+        self._evaluate: list[Callable[[dict], Evaluation]] = []
+        self._observation = None
+
+    @staticmethod
+    def fits(partitions: list) -> bool:
+        return 0 < len(partitions) <= OBSERVED_PARTITIONS_MAX
+
+    def _per_partition(self, prefix: str, cond: Column) -> None:
+        for i, k in enumerate(self.partitions):
+            self._aggregates[f"{prefix}.p{i}"] = F.count_if((F.col(_PARTITION) == int(k.timestamp())) & cond)
+
+    def _by_partition(self, values: dict, prefix: str, failed: str) -> dict:
+        out = {}
+        for i, k in enumerate(self.partitions):
+            rows, bad = int(values[f"{prefix}.p{i}"]), int(values[f"{failed}.p{i}"])
+            if rows:
+                out[k] = (rows - bad, bad)
+        return out
+
+    def schema(
+        self,
+        df: DataFrame,
+        model: type[pa.DataFrameModel],
+        asset: str,
+        check: str,
+        key_cols: list[str],
+        written: Callable[[], DataFrame],
+        severity=ERROR,
+    ) -> None:
+        """`check_schema` on the rows written. The write counts rows, rows that break a rule and nulls;
+        when a row breaks a rule or the schema differs, the check is made on `written()`, the
+        window read back, for its failures per rule and failing rows."""
+        rules = _SchemaRules.of(df, model)
+        self._per_partition(f"{check}.rows", F.lit(True))
+        self._per_partition(f"{check}.failed", ~rules.ok_all)
+        nulls = {k: c for k, c in rules.totals().items() if k.startswith("n")}
+        self._aggregates |= {f"{check}.{k}": c for k, c in nulls.items()}
+
+        def evaluate(values: dict) -> Evaluation:
+            by_partition = self._by_partition(values, f"{check}.rows", f"{check}.failed")
+            if rules.problems or any(bad for _, bad in by_partition.values()):
+                return check_schema(written(), model, asset, check, self.partition_col, key_cols, severity)
+            totals = {k: 0 for k in rules.totals()} | {k: int(values[f"{check}.{k}"] or 0) for k in nulls}
+            return rules.evaluation(by_partition, totals, written, asset, check, key_cols, severity)
+
+        self._evaluate.append(evaluate)
+
+    def unique(self, keys: list[str], asset: str, check: str, written: Callable[[], DataFrame], severity=ERROR) -> None:
+        """`check_unique` on the rows written: in the rows of each value of `keys[:-1]` ordered by
+        `keys[-1]`, a row whose last key equals the row before's is a surplus copy. (A window of the
+        same partitioning and order as one the frame already has shares its sort.)"""
+        *group, last = keys
+        flag = f"_surplus_{check}"
+        before = F.lag(last).over(Window.partitionBy(*group).orderBy(last))
+        self._columns[flag] = F.coalesce(before == F.col(last), F.lit(False))
+        self._per_partition(f"{check}.rows", F.lit(True))
+        self._per_partition(f"{check}.surplus", F.col(flag))
+
+        def evaluate(values: dict) -> Evaluation:
+            by_partition = self._by_partition(values, f"{check}.rows", f"{check}.surplus")
+            if any(bad for _, bad in by_partition.values()):  # read back only to show the copies
+                return check_unique(written(), keys, asset, check, self.partition_col, severity)
+            return Evaluation(
+                asset, check, severity, True, by_partition, f"({', '.join(keys)}) is unique", {"key": keys}
+            )
+
+        self._evaluate.append(evaluate)
+
+    def on(self, df: DataFrame) -> DataFrame:
+        """`df` with the checks' aggregates observed on it; write this frame, once."""
+        from pyspark.sql import Observation
+
+        self._observation = Observation()
+        helpers = {_PARTITION: F.unix_seconds(F.col(self.partition_col)), **self._columns}
+        with_helpers = df.select("*", *[c.alias(name) for name, c in helpers.items()])
+        aggregates = [c.alias(name) for name, c in self._aggregates.items()]
+        return with_helpers.observe(self._observation, *aggregates).drop(*helpers)
+
+    def evaluations(self) -> list[Evaluation]:
+        """The checks' evaluations, once the frame from `on` has been written."""
+        values = self._observation.get if self._observation is not None else None
+        if not values:
+            # Over Spark Connect the values arrive with the write's result; without them nothing was judged.
+            raise RuntimeError("the write's observed check metrics did not arrive; the checks cannot be evaluated")
+        return [evaluate(values) for evaluate in self._evaluate]
 
 
 def check_reconciles(
