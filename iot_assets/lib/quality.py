@@ -1,9 +1,9 @@
 """Data-quality checks: how a layer's partition is judged, reported to Dagster, and logged.
 
 Each layer file declares its checks (`AssetCheckSpec`s on its asset) and calls these helpers on
-the partition it has just written: bronze on the (cached) frames it wrote, and silver on the rows
-as its writes write them (`WriteObservation`), both held to the row counts of Delta's commits
-(`as_committed`); the other layers, whose tables are small, on the partition read back.
+the partition it has just written: bronze and silver on the rows as their writes write them
+(`WriteObservation`), held to the row counts of Delta's commits (`as_committed`); the other
+layers, whose tables are small, on the partition read back.
 Every evaluation counts passed and failed rows for each hour of the run's window, so one range
 run still gives one history row per check and hour in the `data_quality_log` Delta table (like
 the event log of Delta Live Tables), and the check result in the UI carries the counts and a few
