@@ -119,11 +119,20 @@ if [[ "$IOT_RAW_SOURCE" == historian ]]; then
   # The SQL historian instead of the live producer: a local PostgreSQL (.dev/historian) holding this
   # month of the simulated fleet; historian_arrival_sensor backfills it as one run, then follows it.
   eval "$($BIN/iot-assets historian server start --dir "$DEV/historian" --port 5433)"
-  stop_historian() { $BIN/iot-assets historian server stop --dir "$DEV/historian" || true; }
+  historian_up=1
+  stop_historian() { # once: a signal's trap runs it, then the EXIT trap
+    [[ -n "$historian_up" ]] || return 0
+    historian_up=""
+    $BIN/iot-assets historian server stop --dir "$DEV/historian" || true
+  }
   trap 'cleanup; stop_historian' EXIT
   trap 'cleanup; stop_historian; exit 130' INT
   trap 'cleanup; stop_historian; exit 143' TERM
-  $BIN/iot-assets historian seed --months 1 >"$DEV/historian-seed.log" 2>&1 || { cat "$DEV/historian-seed.log"; exit 1; }
+  # In the background, so that a signal stops it: bash runs a trap only once a foreground command has ended.
+  $BIN/iot-assets historian seed --months 1 >"$DEV/historian-seed.log" 2>&1 &
+  pids+=($!)
+  wait "${pids[-1]}" || { cat "$DEV/historian-seed.log"; exit 1; }
+  unset 'pids[-1]' # done: its pid is no longer ours to signal
   echo "historian: $IOT_HISTORIAN_JDBC_URL, this month seeded ($DEV/historian-seed.log)"
 elif [[ -n "${IOT_SENSOR_CATALOGUE:-}" ]]; then
   # Your own fleet: the simulated producer only speaks the shipped catalogue's channels.
