@@ -1,11 +1,19 @@
 """Gold aggregations with known answers."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from pyspark.sql import Window
 from pyspark.sql import functions as F
 
-from iot_assets.assets.gold import daily_summary, hourly_stats, ten_minute_aggregates
+from iot_assets.assets.gold import (
+    AGGREGATES_10MIN,
+    HOURLY_STATS,
+    daily_summary,
+    hourly_stats,
+    ten_minute_aggregates,
+)
+from iot_assets.lib import quality
 
 T0 = datetime(2026, 11, 21, 10, 0, 0)
 
@@ -76,3 +84,44 @@ def test_daily_summary(silver):
     d = r["dev-0002"]
     assert d["reading_count"] == 4 and d["hours_reporting"] == 2 and d["daily_avg_temperature"] == 25.0
     assert d["daily_max_vibration"] == 5.0 and d["high_vibration_count"] == 1 and d["daily_min_battery"] == 20.0
+
+
+@pytest.mark.parametrize(
+    ("table", "transform", "count_col"),
+    [(HOURLY_STATS, hourly_stats, "reading_count"), (AGGREGATES_10MIN, ten_minute_aggregates, "record_count")],
+    ids=["hourly", "ten_minute"],
+)
+def test_checks_counted_as_written_equal_the_checks_read_back(silver, tmp_path, table, transform, count_col):
+    """Gold's schema check and sums observed on its write (`quality.WriteObservation`) give what the
+    table read back gives: clean, then with a required statistic missing in one row (a failing
+    check is made again on the table read back, for its failing rows)."""
+    hours = [T0.replace(tzinfo=UTC), (T0 + timedelta(hours=1)).replace(tzinfo=UTC)]
+    check = f"check_{table.name}_schema"
+    columns = table.model.to_schema().columns
+    required = next(n for n, c in columns.items() if n.startswith(("avg_", "min_")) and not c.nullable)
+
+    def observed_and_read_back(rows, where):
+        def back():
+            return rows.sparkSession.read.format("delta").load(where)
+
+        observing = quality.WriteObservation("event_hour", hours)
+        observing.schema(rows, table.model, table.name, check, ["device_id"], back)
+        totals = observing.sum(count_col)
+        observing.on(rows).write.format("delta").partitionBy("event_hour").save(where)
+        (observed,) = observing.evaluations()
+        read = quality.check_schema(back(), table.model, table.name, check, "event_hour", ["device_id"])
+        assert (observed.passed, observed.by_partition) == (read.passed, read.by_partition)
+        for key in ("failures_by_rule", "null_rates", "schema_problems"):
+            assert observed.detail.get(key) == read.detail.get(key), key
+        sums = back().groupBy("event_hour").agg(F.sum(count_col).alias("n")).collect()
+        assert totals() == {quality.partition_value(r["event_hour"]): r["n"] for r in sums}
+        return observed, totals()
+
+    rows = transform(silver)
+    clean, totals = observed_and_read_back(rows, str(tmp_path / "clean"))
+    assert clean.passed and totals == {hours[0]: 6, hours[1]: 2}
+    first = F.row_number().over(Window.orderBy("device_id", "event_hour", F.col(count_col).desc()))
+    broken = rows.withColumn("_n", first).withColumn(required, F.when(F.col("_n") != 1, F.col(required))).drop("_n")
+    defect, totals = observed_and_read_back(broken, str(tmp_path / "defect"))
+    assert not defect.passed and defect.failed_rows == 1 and totals == {hours[0]: 6, hours[1]: 2}
+    assert defect.detail["failures_by_rule"] == {f"{required}:not_null": 1}

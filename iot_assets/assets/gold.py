@@ -182,23 +182,52 @@ def _silver_window(context: AssetExecutionContext, spark: SparkResource, lake: D
     return lake.read_upstream(spark.session, FROM_SILVER, context.partition_time_window)
 
 
-def gold_checks(table: Table, rows: DataFrame, count_col: str, silver: DataFrame) -> list[quality.Evaluation]:
-    """Schema conformance, and every silver reading counted exactly once in the aggregate."""
-    asset, model, partition_col = table.name, table.model, table.partition_column
+def gold_checks(
+    table: Table, schema: quality.Evaluation, counted: dict, count_col: str, silver: DataFrame
+) -> list[quality.Evaluation]:
+    """Schema conformance, and every silver reading counted exactly once in the aggregate:
+    `counted` is the sum of `count_col` per partition of the rows written."""
+    asset, partition_col = table.name, table.partition_column
     silver_part = (
         F.to_date("event_time").alias(partition_col) if partition_col == "event_date" else F.col(partition_col)
     )
-    counted = rows.groupBy(partition_col).agg(F.sum(count_col).alias("n")).collect()
     return [
-        quality.check_schema(rows, model, asset, f"check_{asset}_schema", partition_col, ["device_id"]),
+        schema,
         quality.check_reconciles(
             quality.counts_by(silver.select(silver_part), partition_col),
-            {count_col: {quality.partition_value(r[partition_col]): int(r["n"]) for r in counted}},
+            {count_col: counted},
             asset,
             f"check_{asset}_reconciles_silver",
             f"silver rows = sum of {count_col}",
         ),
     ]
+
+
+def _write_and_check(context, session, lake: DeltaLakehouse, table: Table, rows: DataFrame, count_col: str):
+    """Write the window's rows; (the write's result, its schema check, the sum of `count_col` per
+    partition written). An hourly table's checks are counted as the write writes the rows
+    (`quality.WriteObservation`) and held to the commit's row count; the daily summary, and a
+    range of more than 48 hours, are checked on the window read back."""
+    w = context.partition_time_window
+    asset, partition_col = table.name, table.partition_column
+    check = f"check_{asset}_schema"
+
+    def written():
+        return lake.read_window(session, table, w.start, w.end)
+
+    hours = quality.partitions_of(context.partition_keys)
+    if partition_col == "event_hour" and quality.WriteObservation.fits(hours):
+        observing = quality.WriteObservation(partition_col, hours)
+        observing.schema(rows, table.model, asset, check, ["device_id"], written)
+        totals = observing.sum(count_col)
+        result = lake.write_window(observing.on(rows), table, w)
+        (schema,) = observing.evaluations()
+        return result, quality.as_committed(schema, result.rows), totals()
+    result = lake.write_window(rows, table, w)
+    back = written()
+    schema = quality.check_schema(back, table.model, asset, check, partition_col, ["device_id"])
+    counted = back.groupBy(partition_col).agg(F.sum(count_col).alias("n")).collect()
+    return result, schema, {quality.partition_value(r[partition_col]): int(r["n"]) for r in counted}
 
 
 def _gold_specs(table: Table, count_col: str) -> list:
@@ -250,16 +279,10 @@ def sensor_aggregates_10min(context: AssetExecutionContext, spark: SparkResource
 
 
 def _gold(context, spark, lake, table: Table, transform, count_col):
-    w = context.partition_time_window
     silver = _silver_window(context, spark, lake)
-    written = lake.write_window(transform(silver), table, w)
+    written, schema, counted = _write_and_check(context, spark.session, lake, table, transform(silver), count_col)
     yield MaterializeResult(metadata=table_metadata(written, table.model, lineage=_lineage(table.model)))
-    yield from quality.report(
-        context,
-        spark.session,
-        lake,
-        gold_checks(table, lake.read_window(spark.session, table, w.start, w.end), count_col, silver),
-    )
+    yield from quality.report(context, spark.session, lake, gold_checks(table, schema, counted, count_col, silver))
 
 
 @asset(

@@ -1,9 +1,11 @@
 """Data-quality checks: how a layer's partition is judged, reported to Dagster, and logged.
 
 Each layer file declares its checks (`AssetCheckSpec`s on its asset) and calls these helpers on
-the partition it has just written: bronze and silver on the rows as their writes write them
-(`WriteObservation`), held to the row counts of Delta's commits (`as_committed`); the other
-layers, whose tables are small, on the partition read back.
+the partition it has just written: bronze, silver and the hourly gold tables on the rows as their
+writes write them (`WriteObservation`; for a range of more than 48 hours, bronze on its cached
+frames and the others on the partition read back), held to the row counts of Delta's commits
+(`as_committed`); the models, the anomaly log and the incidents on the frames they wrote,
+computed once (`lakehouse.computed_once`); the daily summary on the partition read back.
 Every evaluation counts passed and failed rows for each hour of the run's window, so one range
 run still gives one history row per check and hour in the `data_quality_log` Delta table (like
 the event log of Delta Live Tables), and the check result in the UI carries the counts and a few
@@ -410,6 +412,20 @@ class WriteObservation:
 
         self._evaluate.append(evaluate)
 
+    def sum(self, column: str) -> Callable[[], dict]:
+        """The sum of `column` over the rows written, per partition that has rows: the returned
+        function gives it once the frame from `on` has been written."""
+        prefix = f"sum.{column}"
+        for i, k in enumerate(self.partitions):
+            self._aggregates[f"{prefix}.p{i}"] = F.sum(F.when(F.col(_PARTITION) == int(k.timestamp()), F.col(column)))
+
+        def totals() -> dict:
+            values = self._values()
+            sums = {k: values[f"{prefix}.p{i}"] for i, k in enumerate(self.partitions)}
+            return {k: int(v) for k, v in sums.items() if v is not None}
+
+        return totals
+
     def on(self, df: DataFrame) -> DataFrame:
         """`df` with the checks' aggregates observed on it; write this frame, once."""
         from pyspark.sql import Observation
@@ -420,12 +436,16 @@ class WriteObservation:
         aggregates = [c.alias(name) for name, c in self._aggregates.items()]
         return with_helpers.observe(self._observation, *aggregates).drop(*helpers)
 
-    def evaluations(self) -> list[Evaluation]:
-        """The checks' evaluations, once the frame from `on` has been written."""
+    def _values(self) -> dict:
         values = self._observation.get if self._observation is not None else None
         if not values:
             # Over Spark Connect the values arrive with the write's result; without them nothing was judged.
             raise RuntimeError("the write's observed check metrics did not arrive; the checks cannot be evaluated")
+        return values
+
+    def evaluations(self) -> list[Evaluation]:
+        """The checks' evaluations, once the frame from `on` has been written."""
+        values = self._values()
         return [evaluate(values) for evaluate in self._evaluate]
 
 
