@@ -313,19 +313,22 @@ def first_pass(envelopes: DataFrame) -> DataFrame:
     `second_pass` parses it in full. The bronze step keeps this frame between its two writes.
     """
     t = F.col("_t.v")
-    keys = F.col("_keys")
     df = envelopes.select(
         "*",
         _payload_bytes().alias("payload_bytes"),
         F.from_json(_wrap("payload"), _WRAPPED_TYPED, _STRICT).alias("_t"),
-        F.json_object_keys("payload").alias("_keys"),
         F.to_timestamp("batch_hour").alias("_batch_hour"),
         F.trim(t.getField(RECORD.timestamp)).alias("ts_text"),
     )
     df = df.select("*", _parse_timestamp(F.col("ts_text")).alias("_event_time"))
     whole = F.col("_t._corrupt_record").isNull() & F.col(f"_t.{_END}").isNotNull()
-    # Every key is a known one, each once: as many keys as known keys among them.
-    known_present = reduce(lambda a, b: a + b, [F.array_contains(keys, f).cast("int") for f in PAYLOAD_FIELDS])
+    # Every key is a known one, each once, without listing the keys (a second parse of the text):
+    # an object has one comma fewer than keys, plus any inside its values, and each known field
+    # with a value is a key of its own. So commas = known fields with a value - 1 leaves no room
+    # for another key or a repeated one; a comma inside a value, or a key whose value is null,
+    # only sends the record to the full parse.
+    commas = F.length("payload") - F.length(F.replace(F.col("payload"), F.lit(","), F.lit("")))
+    with_value = reduce(lambda a, b: a + b, [t.getField(f).isNotNull().cast("int") for f in PAYLOAD_FIELDS])
     finite = [
         t.getField(c.key).isNull() | ~(F.isnan(t.getField(c.key)) | (F.abs(t.getField(c.key)) == float("inf")))
         for c in CATALOGUE.channels
@@ -338,7 +341,7 @@ def first_pass(envelopes: DataFrame) -> DataFrame:
             F.col("payload_b64").isNull(),
             F.col("payload_bytes") <= MAX_RECORD_BYTES,
             whole,
-            F.size(keys) == known_present,
+            commas == with_value - 1,
             *[t.getField(f).isNotNull() for f in REQUIRED_FIELDS],
             *finite,
             t.getField(RECORD.device_id).rlike(DEVICE_ID_PATTERN),
@@ -346,22 +349,24 @@ def first_pass(envelopes: DataFrame) -> DataFrame:
         ],
     )
     fast = F.coalesce(fast, F.lit(False))
-    # A record the second pass parses keeps its envelope; an accepted one only what bronze keeps.
+    # A record the second pass parses keeps its envelope and its arrival id (quarantine's); an
+    # accepted one only what bronze keeps.
     again = ~F.col("_fast")
+    envelope_only = ("payload", "payload_b64", "object_problem", "batch_hour", "arrival_id")
     return df.select(
         "*",
         fast.alias("_fast"),
         F.current_timestamp().alias("ingest_time"),
     ).select(
         "_fast",
-        *[F.when(again, F.col(c)).alias(c) for c in ("payload", "payload_b64", "object_problem", "batch_hour")],
+        *[F.when(again, F.col(c)).alias(c) for c in envelope_only],
         F.col("_batch_hour"),
         "payload_bytes",
         t.getField(RECORD.device_id).alias("device_id"),
         F.col("_event_time").alias("event_time"),
         *[t.getField(CHANNEL_KEYS[f]).alias(f) for f in NUMERIC_FIELDS],
         t.getField(RECORD.status).alias("status"),
-        *_PROVENANCE,
+        *[c for c in _PROVENANCE if c not in envelope_only],
         "ingest_time",
     )
 
