@@ -38,9 +38,13 @@ dev: jars instance
 # Two test processes, a test file per process at a time (its module fixtures stay together). On 2
 # cores, three were slower: the subprocess JVMs of the e2e tests then compete.
 TEST_WORKERS ?= 2
+# `dg check defs` only loads the definitions: it gets an empty instance of its own, so a fresh
+# clone's $(DAGSTER_HOME) is neither created nor warned about.
 test: jars lint
-	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(BIN):$$PATH PYTHONWARNINGS=ignore::Warning:dagster.components.scaffold.scaffold \
-	  $(BIN)/dg check defs
+	@home=$$(mktemp -d) && touch $$home/dagster.yaml && \
+	  DAGSTER_HOME=$$home VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(BIN):$$PATH \
+	  PYTHONWARNINGS=ignore::Warning:dagster.components.scaffold.scaffold $(BIN)/dg check defs; \
+	  rc=$$?; rm -rf $$home; exit $$rc
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 # ruff lint and format check ([tool.ruff] in pyproject.toml); `make fmt` fixes what it can.
