@@ -307,10 +307,11 @@ def first_pass(envelopes: DataFrame) -> DataFrame:
     valid reading as parsed (a record the full parse would give the same values and no reason).
 
     Most records are valid readings with plain JSON numbers, and for them this parse is all the
-    work: its typed channels need no number tests, its keys need no listing (a count of its
-    commas proves them), and there is no reason to find. A record it does not accept (text or a fraction where a channel wants a
-    number, a duplicate or unknown key, a missing field, anything wrong) keeps its envelope, and
-    `second_pass` parses it in full. The bronze step keeps this frame between its two writes.
+    work: its typed channels need no number tests, its keys no listing (a count of its commas
+    proves them), and there is no reason to find. A record it does not accept (text or a
+    fraction where a channel wants a number, a duplicate or unknown key, a missing field,
+    anything wrong) keeps its envelope, and `second_pass` parses it in full. The bronze step
+    keeps this frame between its two writes.
     """
     t = F.col("_t.v")
     df = envelopes.select(
