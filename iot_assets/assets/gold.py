@@ -123,13 +123,25 @@ def _lineage(model: type) -> object:
     return column_lineage(model, [_SILVER], derived)
 
 
-def _first_attributes(table: str) -> list:
-    """Each registry attribute the table carries: one value per device, as silver joined it."""
-    return [F.first(a.name).alias(a.name) for a in CATALOGUE.in_gold(table)]
+def _aggregate(silver: DataFrame, keys: list[str], aggs: list, table: str) -> DataFrame:
+    """`silver` grouped by `keys` with `aggs`, and each registry attribute the gold `table` carries:
+    one value per group, as silver joined it.
+
+    The attributes are text, and an aggregate over text has no fixed-width buffer: with one among
+    the aggregates Spark sorts every row of the window by the keys (a sort aggregate) instead of
+    hashing them. So the statistics are one hash aggregate, and the attributes come from the
+    distinct keys and attributes of the rows (another, a few rows per group), joined on the keys."""
+    names = [a.name for a in CATALOGUE.in_gold(table)]
+    stats = silver.groupBy(*keys).agg(*aggs)
+    if not names:
+        return stats
+    distinct = silver.select(*keys, *names).distinct()
+    attributes = distinct.groupBy(*keys).agg(*[F.first(n).alias(n) for n in names])
+    return stats.join(attributes, keys, "left")
 
 
 def hourly_stats(silver: DataFrame) -> DataFrame:
-    aggs = [F.count("*").alias("reading_count"), *_first_attributes("hourly")]
+    aggs = [F.count("*").alias("reading_count")]
     for m in STAT_METRICS:
         aggs += [
             F.avg(m).alias(f"avg_{m}"),
@@ -137,7 +149,7 @@ def hourly_stats(silver: DataFrame) -> DataFrame:
             F.max(m).alias(f"max_{m}"),
             F.stddev_samp(m).alias(f"stddev_{m}"),
         ]
-    return conform(silver.groupBy("device_id", "event_hour").agg(*aggs), DeviceHourlyStats)
+    return conform(_aggregate(silver, ["device_id", "event_hour"], aggs, "hourly"), DeviceHourlyStats)
 
 
 def _top_counts() -> list:
@@ -149,13 +161,12 @@ def _top_counts() -> list:
 def ten_minute_aggregates(silver: DataFrame) -> DataFrame:
     aggs = [
         F.count("*").alias("record_count"),
-        *_first_attributes("ten_minute"),
         *(_STAT[stat](c.name).alias(column) for column, stat, c in _TEN_MINUTE),
         *_top_counts(),
     ]
+    windowed = silver.withColumn("w", F.window("event_time", "10 minutes"))
     out = (
-        silver.groupBy("device_id", F.window("event_time", "10 minutes").alias("w"))
-        .agg(*aggs)
+        _aggregate(windowed, ["device_id", "w"], aggs, "ten_minute")
         .withColumn("window_start", F.col("w.start"))
         .withColumn("window_end", F.col("w.end"))
         .withColumn("event_hour", F.date_trunc("hour", "window_start"))
@@ -164,18 +175,14 @@ def ten_minute_aggregates(silver: DataFrame) -> DataFrame:
 
 
 def daily_summary(silver: DataFrame) -> DataFrame:
-    out = (
-        silver.withColumn("event_date", F.to_date("event_time"))
-        .groupBy("device_id", "event_date")
-        .agg(
-            *_first_attributes("daily"),
-            F.count("*").alias("reading_count"),
-            F.countDistinct("event_hour").alias("hours_reporting"),
-            *(_STAT[stat](c.name).alias(column) for column, stat, c in _DAILY),
-            *_top_counts(),
-        )
-    )
-    return conform(out, DailyDeviceSummary)
+    aggs = [
+        F.count("*").alias("reading_count"),
+        F.countDistinct("event_hour").alias("hours_reporting"),
+        *(_STAT[stat](c.name).alias(column) for column, stat, c in _DAILY),
+        *_top_counts(),
+    ]
+    dated = silver.withColumn("event_date", F.to_date("event_time"))
+    return conform(_aggregate(dated, ["device_id", "event_date"], aggs, "daily"), DailyDeviceSummary)
 
 
 def _silver_window(context: AssetExecutionContext, spark: SparkResource, lake: DeltaLakehouse) -> DataFrame:
