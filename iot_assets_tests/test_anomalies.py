@@ -327,3 +327,64 @@ def test_shift_ignores_a_burst_shorter_than_half_its_window(spark):
     m = timedelta(minutes=1)
     rows = [("d1", H + i * m, 60.0 if 10 <= i < 14 else 50.0, 40.0, 2.0, 1.0, 90.0) for i in range(30)]
     assert shift_anomalies(readings(spark, rows), baseline_frame(spark), 30, scored_from=H).count() == 0
+
+
+def test_rolling_medians_equal_the_median_of_each_readings_trailing_frame(spark):
+    """`rolling_medians` (pandas, per device) against Spark's own frame: the sorted values of
+    (t - 10 min, t] at millisecond resolution. Irregular gaps, readings exactly 10 minutes and
+    10 minutes less a millisecond apart, nulls (a metric with none left in its frame), and three
+    devices at different rates."""
+    from pyspark.sql import Window
+
+    from iot_assets.assets.anomalies import SHIFT_WINDOW, ZSCORE_METRICS, rolling_medians
+
+    rng = np.random.default_rng(7)
+    rows = []
+    for device, step, n in (("d1", 1.0, 900), ("d2", 37.5, 60), ("d3", 240.0, 12)):
+        t = H - timedelta(minutes=10)
+        for i in range(n):
+            values = [float(v) for v in np.round(rng.normal(50, 5, 4), 1)]
+            if i % 7 == 3:
+                values[0] = None
+            if device == "d3" and 3 <= i <= 8:
+                values[1] = None  # no humidity in a whole frame
+            rows.append((device, t, *values, 90.0))
+            t += timedelta(seconds=step * (3 if i % 11 == 5 else 1))
+    # d4: exactly 10 minutes apart (out of the frame), then 10 minutes less a millisecond (in it).
+    e0 = H + timedelta(hours=1)
+    e1 = e0 + SHIFT_WINDOW
+    e2 = e1 + SHIFT_WINDOW - timedelta(milliseconds=1)
+    edges = [e0, e1, e2, e2 + timedelta(minutes=1)]
+    rows += [("d4", t, 10.0 * i, 40.0, 2.0, 1.0, 90.0) for i, t in enumerate(edges)]
+    df = readings(spark, rows)
+    frame = Window.partitionBy("device_id").orderBy(F.unix_millis("event_time")).rangeBetween(-599_999, 0)
+
+    def median(column):
+        ordered = F.array_sort(F.collect_list(column).over(frame))
+        n = F.size(ordered)
+        low = F.element_at(ordered, F.floor((n + 1) / 2).cast("int"))
+        high = F.element_at(ordered, (n / 2 + 1).cast("int"))
+        return F.when(n > 0, (low + high) / 2)
+
+    keys = ["device_id", "event_time"]
+    expected = df.select(
+        *keys,
+        *[median(m).alias(f"roll_{m}") for m in ZSCORE_METRICS],
+        *[F.count(m).over(frame).alias(f"n_{m}") for m in ZSCORE_METRICS],
+    )
+    got = rolling_medians(df, SHIFT_WINDOW).select(*expected.columns)
+    assert got.count() == df.count() == len(rows)
+    assert expected.exceptAll(got).count() == 0 and got.exceptAll(expected).count() == 0
+    d4 = {r["event_time"]: r for r in got.where("device_id = 'd4'").collect()}
+    assert [d4[t]["n_temperature"] for t in edges] == [1, 1, 2, 2]
+    assert [d4[t]["roll_temperature"] for t in edges] == [0.0, 10.0, 15.0, 25.0]
+
+
+def test_rolling_medians_take_a_whole_number_channel_too(spark):
+    from iot_assets.assets.anomalies import SHIFT_WINDOW, ZSCORE_METRICS, rolling_medians
+
+    m = ZSCORE_METRICS[0]
+    rows = [("d1", H + timedelta(minutes=i), i, 40.0, 2.0, 1.0, 90.0) for i in range(4)]
+    df = readings(spark, rows).withColumn(m, F.col(m).cast("long"))
+    got = sorted(rolling_medians(df, SHIFT_WINDOW).collect(), key=lambda r: r["event_time"])
+    assert [r[f"roll_{m}"] for r in got] == [0.0, 0.5, 1.0, 1.5]

@@ -18,6 +18,8 @@ come from the pinned known-good range instead of the trailing day (`trailing_bas
 
 from datetime import datetime, timedelta
 
+import pandas as pd
+import pyspark.sql.types as T
 from dagster import (
     AssetExecutionContext,
     BackfillPolicy,
@@ -274,13 +276,6 @@ def zscore_anomalies(
     return _hits(joined, found).withColumn("method", F.lit("zscore")).withColumn("model_version", F.lit(version))
 
 
-def _median(ordered: Column) -> Column:
-    """The median of a sorted array (Spark allows no window frame for `median`); null when empty."""
-    n = F.size(ordered)
-    low, high = F.element_at(ordered, F.floor((n + 1) / 2).cast("int")), F.element_at(ordered, (n / 2 + 1).cast("int"))
-    return F.when(n > 0, (low + high) / 2)
-
-
 # The shift test: a metric's median over this trailing window of a device's readings (at least
 # SHIFT_MIN_READINGS of them) more than SHIFT_LIMIT within-hour sigmas beyond the range of the
 # trailing normal day's hourly means.
@@ -289,6 +284,45 @@ SHIFT_MIN_READINGS = 5
 SHIFT_LIMIT = 3.0
 # ... and the reading itself at least SHIFT_LIMIT - SHIFT_READING_MARGIN sigmas beyond that range.
 SHIFT_READING_MARGIN = 1.0
+
+
+_ROLLED = T.StructType(
+    [
+        T.StructField("device_id", T.StringType()),
+        T.StructField("event_time", T.TimestampType()),
+        T.StructField("event_hour", T.TimestampType()),
+        *[T.StructField(m, T.DoubleType()) for m in ZSCORE_METRICS],
+        *[T.StructField(f"roll_{m}", T.DoubleType()) for m in ZSCORE_METRICS],
+        *[T.StructField(f"n_{m}", T.LongType()) for m in ZSCORE_METRICS],
+    ]
+)
+
+
+def rolling_medians(readings: DataFrame, window: timedelta) -> DataFrame:
+    """Each reading with the median (`roll_`) and count (`n_`) of each z-score metric's values over
+    the device's trailing `window`, (t - window, t] at millisecond resolution; a null value is left
+    out, and the median is null when none is left.
+
+    Per device in pandas (`applyInPandas`), whose rolling median keeps the window in a skip list:
+    O(log w) a reading. Spark has no median over a window frame, and a sorted `collect_list` over a
+    moving range frame collects and sorts the whole frame again for every reading: at 1 reading/s a
+    10-minute frame is 600 values, and 20 devices' 84,000 readings took 190 s."""
+    metrics = list(ZSCORE_METRICS)
+
+    def roll(pdf: pd.DataFrame) -> pd.DataFrame:
+        pdf = pdf.sort_values("event_time", kind="stable").reset_index(drop=True)
+        values = pdf[metrics].astype("float64")
+        values.index = pd.DatetimeIndex(pdf["event_time"]).floor("ms")
+        frames = values.rolling(pd.Timedelta(window), closed="right", min_periods=1)
+        medians, counts = frames.median(), frames.count()
+        for m in metrics:
+            pdf[m] = values[m].to_numpy()
+            pdf[f"roll_{m}"] = medians[m].to_numpy()
+            pdf[f"n_{m}"] = counts[m].to_numpy().astype("int64")
+        return pdf[_ROLLED.names]
+
+    columns = ["device_id", "event_time", "event_hour", *[F.col(m).cast("double").alias(m) for m in metrics]]
+    return readings.select(*columns).groupBy("device_id").applyInPandas(roll, schema=_ROLLED)
 
 
 def shift_anomalies(
@@ -318,22 +352,11 @@ def shift_anomalies(
     window has shifted, so a spike or a short burst is no shift either.
     `readings` may start up to `window` before `scored_from`, so the first minutes of an hour see
     the end of the previous one."""
-    trailing = (
-        Window.partitionBy("device_id")
-        .orderBy(F.unix_millis("event_time"))
-        .rangeBetween(-int(window.total_seconds() * 1000) + 1, 0)
-    )
-    rolled = readings.select(
-        "device_id",
-        "event_time",
-        "event_hour",
-        *ZSCORE_METRICS,
-        *[_median(F.array_sort(F.collect_list(m).over(trailing))).alias(f"roll_{m}") for m in ZSCORE_METRICS],
-        *[F.count(m).over(trailing).alias(f"n_{m}") for m in ZSCORE_METRICS],
-    )
+    usable = baseline.where(F.col("baseline_n") >= min_readings)
+    # Only the devices with a usable baseline are rolled: the others cannot be tested.
+    rolled = rolling_medians(readings.join(F.broadcast(usable.select("device_id").distinct()), "device_id"), window)
     if scored_from is not None:
         rolled = rolled.where(F.col("event_time") >= F.lit(scored_from))
-    usable = baseline.where(F.col("baseline_n") >= min_readings)
     joined = rolled.join(F.broadcast(usable), ["device_id", "event_hour"])
     found = []
     for m in ZSCORE_METRICS:
