@@ -19,6 +19,7 @@ from iot_assets.resources.detection import AnomalyModelConfig, ThresholdRule
 from iot_assets.tools.evaluation import Flag, score
 
 H = datetime(2026, 11, 21, 10)
+HOUR = timedelta(hours=1)
 
 
 def readings(spark, rows):
@@ -388,3 +389,33 @@ def test_rolling_medians_take_a_whole_number_channel_too(spark):
     df = readings(spark, rows).withColumn(m, F.col(m).cast("long"))
     got = sorted(rolling_medians(df, SHIFT_WINDOW).collect(), key=lambda r: r["event_time"])
     assert [r[f"roll_{m}"] for r in got] == [0.0, 0.5, 1.0, 1.5]
+
+
+def test_levels_come_from_gold_and_from_silver_only_for_hours_gold_wrote_without_them(spark):
+    """An hour gold wrote before it kept its levels (every level null, or no level column at all)
+    gets them from its silver readings; an hour with gold's own levels keeps them."""
+    from iot_assets.assets.anomalies import with_levels
+    from iot_assets.assets.gold import hourly_levels, level_columns
+
+    m = timedelta(minutes=1)
+    rows = [
+        (d, h + i * m, 50.0 + i % 3, 40.0, 2.0, 1.0, 90.0)
+        for d in ("d1", "d2")
+        for h in (H, H + HOUR)
+        for i in range(6)
+    ]
+    silver = readings(spark, rows)
+    levels = hourly_levels(silver)
+    gold = levels.withColumns({c: F.lit(7.0) for c in level_columns()})
+    # d1's first hour was written before gold kept levels.
+    old = F.col("device_id").eqNullSafe("d1") & (F.col("event_hour") == F.lit(H))
+    gold = gold.withColumns({c: F.when(old, F.lit(None)).otherwise(F.col(c)) for c in level_columns()})
+    got = {(r["device_id"], r["event_hour"]): r for r in with_levels(gold, silver).collect()}
+    want = {(r["device_id"], r["event_hour"]): r for r in levels.collect()}
+    assert got[("d1", H)]["median_temperature"] == want[("d1", H)]["median_temperature"] == 51.0
+    assert {got[k]["median_temperature"] for k in got if k != ("d1", H)} == {7.0}
+    # A gold table from before the columns existed: every hour from silver.
+    bare = with_levels(levels.select("device_id", "event_hour"), silver).collect()
+    assert {(r["device_id"], r["event_hour"], r["spread_temperature"]) for r in bare} == {
+        (r["device_id"], r["event_hour"], r["spread_temperature"]) for r in want.values()
+    }

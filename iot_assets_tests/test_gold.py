@@ -155,3 +155,16 @@ def test_checks_counted_as_written_equal_the_checks_read_back(silver, tmp_path, 
     defect, totals = observed_and_read_back(broken, str(tmp_path / "defect"))
     assert not defect.passed and defect.failed_rows == 1 and totals == {hours[0]: 6, hours[1]: 2}
     assert defect.detail["failures_by_rule"] == {f"{required}:not_null": 1}
+
+
+def test_hourly_stats_keep_each_hours_levels(silver):
+    """The anomaly log's shift band comes from each hour's median and robust sigma, kept in gold so
+    that they are computed once, as the hour is written."""
+    from iot_assets.assets.gold import hourly_levels, level_columns
+
+    got = {(r["device_id"], r["event_hour"]): r for r in hourly_stats(silver).collect()}
+    want = {(r["device_id"], r["event_hour"]): r for r in hourly_levels(silver).collect()}
+    assert set(got) == set(want) and level_columns()
+    for key, row in want.items():
+        assert {c: got[key][c] for c in level_columns()} == {c: row[c] for c in level_columns()}
+    assert got[("dev-0001", T0)]["median_temperature"] == 20.0  # of 10, 20 and 30

@@ -17,6 +17,7 @@ come from the pinned known-good range instead of the trailing day (`trailing_bas
 """
 
 from datetime import datetime, timedelta
+from functools import reduce
 
 import pandas as pd
 import pyspark.sql.types as T
@@ -31,7 +32,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from iot_assets.assets.bronze import CATALOGUE
-from iot_assets.assets.gold import HOURLY_STATS
+from iot_assets.assets.gold import HOURLY_STATS, hourly_levels, level_columns
 from iot_assets.assets.models import FEATURES, MODELS, N_VALUE_FEATURES, SPREAD_FEATURES, with_features
 from iot_assets.assets.silver import SILVER_READINGS
 from iot_assets.assets.verdicts import ANOMALY_LOG, METHODS, SEVERITIES, AnomalyRecord, recorded_abnormal_spans
@@ -131,23 +132,26 @@ def abnormal_hours(spans: DataFrame, hourly_stats: DataFrame, share: float = ABN
     )
 
 
-# An interquartile range over this is a Gaussian's sigma.
-IQR_PER_SIGMA = 1.349
-
-
-def hourly_levels(silver: DataFrame) -> DataFrame:
-    """Per device and hour, each z-score metric's median (`median_`) and robust sigma (`spread_`,
-    the interquartile range / 1.349) over the hour's readings, for the shift test's band."""
-    quartiles = [F.percentile_approx(m, [0.25, 0.5, 0.75]).alias(m) for m in ZSCORE_METRICS]
+def with_levels(stats: DataFrame, silver: DataFrame) -> DataFrame:
+    """Gold's hourly stats with each hour's levels (`median_`, `spread_`): gold's own, computed as
+    gold wrote the hour, or, for a device-hour gold wrote before it kept them (every level null),
+    from that hour's silver readings; only those hours of `silver` are read."""
+    columns = level_columns()
+    stats = stats.select("*", *[F.lit(None).cast("double").alias(c) for c in columns if c not in stats.columns])
+    lacking = reduce(lambda a, b: a & b, [F.col(c).isNull() for c in columns])
+    # As epoch seconds: no round trip through the driver's local time.
+    hour = F.unix_seconds("event_hour")
+    hours = [r[0] for r in stats.where(lacking).select(hour).distinct().collect()]
+    if not hours:
+        return stats
+    keys = ["device_id", "event_hour"]
+    again = hourly_levels(silver.where(hour.isin(hours))).select(
+        *keys, *[F.col(c).alias(f"_again_{c}") for c in columns]
+    )
     return (
-        silver.groupBy("device_id", "event_hour")
-        .agg(*quartiles)
-        .select(
-            "device_id",
-            "event_hour",
-            *[F.col(m)[1].alias(f"median_{m}") for m in ZSCORE_METRICS],
-            *[((F.col(m)[2] - F.col(m)[0]) / IQR_PER_SIGMA).alias(f"spread_{m}") for m in ZSCORE_METRICS],
-        )
+        stats.join(again, keys, "left")
+        .withColumns({c: F.coalesce(c, f"_again_{c}") for c in columns})
+        .drop(*[f"_again_{c}" for c in columns])
     )
 
 
@@ -613,7 +617,7 @@ def anomaly_log(
         base_silver = lake.read_window(session, SILVER_READINGS, *pinned)
     spans = recorded_abnormal_spans(session, lake, *(pinned or trailing_day(w)))
     excluded = None if spans is None else abnormal_hours(spans, base_stats)
-    levelled = base_stats.join(hourly_levels(base_silver), ["device_id", "event_hour"], "left")
+    levelled = with_levels(base_stats, base_silver)
     # Computed once each: the log is written to the table its spans read, and then summarised.
     baseline = computed_once(trailing_baseline(levelled, hours_in(w), excluded, pinned))
     log = computed_once(

@@ -18,6 +18,8 @@ from iot_assets.resources.lakehouse import LAKE_WRITER_POOL, DeltaLakehouse
 from iot_assets.resources.spark import SPARK_RETRY_POLICY, SparkResource
 
 STAT_METRICS = CATALOGUE.with_role(catalogue.GOLD_STATISTICS)
+# Each hour's median and robust sigma of these (the anomaly log's shift test).
+LEVEL_METRICS = CATALOGUE.with_role(catalogue.ZSCORE)
 _D = T.DoubleType()
 _OPTIONAL = tuple(c.name for c in CATALOGUE.channels if not c.required)
 
@@ -40,6 +42,7 @@ def _model(name: str, doc: str, fields: dict[str, T.DataType], nullable: set[str
 
 
 _stats = _stat_fields(("avg", "min", "max", "stddev"), STAT_METRICS)
+_levels = _stat_fields(("median", "spread"), LEVEL_METRICS)
 DeviceHourlyStats = _model(
     "DeviceHourlyStats",
     "Per device and hour: count and avg/min/max/stddev of each metric.",
@@ -49,9 +52,12 @@ DeviceHourlyStats = _model(
         **_attributes("hourly"),
         "reading_count": T.LongType(),
         **_stats,
+        **_levels,
     },
-    # A standard deviation needs two readings; an optional channel may have none in the hour.
+    # A standard deviation needs two readings; an optional channel may have none in the hour. An
+    # hour written before gold kept its levels has none.
     nullable={k for k in _stats if k.startswith("stddev_")}
+    | _levels.keys()
     | _OPTIONAL_ATTRIBUTES
     | _stat_fields(("avg", "min", "max"), tuple(m for m in STAT_METRICS if m in _OPTIONAL)).keys(),
 )
@@ -99,7 +105,7 @@ DAILY_SUMMARY = Table("daily_device_summary", DailyDeviceSummary, "event_date")
 FROM_SILVER = Upstream(SILVER_READINGS)
 
 _SILVER = SILVER_READINGS
-_STAT_PREFIXES = ("avg_", "min_", "max_", "stddev_")
+_STAT_PREFIXES = ("avg_", "min_", "max_", "stddev_", "median_", "spread_")
 _STAT = {"avg": F.avg, "min": F.min, "max": F.max}
 
 
@@ -140,6 +146,32 @@ def _aggregate(silver: DataFrame, keys: list[str], aggs: list, table: str) -> Da
     return stats.join(attributes, keys, "left")
 
 
+# An interquartile range over this is a Gaussian's sigma.
+IQR_PER_SIGMA = 1.349
+
+
+def level_columns() -> list[str]:
+    return [f"{p}_{m}" for p in ("median", "spread") for m in LEVEL_METRICS]
+
+
+def hourly_levels(silver: DataFrame) -> DataFrame:
+    """Per device and hour, each z-score metric's median (`median_`) and robust sigma (`spread_`,
+    the interquartile range / 1.349) over the hour's readings: the anomaly log's shift test's band.
+    Kept in the hourly stats, so that each hour's are computed once, as gold writes the hour, and
+    not again for every hour whose trailing day holds it."""
+    quartiles = [F.percentile_approx(m, [0.25, 0.5, 0.75]).alias(m) for m in LEVEL_METRICS]
+    return (
+        silver.groupBy("device_id", "event_hour")
+        .agg(*quartiles)
+        .select(
+            "device_id",
+            "event_hour",
+            *[F.col(m)[1].alias(f"median_{m}") for m in LEVEL_METRICS],
+            *[((F.col(m)[2] - F.col(m)[0]) / IQR_PER_SIGMA).alias(f"spread_{m}") for m in LEVEL_METRICS],
+        )
+    )
+
+
 def hourly_stats(silver: DataFrame) -> DataFrame:
     aggs = [F.count("*").alias("reading_count")]
     for m in STAT_METRICS:
@@ -149,7 +181,11 @@ def hourly_stats(silver: DataFrame) -> DataFrame:
             F.max(m).alias(f"max_{m}"),
             F.stddev_samp(m).alias(f"stddev_{m}"),
         ]
-    return conform(_aggregate(silver, ["device_id", "event_hour"], aggs, "hourly"), DeviceHourlyStats)
+    keys = ["device_id", "event_hour"]
+    # The quartiles are an aggregate of their own: in the statistics' aggregate they would make it
+    # an object hash aggregate, which Spark runs without generated code.
+    stats = _aggregate(silver, keys, aggs, "hourly").join(hourly_levels(silver), keys, "left")
+    return conform(stats, DeviceHourlyStats)
 
 
 def _top_counts() -> list:
