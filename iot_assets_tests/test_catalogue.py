@@ -127,6 +127,8 @@ EXPECTED_HOURLY = [
     ("site", "string", False),
     ("reading_count", "bigint", False),
     *[(f"{p}_{m}", "double", p == "stddev") for m in SIX for p in ("avg", "min", "max", "stddev")],
+    # The z-score metrics' hourly levels (the shift test's): null in an hour written before gold kept them.
+    *[(f"{p}_{m}", "double", True) for m in FOUR for p in ("median", "spread")],
 ]
 EXPECTED_10MIN = [
     ("device_id", "string", False),
